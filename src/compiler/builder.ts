@@ -1,0 +1,143 @@
+/**
+ * Builds new ONNX graphs on top of a model's own nodes and weights: fresh unique tensor names,
+ * constants, and the few ops whose signature changed across opsets (ReduceSum, Unsqueeze…),
+ * emitted in the form the model's opset expects.
+ */
+import { OnnxGraph } from '../onnx/graph';
+import { AttributeProto, AttributeType, DataType, encodeModel, NodeProto, TensorProto, ValueInfoProto } from '../onnx/proto';
+import { floatTensor, int64Tensor } from '../onnx/tensor';
+
+export type AttrValue = number | number[] | string | TensorProto | { float: number } | { floats: number[] };
+
+export class GraphBuilder {
+  readonly nodes: NodeProto[] = [];
+  readonly initializers: TensorProto[] = [];
+  private counter = 0;
+  private readonly taken: Set<string>;
+
+  constructor(readonly source: OnnxGraph) {
+    this.taken = new Set([...source.producer.keys(), ...source.initializers.keys(), source.inputName]);
+  }
+
+  get opset(): number {
+    return this.source.opset;
+  }
+
+  fresh(hint: string): string {
+    let name: string;
+    do name = `cs/${hint}_${this.counter++}`;
+    while (this.taken.has(name));
+    this.taken.add(name);
+    return name;
+  }
+
+  /** Adds a node and returns its first output. */
+  op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputs = 1): string {
+    return this.opMulti(opType, inputs, attrs, outputs)[0];
+  }
+
+  opMulti(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputs = 1): string[] {
+    const outs = Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase()));
+    this.nodes.push({ opType, name: outs[0], input: inputs, output: outs, attribute: toAttributes(attrs) });
+    return outs;
+  }
+
+  /** Copies an original node unchanged (its tensor names stay). */
+  copy(node: NodeProto): void {
+    this.nodes.push(node);
+  }
+
+  floats(values: ArrayLike<number>, dims: number[] = [values.length], hint = 'const'): string {
+    const name = this.fresh(hint);
+    this.initializers.push(floatTensor(name, dims, values));
+    return name;
+  }
+
+  ints(values: number[], dims: number[] = [values.length], hint = 'shape'): string {
+    const name = this.fresh(hint);
+    this.initializers.push(int64Tensor(name, dims, values));
+    return name;
+  }
+
+  scalar(value: number): string {
+    return this.floats([value], []);
+  }
+
+  reshape(x: string, shape: number[]): string {
+    return this.op('Reshape', [x, this.ints(shape)]);
+  }
+
+  reduceSum(x: string, axes: number[], keepdims = 1): string {
+    return this.opset >= 13
+      ? this.op('ReduceSum', [x, this.ints(axes)], { keepdims })
+      : this.op('ReduceSum', [x], { axes, keepdims });
+  }
+
+  reduceMax(x: string, axes: number[], keepdims = 1): string {
+    return this.opset >= 18
+      ? this.op('ReduceMax', [x, this.ints(axes)], { keepdims })
+      : this.op('ReduceMax', [x], { axes, keepdims });
+  }
+
+  slice(x: string, starts: number[], ends: number[], axes: number[]): string {
+    return this.op('Slice', [x, this.ints(starts), this.ints(ends), this.ints(axes)]);
+  }
+
+  /** Zero padding (positive) or cropping (negative) per axis: [begin…, end…] as ONNX Pad. */
+  pad(x: string, pads: number[]): string {
+    return this.op('Pad', [x, this.ints(pads)], { mode: 'constant' });
+  }
+
+  /** Serialises the model: the source's weights plus what was added, with the given I/O. */
+  build(inputs: ValueInfoProto[], outputs: string[], extraInitializers: TensorProto[] = []): Uint8Array {
+    const used = new Set(this.nodes.flatMap((n) => n.input));
+    const weights = [...this.source.initializers.values()].filter((t) => used.has(t.name ?? ''));
+    return encodeModel({
+      irVersion: this.source.proto.irVersion ?? 8,
+      producerName: 'convscope',
+      opsetImport: this.source.proto.opsetImport,
+      graph: {
+        name: 'convscope',
+        node: this.nodes,
+        initializer: [...weights, ...this.initializers, ...extraInitializers],
+        input: inputs,
+        output: outputs.map((name) => ({ name, type: { tensorType: { elemType: this.elemType(name) } } })),
+      },
+    });
+  }
+
+  private elemType(name: string): number {
+    return this.source.elemType.get(name) ?? DataType.FLOAT;
+  }
+}
+
+/** A float input with a dynamic first (batch) dimension. */
+export function batchInput(name: string, perItem: (number | null)[], elemType = DataType.FLOAT, batch = 'N'): ValueInfoProto {
+  const dim = [{ dimParam: batch }, ...perItem.map((d) => (d === null ? { dimParam: `${name}_d` } : { dimValue: d }))];
+  return { name, type: { tensorType: { elemType, shape: { dim } } } };
+}
+
+function toAttributes(attrs: Record<string, AttrValue>): AttributeProto[] {
+  return Object.entries(attrs).map(([name, v]) => {
+    if (typeof v === 'number') return { name, type: AttributeType.INT, i: v };
+    if (typeof v === 'string') return { name, type: AttributeType.STRING, s: Buffer.from(v) };
+    if (Array.isArray(v)) return { name, type: AttributeType.INTS, ints: v };
+    if ('float' in v) return { name, type: AttributeType.FLOAT, f: v.float };
+    if ('floats' in v) return { name, type: AttributeType.FLOATS, floats: v.floats };
+    return { name, type: AttributeType.TENSOR, t: v };
+  });
+}
+
+/** The original nodes needed to compute `tensors` from the image input, in order. */
+export function ancestors(graph: OnnxGraph, tensors: string[]): NodeProto[] {
+  const needed = new Set<string>(tensors);
+  const keep: NodeProto[] = [];
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const p = graph.nodes[i].proto;
+    if (p.output.some((o) => needed.has(o))) {
+      keep.push(p);
+      for (const inp of p.input) if (inp) needed.add(inp);
+    }
+  }
+  return keep.reverse();
+}

@@ -1,0 +1,134 @@
+/**
+ * Runs compiled graphs: ORT sessions are built once per (model, graph) and reused, and every
+ * call goes through a per-graph micro-batcher so that concurrent requests share ORT runs.
+ * Knows nothing of GraphQL.
+ */
+import { CompiledGraph } from '../compiler/forward';
+import { MicroBatcher } from './batcher';
+import { OrtTensor, Runtime, Session } from './runtime';
+
+/** A preprocessed image: float32 [C, H, W] and a key that identifies its content. */
+export interface PreparedImage {
+  key: string;
+  data: Float32Array;
+}
+
+/** What the engine needs of a model. */
+export interface EngineModel {
+  sha256: string;
+  inputName: string;
+  /** [C, H, W] */
+  inputShape: number[];
+  /** 1 for models whose graph only runs at batch size 1. */
+  maxBatch: number;
+}
+
+interface Loaded {
+  session: Session;
+  outputs: string[];
+}
+
+export interface EngineOptions {
+  maxBatch: number;
+  windowMs: number;
+}
+
+export class Engine {
+  /** ORT runs and the items they carried, for metrics and for tests that prove caching. */
+  readonly stats = { runs: 0, items: 0 };
+  private readonly sessions = new Map<string, Promise<Loaded>>();
+  private readonly batchers = new Map<string, MicroBatcher<unknown, unknown>>();
+
+  constructor(
+    readonly runtime: Runtime,
+    private readonly options: EngineOptions,
+  ) {}
+
+  /** The session of a compiled graph, compiled and loaded on first use. */
+  load(key: string, compile: () => CompiledGraph): Promise<Loaded> {
+    let loaded = this.sessions.get(key);
+    if (!loaded) {
+      loaded = (async () => {
+        const graph = compile();
+        return { session: await this.runtime.createSession(graph.model), outputs: graph.outputs };
+      })();
+      this.sessions.set(key, loaded);
+      loaded.catch(() => this.sessions.delete(key));
+    }
+    return loaded;
+  }
+
+  /** One ORT run. */
+  async run(loaded: Loaded, feeds: Record<string, OrtTensor>, items: number): Promise<Record<string, OrtTensor>> {
+    this.stats.runs++;
+    this.stats.items += items;
+    return loaded.session.run(feeds);
+  }
+
+  /** A batcher per compiled graph, shared by every request in the process. */
+  batcher<I, O>(key: string, maxBatch: number, runBatch: (items: I[]) => Promise<O[]>): MicroBatcher<I, O> {
+    let b = this.batchers.get(key) as MicroBatcher<I, O> | undefined;
+    if (!b) {
+      b = new MicroBatcher<I, O>(runBatch, { maxBatch: Math.min(maxBatch, this.options.maxBatch), windowMs: this.options.windowMs });
+      this.batchers.set(key, b as MicroBatcher<unknown, unknown>);
+    }
+    return b;
+  }
+
+  /** The activations `tensors` of one image; concurrent calls for one graph share a run. */
+  forward(model: EngineModel, tensors: string[], compile: () => CompiledGraph, image: PreparedImage): Promise<Float32Array[]> {
+    const key = `${model.sha256}/forward/${tensors.join('|')}`;
+    return this.batcher<PreparedImage, Float32Array[]>(key, model.maxBatch, async (items) => {
+      const loaded = await this.load(key, compile);
+      const { images, itemImage } = uniqueImages(items);
+      const out = await this.run(loaded, { [model.inputName]: this.stack(model, images) }, images.length);
+      const perImage = loaded.outputs.map((name) => split(out[name], images.length));
+      return itemImage.map((i) => perImage.map((o) => o[i]));
+    }).submit(image);
+  }
+
+  /** [B, C, H, W] from B images. */
+  stack(model: EngineModel, images: PreparedImage[]): OrtTensor {
+    const size = images[0].data.length;
+    const data = new Float32Array(size * images.length);
+    images.forEach((img, i) => data.set(img.data, i * size));
+    return new this.runtime.Tensor('float32', data, [images.length, ...model.inputShape]);
+  }
+
+  /** Releases a session that won't be needed again. */
+  async forget(key: string): Promise<void> {
+    const loaded = this.sessions.get(key);
+    this.sessions.delete(key);
+    await loaded?.then((l) => l.session.release()).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(all.map((p) => p.then((l) => l.session.release()).catch(() => undefined)));
+  }
+}
+
+/** Deduplicates the images of a batch: the unique images and, per item, its image's index. */
+export function uniqueImages<T extends { key: string; data: Float32Array }>(items: { image?: T }[] | T[]) {
+  const images: PreparedImage[] = [];
+  const index = new Map<string, number>();
+  const itemImage = (items as (T | { image: T })[]).map((it) => {
+    const img = ('image' in it ? it.image : it) as T;
+    let i = index.get(img.key);
+    if (i === undefined) {
+      i = images.length;
+      index.set(img.key, i);
+      images.push(img);
+    }
+    return i;
+  });
+  return { images, itemImage };
+}
+
+/** Splits a batch output along its first dimension. */
+export function split(t: OrtTensor, count: number): Float32Array[] {
+  const data = t.data as Float32Array;
+  const size = data.length / count;
+  return Array.from({ length: count }, (_, i) => data.slice(i * size, (i + 1) * size));
+}

@@ -1,0 +1,95 @@
+/**
+ * The ONNX Runtime behind every inference: onnxruntime-node (CPU, CUDA or WebGPU execution
+ * providers) or onnxruntime-web's WASM build running inside Node. All expose the same API.
+ */
+import type { InferenceSession, Tensor } from 'onnxruntime-common';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Backend } from '../config';
+import { encodeModel } from '../onnx/proto';
+
+export type Session = InferenceSession;
+export type OrtTensor = Tensor;
+
+export interface Runtime {
+  backend: Backend;
+  /** The runtime's own Tensor class (tensors of one runtime can't feed another). */
+  Tensor: typeof Tensor;
+  createSession(model: Uint8Array): Promise<Session>;
+}
+
+const HOW_TO: Record<Backend, string> = {
+  cpu: 'reinstall dependencies with `npm install`',
+  wasm: 'reinstall dependencies with `npm install` (the package onnxruntime-web provides it)',
+  cuda:
+    'install the CUDA build of onnxruntime-node with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm install` on a machine with an NVIDIA GPU, CUDA 12 and cuDNN 9',
+  webgpu: 'run on a machine with a GPU and a WebGPU-capable driver (Vulkan on Linux), or use CONVSCOPE_BACKEND=cpu',
+};
+
+export async function openRuntime(backend: Backend, threads: number): Promise<Runtime> {
+  let runtime: Runtime;
+  if (backend === 'wasm') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const ort = require('onnxruntime-web') as typeof import('onnxruntime-common') & { env: { wasm: { numThreads?: number } } };
+    ort.env.wasm.numThreads = threads;
+    runtime = {
+      backend,
+      Tensor: ort.Tensor,
+      createSession: (model) =>
+        ort.InferenceSession.create(model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' }),
+    };
+  } else {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+    const available = ort.listSupportedBackends().find((b) => b.name === backend);
+    if (!available || (available.bundled === false && !hasLibrary(backend))) {
+      throw new Error(`the ${backend} backend is not available in this onnxruntime-node install: ${HOW_TO[backend]}`);
+    }
+    runtime = {
+      backend,
+      Tensor: ort.Tensor,
+      createSession: (model) =>
+        ort.InferenceSession.create(model, {
+          executionProviders: [backend],
+          intraOpNumThreads: threads,
+          interOpNumThreads: 1,
+          graphOptimizationLevel: 'all',
+        }),
+    };
+  }
+  await selfTest(runtime).catch((e: Error) => {
+    throw new Error(`the ${backend} backend failed to start (${e.message}): ${HOW_TO[backend]}`);
+  });
+  return runtime;
+}
+
+/** The CUDA provider library ships only with ONNXRUNTIME_NODE_INSTALL=cuda12. */
+function hasLibrary(backend: Backend): boolean {
+  if (backend !== 'cuda') return false;
+  try {
+    const bin = path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin');
+    const files = fs.readdirSync(bin, { recursive: true }) as string[];
+    return files.some((f) => f.includes('providers_cuda'));
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a one-node graph so that a backend that cannot work fails at start-up, not on a query. */
+async function selfTest(runtime: Runtime): Promise<void> {
+  const model = encodeModel({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'selftest',
+      node: [{ opType: 'Relu', input: ['x'], output: ['y'], name: 'relu' }],
+      input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 2 }] } } } }],
+      output: [{ name: 'y', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 2 }] } } } }],
+    },
+  });
+  const session = await runtime.createSession(model);
+  const out = await session.run({ x: new runtime.Tensor('float32', Float32Array.from([-1, 2]), [2]) });
+  const y = out.y.data as Float32Array;
+  if (y[0] !== 0 || y[1] !== 2) throw new Error(`self-test gave ${Array.from(y)}`);
+  await session.release();
+}

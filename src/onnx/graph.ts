@@ -1,0 +1,204 @@
+/**
+ * A parsed ONNX graph with what every later stage needs: nodes in topological order with
+ * unique display names, initializers, constant values, element types and the "data path"
+ * (the float tensors that depend on the image input: the network's activations).
+ */
+import { AttributeProto, AttributeType, DataType, decodeModel, ModelProto, NodeProto, TensorProto } from './proto';
+import { toNumbers } from './tensor';
+
+export interface GraphNode {
+  /** Position in topological order. */
+  index: number;
+  /** The node's name, or `<op>_<index>` when the file leaves it empty; unique in the graph. */
+  name: string;
+  op: string;
+  proto: NodeProto;
+}
+
+export class OnnxGraph {
+  readonly nodes: GraphNode[];
+  readonly initializers = new Map<string, TensorProto>();
+  /** Values of small constant tensors: initializers and Constant nodes (shapes, clip bounds…). */
+  private readonly constantCache = new Map<string, number[]>();
+  readonly elemType = new Map<string, number>();
+  readonly producer = new Map<string, GraphNode>();
+  readonly consumers = new Map<string, GraphNode[]>();
+  /** Float tensors computed from the image input: the activations. */
+  readonly dataPath = new Set<string>();
+  readonly inputName: string;
+  /** The image input's declared shape; symbolic or missing dims are null. */
+  readonly inputDims: (number | null)[];
+  readonly opset: number;
+  readonly outputNames: string[];
+
+  constructor(readonly proto: ModelProto) {
+    const graph = proto.graph;
+    for (const t of graph.initializer ?? []) {
+      if (t.name) this.initializers.set(t.name, t);
+    }
+    const inputs = (graph.input ?? []).filter((i) => !this.initializers.has(i.name));
+    if (inputs.length !== 1) {
+      throw new Error(`expected one image input, the graph has ${inputs.length}: ${inputs.map((i) => i.name).join(', ')}`);
+    }
+    const input = inputs[0];
+    this.inputName = input.name;
+    const tensorType = input.type?.tensorType;
+    if ((tensorType?.elemType ?? DataType.FLOAT) !== DataType.FLOAT) {
+      throw new Error(`the input "${input.name}" has element type ${tensorType?.elemType}; convscope needs float32 images`);
+    }
+    this.inputDims = (tensorType?.shape?.dim ?? []).map((d) => (d.dimValue ? Number(d.dimValue) : null));
+    if (this.inputDims.length !== 4) {
+      throw new Error(`the input "${input.name}" has rank ${this.inputDims.length}; convscope needs an image batch [N, C, H, W]`);
+    }
+    const opsetEntry = (proto.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
+    this.opset = opsetEntry ? Number(opsetEntry.version) : 1;
+    this.outputNames = (graph.output ?? []).map((o) => o.name);
+
+    this.nodes = sortTopologically(graph.node, new Set([this.inputName, ...this.initializers.keys()]));
+    const used = new Set<string>();
+    for (const node of this.nodes) {
+      let name = node.proto.name || `${node.op}_${node.index}`;
+      while (used.has(name)) name = `${name}_${node.index}`;
+      used.add(name);
+      node.name = name;
+      for (const out of node.proto.output) if (out) this.producer.set(out, node);
+      for (const inp of node.proto.input) {
+        if (!inp) continue;
+        const list = this.consumers.get(inp) ?? [];
+        list.push(node);
+        this.consumers.set(inp, list);
+      }
+    }
+    this.inferTypes();
+  }
+
+  static parse(bytes: Uint8Array): OnnxGraph {
+    return new OnnxGraph(decodeModel(bytes));
+  }
+
+  /** Element types by a small propagation; the data path follows from it. */
+  private inferTypes(): void {
+    this.elemType.set(this.inputName, DataType.FLOAT);
+    this.dataPath.add(this.inputName);
+    for (const [name, t] of this.initializers) this.elemType.set(name, t.dataType ?? DataType.FLOAT);
+    for (const node of this.nodes) {
+      const p = node.proto;
+      const firstType = this.elemType.get(p.input[0]) ?? DataType.FLOAT;
+      let type: number;
+      switch (node.op) {
+        case 'Shape':
+        case 'Size':
+        case 'ArgMax':
+        case 'ArgMin':
+        case 'NonZero':
+          type = DataType.INT64;
+          break;
+        case 'Cast':
+          type = attrInt(p, 'to', DataType.FLOAT);
+          break;
+        case 'Constant':
+          type = attrTensor(p, 'value')?.dataType ?? DataType.FLOAT;
+          break;
+        case 'ConstantOfShape':
+          type = attrTensor(p, 'value')?.dataType ?? DataType.FLOAT;
+          break;
+        case 'Equal':
+        case 'Greater':
+        case 'Less':
+        case 'Not':
+        case 'And':
+        case 'Or':
+          type = DataType.BOOL;
+          break;
+        default:
+          type = firstType;
+      }
+      for (const out of p.output) if (out) this.elemType.set(out, type);
+      const fromImage = p.input.some((i) => this.dataPath.has(i));
+      if (fromImage && type === DataType.FLOAT && node.op !== 'Shape') {
+        for (const out of p.output) if (out) this.dataPath.add(out);
+      }
+    }
+  }
+
+  /** The node with this display name. */
+  node(name: string): GraphNode | undefined {
+    return this.nodes.find((n) => n.name === name);
+  }
+
+  /** Value of a constant tensor (initializer or Constant node), or undefined if it is computed. */
+  constant(tensor: string): number[] | undefined {
+    if (!tensor) return undefined;
+    const cached = this.constantCache.get(tensor);
+    if (cached) return cached;
+    let t = this.initializers.get(tensor);
+    const producer = this.producer.get(tensor);
+    if (!t && producer?.op === 'Constant') t = attrTensor(producer.proto, 'value');
+    if (!t) return undefined;
+    const values = toNumbers(t);
+    this.constantCache.set(tensor, values);
+    return values;
+  }
+
+  /** Inputs of a node that are activations (not weights, shapes or other constants). */
+  dataInputs(node: GraphNode): string[] {
+    return node.proto.input.filter((i) => i && this.dataPath.has(i));
+  }
+
+  /** Nodes whose first output is an activation: the network's layers. */
+  dataNodes(): GraphNode[] {
+    return this.nodes.filter((n) => this.dataPath.has(n.proto.output[0]));
+  }
+}
+
+function sortTopologically(protos: NodeProto[], available: Set<string>): GraphNode[] {
+  const ready = new Set(available);
+  const pending = protos.map((proto, i) => ({ proto, i }));
+  const sorted: GraphNode[] = [];
+  while (pending.length) {
+    const before = pending.length;
+    for (let k = 0; k < pending.length; ) {
+      const { proto } = pending[k];
+      if (proto.input.every((i) => !i || ready.has(i))) {
+        sorted.push({ index: sorted.length, name: proto.name ?? '', op: proto.opType, proto });
+        for (const o of proto.output) ready.add(o);
+        pending.splice(k, 1);
+      } else k++;
+    }
+    if (pending.length === before) {
+      const missing = pending[0].proto.input.filter((i) => i && !ready.has(i));
+      throw new Error(`node "${pending[0].proto.name || pending[0].proto.opType}" reads ${missing.join(', ')}, which nothing produces`);
+    }
+  }
+  return sorted;
+}
+
+// ---- attributes ---------------------------------------------------------------------------
+
+export function attr(node: NodeProto, name: string): AttributeProto | undefined {
+  return node.attribute?.find((a) => a.name === name);
+}
+
+export function attrInt(node: NodeProto, name: string, fallback: number): number {
+  const a = attr(node, name);
+  return a?.i !== undefined ? Number(a.i) : fallback;
+}
+
+export function attrFloat(node: NodeProto, name: string, fallback: number): number {
+  const a = attr(node, name);
+  return a?.f !== undefined ? a.f : fallback;
+}
+
+export function attrInts(node: NodeProto, name: string): number[] | undefined {
+  const a = attr(node, name);
+  return a && (a.type === AttributeType.INTS || a.ints) ? (a.ints ?? []).map(Number) : undefined;
+}
+
+export function attrString(node: NodeProto, name: string, fallback: string): string {
+  const a = attr(node, name);
+  return a?.s ? Buffer.from(a.s).toString('utf8') : fallback;
+}
+
+export function attrTensor(node: NodeProto, name: string): TensorProto | undefined {
+  return attr(node, name)?.t;
+}

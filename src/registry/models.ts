@@ -1,0 +1,234 @@
+/**
+ * The models a server offers: every `<name>.onnx` in MODELS_DIR (and training snapshots in
+ * `<name>.snapshots/`), with its optional sidecar `<name>.json`. A model that fails to load is
+ * recorded in `errors` and skipped; the others are served.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { compileForward } from '../compiler/forward';
+import { Engine } from '../engine/engine';
+import { log } from '../log';
+import { GraphNode, OnnxGraph } from '../onnx/graph';
+import { LayerKind, layerKind, ReceptiveField, receptiveFields } from '../onnx/ops';
+
+export type ChannelOrder = 'RGB' | 'BGR' | 'GRAY';
+
+/** x = ((pixel · scale) − mean) / std per channel, after resizing to [height, width]. */
+export interface Preprocessing {
+  height: number;
+  width: number;
+  channels: ChannelOrder;
+  scale: number;
+  mean: number[];
+  std: number[];
+}
+
+export interface Sidecar {
+  description?: string;
+  input?: { size?: [number, number]; channels?: ChannelOrder; scale?: number; mean?: number[]; std?: number[] };
+  labels?: string[];
+  snapshotOf?: string;
+  epoch?: number;
+  accuracy?: Record<string, number>;
+}
+
+export interface Layer {
+  name: string;
+  index: number;
+  op: string;
+  kind: LayerKind;
+  /** The activation tensor this layer outputs. */
+  tensor: string;
+  /** Per image: [C, H, W], or [F] for dense outputs. */
+  outputShape: number[];
+  receptiveField: ReceptiveField;
+  node: GraphNode;
+}
+
+export interface Model {
+  name: string;
+  file: string;
+  sha256: string;
+  bytes: number;
+  graph: OnnxGraph;
+  sidecar: Sidecar;
+  preprocessing: Preprocessing;
+  labels: string[];
+  inputName: string;
+  /** [C, H, W] */
+  inputShape: number[];
+  maxBatch: number;
+  layers: Layer[];
+  layerByName: Map<string, Layer>;
+  /** Per-image shape of every activation tensor. */
+  shapes: Map<string, number[]>;
+  snapshotOf?: string;
+  epoch?: number;
+}
+
+export interface ModelError {
+  file: string;
+  message: string;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
+
+export class ModelRegistry {
+  readonly models = new Map<string, Model>();
+  readonly errors: ModelError[] = [];
+
+  static async load(dir: string, engine: Engine): Promise<ModelRegistry> {
+    const registry = new ModelRegistry();
+    for (const { name, file } of listModelFiles(dir)) {
+      const started = Date.now();
+      try {
+        const model = await loadModel(name, file, engine);
+        registry.models.set(name, model);
+        log.info({ model: name, layers: model.layers.length, ms: Date.now() - started }, 'model loaded');
+      } catch (e) {
+        const message = (e as Error).message;
+        registry.errors.push({ file: path.relative(dir, file), message });
+        log.error({ file, err: message }, 'model failed to load');
+      }
+    }
+    if (registry.models.size === 0) log.warn({ dir }, 'no models loaded');
+    return registry;
+  }
+
+  names(): string[] {
+    return [...this.models.keys()];
+  }
+}
+
+function listModelFiles(dir: string): { name: string; file: string }[] {
+  if (!fs.existsSync(dir)) return [];
+  const found: { name: string; file: string }[] = [];
+  // statSync follows symlinks: a model may be linked into the folder.
+  const stat = (p: string) => fs.statSync(p, { throwIfNoEntry: false });
+  for (const entry of fs.readdirSync(dir).sort()) {
+    const full = path.join(dir, entry);
+    if (entry.endsWith('.onnx') && stat(full)?.isFile()) {
+      found.push({ name: entry.slice(0, -5), file: full });
+    } else if (entry.endsWith('.snapshots') && stat(full)?.isDirectory()) {
+      const parent = entry.slice(0, -'.snapshots'.length);
+      const sub = full;
+      for (const f of fs.readdirSync(sub).sort()) {
+        if (f.endsWith('.onnx')) found.push({ name: `${parent}@${f.slice(0, -5)}`, file: path.join(sub, f) });
+      }
+    }
+  }
+  return found;
+}
+
+async function loadModel(name: string, file: string, engine: Engine): Promise<Model> {
+  if (!NAME.test(name)) throw new Error(`"${name}" is not a usable model name (letters, digits, . _ @ - only)`);
+  const bytes = fs.readFileSync(file);
+  let graph: OnnxGraph;
+  try {
+    graph = OnnxGraph.parse(bytes);
+  } catch (e) {
+    throw new Error(`not a readable ONNX model: ${(e as Error).message}`);
+  }
+  const external = [...graph.initializers.values()].find((t) => t.dataLocation === 1 || t.externalData?.length);
+  if (external) {
+    throw new Error(`weight "${external.name}" is stored in an external data file; re-export with the weights inside the .onnx (onnx.save(model, path, save_as_external_data=False))`);
+  }
+  const sidecar = readSidecar(file.replace(/\.onnx$/, '.json'));
+  const [, c, h, w] = graph.inputDims;
+  const size = sidecar.input?.size;
+  const inputShape = [c ?? (sidecar.input?.channels === 'GRAY' ? 1 : 3), h ?? size?.[0], w ?? size?.[1]];
+  if (inputShape.some((d) => !d || d <= 0 || d > 8192)) {
+    throw new Error(`input "${graph.inputName}" has no fixed size [C, H, W] (got [${graph.inputDims.slice(1)}]); give one in the sidecar: {"input": {"size": [H, W]}}`);
+  }
+  const preprocessing = resolvePreprocessing(sidecar, inputShape as number[]);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const { shapes, maxBatch } = await probeShapes(graph, inputShape as number[], sha256, engine);
+  const rf = receptiveFields(graph, shapes);
+  const layers: Layer[] = graph.dataNodes().map((node) => ({
+    name: node.name,
+    index: node.index,
+    op: node.op,
+    kind: layerKind(node.op),
+    tensor: node.proto.output[0],
+    outputShape: shapes.get(node.proto.output[0]) ?? [],
+    receptiveField: rf.get(node.proto.output[0])!,
+    node,
+  }));
+  const classes = [...shapes.entries()].find(([t]) => graph.outputNames.includes(t))?.[1]?.[0];
+  const labels = sidecar.labels ?? (classes ? Array.from({ length: classes }, (_, i) => `class ${i}`) : []);
+  return {
+    name,
+    file,
+    sha256,
+    bytes: bytes.byteLength,
+    graph,
+    sidecar,
+    preprocessing,
+    labels,
+    inputName: graph.inputName,
+    inputShape: inputShape as number[],
+    maxBatch,
+    layers,
+    layerByName: new Map(layers.map((l) => [l.name, l])),
+    shapes,
+    snapshotOf: sidecar.snapshotOf,
+    epoch: sidecar.epoch,
+  };
+}
+
+function readSidecar(file: string): Sidecar {
+  if (!fs.existsSync(file)) return {};
+  let json: Sidecar;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`sidecar ${path.basename(file)} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`sidecar ${path.basename(file)} must be a JSON object`);
+  if (json.labels !== undefined && (!Array.isArray(json.labels) || json.labels.some((l) => typeof l !== 'string'))) {
+    throw new Error(`sidecar ${path.basename(file)}: "labels" must be an array of strings`);
+  }
+  return json;
+}
+
+function resolvePreprocessing(sidecar: Sidecar, [c, h, w]: number[]): Preprocessing {
+  const input = sidecar.input ?? {};
+  const channels = input.channels ?? (c === 1 ? 'GRAY' : 'RGB');
+  if (!['RGB', 'BGR', 'GRAY'].includes(channels)) throw new Error(`sidecar: input.channels must be RGB, BGR or GRAY, got ${channels}`);
+  if ((channels === 'GRAY') !== (c === 1)) throw new Error(`sidecar: input.channels ${channels} does not fit the model's ${c} input channels`);
+  const perChannel = (v: number[] | undefined, fallback: number, what: string) => {
+    const values = v ?? [fallback];
+    if (!Array.isArray(values) || values.some((x) => typeof x !== 'number')) throw new Error(`sidecar: input.${what} must be an array of numbers`);
+    if (values.length === 1) return Array(c).fill(values[0]);
+    if (values.length !== c) throw new Error(`sidecar: input.${what} has ${values.length} values, the model has ${c} channels`);
+    return values;
+  };
+  const std = perChannel(input.std, 1, 'std');
+  if (std.some((s) => s === 0)) throw new Error('sidecar: input.std must not contain 0');
+  return { height: h, width: w, channels, scale: input.scale ?? 1 / 255, mean: perChannel(input.mean, 0, 'mean'), std };
+}
+
+/**
+ * Runs the model once on zeros with every activation as an output: the runtime itself says
+ * each tensor's shape. Batch 2 proves the graph runs batched; models with a hard-wired batch
+ * of 1 (e.g. a Reshape to [1, -1]) are run one image at a time.
+ */
+async function probeShapes(graph: OnnxGraph, inputShape: number[], sha256: string, engine: Engine) {
+  const tensors = [...graph.dataPath].filter((t) => t !== graph.inputName);
+  const loaded = await engine.load(`${sha256}/probe`, () => compileForward(graph, tensors));
+  const size = inputShape.reduce((a, b) => a * b, 1);
+  let maxBatch = 2;
+  let out;
+  try {
+    out = await loaded.session.run({ [graph.inputName]: new engine.runtime.Tensor('float32', new Float32Array(size * 2), [2, ...inputShape]) });
+    if (Object.values(out).some((t) => t.dims[0] !== 2)) throw new Error('batch not preserved');
+  } catch {
+    maxBatch = 1;
+    out = await loaded.session.run({ [graph.inputName]: new engine.runtime.Tensor('float32', new Float32Array(size), [1, ...inputShape]) });
+  }
+  const shapes = new Map<string, number[]>([[graph.inputName, inputShape]]);
+  tensors.forEach((t, i) => shapes.set(t, out[loaded.outputs[i]].dims.slice(1).map(Number)));
+  await engine.forget(`${sha256}/probe`);
+  return { shapes, maxBatch: maxBatch === 1 ? 1 : Number.MAX_SAFE_INTEGER };
+}
