@@ -1,0 +1,30 @@
+import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
+import { Context } from '../src/context';
+import { notFound } from '../src/errors';
+import { checkFilterIndex, findLayer, findModel } from './lookup';
+import { fromGlobalId, NodeInterface } from './node';
+import { FilterType, LayerType, ModelType } from './types';
+
+@Resolver()
+export class NodeResolver {
+  @Query(() => NodeInterface, { description: 'Any object by its global ID.' })
+  node(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): NodeInterface {
+    const { type, parts } = fromGlobalId(id);
+    const [modelName, layerName, index] = parts;
+    switch (type) {
+      case 'Model':
+        return new ModelType(findModel(ctx, String(modelName)));
+      case 'Layer': {
+        const model = findModel(ctx, String(modelName));
+        return new LayerType(model, findLayer(model, String(layerName)));
+      }
+      case 'Filter': {
+        const model = findModel(ctx, String(modelName));
+        const layer = findLayer(model, String(layerName));
+        return new FilterType(model, layer, checkFilterIndex(model, layer, Number(index)));
+      }
+      default:
+        throw notFound(`no object of type "${type}": IDs name a Model, Layer or Filter`);
+    }
+  }
+}

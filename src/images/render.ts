@@ -1,0 +1,98 @@
+/** Turns float arrays into pictures: signed maps with 0 at mid-grey, grids of tiles. */
+import sharp from 'sharp';
+
+/** A float image, channels-first: [channels (1 or 3), height, width]. */
+export interface FloatImage {
+  channels: number;
+  height: number;
+  width: number;
+  data: Float32Array;
+}
+
+export function maxAbs(data: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < data.length; i++) {
+    const a = Math.abs(data[i]);
+    if (a > m) m = a;
+  }
+  return m;
+}
+
+/**
+ * Interleaved 8-bit pixels, 0 → 128 and ±scale → 0/255 (the Deep Visualization Toolbox's
+ * norm01c): the picture of a signed quantity such as a filter or a projection.
+ */
+export function signedToPixels(img: FloatImage, scale = maxAbs(img.data)): Buffer {
+  const { channels, height, width, data } = img;
+  const plane = height * width;
+  const out = Buffer.alloc(plane * channels);
+  const k = scale > 0 ? 127.5 / scale : 0;
+  for (let c = 0; c < channels; c++) {
+    for (let i = 0; i < plane; i++) {
+      out[i * channels + c] = clamp255(127.5 + data[c * plane + i] * k);
+    }
+  }
+  return out;
+}
+
+/** Interleaved 8-bit pixels with [min, max] → [0, 255]: feature maps, heat maps. */
+export function rangeToPixels(img: FloatImage, min: number, max: number): Buffer {
+  const { channels, height, width, data } = img;
+  const plane = height * width;
+  const out = Buffer.alloc(plane * channels);
+  const k = max > min ? 255 / (max - min) : 0;
+  for (let c = 0; c < channels; c++) {
+    for (let i = 0; i < plane; i++) out[i * channels + c] = clamp255((data[c * plane + i] - min) * k);
+  }
+  return out;
+}
+
+function clamp255(v: number): number {
+  return v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
+}
+
+/** A PNG of interleaved pixels, upscaled by an integer factor with nearest-neighbour. */
+export async function png(pixels: Buffer, width: number, height: number, channels: number, upscale = 1): Promise<Buffer> {
+  let img = sharp(pixels, { raw: { width, height, channels: channels as 1 | 3 } });
+  if (upscale > 1) img = img.resize(width * upscale, height * upscale, { kernel: 'nearest' });
+  return img.png({ compressionLevel: 6 }).toBuffer();
+}
+
+/** Upscale factor that makes a small tile at least `target` pixels wide. */
+export function upscaleFor(size: number, target = 64): number {
+  return Math.max(1, Math.ceil(target / Math.max(1, size)));
+}
+
+/**
+ * Lays out equal tiles (interleaved pixels) in a grid with `gap` pixels of `background`
+ * between them; `columns` defaults to a near-square layout.
+ */
+export function grid(tiles: Buffer[], tileW: number, tileH: number, channels: number, gap = 1, background = 255, columns?: number) {
+  const cols = columns ?? Math.ceil(Math.sqrt(tiles.length));
+  const rows = Math.ceil(tiles.length / cols);
+  const width = cols * tileW + (cols - 1) * gap;
+  const height = rows * tileH + (rows - 1) * gap;
+  const out = Buffer.alloc(width * height * channels, background);
+  tiles.forEach((tile, t) => {
+    const x0 = (t % cols) * (tileW + gap);
+    const y0 = Math.floor(t / cols) * (tileH + gap);
+    for (let y = 0; y < tileH; y++) {
+      tile.copy(out, ((y0 + y) * width + x0) * channels, y * tileW * channels, (y + 1) * tileW * channels);
+    }
+  });
+  return { pixels: out, width, height };
+}
+
+/** Nearest-neighbour upscaling of interleaved pixels (before gridding, so gaps stay 1 px). */
+export function upscalePixels(pixels: Buffer, width: number, height: number, channels: number, factor: number): Buffer {
+  if (factor === 1) return pixels;
+  const W = width * factor;
+  const out = Buffer.alloc(W * height * factor * channels);
+  for (let y = 0; y < height * factor; y++) {
+    for (let x = 0; x < W; x++) {
+      const src = (Math.floor(y / factor) * width + Math.floor(x / factor)) * channels;
+      pixels.copy(out, (y * W + x) * channels, src, src + channels);
+    }
+  }
+  return out;
+}
