@@ -29,6 +29,7 @@ export interface RunningServer {
 }
 
 export async function createServices(config: Config): Promise<Services> {
+  log.level = config.logLevel;
   const runtime = await openRuntime(config.backend, config.threads);
   const engine = new Engine(runtime, { maxBatch: config.maxBatch, windowMs: config.batchWindowMs });
   const registry = await ModelRegistry.load(config.modelsDir, engine);

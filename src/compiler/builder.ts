@@ -12,6 +12,8 @@ export type AttrValue = number | number[] | string | TensorProto | { float: numb
 export class GraphBuilder {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
+  /** Element types of new tensors that are not float. */
+  private readonly types = new Map<string, number>();
   private counter = 0;
   private readonly taken: Set<string>;
 
@@ -38,6 +40,7 @@ export class GraphBuilder {
 
   opMulti(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputs = 1): string[] {
     const outs = Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase()));
+    if (opType === 'ArgMax' || opType === 'ArgMin') this.types.set(outs[0], DataType.INT64);
     this.nodes.push({ opType, name: outs[0], input: inputs, output: outs, attribute: toAttributes(attrs) });
     return outs;
   }
@@ -107,7 +110,7 @@ export class GraphBuilder {
   }
 
   private elemType(name: string): number {
-    return this.source.elemType.get(name) ?? DataType.FLOAT;
+    return this.types.get(name) ?? this.source.elemType.get(name) ?? DataType.FLOAT;
   }
 }
 
@@ -133,10 +136,10 @@ export function ancestors(graph: OnnxGraph, tensors: string[]): NodeProto[] {
   const needed = new Set<string>(tensors);
   const keep: NodeProto[] = [];
   for (let i = graph.nodes.length - 1; i >= 0; i--) {
-    const p = graph.nodes[i].proto;
-    if (p.output.some((o) => needed.has(o))) {
-      keep.push(p);
-      for (const inp of p.input) if (inp) needed.add(inp);
+    const node = graph.nodes[i];
+    if (node.proto.output.some((o) => needed.has(o))) {
+      keep.push(node.proto);
+      for (const inp of node.reads) needed.add(inp);
     }
   }
   return keep.reverse();

@@ -9,6 +9,8 @@ import { toNumbers } from './tensor';
 export interface GraphNode {
   /** Position in topological order. */
   index: number;
+  /** Every tensor the node reads: its inputs and what its subgraphs (If, Loop) read from outside. */
+  reads: string[];
   /** The node's name, or `<op>_<index>` when the file leaves it empty; unique in the graph. */
   name: string;
   op: string;
@@ -62,8 +64,7 @@ export class OnnxGraph {
       used.add(name);
       node.name = name;
       for (const out of node.proto.output) if (out) this.producer.set(out, node);
-      for (const inp of node.proto.input) {
-        if (!inp) continue;
+      for (const inp of node.reads) {
         const list = this.consumers.get(inp) ?? [];
         list.push(node);
         this.consumers.set(inp, list);
@@ -102,6 +103,9 @@ export class OnnxGraph {
         case 'ConstantOfShape':
           type = attrTensor(p, 'value')?.dataType ?? DataType.FLOAT;
           break;
+        case 'If':
+          type = attr(p, 'then_branch')?.g?.output?.[0]?.type?.tensorType?.elemType ?? DataType.FLOAT;
+          break;
         case 'Equal':
         case 'Greater':
         case 'Less':
@@ -114,7 +118,7 @@ export class OnnxGraph {
           type = firstType;
       }
       for (const out of p.output) if (out) this.elemType.set(out, type);
-      const fromImage = p.input.some((i) => this.dataPath.has(i));
+      const fromImage = node.reads.some((i) => this.dataPath.has(i));
       if (fromImage && type === DataType.FLOAT && node.op !== 'Shape') {
         for (const out of p.output) if (out) this.dataPath.add(out);
       }
@@ -151,22 +155,38 @@ export class OnnxGraph {
   }
 }
 
+/** Tensors a node reads, including those its subgraphs take from the enclosing scope. */
+function readsOf(proto: NodeProto): string[] {
+  const reads = proto.input.filter(Boolean);
+  for (const a of proto.attribute ?? []) {
+    for (const sub of [a.g, ...(a.graphs ?? [])]) {
+      if (!sub) continue;
+      const local = new Set([...(sub.input ?? []).map((i) => i.name), ...(sub.initializer ?? []).map((t) => t.name ?? '')]);
+      for (const n of sub.node) {
+        for (const r of readsOf(n)) if (!local.has(r)) reads.push(r);
+        for (const o of n.output) local.add(o);
+      }
+    }
+  }
+  return [...new Set(reads)];
+}
+
 function sortTopologically(protos: NodeProto[], available: Set<string>): GraphNode[] {
   const ready = new Set(available);
-  const pending = protos.map((proto, i) => ({ proto, i }));
+  const pending = protos.map((proto) => ({ proto, reads: readsOf(proto) }));
   const sorted: GraphNode[] = [];
   while (pending.length) {
     const before = pending.length;
     for (let k = 0; k < pending.length; ) {
-      const { proto } = pending[k];
-      if (proto.input.every((i) => !i || ready.has(i))) {
-        sorted.push({ index: sorted.length, name: proto.name ?? '', op: proto.opType, proto });
+      const { proto, reads } = pending[k];
+      if (reads.every((i) => ready.has(i))) {
+        sorted.push({ index: sorted.length, name: proto.name ?? '', op: proto.opType, proto, reads });
         for (const o of proto.output) ready.add(o);
         pending.splice(k, 1);
       } else k++;
     }
     if (pending.length === before) {
-      const missing = pending[0].proto.input.filter((i) => i && !ready.has(i));
+      const missing = pending[0].reads.filter((i) => !ready.has(i));
       throw new Error(`node "${pending[0].proto.name || pending[0].proto.opType}" reads ${missing.join(', ')}, which nothing produces`);
     }
   }

@@ -51,6 +51,8 @@ export interface AttributeProto {
   t?: TensorProto;
   floats?: number[];
   ints?: number[];
+  g?: GraphProto;
+  graphs?: GraphProto[];
 }
 
 export interface NodeProto {

@@ -1,0 +1,329 @@
+/**
+ * The top-down rules of the deconvnet (DESIGN.md §3), one entry per ONNX op: given the signal
+ * `g` arriving at a node's output, the signals sent to its data inputs. Only ReLU-like ops
+ * differ between methods; everything else is the exact gradient (no biases going down).
+ */
+import { attrFloat, attrInt, attrInts, attrString, GraphNode } from '../onnx/graph';
+import { windowOf, Window } from '../onnx/ops';
+import { GraphBuilder } from './builder';
+
+export type Method = 'DECONVNET' | 'GUIDED_BACKPROP' | 'SALIENCY';
+export type LrnMode = 'IDENTITY' | 'GRADIENT';
+
+export interface RuleContext {
+  b: GraphBuilder;
+  method: Method;
+  lrn: LrnMode;
+  /** Per-image shape of an activation. */
+  shape(tensor: string): number[];
+  /** A forward tensor, gathered so that row n belongs to item n of the batch. */
+  perItem(tensor: string): string;
+  /** True for activations (tensors computed from the image). */
+  isData(tensor: string): boolean;
+  /** True when `tensor` is computed from `source` alone (no other path to the image). */
+  dependsOnlyOn(tensor: string, source: string): boolean;
+}
+
+/** [input tensor, its signal] pairs. */
+export type Signals = [string, string][];
+export type Rule = (ctx: RuleContext, node: GraphNode, g: string) => Signals;
+
+export class UnsupportedOpError extends Error {
+  constructor(
+    readonly node: GraphNode,
+    reason: string,
+  ) {
+    super(`${node.op} node "${node.name}" ${reason}`);
+  }
+}
+
+const data = (ctx: RuleContext, node: GraphNode) => node.proto.input[0];
+const identity: Rule = (ctx, node, g) => [[data(ctx, node), g]];
+
+/** relu(g), relu(g)·[x in range] or g·[x in range], per method. */
+function reluLike(ctx: RuleContext, node: GraphNode, g: string, inRange: (x: string) => string): Signals {
+  const { b } = ctx;
+  const x = data(ctx, node);
+  if (ctx.method === 'DECONVNET') return [[x, b.op('Relu', [g])]];
+  const pass = inRange(ctx.perItem(x));
+  const signal = ctx.method === 'GUIDED_BACKPROP' ? b.op('Relu', [g]) : g;
+  return [[x, b.op('Where', [pass, signal, b.scalar(0)])]];
+}
+
+/**
+ * Sends each output unit's signal back over its window: `weights` [C·kk, 1, kh, kw] per
+ * group (one group per channel), then crops or zero-pads to the input size.
+ */
+function spreadOverWindows(ctx: RuleContext, g: string, weights: string, win: Window, inShape: number[], outShape: number[]): string {
+  const full = ctx.b.op('ConvTranspose', [g, weights], { group: inShape[0], strides: win.strides, dilations: win.dilations });
+  return cropTo(ctx, full, win, inShape, outShape);
+}
+
+/** A transposed window op's full output starts at −padBegin: cut or extend it to [H, W]. */
+function cropTo(ctx: RuleContext, full: string, win: Window, inShape: number[], outShape: number[]): string {
+  const { b } = ctx;
+  const [, H, W] = inShape;
+  const [, Ho, Wo] = outShape;
+  const span = [0, 1].map((a) => ([Ho, Wo][a] - 1) * win.strides[a] + (win.kernel[a] - 1) * win.dilations[a] + 1);
+  const [pt, pl] = win.padsBegin;
+  let out = b.slice(full, [pt, pl], [Math.min(span[0], pt + H), Math.min(span[1], pl + W)], [2, 3]);
+  const missing = [H - (span[0] - pt), W - (span[1] - pl)].map((m) => Math.max(0, m));
+  if (missing[0] || missing[1]) out = b.pad(out, [0, 0, 0, 0, 0, 0, missing[0], missing[1]]);
+  return out;
+}
+
+const RULES: Record<string, Rule> = {
+  Identity: identity,
+  Dropout: identity,
+
+  Relu: (ctx, node, g) => reluLike(ctx, node, g, (x) => ctx.b.op('Greater', [x, ctx.b.scalar(0)])),
+
+  Clip: (ctx, node, g) => {
+    const graphMin = clipBound(ctx, node, 1, 'min', -Infinity);
+    const graphMax = clipBound(ctx, node, 2, 'max', Infinity);
+    return reluLike(ctx, node, g, (x) => {
+      const { b } = ctx;
+      let pass = Number.isFinite(graphMin) ? b.op('Greater', [x, b.scalar(graphMin)]) : null;
+      if (Number.isFinite(graphMax)) {
+        const below = b.op('Less', [x, b.scalar(graphMax)]);
+        pass = pass ? b.op('And', [pass, below]) : below;
+      }
+      return pass ?? b.op('Equal', [x, x]);
+    });
+  },
+
+  Conv: (ctx, node, g) => {
+    const x = data(ctx, node);
+    const inShape = ctx.shape(x);
+    const win = windowOf(ctxGraph(ctx), node, [inShape[1], inShape[2]]);
+    const full = ctx.b.op('ConvTranspose', [g, node.proto.input[1]], {
+      group: attrInt(node.proto, 'group', 1),
+      strides: win.strides,
+      dilations: win.dilations,
+    });
+    return [[x, cropTo(ctx, full, win, inShape, ctx.shape(node.proto.output[0]))]];
+  },
+
+  MaxPool: (ctx, node, g) => {
+    const { b } = ctx;
+    const x = data(ctx, node);
+    const inShape = ctx.shape(x);
+    const outShape = ctx.shape(node.proto.output[0]);
+    const [C, H, W] = inShape;
+    const [, Ho, Wo] = outShape;
+    const win = windowOf(ctxGraph(ctx), node, [H, W]);
+    if (win.dilations.some((d) => d !== 1)) throw new UnsupportedOpError(node, 'has dilations, which the unpooling does not support');
+    if (attrInt(node.proto, 'storage_order', 0) !== 0) throw new UnsupportedOpError(node, 'uses column-major storage_order');
+    const [kh, kw] = win.kernel;
+    const kk = kh * kw;
+    // Switches: ORT's Indices are flat over N·C·H·W; the position inside the image plane
+    // and then inside the window gives which of the k·k taps was the maximum.
+    const indices = ctx.perItem(node.proto.output[1]);
+    const plane = b.op('Mod', [indices, b.ints([H * W], [])]);
+    const h = b.op('Div', [plane, b.ints([W], [])]);
+    const w = b.op('Mod', [plane, b.ints([W], [])]);
+    const top = b.ints(Array.from({ length: Ho }, (_, o) => o * win.strides[0] - win.padsBegin[0]), [1, 1, Ho, 1]);
+    const left = b.ints(Array.from({ length: Wo }, (_, o) => o * win.strides[1] - win.padsBegin[1]), [1, 1, 1, Wo]);
+    const tap = b.op('Add', [b.op('Mul', [b.op('Sub', [h, top]), b.ints([kw], [])]), b.op('Sub', [w, left])]);
+    const oneHot = b.op('OneHot', [tap, b.ints([kk], []), b.floats([0, 1])], { axis: 2 });
+    const routed = b.op('Mul', [b.reshape(g, [-1, C, 1, Ho, Wo]), oneHot]);
+    // One ConvTranspose group per channel puts tap j of each window at its pixel; overlapping
+    // windows add up at a shared switch, which is the exact gradient (MaxUnpool would overwrite).
+    const kernel = new Float32Array(C * kk * kk);
+    for (let c = 0; c < C; c++) for (let j = 0; j < kk; j++) kernel[(c * kk + j) * kk + j] = 1;
+    const taps = b.floats(kernel, [C * kk, 1, kh, kw], 'unpool_taps');
+    return [[x, spreadOverWindows(ctx, b.reshape(routed, [-1, C * kk, Ho, Wo]), taps, win, inShape, outShape)]];
+  },
+
+  AveragePool: (ctx, node, g) => {
+    const { b } = ctx;
+    const x = data(ctx, node);
+    const inShape = ctx.shape(x);
+    const [C, H, W] = inShape;
+    const outShape = ctx.shape(node.proto.output[0]);
+    const [, Ho, Wo] = outShape;
+    const win = windowOf(ctxGraph(ctx), node, [H, W]);
+    const includePad = attrInt(node.proto, 'count_include_pad', 0) === 1;
+    // Each output divided by the number of inputs it averaged (ORT's rule at borders).
+    const counts = new Float32Array(Ho * Wo);
+    const extent = (o: number, a: number, size: number) => {
+      const start = o * win.strides[a] - win.padsBegin[a];
+      const end = Math.min(start + (win.kernel[a] - 1) * win.dilations[a] + 1, size + win.padsEnd[a]);
+      return includePad ? end - start : Math.min(end, size) - Math.max(start, 0);
+    };
+    for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) counts[i * Wo + j] = extent(i, 0, H) * extent(j, 1, W);
+    const scaled = b.op('Div', [g, b.floats(counts, [1, 1, Ho, Wo])]);
+    const ones = b.floats(new Float32Array(C * win.kernel[0] * win.kernel[1]).fill(1), [C, 1, ...win.kernel]);
+    return [[x, spreadOverWindows(ctx, scaled, ones, win, inShape, outShape)]];
+  },
+
+  GlobalAveragePool: (ctx, node, g) => {
+    const [, H, W] = ctx.shape(data(ctx, node));
+    return [[data(ctx, node), ctx.b.op('Mul', [g, ctx.b.floats(new Float32Array(H * W).fill(1 / (H * W)), [1, 1, H, W])])]];
+  },
+
+  BatchNormalization: (ctx, node, g) => {
+    const { b } = ctx;
+    const [, scale, , , variance] = node.proto.input;
+    const C = ctx.shape(data(ctx, node))[0];
+    const eps = attrFloat(node.proto, 'epsilon', 1e-5);
+    const factor = b.op('Div', [scale, b.op('Sqrt', [b.op('Add', [variance, b.scalar(eps)])])]);
+    return [[data(ctx, node), b.op('Mul', [g, b.reshape(factor, [1, C, 1, 1])])]];
+  },
+
+  LRN: (ctx, node, g) => {
+    if (ctx.lrn === 'IDENTITY') return identity(ctx, node, g);
+    return [[data(ctx, node), lrnGradient(ctx, node, g)]];
+  },
+
+  Gemm: (ctx, node, g) => {
+    const [a, weights] = node.proto.input;
+    if (ctx.isData(weights)) throw new UnsupportedOpError(node, 'multiplies two activations');
+    if (attrInt(node.proto, 'transA', 0) !== 0) throw new UnsupportedOpError(node, 'has transA = 1');
+    const alpha = attrFloat(node.proto, 'alpha', 1);
+    // y = α·a·B' → ∂a = α·g·B'ᵀ, where B' = B or Bᵀ (transB).
+    let signal = ctx.b.op('Gemm', [g, weights], { transB: attrInt(node.proto, 'transB', 0) === 1 ? 0 : 1 });
+    if (alpha !== 1) signal = ctx.b.op('Mul', [signal, ctx.b.scalar(alpha)]);
+    return [[a, signal]];
+  },
+
+  MatMul: (ctx, node, g) => {
+    const [a, weights] = node.proto.input;
+    if (ctx.isData(weights) || !ctx.isData(a)) throw new UnsupportedOpError(node, 'does not multiply an activation by constant weights');
+    return [[a, ctx.b.op('MatMul', [g, ctx.b.op('Transpose', [weights], { perm: [1, 0] })])]];
+  },
+
+  Add: (ctx, node, g) => sumRule(ctx, node, g),
+  Sum: (ctx, node, g) => sumRule(ctx, node, g),
+
+  Sub: (ctx, node, g) => {
+    const [a, c] = node.proto.input;
+    if (ctx.isData(c)) throw new UnsupportedOpError(node, 'subtracts an activation');
+    return [[a, g]];
+  },
+
+  Mul: (ctx, node, g) => {
+    const [a, c] = node.proto.input;
+    if (ctx.isData(c) === ctx.isData(a)) throw new UnsupportedOpError(node, 'multiplies two activations');
+    return ctx.isData(a) ? [[a, ctx.b.op('Mul', [g, c])]] : [[c, ctx.b.op('Mul', [g, a])]];
+  },
+
+  Div: (ctx, node, g) => {
+    const [a, c] = node.proto.input;
+    if (!ctx.isData(c)) return [[a, ctx.b.op('Div', [g, c])]];
+    // x / f(x): torch's decomposed LocalResponseNorm (and similar normalisations).
+    if (ctx.dependsOnlyOn(c, a)) {
+      if (ctx.lrn === 'IDENTITY') return [[a, g]];
+      throw new UnsupportedOpError(node, 'ends a decomposed normalisation (torch exports LocalResponseNorm this way): only lrn: IDENTITY is supported for it; re-export with a native LRN node for GRADIENT');
+    }
+    throw new UnsupportedOpError(node, 'divides by another activation');
+  },
+
+  Concat: (ctx, node, g) => {
+    const rank = ctx.shape(node.proto.output[0]).length + 1;
+    let axis = attrInt(node.proto, 'axis', 1);
+    if (axis < 0) axis += rank;
+    if (axis === 0) throw new UnsupportedOpError(node, 'concatenates along the batch axis');
+    const signals: Signals = [];
+    let start = 0;
+    for (const input of node.proto.input) {
+      if (!ctx.isData(input)) throw new UnsupportedOpError(node, `concatenates a constant (${input}) to activations`);
+      const size = ctx.shape(input)[axis - 1];
+      signals.push([input, ctx.b.slice(g, [start], [start + size], [axis])]);
+      start += size;
+    }
+    return signals;
+  },
+
+  Pad: (ctx, node, g) => {
+    const pads = node.proto.input[1] ? ctxGraph(ctx).constant(node.proto.input[1]) : attrInts(node.proto, 'pads');
+    if (attrString(node.proto, 'mode', 'constant') !== 'constant' || !pads || pads.some((p) => p < 0) || node.proto.input[3]) {
+      throw new UnsupportedOpError(node, 'is not a constant zero padding with fixed pads');
+    }
+    const x = data(ctx, node);
+    const shape = ctx.shape(x);
+    const rank = shape.length + 1;
+    if (pads[0] !== 0 || pads[rank] !== 0) throw new UnsupportedOpError(node, 'pads the batch axis');
+    if (pads.every((p) => p === 0)) return [[x, g]];
+    const axes = shape.map((_, i) => i + 1);
+    const starts = axes.map((a) => pads[a]);
+    return [[x, ctx.b.slice(g, starts, axes.map((a, i) => starts[i] + shape[i]), axes)]];
+  },
+
+  Flatten: (ctx, node, g) => reshapeBack(ctx, node, g),
+  Reshape: (ctx, node, g) => reshapeBack(ctx, node, g),
+  Squeeze: (ctx, node, g) => reshapeBack(ctx, node, g),
+  Unsqueeze: (ctx, node, g) => reshapeBack(ctx, node, g),
+};
+
+function reshapeBack(ctx: RuleContext, node: GraphNode, g: string): Signals {
+  const x = data(ctx, node);
+  return [[x, ctx.b.reshape(g, [-1, ...ctx.shape(x)])]];
+}
+
+function sumRule(ctx: RuleContext, node: GraphNode, g: string): Signals {
+  const out = ctx.shape(node.proto.output[0]).join(',');
+  return node.proto.input
+    .filter((i) => ctx.isData(i))
+    .map((i) => {
+      if (ctx.shape(i).join(',') !== out) throw new UnsupportedOpError(node, `broadcasts activation ${i}`);
+      return [i, g] as [string, string];
+    });
+}
+
+function clipBound(ctx: RuleContext, node: GraphNode, input: number, name: string, fallback: number): number {
+  const tensor = node.proto.input[input];
+  if (tensor) {
+    const value = ctxGraph(ctx).constant(tensor);
+    if (!value) throw new UnsupportedOpError(node, `has a computed ${name} bound`);
+    return value[0];
+  }
+  return attrFloat(node.proto, name, fallback);
+}
+
+/**
+ * The exact gradient of ONNX LRN: y_c = x_c·d_c^−β with d_c = k + α/n·Σ_{i∈win(c)} x_i².
+ * ∂x_i = g_i·d_i^−β − (2αβ/n)·x_i·Σ_{c: i∈win(c)} g_c·x_c·d_c^(−β−1). Window sums are a 1×1 conv
+ * with a band matrix over channels.
+ */
+function lrnGradient(ctx: RuleContext, node: GraphNode, g: string): string {
+  const { b } = ctx;
+  const p = node.proto;
+  const size = attrInt(p, 'size', 1);
+  const alpha = attrFloat(p, 'alpha', 1e-4);
+  const beta = attrFloat(p, 'beta', 0.75);
+  const bias = attrFloat(p, 'bias', 1);
+  const x = ctx.perItem(p.input[0]);
+  const C = ctx.shape(p.input[0])[0];
+  const before = Math.floor((size - 1) / 2);
+  const after = Math.ceil((size - 1) / 2);
+  const band = new Float32Array(C * C);
+  const bandT = new Float32Array(C * C);
+  for (let c = 0; c < C; c++) {
+    for (let i = Math.max(0, c - before); i <= Math.min(C - 1, c + after); i++) {
+      band[c * C + i] = 1;
+      bandT[i * C + c] = 1;
+    }
+  }
+  const sumSquares = b.op('Conv', [b.op('Mul', [x, x]), b.floats(band, [C, C, 1, 1], 'lrn_band')]);
+  const d = b.op('Add', [b.op('Mul', [sumSquares, b.scalar(alpha / size)]), b.scalar(bias)]);
+  const direct = b.op('Mul', [g, b.op('Pow', [d, b.scalar(-beta)])]);
+  const t = b.op('Mul', [b.op('Mul', [g, x]), b.op('Pow', [d, b.scalar(-beta - 1)])]);
+  const spread = b.op('Conv', [t, b.floats(bandT, [C, C, 1, 1], 'lrn_band_t')]);
+  const cross = b.op('Mul', [b.op('Mul', [x, spread]), b.scalar((2 * alpha * beta) / size)]);
+  return b.op('Sub', [direct, cross]);
+}
+
+function ctxGraph(ctx: RuleContext) {
+  return ctx.b.source;
+}
+
+export function ruleFor(node: GraphNode): Rule {
+  const rule = RULES[node.op];
+  if (!rule || (node.proto.domain && node.proto.domain !== 'ai.onnx')) {
+    throw new UnsupportedOpError(node, `is on the path to the target, and convscope cannot run ${node.op} backwards`);
+  }
+  return rule;
+}
+
+export const SUPPORTED_OPS = Object.keys(RULES).sort();

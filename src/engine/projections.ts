@@ -1,0 +1,95 @@
+/**
+ * Projections through the engine: one compiled graph per (model, target, method, LRN mode),
+ * and concurrent requests for it merged into batched runs in which each image's forward pass
+ * is computed once, however many of its units are projected.
+ */
+import { compileProjection, ITEM_INPUTS, seedShape } from '../compiler/projection';
+import { LrnMode, Method } from '../compiler/rules';
+import { OnnxGraph } from '../onnx/graph';
+import { Engine, EngineModel, PreparedImage, split } from './engine';
+
+export type SeedMode = 'MAX' | 'POSITION' | 'FULL_MAP';
+
+export interface ProjectableModel extends EngineModel {
+  graph: OnnxGraph;
+  shapes: Map<string, number[]>;
+}
+
+export interface ProjectionRequest {
+  /** The target activation tensor. */
+  target: string;
+  method: Method;
+  lrn: LrnMode;
+  image: PreparedImage;
+  channel: number;
+  seed: SeedMode;
+  /** For seed POSITION. */
+  position?: { y: number; x: number };
+}
+
+export interface ProjectionResult {
+  /** [C, H, W] with respect to the preprocessed input. */
+  projection: Float32Array;
+  /** The chosen channel's activation map, [Ht·Wt]. */
+  map: Float32Array;
+  /** The seed's position in the map (MAX: the first maximum; FULL_MAP: the maximum). */
+  position: { y: number; x: number };
+  /** The activation there: the value sent down. */
+  seedValue: number;
+}
+
+export function project(engine: Engine, model: ProjectableModel, req: ProjectionRequest): Promise<ProjectionResult> {
+  const key = `${model.sha256}/project/${req.method}/${req.lrn}/${req.target}`;
+  const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn });
+  const [Ct, Ht, Wt] = seedShape(model.shapes.get(req.target)!);
+  return engine
+    .batcher<ProjectionRequest, ProjectionResult>(key, model.maxBatch, async (items) => {
+      const loaded = await engine.load(key, compile);
+      const { Tensor } = engine.runtime;
+      const images: PreparedImage[] = [];
+      const imageIndex = new Map<string, number>();
+      const itemImage = new BigInt64Array(items.length);
+      const channels = new Float32Array(items.length * Ct);
+      const masks = new Float32Array(items.length * Ht * Wt);
+      const useMax = new Float32Array(items.length);
+      items.forEach((item, n) => {
+        let i = imageIndex.get(item.image.key);
+        if (i === undefined) {
+          i = images.length;
+          imageIndex.set(item.image.key, i);
+          images.push(item.image);
+        }
+        itemImage[n] = BigInt(i);
+        channels[n * Ct + item.channel] = 1;
+        if (item.seed === 'MAX') useMax[n] = 1;
+        else if (item.seed === 'FULL_MAP') masks.fill(1, n * Ht * Wt, (n + 1) * Ht * Wt);
+        else masks[n * Ht * Wt + item.position!.y * Wt + item.position!.x] = 1;
+      });
+      const N = items.length;
+      const out = await engine.run(
+        loaded,
+        {
+          [model.inputName]: engine.stack(model, images),
+          [ITEM_INPUTS.image]: new Tensor('int64', itemImage, [N]),
+          [ITEM_INPUTS.channel]: new Tensor('float32', channels, [N, Ct]),
+          [ITEM_INPUTS.mask]: new Tensor('float32', masks, [N, 1, Ht, Wt]),
+          [ITEM_INPUTS.useMax]: new Tensor('float32', useMax, [N, 1, 1, 1]),
+        },
+        N,
+      );
+      const [projectionName, mapName, argmaxName] = loaded.outputs;
+      const projections = split(out[projectionName], N);
+      const maps = split(out[mapName], N);
+      const argmax = out[argmaxName].data as BigInt64Array;
+      return items.map((item, n) => {
+        const index = item.seed === 'POSITION' ? item.position!.y * Wt + item.position!.x : Number(argmax[n]);
+        return {
+          projection: projections[n],
+          map: maps[n],
+          position: { y: Math.floor(index / Wt), x: index % Wt },
+          seedValue: maps[n][index],
+        };
+      });
+    })
+    .submit(req);
+}

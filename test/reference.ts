@@ -1,0 +1,55 @@
+/** Reads the PyTorch reference fixtures (test/fixtures/reference, made by scripts/make_fixtures.py). */
+import fs from 'node:fs';
+import path from 'node:path';
+import { decodeNpy } from '../src/cache/npy';
+import { FIXTURES } from './helpers';
+
+export const REFERENCE = path.join(FIXTURES, 'reference');
+
+export interface ReferenceCase {
+  id: string;
+  model: string;
+  target: string;
+  targetOutput: string;
+  targetOp: string;
+  channel: number;
+  method: 'DECONVNET' | 'GUIDED_BACKPROP' | 'SALIENCY';
+  seed: 'MAX' | 'POSITION' | 'FULL_MAP';
+  position: { y: number; x: number } | null;
+  lrn: 'IDENTITY' | 'GRADIENT';
+  expected: string;
+  expectedOverwrite?: string;
+  seedValue: number;
+  seedPosition: { y: number; x: number } | null;
+}
+
+export interface Manifest {
+  models: Record<string, { input: string; logits: string; inputShape: number[] }>;
+  cases: ReferenceCase[];
+}
+
+export function loadManifest(): Manifest {
+  return JSON.parse(fs.readFileSync(path.join(REFERENCE, 'manifest.json'), 'utf8'));
+}
+
+export function loadNpy(relative: string) {
+  return decodeNpy(fs.readFileSync(path.join(REFERENCE, relative)));
+}
+
+/** max |a − b| / max |b|: the tolerance measure of the reference tests. */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} ≠ ${b.length}`);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+export function argmaxAbs(a: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (Math.abs(a[i]) > Math.abs(a[best])) best = i;
+  return best;
+}
