@@ -1,5 +1,11 @@
 import { Arg, Args, Ctx, FieldResolver, Int, Resolver, Root } from 'type-graphql';
+import { encodeNpy } from '../src/cache/npy';
+import { seedShape } from '../src/compiler/projection';
 import { Context } from '../src/context';
+import { ENGINE_VERSION } from '../src/engine/engine';
+import { channelStats, featureGridPng } from '../src/images/maps';
+import { ImageInput, resolveImage } from './image.resolver';
+import { FeatureMapsType } from './inference';
 import { hasKernelImages, kernelGridPng } from '../src/images/filters';
 import { layerWeights } from '../src/registry/weights';
 import { PageArgs, paginate } from './connection';
@@ -43,5 +49,19 @@ export class LayerResolver {
     if (!weights || !hasKernelImages(weights)) return null;
     const key = `kernel-grid/v1/${root.model.sha256}/${root.layer.name}`;
     return ctx.services.blobs.cached(key, 'png', () => kernelGridPng(root.model, weights));
+  }
+
+  @FieldResolver(() => FeatureMapsType, { description: "All of this layer's feature maps for an image." })
+  async featureMaps(@Root() root: LayerType, @Arg('image', () => ImageInput) imageInput: ImageInput, @Ctx() ctx: Context): Promise<FeatureMapsType> {
+    const { model, layer } = root;
+    const image = await resolveImage(ctx, imageInput);
+    const data = await ctx.activations.load({ model, layer, image });
+    const shape = seedShape(layer.outputShape);
+    const key = `feature-maps/${ENGINE_VERSION}/${model.sha256}/${image.sha256}/${layer.name}`;
+    const [gridUrl, tensorUrl] = await Promise.all([
+      ctx.services.blobs.cached(`${key}/png`, 'png', () => featureGridPng(data, shape)),
+      ctx.services.blobs.cached(`${key}/npy`, 'npy', () => encodeNpy(data, layer.outputShape)),
+    ]);
+    return { shape: layer.outputShape, channels: channelStats(data, shape[0]), gridUrl, tensorUrl };
   }
 }

@@ -1,20 +1,58 @@
 /** What resolvers can reach: the long-lived services, and per request, the DataLoaders. */
+import DataLoader from 'dataloader';
 import { BlobStore } from './cache/blobs';
 import { Config } from './config';
 import { Engine } from './engine/engine';
-import { ModelRegistry } from './registry/models';
+import { ProjectionResult } from './engine/projections';
+import { ImageStore } from './images/store';
+import { Inference, ProjectionOptions, SourceImage } from './inference';
+import { Layer, Model, ModelRegistry } from './registry/models';
 
 export interface Services {
   config: Config;
   registry: ModelRegistry;
   engine: Engine;
+  inference: Inference;
   blobs: BlobStore;
+  images: ImageStore;
+}
+
+interface ActivationKey {
+  model: Model;
+  layer: Layer;
+  image: SourceImage;
+}
+
+interface ProjectionKey extends ActivationKey {
+  options: ProjectionOptions;
 }
 
 export interface Context {
   services: Services;
+  /** Within one request, the same activation or projection is computed once. */
+  activations: DataLoader<ActivationKey, Float32Array, string>;
+  projections: DataLoader<ProjectionKey, ProjectionResult, string>;
 }
 
+const keyOf = (k: ActivationKey) => `${k.model.sha256}/${k.layer.name}/${k.image.sha256}`;
+
 export function createContext(services: Services): Context {
-  return { services };
+  const { inference } = services;
+  // Batch functions fan out to the engine, whose micro-batcher merges them (and other
+  // requests' work) into ORT runs; DataLoader's part is deduplication within the request.
+  return {
+    services,
+    activations: new DataLoader(async (keys) => settle(keys.map((k) => inference.activation(k.model, k.layer, k.image))), {
+      cacheKeyFn: keyOf,
+    }),
+    projections: new DataLoader(async (keys) => settle(keys.map((k) => inference.projection(k.model, k.layer, k.image, k.options))), {
+      cacheKeyFn: (k) => `${keyOf(k)}/${JSON.stringify(k.options)}`,
+    }),
+  };
+}
+
+/** DataLoader wants per-key errors as values, not one rejected promise. */
+async function settle<T>(promises: Promise<T>[]): Promise<(T | Error)[]> {
+  const results = await Promise.allSettled(promises);
+  return results.map((r) => (r.status === 'fulfilled' ? r.value : r.reason instanceof Error ? r.reason : new Error(String(r.reason))));
 }

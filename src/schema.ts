@@ -3,6 +3,8 @@ import 'reflect-metadata';
 import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { buildSchemaSync } from 'type-graphql';
 import { FilterResolver } from '../resolvers/filter.resolver';
+import { ImageResolver } from '../resolvers/image.resolver';
+import { ProjectionResolver } from '../resolvers/inference';
 import { LayerResolver } from '../resolvers/layer.resolver';
 import { ModelResolver } from '../resolvers/model.resolver';
 import { NodeResolver } from '../resolvers/node.resolver';
@@ -11,7 +13,7 @@ let schema: GraphQLSchema | undefined;
 
 export function buildAppSchema(): GraphQLSchema {
   schema ??= buildSchemaSync({
-    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver],
+    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver, ImageResolver, ProjectionResolver],
     validate: false,
   });
   return schema;

@@ -19,6 +19,8 @@ import { openRuntime } from './engine/runtime';
 import { blobRoutes } from './http/blobs';
 import { graphiqlRoutes } from './http/graphiql';
 import { log } from './log';
+import { ImageStore } from './images/store';
+import { Inference } from './inference';
 import { ModelRegistry } from './registry/models';
 import { buildAppSchema } from './schema';
 
@@ -34,7 +36,8 @@ export async function createServices(config: Config): Promise<Services> {
   const engine = new Engine(runtime, { maxBatch: config.maxBatch, windowMs: config.batchWindowMs });
   const registry = await ModelRegistry.load(config.modelsDir, engine);
   const blobs = new BlobStore(config.cacheDir, config.blobMemoryBytes);
-  return { config, engine, registry, blobs };
+  const images = new ImageStore(config.cacheDir, config);
+  return { config, engine, registry, blobs, images, inference: new Inference(engine, config) };
 }
 
 /** Errors the API did not mean to raise keep their message but lose any stack or internals. */
@@ -61,8 +64,7 @@ export async function startServer(config: Config, services?: Services): Promise<
 
   app.use(blobRoutes(services.blobs));
   app.use(graphiqlRoutes());
-  const ctx = createContext(services);
-  app.use('/graphql', express.json({ limit: config.bodyLimitBytes }), expressMiddleware(apollo, { context: async () => ({ ...ctx }) }));
+  app.use('/graphql', express.json({ limit: config.bodyLimitBytes }), expressMiddleware(apollo, { context: async () => createContext(services) }));
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true, models: services.registry.models.size, modelErrors: services.registry.errors.length });
   });

@@ -33,6 +33,15 @@ export interface ProjectionGraphSpec {
   lrn: LrnMode;
 }
 
+/**
+ * The activation a layer's units are seeded on: its output, except for a Softmax (or
+ * LogSoftmax), whose units are the logits before it.
+ */
+export function seedTensor(graph: OnnxGraph, node: GraphNode): string {
+  if (node.op === 'Softmax' || node.op === 'LogSoftmax') return node.proto.input[0];
+  return node.proto.output[0];
+}
+
 /** Target shapes as [channels, height, width]; dense [F] is [F, 1, 1]. */
 export function seedShape(shape: number[]): [number, number, number] {
   if (shape.length === 3) return shape as [number, number, number];

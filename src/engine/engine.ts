@@ -7,6 +7,9 @@ import { CompiledGraph } from '../compiler/forward';
 import { MicroBatcher } from './batcher';
 import { OrtTensor, Runtime, Session } from './runtime';
 
+/** Part of every cache key of computed results: bump it when the numbers a graph gives change. */
+export const ENGINE_VERSION = 'e1';
+
 /** A preprocessed image: float32 [C, H, W] and a key that identifies its content. */
 export interface PreparedImage {
   key: string;

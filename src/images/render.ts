@@ -55,6 +55,7 @@ function clamp255(v: number): number {
 export async function png(pixels: Buffer, width: number, height: number, channels: number, upscale = 1): Promise<Buffer> {
   let img = sharp(pixels, { raw: { width, height, channels: channels as 1 | 3 } });
   if (upscale > 1) img = img.resize(width * upscale, height * upscale, { kernel: 'nearest' });
+  if (channels === 1) img = img.toColourspace('b-w');
   return img.png({ compressionLevel: 6 }).toBuffer();
 }
 

@@ -1,0 +1,68 @@
+/** Pictures of computed tensors: projections, activation maps, feature-map grids. */
+import type { Preprocessing } from '../registry/models';
+import { grid, png, rangeToPixels, signedToPixels, upscaleFor, upscalePixels } from './render';
+
+export interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * A projection [C, H, W] (w.r.t. the preprocessed input) as a picture: 0 at mid-grey, scaled by
+ * max |value| (norm01c), channels shown in RGB order, optionally cropped to a box.
+ */
+export async function projectionPng(data: Float32Array, p: Preprocessing, crop?: Box): Promise<Buffer> {
+  const C = p.channels === 'GRAY' ? 1 : 3;
+  const box = crop ?? { x: 0, y: 0, width: p.width, height: p.height };
+  const out = new Float32Array(C * box.width * box.height);
+  for (let c = 0; c < C; c++) {
+    const source = p.channels === 'BGR' ? 2 - c : c;
+    for (let y = 0; y < box.height; y++) {
+      for (let x = 0; x < box.width; x++) {
+        out[(c * box.height + y) * box.width + x] = data[(source * p.height + box.y + y) * p.width + box.x + x];
+      }
+    }
+  }
+  const pixels = signedToPixels({ channels: C, height: box.height, width: box.width, data: out });
+  return png(pixels, box.width, box.height, C, upscaleFor(Math.max(box.width, box.height), 224));
+}
+
+function minMax(data: ArrayLike<number>, from = 0, to = data.length) {
+  let min = Infinity;
+  let max = -Infinity;
+  let sum = 0;
+  for (let i = from; i < to; i++) {
+    const v = data[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+    sum += v;
+  }
+  return { min, max, mean: sum / Math.max(1, to - from) };
+}
+
+export function channelStats(data: Float32Array, channels: number) {
+  const plane = data.length / channels;
+  return Array.from({ length: channels }, (_, c) => ({ index: c, ...minMax(data, c * plane, (c + 1) * plane) }));
+}
+
+/** One channel's map, grey, from its min (or 0 if that is lower) to its max. */
+export async function mapPng(map: Float32Array, height: number, width: number): Promise<Buffer> {
+  const { min, max } = minMax(map);
+  const pixels = rangeToPixels({ channels: 1, height, width, data: map }, Math.min(0, min), max);
+  return png(pixels, width, height, 1, upscaleFor(Math.max(width, height), 128));
+}
+
+/** Every channel's map in one grid, each scaled to its own range (black = min(0, min)). */
+export async function featureGridPng(data: Float32Array, [C, H, W]: number[]): Promise<Buffer> {
+  const plane = H * W;
+  const factor = upscaleFor(Math.max(H, W), 32);
+  const tiles = Array.from({ length: C }, (_, c) => {
+    const map = data.subarray(c * plane, (c + 1) * plane);
+    const { min, max } = minMax(map);
+    return upscalePixels(rangeToPixels({ channels: 1, height: H, width: W, data: map }, Math.min(0, min), max), W, H, 1, factor);
+  });
+  const g = grid(tiles, W * factor, H * factor, 1, 2, 255);
+  return png(g.pixels, g.width, g.height, 1);
+}

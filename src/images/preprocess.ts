@@ -1,0 +1,78 @@
+/**
+ * Image bytes → the model's input tensor: decode (JPEG, PNG, WebP, GIF, TIFF), honour EXIF
+ * orientation, flatten transparency onto white, convert to the model's channels, resize to
+ * its input size (an image already that size is used pixel for pixel), then
+ * x = ((pixel · scale) − mean) / std per channel, channels-first.
+ */
+import sharp from 'sharp';
+import { badInput } from '../errors';
+import type { Preprocessing } from '../registry/models';
+
+export interface ImageLimits {
+  maxImageBytes: number;
+  maxImagePixels: number;
+}
+
+const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff']);
+
+export interface ImageInfo {
+  format: string;
+  width: number;
+  height: number;
+}
+
+/** Reads only the header: format and size, with the limits enforced. */
+export async function inspectImage(bytes: Buffer, limits: ImageLimits): Promise<ImageInfo> {
+  if (bytes.byteLength > limits.maxImageBytes) {
+    throw badInput(`image of ${bytes.byteLength} bytes is over the limit of ${limits.maxImageBytes} (MAX_IMAGE_MB)`);
+  }
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: limits.maxImagePixels }).metadata();
+  } catch {
+    throw badInput('the bytes are not an image convscope can read (JPEG, PNG, WebP, GIF or TIFF)');
+  }
+  if (!meta.format || !FORMATS.has(meta.format) || !meta.width || !meta.height) {
+    throw badInput(`unsupported image format "${meta.format ?? 'unknown'}": use JPEG, PNG, WebP, GIF or TIFF`);
+  }
+  if (meta.width * meta.height > limits.maxImagePixels) {
+    throw badInput(`image of ${meta.width}×${meta.height} pixels is over the limit of ${limits.maxImagePixels} (MAX_IMAGE_PIXELS)`);
+  }
+  return { format: meta.format, width: meta.width, height: meta.height };
+}
+
+/** 8-bit pixels at the model's input size, channels interleaved in RGB (or grey) order. */
+export async function modelPixels(bytes: Buffer, p: Preprocessing, limits: ImageLimits): Promise<Buffer> {
+  const info = await inspectImage(bytes, limits);
+  let img = sharp(bytes, { limitInputPixels: limits.maxImagePixels, failOn: 'error' }).rotate().flatten({ background: '#ffffff' });
+  img = p.channels === 'GRAY' ? img.grayscale() : img.toColourspace('srgb');
+  if (info.width !== p.width || info.height !== p.height) img = img.resize(p.width, p.height, { fit: 'fill' });
+  try {
+    const { data, info: out } = await img.raw().toBuffer({ resolveWithObject: true });
+    const wanted = p.channels === 'GRAY' ? 1 : 3;
+    if (out.channels === wanted) return data;
+    // sharp keeps a grey image grey under toColourspace('srgb'): replicate or pick channels.
+    const pixels = Buffer.alloc(p.width * p.height * wanted);
+    for (let i = 0; i < p.width * p.height; i++) {
+      for (let c = 0; c < wanted; c++) pixels[i * wanted + c] = data[i * out.channels + Math.min(c, out.channels - 1)];
+    }
+    return pixels;
+  } catch (e) {
+    throw badInput(`the image could not be decoded: ${(e as Error).message}`);
+  }
+}
+
+/** The input tensor [C, H, W] of one image. */
+export async function preprocess(bytes: Buffer, p: Preprocessing, limits: ImageLimits): Promise<Float32Array> {
+  const pixels = await modelPixels(bytes, p, limits);
+  const C = p.channels === 'GRAY' ? 1 : 3;
+  const plane = p.width * p.height;
+  const out = new Float32Array(C * plane);
+  for (let c = 0; c < C; c++) {
+    const source = p.channels === 'BGR' ? 2 - c : c;
+    const mean = p.mean[c];
+    const std = p.std[c];
+    for (let i = 0; i < plane; i++) out[c * plane + i] = (pixels[i * C + source] * p.scale - mean) / std;
+  }
+  return out;
+}
