@@ -1,0 +1,163 @@
+/**
+ * The deconvnet engine against the independent PyTorch reference (scripts/make_fixtures.py):
+ * every case, one at a time and batched, on the native CPU backend and on WASM.
+ * Tolerance: max |ours − torch| ≤ 1e-4 · max |torch|, and the same position of the largest |value|.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { loadConfig } from '../src/config';
+import { Services } from '../src/context';
+import { project, ProjectionRequest } from '../src/engine/projections';
+import { createServices } from '../src/server';
+import { FIXTURE_MODELS } from './helpers';
+import { argmaxAbs, loadManifest, loadNpy, ReferenceCase, relativeError } from './reference';
+
+const TOLERANCE = 1e-4;
+const manifest = loadManifest();
+
+async function services(backend: string): Promise<Services> {
+  return createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, CACHE_DIR: `/tmp/convscope-test-${backend}`, LOG_LEVEL: 'silent', CONVSCOPE_BACKEND: backend }));
+}
+
+function request(services: Services, c: ReferenceCase, input = loadNpy(manifest.models[c.model].input).data, key = c.model): [ReturnType<typeof model>, ProjectionRequest] {
+  return [
+    model(services, c.model),
+    {
+      target: c.targetOutput,
+      method: c.method,
+      lrn: c.lrn,
+      image: { key, data: input },
+      channel: c.channel,
+      seed: c.seed,
+      position: c.position ?? undefined,
+    },
+  ];
+}
+
+function model(services: Services, name: string) {
+  const m = services.registry.models.get(name);
+  assert.ok(m, `fixture model ${name} loaded`);
+  return m;
+}
+
+function assertMatches(actual: Float32Array, c: ReferenceCase, what = c.id) {
+  const expected = loadNpy(c.expected).data;
+  const error = relativeError(actual, expected);
+  assert.ok(error <= TOLERANCE, `${what}: relative error ${error.toExponential(2)} > ${TOLERANCE}`);
+  assert.equal(argmaxAbs(actual), argmaxAbs(expected), `${what}: position of the largest |value|`);
+}
+
+describe('projections match PyTorch (cpu backend)', () => {
+  let s: Services;
+  before(async () => {
+    s = await services('cpu');
+  });
+  after(() => s.engine.close());
+
+  test('the reference covers every method, seed mode and LRN mode', () => {
+    const seen = (f: (c: ReferenceCase) => string) => new Set(manifest.cases.map(f));
+    assert.deepEqual([...seen((c) => c.method)].sort(), ['DECONVNET', 'GUIDED_BACKPROP', 'SALIENCY']);
+    assert.deepEqual([...seen((c) => c.seed)].sort(), ['FULL_MAP', 'MAX', 'POSITION']);
+    assert.deepEqual([...seen((c) => c.lrn)].sort(), ['GRADIENT', 'IDENTITY']);
+    assert.ok(manifest.cases.length >= 60);
+  });
+
+  for (const c of manifest.cases) {
+    test(c.id, async () => {
+      const result = await project(s.engine, ...request(s, c));
+      assertMatches(result.projection, c);
+      assert.ok(Math.abs(result.seedValue - c.seedValue) <= 1e-4 * Math.max(1, Math.abs(c.seedValue)), `seed value ${result.seedValue} vs ${c.seedValue}`);
+      if (c.seedPosition) assert.deepEqual(result.position, c.seedPosition);
+    });
+  }
+
+  test('overlapping max-pool windows sum at shared switches (not overwrite, as MaxUnpool would)', async () => {
+    const c = manifest.cases.find((k) => k.expectedOverwrite);
+    assert.ok(c, 'the reference has an overwrite variant');
+    const result = await project(s.engine, ...request(s, c));
+    assertMatches(result.projection, c);
+    const overwrite = loadNpy(c.expectedOverwrite!).data;
+    const differs = relativeError(result.projection, overwrite);
+    assert.ok(differs > 0.1, `summed and overwritten unpooling should differ clearly, got ${differs}`);
+  });
+
+  test('concurrent requests are merged into batched runs and give the same numbers', async () => {
+    const cases = manifest.cases.filter((c) => c.model === 'vgg' || c.model === 'squeezenet');
+    // A second image per model (the reference input mirrored) checks that items find their own image.
+    const mirrored = (name: string) => {
+      const { data, shape } = loadNpy(manifest.models[name].input);
+      const [, C, H, W] = shape;
+      const out = new Float32Array(data.length);
+      for (let c = 0; c < C; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[(c * H + y) * W + x] = data[(c * H + y) * W + (W - 1 - x)];
+      return out;
+    };
+    const alone: Float32Array[] = [];
+    for (const c of cases) alone.push((await project(s.engine, ...request(s, c, mirrored(c.model), `${c.model}-mirror`))).projection);
+    const runsBefore = s.engine.stats.runs;
+    const batched = await Promise.all(
+      cases.flatMap((c) => [project(s.engine, ...request(s, c)), project(s.engine, ...request(s, c, mirrored(c.model), `${c.model}-mirror`))]),
+    );
+    const runs = s.engine.stats.runs - runsBefore;
+    // One compiled graph per (model, target, method, lrn): each gets one run for all its items.
+    const graphs = new Set(cases.map((c) => `${c.model}/${c.targetOutput}/${c.method}/${c.lrn}`)).size;
+    assert.equal(runs, graphs, `${cases.length * 2} projections over ${graphs} graphs took ${runs} runs`);
+    cases.forEach((c, i) => {
+      assertMatches(batched[2 * i].projection, c, `${c.id} (batched)`);
+      assert.ok(relativeError(batched[2 * i + 1].projection, alone[i]) <= 1e-5, `${c.id} mirrored: batched = alone`);
+    });
+  });
+});
+
+describe('batching', () => {
+  let s: Services;
+  before(async () => {
+    s = await services('cpu');
+  });
+  after(() => s.engine.close());
+
+  test('many units of one layer and image share one run (and one forward pass)', async () => {
+    const c = manifest.cases.find((k) => k.model === 'zfnet' && k.targetOp === 'Relu')!;
+    const [m, base] = request(s, c);
+    const channels = m.shapes.get(c.targetOutput)![0];
+    await project(s.engine, m, base); // compile and load outside the measured part
+    const runsBefore = s.engine.stats.runs;
+    const seeds: ProjectionRequest[] = Array.from({ length: Math.min(channels, 12) }, (_, k) => ({
+      ...base,
+      channel: k,
+      seed: k % 3 === 0 ? 'FULL_MAP' : k % 3 === 1 ? 'MAX' : 'POSITION',
+      position: k % 3 === 2 ? { y: 1, x: 0 } : undefined,
+    }));
+    const together = await Promise.all(seeds.map((r) => project(s.engine, m, r)));
+    assert.equal(s.engine.stats.runs - runsBefore, 1);
+    for (let k = 0; k < seeds.length; k++) {
+      const alone = await project(s.engine, m, seeds[k]);
+      assert.ok(relativeError(together[k].projection, alone.projection) <= 1e-6, `channel ${k}: batched = alone`);
+      assert.equal(together[k].seedValue, alone.seedValue);
+    }
+  });
+});
+
+describe('the wasm backend gives the cpu numbers', () => {
+  let cpu: Services;
+  let wasm: Services;
+  before(async () => {
+    cpu = await services('cpu');
+    wasm = await services('wasm');
+  });
+  after(async () => {
+    await cpu.engine.close();
+    await wasm.engine.close();
+  });
+
+  // One case per model and method keeps the wasm run short.
+  const picked = new Map<string, ReferenceCase>();
+  for (const c of manifest.cases) if (!picked.has(`${c.model}/${c.method}`)) picked.set(`${c.model}/${c.method}`, c);
+  for (const c of picked.values()) {
+    test(`${c.id} (wasm)`, async () => {
+      assert.equal(wasm.engine.runtime.backend, 'wasm');
+      const [a, b] = await Promise.all([project(wasm.engine, ...request(wasm, c)), project(cpu.engine, ...request(cpu, c))]);
+      assert.ok(relativeError(a.projection, b.projection) <= TOLERANCE, `wasm vs cpu: ${relativeError(a.projection, b.projection)}`);
+      assertMatches(a.projection, c);
+    });
+  }
+});
