@@ -5,6 +5,7 @@
  */
 import { attrFloat, attrInt, attrInts, attrString, GraphNode } from '../onnx/graph';
 import { windowOf, Window } from '../onnx/ops';
+import { toFloat32 } from '../onnx/tensor';
 import { GraphBuilder } from './builder';
 
 export type Method = 'DECONVNET' | 'GUIDED_BACKPROP' | 'SALIENCY';
@@ -95,13 +96,22 @@ const RULES: Record<string, Rule> = {
   Conv: (ctx, node, g) => {
     const x = data(ctx, node);
     const inShape = ctx.shape(x);
+    const outShape = ctx.shape(node.proto.output[0]);
     const win = windowOf(ctxGraph(ctx), node, [inShape[1], inShape[2]]);
-    const full = ctx.b.op('ConvTranspose', [g, node.proto.input[1]], {
-      group: attrInt(node.proto, 'group', 1),
-      strides: win.strides,
-      dilations: win.dilations,
-    });
-    return [[x, cropTo(ctx, full, win, inShape, ctx.shape(node.proto.output[0]))]];
+    const group = attrInt(node.proto, 'group', 1);
+    const flipped = win.strides.every((st) => st === 1) ? transposedKernel(ctx, node.proto.input[1], group) : undefined;
+    if (flipped) {
+      // Stride 1: the transposed conv is a plain conv with the kernel flipped and its in/out
+      // channels swapped, which ORT runs with its fastest kernels.
+      const span = [0, 1].map((a) => (win.kernel[a] - 1) * win.dilations[a]);
+      const begin = [0, 1].map((a) => span[a] - win.padsBegin[a]);
+      const end = [0, 1].map((a) => inShape[a + 1] - outShape[a + 1] + span[a] - begin[a]);
+      if ([...begin, ...end].every((p) => p >= 0)) {
+        return [[x, ctx.b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...begin, ...end] })]];
+      }
+    }
+    const full = ctx.b.op('ConvTranspose', [g, node.proto.input[1]], { group, strides: win.strides, dilations: win.dilations });
+    return [[x, cropTo(ctx, full, win, inShape, outShape)]];
   },
 
   MaxPool: (ctx, node, g) => {
@@ -115,24 +125,44 @@ const RULES: Record<string, Rule> = {
     if (win.dilations.some((d) => d !== 1)) throw new UnsupportedOpError(node, 'has dilations, which the unpooling does not support');
     if (attrInt(node.proto, 'storage_order', 0) !== 0) throw new UnsupportedOpError(node, 'uses column-major storage_order');
     const [kh, kw] = win.kernel;
-    const kk = kh * kw;
-    // Switches: ORT's Indices are flat over N·C·H·W; the position inside the image plane
-    // and then inside the window gives which of the k·k taps was the maximum.
+    const [sh, sw] = win.strides;
+    // Switches: ORT's Indices are flat over N·C·H·W; the position inside the image plane,
+    // relative to the window's corner, says which tap (dy, dx) of each window was the maximum.
     const indices = ctx.perItem(node.proto.output[1]);
     const plane = b.op('Mod', [indices, b.ints([H * W], [])]);
     const h = b.op('Div', [plane, b.ints([W], [])]);
     const w = b.op('Mod', [plane, b.ints([W], [])]);
-    const top = b.ints(Array.from({ length: Ho }, (_, o) => o * win.strides[0] - win.padsBegin[0]), [1, 1, Ho, 1]);
-    const left = b.ints(Array.from({ length: Wo }, (_, o) => o * win.strides[1] - win.padsBegin[1]), [1, 1, 1, Wo]);
+    const top = b.ints(Array.from({ length: Ho }, (_, o) => o * sh - win.padsBegin[0]), [1, 1, Ho, 1]);
+    const left = b.ints(Array.from({ length: Wo }, (_, o) => o * sw - win.padsBegin[1]), [1, 1, 1, Wo]);
     const tap = b.op('Add', [b.op('Mul', [b.op('Sub', [h, top]), b.ints([kw], [])]), b.op('Sub', [w, left])]);
-    const oneHot = b.op('OneHot', [tap, b.ints([kk], []), b.floats([0, 1])], { axis: 2 });
-    const routed = b.op('Mul', [b.reshape(g, [-1, C, 1, Ho, Wo]), oneHot]);
-    // One ConvTranspose group per channel puts tap j of each window at its pixel; overlapping
-    // windows add up at a shared switch, which is the exact gradient (MaxUnpool would overwrite).
-    const kernel = new Float32Array(C * kk * kk);
-    for (let c = 0; c < C; c++) for (let j = 0; j < kk; j++) kernel[(c * kk + j) * kk + j] = 1;
-    const taps = b.floats(kernel, [C * kk, 1, kh, kw], 'unpool_taps');
-    return [[x, spreadOverWindows(ctx, b.reshape(routed, [-1, C * kk, Ho, Wo]), taps, win, inShape, outShape)]];
+    // Tap (dy, dx) of window (oy, ox) sits at canvas pixel (oy·s + dy, ox·s + dx). Taps fall
+    // into s×s phases (dy mod s, dx mod s), each shifted by (dy div s, dx div s) windows; the
+    // phases are then interleaved with DepthToSpace. Overlapping windows add up at a shared
+    // switch, which is the exact gradient (ONNX MaxUnpool would overwrite instead).
+    const extra = [Math.floor((kh - 1) / sh), Math.floor((kw - 1) / sw)];
+    const zero = b.scalar(0);
+    const phases: string[] = [];
+    for (let py = 0; py < sh; py++) {
+      for (let px = 0; px < sw; px++) {
+        let sum: string | undefined;
+        for (let dy = py; dy < kh; dy += sh) {
+          for (let dx = px; dx < kw; dx += sw) {
+            const routed = b.op('Where', [b.op('Equal', [tap, b.ints([dy * kw + dx], [])]), g, zero]);
+            const qy = Math.floor(dy / sh);
+            const qx = Math.floor(dx / sw);
+            const shifted = b.pad(routed, [0, 0, qy, qx, 0, 0, extra[0] - qy, extra[1] - qx]);
+            sum = sum ? b.op('Add', [sum, shifted]) : shifted;
+          }
+        }
+        phases.push(sum ?? b.op('Mul', [b.pad(g, [0, 0, 0, 0, 0, 0, extra[0], extra[1]]), zero]));
+      }
+    }
+    const rows = Ho + extra[0];
+    const cols = Wo + extra[1];
+    const stacked = phases.length === 1 ? phases[0] : b.reshape(b.op('Concat', phases.map((p) => b.reshape(p, [-1, C, 1, rows, cols])), { axis: 2 }), [-1, C * sh * sw, rows, cols]);
+    const canvas = phases.length === 1 ? stacked : b.op('DepthToSpace', [stacked], { blocksize: sh, mode: 'CRD' });
+    const span: Window = { ...win, kernel: [rows * sh - (Ho - 1) * sh, cols * sw - (Wo - 1) * sw] };
+    return [[x, cropTo(ctx, canvas, span, inShape, outShape)]];
   },
 
   AveragePool: (ctx, node, g) => {
@@ -255,6 +285,31 @@ const RULES: Record<string, Rule> = {
   Squeeze: (ctx, node, g) => reshapeBack(ctx, node, g),
   Unsqueeze: (ctx, node, g) => reshapeBack(ctx, node, g),
 };
+
+/**
+ * A conv kernel W [M, C/g, kh, kw] flipped in space with in/out channels swapped per group:
+ * [C, M/g, kh, kw], the kernel of the conv that is its transpose at stride 1.
+ */
+function transposedKernel(ctx: RuleContext, weight: string, group: number): string | undefined {
+  const t = ctxGraph(ctx).initializers.get(weight);
+  if (!t) return undefined;
+  const [M, Cg, kh, kw] = (t.dims ?? []).map(Number);
+  const w = toFloat32(t);
+  const Mg = M / group;
+  const out = new Float32Array(w.length);
+  for (let gi = 0; gi < group; gi++) {
+    for (let m = 0; m < Mg; m++) {
+      for (let c = 0; c < Cg; c++) {
+        for (let i = 0; i < kh; i++) {
+          for (let j = 0; j < kw; j++) {
+            out[(((gi * Cg + c) * Mg + m) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)] = w[(((gi * Mg + m) * Cg + c) * kh + i) * kw + j];
+          }
+        }
+      }
+    }
+  }
+  return ctx.b.floats(out, [Cg * group, Mg, kh, kw], 'flipped_kernel');
+}
 
 function reshapeBack(ctx: RuleContext, node: GraphNode, g: string): Signals {
   const x = data(ctx, node);

@@ -1,0 +1,124 @@
+/**
+ * Benchmark (run by hand): AlexNet 224×224 (torchvision layout, random weights), target relu5.
+ *   /usr/bin/python3 bench/alexnet.py /tmp/alexnet/alexnet.onnx
+ *   npm run build && node dist/bench/projection.js /tmp/alexnet [--wasm] [--torch]
+ * Prints medians of raw ORT runs: forward to relu5 and projections at batch 1/8/32, their ratio,
+ * PyTorch 1.13's autograd deconvnet on the same machine (--torch), one uncached projection
+ * query over HTTP against the raw run of the same graph, and the wasm backend's ratio (--wasm).
+ */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { compileForward } from '../src/compiler/forward';
+import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
+import { loadConfig } from '../src/config';
+import { Services } from '../src/context';
+import { createServices, startServer } from '../src/server';
+
+const dir = process.argv[2];
+const flags = new Set(process.argv.slice(3));
+const TARGET = '/features/features.11/Relu';
+const REPEATS = Number(process.env.REPEATS ?? 7);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function timeIt(fn: () => Promise<unknown>, repeats = REPEATS): Promise<number> {
+  await fn();
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t = performance.now();
+    await fn();
+    times.push(performance.now() - t);
+  }
+  return median(times);
+}
+
+function randomImages(n: number): Float32Array {
+  const data = new Float32Array(n * 3 * 224 * 224);
+  let seed = 1;
+  for (let i = 0; i < data.length; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    data[i] = seed / 2147483648 - 0.5;
+  }
+  return data;
+}
+
+async function measure(s: Services, batches: number[]) {
+  const model = s.registry.models.get('alexnet')!;
+  const layer = model.layerByName.get(TARGET)!;
+  const { Tensor } = s.engine.runtime;
+  const fwd = await s.engine.load('bench-fwd', () => compileForward(model.graph, [layer.tensor]));
+  const proj = await s.engine.load('bench-proj', () =>
+    compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY' }),
+  );
+  const [Ct, Ht, Wt] = layer.outputShape;
+  const rows: { batch: number; forward: number; projection: number }[] = [];
+  for (const n of batches) {
+    const input = new Tensor('float32', randomImages(n), [n, 3, 224, 224]);
+    const forward = await timeIt(() => fwd.session.run({ input }));
+    const channels = new Float32Array(n * Ct);
+    for (let i = 0; i < n; i++) channels[i * Ct + ((i * 37) % Ct)] = 1;
+    const feeds = {
+      input,
+      [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]),
+      [ITEM_INPUTS.channel]: new Tensor('float32', channels, [n, Ct]),
+      [ITEM_INPUTS.mask]: new Tensor('float32', new Float32Array(n * Ht * Wt), [n, 1, Ht, Wt]),
+      [ITEM_INPUTS.useMax]: new Tensor('float32', new Float32Array(n).fill(1), [n, 1, 1, 1]),
+    };
+    const projection = await timeIt(() => proj.session.run(feeds));
+    rows.push({ batch: n, forward, projection });
+  }
+  return rows;
+}
+
+function report(label: string, rows: { batch: number; forward: number; projection: number }[]) {
+  console.log(`\n${label}`);
+  console.log('batch | forward ms (img/s) | projection ms (img/s) | projection/s ÷ (forward/s ÷ 2)');
+  for (const r of rows) {
+    const f = (r.batch * 1000) / r.forward;
+    const p = (r.batch * 1000) / r.projection;
+    console.log(`${r.batch} | ${r.forward.toFixed(1)} (${f.toFixed(1)}) | ${r.projection.toFixed(1)} (${p.toFixed(1)}) | ${(p / (f / 2)).toFixed(2)}`);
+  }
+}
+
+(async () => {
+  const env = { MODELS_DIR: dir, CACHE_DIR: '/tmp/convscope-bench', LOG_LEVEL: 'warn', ORT_THREADS: '2', PORT: '0', HOST: '127.0.0.1' };
+  const cpu = await createServices(loadConfig(env));
+  const rows = await measure(cpu, [1, 8, 32]);
+  report('cpu (onnxruntime-node, 2 threads)', rows);
+
+  if (flags.has('--torch')) {
+    const out = execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'bench', 'torch_deconvnet.py'), String(REPEATS)], { encoding: 'utf8' });
+    const torch = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
+    console.log('\nPyTorch 1.13 autograd deconvnet (2 threads), ms per batch:', torch);
+    const ours8 = rows.find((r) => r.batch === 8)!.projection;
+    console.log(`batch 8: convscope ${((8000 / ours8)).toFixed(1)} img/s vs torch ${(8000 / torch['8']).toFixed(1)} img/s → ${(torch['8'] / ours8).toFixed(2)}×`);
+  }
+
+  // One uncached projection query over HTTP vs the raw run of the same graph at batch 1.
+  const server = await startServer(loadConfig(env), cpu);
+  const sharp = (await import('sharp')).default;
+  const times: number[] = [];
+  for (let i = 0; i < REPEATS + 1; i++) {
+    const raw = Buffer.alloc(224 * 224 * 3);
+    for (let k = 0; k < raw.length; k++) raw[k] = (k * 7919 + i * 104729) % 251;
+    const png = await sharp(raw, { raw: { width: 224, height: 224, channels: 3 } }).png().toBuffer();
+    const query = `query($img: String!) { model(name: "alexnet") { layer(name: "${TARGET}") { filter(index: ${i}) { projection(image: {base64: $img}) { seedValue } } } } }`;
+    const t = performance.now();
+    const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables: { img: png.toString('base64') } }) });
+    const body = (await res.json()) as { errors?: unknown };
+    if (body.errors) throw new Error(JSON.stringify(body.errors));
+    if (i > 0) times.push(performance.now() - t);
+  }
+  const http = median(times);
+  const raw1 = rows.find((r) => r.batch === 1)!.projection;
+  console.log(`\nuncached projection query over HTTP: ${http.toFixed(1)} ms vs raw ORT run ${raw1.toFixed(1)} ms → ${(http / raw1).toFixed(2)}×`);
+  await server.close();
+
+  if (flags.has('--wasm')) {
+    const wasm = await createServices(loadConfig({ ...env, CONVSCOPE_BACKEND: 'wasm' }));
+    const w = await measure(wasm, [8]);
+    report('wasm (onnxruntime-web in Node)', w);
+    console.log(`wasm/native projection time at batch 8: ${(w[0].projection / rows.find((r) => r.batch === 8)!.projection).toFixed(2)}×`);
+    await wasm.engine.close();
+  }
+})();
