@@ -2,6 +2,7 @@
 import { Arg, Ctx, Field, ID, InputType, Int, Mutation, ObjectType, Resolver } from 'type-graphql';
 import { Context } from '../src/context';
 import { badInput, notFound } from '../src/errors';
+import { inspectImage } from '../src/images/preprocess';
 import { SourceImage } from '../src/inference';
 import { fromGlobalId, NodeInterface, toGlobalId } from './node';
 
@@ -48,17 +49,16 @@ export async function resolveImage(ctx: Context, input: ImageInput): Promise<Sou
 
 export const imageId = (sha256: string) => toGlobalId('Image', 'upload', sha256);
 
+export async function describeImage(ctx: Context, image: SourceImage): Promise<ImageType> {
+  const info = await inspectImage(image.bytes, ctx.services.config);
+  return Object.assign(new ImageType(), { id: imageId(image.sha256), sha256: image.sha256, ...info });
+}
+
 @Resolver(() => ImageType)
 export class ImageResolver {
   @Mutation(() => ImageType, { description: 'Stores an image (base64 of a PNG, JPEG or WebP file) and returns its reusable ID.' })
   async uploadImage(@Arg('base64') base64: string, @Ctx() ctx: Context): Promise<ImageType> {
     const stored = await ctx.services.images.put(decodeBase64(base64, ctx.services.config.maxImageBytes));
-    return Object.assign(new ImageType(), {
-      id: imageId(stored.sha256),
-      sha256: stored.sha256,
-      format: stored.format,
-      width: stored.width,
-      height: stored.height,
-    });
+    return describeImage(ctx, stored);
   }
 }

@@ -1,6 +1,7 @@
 import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
 import { Context } from '../src/context';
 import { notFound } from '../src/errors';
+import { describeImage, resolveImage } from './image.resolver';
 import { checkFilterIndex, findLayer, findModel } from './lookup';
 import { fromGlobalId, NodeInterface } from './node';
 import { FilterType, LayerType, ModelType } from './types';
@@ -8,7 +9,7 @@ import { FilterType, LayerType, ModelType } from './types';
 @Resolver()
 export class NodeResolver {
   @Query(() => NodeInterface, { description: 'Any object by its global ID.' })
-  node(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): NodeInterface {
+  async node(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<NodeInterface> {
     const { type, parts } = fromGlobalId(id);
     const [modelName, layerName, index] = parts;
     switch (type) {
@@ -23,8 +24,10 @@ export class NodeResolver {
         const layer = findLayer(model, String(layerName));
         return new FilterType(model, layer, checkFilterIndex(model, layer, Number(index)));
       }
+      case 'Image':
+        return describeImage(ctx, await resolveImage(ctx, { id }));
       default:
-        throw notFound(`no object of type "${type}": IDs name a Model, Layer or Filter`);
+        throw notFound(`no object of type "${type}": IDs name a Model, Layer, Filter or Image`);
     }
   }
 }

@@ -9,10 +9,12 @@ import { createGraphiQLFetcher } from '@graphiql/toolkit';
 import 'graphiql/style.css';
 import './page.css';
 
-// Monaco (the editor in GraphiQL 5) asks for a web worker per language. Each worker is a
-// separate classic-script bundle next to this one; graphiql's own `setup-workers/*` helpers
-// rely on vite `?worker` imports, webpack `new URL()` or esm.sh, none of which apply here.
-// Their (content-hashed) file names come from the build script.
+// Monaco (the editor in GraphiQL 5) asks for a web worker per language: 'graphql' (monaco-graphql:
+// validation, completion), 'json' (the variables and headers editors) and the generic editor
+// worker. graphiql's own `graphiql/setup-workers/*` helpers rely on vite `?worker` imports, on
+// webpack resolving `new URL('monaco-editor/...', import.meta.url)`, or on esm.sh, none of which
+// work with esbuild offline; so the build script bundles each worker into a classic script next
+// to this one and passes their content-hashed file names in __GRAPHIQL_WORKERS__.
 declare const __GRAPHIQL_WORKERS__: Record<'editor' | 'graphql' | 'json', string>;
 const workerUrl = (name: keyof typeof __GRAPHIQL_WORKERS__) => new URL(`./${__GRAPHIQL_WORKERS__[name]}`, import.meta.url).href;
 (globalThis as unknown as { MonacoEnvironment: unknown }).MonacoEnvironment = {
@@ -28,10 +30,10 @@ const workerUrl = (name: keyof typeof __GRAPHIQL_WORKERS__) => new URL(`./${__GR
   },
 };
 
-const DEFAULT_QUERY = `# convscope: what a trained CNN has learned, over GraphQL.
+const DEFAULT_QUERY = `# convscope: what a trained CNN has learned.
 #
-# Run with Ctrl-Enter or the ▶ button. Ctrl-Space completes;
-# the Docs panel (book icon, left) lists every type and field.
+# Run: Ctrl-Enter or ▶.  Complete: Ctrl-Space.
+# Docs: the top icon on the left.
 
 query ModelsAndLayers {
   models {

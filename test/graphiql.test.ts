@@ -1,0 +1,178 @@
+/**
+ * The offline GraphiQL page: HTTP routing at /graphql, and a real (Debian) Chromium that loads the
+ * page with every request off this machine blocked, types a query and reads the result.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import express from 'express';
+import { Browser, chromium, Page } from 'playwright-core';
+import { graphiqlRoutes, GRAPHIQL_DIR } from '../src/http/graphiql';
+import { gql, startTestServer } from './helpers';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let server: Awaited<ReturnType<typeof startTestServer>>;
+
+before(async () => {
+  server = await startTestServer();
+});
+
+after(async () => {
+  await server?.close();
+});
+
+test('GET /graphql from a browser is the GraphiQL page, with hashed, long-cached assets', async () => {
+  assert.ok(fs.existsSync(path.join(GRAPHIQL_DIR, 'manifest.json')), `no GraphiQL bundle in ${GRAPHIQL_DIR}: run npm run build`);
+  const res = await fetch(`${server.url}/graphql`, { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+  const html = await res.text();
+  const js = html.match(/<script type="module" src="(\/graphiql\/[^"]+\.js)"/)?.[1];
+  const css = html.match(/<link rel="stylesheet" href="(\/graphiql\/[^"]+\.css)"/)?.[1];
+  assert.ok(js && css, `page names its script and stylesheet:\n${html}`);
+  assert.doesNotMatch(html, /https?:\/\//, 'the page loads nothing from another host');
+  for (const asset of [js, css]) {
+    const r = await fetch(`${server.url}${asset}`);
+    assert.equal(r.status, 200, asset);
+    assert.match(r.headers.get('cache-control') ?? '', /max-age=31536000.*immutable/);
+    await r.arrayBuffer();
+  }
+  assert.equal((await fetch(`${server.url}/graphiql/no-such-file.js`)).status, 404);
+});
+
+test('other requests to /graphql fall through to Apollo', async () => {
+  // POST, whatever the Accept header.
+  const post = await fetch(`${server.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/html, application/json' },
+    body: JSON.stringify({ query: '{ __typename }' }),
+  });
+  assert.equal(post.status, 200);
+  assert.deepEqual(await post.json(), { data: { __typename: 'Query' } });
+  // GET with a query, even from a browser-like Accept.
+  const get = await fetch(`${server.url}/graphql?query=${encodeURIComponent('{ __typename }')}`, {
+    headers: { accept: 'application/json, text/html', 'apollo-require-preflight': 'true' },
+  });
+  assert.equal(get.status, 200);
+  assert.deepEqual(await get.json(), { data: { __typename: 'Query' } });
+  // GET without text/html in Accept: Apollo's own answer (no page).
+  const api = await fetch(`${server.url}/graphql`, { headers: { accept: 'application/json' } });
+  assert.match(api.headers.get('content-type') ?? '', /json/);
+  await api.arrayBuffer();
+});
+
+test('without a built bundle the page says how to build it', async () => {
+  const app = express();
+  app.use(graphiqlRoutes(fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-no-graphiql-'))));
+  const httpServer = http.createServer(app);
+  await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = httpServer.address() as AddressInfo;
+    const res = await fetch(`http://127.0.0.1:${port}/graphql`, { headers: { accept: 'text/html' } });
+    assert.equal(res.status, 503);
+    const html = await res.text();
+    assert.match(html, /npm run build/);
+    assert.match(html, /scripts\/build-graphiql\.mjs/);
+  } finally {
+    await new Promise((resolve) => httpServer.close(resolve));
+  }
+});
+
+test('GraphiQL in Chromium runs a typed query, offline', { timeout: 60_000 }, async () => {
+  assert.ok(
+    fs.existsSync(CHROMIUM),
+    `Chromium not found at ${CHROMIUM}: install Debian's package (apt-get install -y --no-install-recommends chromium, as .ci/run does)`,
+  );
+  const expected = await gql(server.url, '{ models { totalCount nodes { name } } }');
+  assert.equal(expected.errors, undefined);
+  const totalCount: number = expected.data.models.totalCount;
+  assert.ok(expected.data.models.nodes.some((m: { name: string }) => m.name === 'alexnet'), 'fixtures include alexnet');
+
+  const origin = new URL(server.url).origin;
+  const blocked: string[] = [];
+  const pageErrors: string[] = [];
+  const consoleProblems: string[] = [];
+  const workers: string[] = [];
+  let browser: Browser | undefined;
+  let page: Page | undefined;
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    // Everything not to the test server is refused (and remembered); data: and blob: URLs never
+    // leave the page.
+    await context.route('**/*', async (route) => {
+      const url = route.request().url();
+      if (url.startsWith(`${origin}/`) || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
+      blocked.push(url);
+      return route.abort('blockedbyclient');
+    });
+    page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' || /web worker/i.test(msg.text())) consoleProblems.push(`${msg.type()}: ${msg.text()}`);
+    });
+    page.on('worker', (worker) => workers.push(worker.url()));
+
+    await page.goto(`${server.url}/graphql`, { waitUntil: 'load' });
+    const queryEditor = page.locator('.graphiql-query-editor .monaco-editor');
+    await queryEditor.waitFor({ state: 'visible', timeout: 30_000 });
+    // The default query is there: the editor is ready for input.
+    await page.locator('.graphiql-query-editor .view-lines', { hasText: 'ModelsAndLayers' }).waitFor({ timeout: 30_000 });
+
+    await page.locator('.graphiql-query-editor .view-lines').click();
+    await page.keyboard.press('ControlOrMeta+KeyA');
+    await page.keyboard.press('Delete');
+    // Monaco closes brackets as they are typed and then types over its own closing ones.
+    await page.keyboard.type('{ models { totalCount nodes { name } } }', { delay: 5 });
+    await page.keyboard.press('Escape'); // close any completion list
+    const typed = (await page.locator('.graphiql-query-editor .view-lines').innerText()).replace(/\s+/g, ' ').trim();
+    assert.equal(typed, '{ models { totalCount nodes { name } } }', 'the query editor holds what was typed');
+
+    // GraphiQL re-reads the operation 100 ms after an edit (debounced); run before that and it
+    // sends the default query's operationName with the new query, which the server rejects. The
+    // tab's title changing from that name to "<untitled>" shows that it has caught up.
+    await page.locator('.graphiql-tab-active', { hasText: '<untitled>' }).waitFor({ timeout: 10_000 });
+    await page.locator('.graphiql-execute-button').click();
+    const response = page.locator('.graphiql-response .view-lines');
+    await response.filter({ hasText: 'alexnet' }).waitFor({ timeout: 30_000 });
+    const text = (await response.innerText()).replace(/\u00a0/g, ' ');
+    assert.match(text, new RegExp(`"totalCount": ${totalCount}\\b`), text);
+    assert.match(text, /"name": "alexnet"/, text);
+
+    assert.deepEqual(blocked, [], 'the page tried to load nothing from another host');
+    assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+    assert.deepEqual(consoleProblems, [], 'no console errors, and monaco did not fall back from its web workers');
+    assert.ok(workers.some((u) => /\/graphiql\/editor\.worker-[^/]+\.js$/.test(u)), `monaco's editor worker started: ${workers.join(', ')}`);
+    assert.ok(workers.some((u) => /\/graphiql\/graphql\.worker-[^/]+\.js$/.test(u)), `the GraphQL worker started: ${workers.join(', ')}`);
+    assert.ok(workers.some((u) => /\/graphiql\/json\.worker-[^/]+\.js$/.test(u)), `the JSON worker started: ${workers.join(', ')}`);
+  } catch (err) {
+    // Say what the page looked like, and whether it had tried to reach another host.
+    const shot = path.join(os.tmpdir(), 'convscope-graphiql-failure.png');
+    const saved = await page?.screenshot({ path: shot }).then(() => true, () => false);
+    const notes = [
+      blocked.length ? `requests to other hosts (blocked): ${blocked.join(', ')}` : '',
+      pageErrors.length ? `page errors: ${pageErrors.join(' | ')}` : '',
+      consoleProblems.length ? `console: ${consoleProblems.join(' | ')}` : '',
+      saved ? `screenshot: ${shot}` : '',
+    ].filter(Boolean);
+    if (notes.length && err instanceof Error) err.message += `\n${notes.join('\n')}`;
+    throw err;
+  } finally {
+    await browser?.close();
+  }
+});
