@@ -1,5 +1,6 @@
 import { Arg, Ctx, FieldResolver, Resolver, Root } from 'type-graphql';
 import { seedShape } from '../src/compiler/projection';
+import { modelCacheId } from '../src/cache/keys';
 import { Context } from '../src/context';
 import { ENGINE_VERSION } from '../src/engine/engine';
 import { badInput } from '../src/errors';
@@ -7,9 +8,11 @@ import { hasKernelImages, kernelPng } from '../src/images/filters';
 import { channelStats, mapPng } from '../src/images/maps';
 import { unitBox } from '../src/onnx/ops';
 import { layerWeights } from '../src/registry/weights';
+import { SourceImage } from '../src/inference';
 import { ImageInput, resolveImage } from './image.resolver';
 import { ActivationType, Lrn, PositionInput, ProjectionMethod, ProjectionType, Seed } from './inference';
 import { FilterType, FilterWeightsType, LayerType } from './types';
+import { COST, costs } from './complexity';
 
 @Resolver(() => FilterType)
 export class FilterResolver {
@@ -18,7 +21,7 @@ export class FilterResolver {
     return new LayerType(root.model, root.layer);
   }
 
-  @FieldResolver(() => FilterWeightsType, { nullable: true, description: 'Null for layers without weights (ReLU, pooling, …).' })
+  @FieldResolver(() => FilterWeightsType, { nullable: true, description: 'Null for layers without weights (ReLU, pooling, …).', complexity: costs(COST.render) })
   async weights(@Root() root: FilterType, @Ctx() ctx: Context): Promise<FilterWeightsType | null> {
     const weights = layerWeights(root.model, root.layer);
     if (!weights) return null;
@@ -33,7 +36,7 @@ export class FilterResolver {
       sum += v;
       squares += v * v;
     }
-    const key = `kernel/v1/${root.model.sha256}/${root.layer.name}/${root.index}`;
+    const key = `kernel/v1/${modelCacheId(root.model)}/${root.layer.name}/${root.index}`;
     const imageUrl = hasKernelImages(weights) ? await ctx.services.blobs.cached(key, 'png', () => kernelPng(root.model, weights, root.index)) : null;
     return { shape: weights.filterShape, min, max, mean: sum / w.length, l2: Math.sqrt(squares), imageUrl };
   }
@@ -41,6 +44,7 @@ export class FilterResolver {
   @FieldResolver(() => ProjectionType, {
     description:
       "The deconvnet projection of this filter's activation on an image down to its pixels (ZF §2.1), or another backward rule. lrn defaults to GRADIENT for SALIENCY and IDENTITY otherwise.",
+    complexity: costs(COST.projection),
   })
   async projection(
     @Root() root: FilterType,
@@ -51,32 +55,10 @@ export class FilterResolver {
     @Arg('lrn', () => Lrn, { nullable: true }) lrnArg: Lrn | undefined,
     @Ctx() ctx: Context,
   ): Promise<ProjectionType> {
-    const { model, layer, index } = root;
-    const [, Ht, Wt] = seedShape(layer.outputShape);
-    if (seed === Seed.POSITION) {
-      if (!position) throw badInput('seed POSITION needs a `position: {y, x}`', { argument: 'position' });
-      if (!Number.isInteger(position.y) || !Number.isInteger(position.x) || position.y < 0 || position.x < 0 || position.y >= Ht || position.x >= Wt) {
-        throw badInput(`position (${position.y}, ${position.x}) is outside the ${Ht}×${Wt} map of layer "${layer.name}"`, { argument: 'position' });
-      }
-    } else if (position) {
-      throw badInput('`position` is only used with seed: POSITION', { argument: 'position' });
-    }
-    const lrn = lrnArg ?? (method === ProjectionMethod.SALIENCY ? Lrn.GRADIENT : Lrn.IDENTITY);
-    const image = await resolveImage(ctx, imageInput);
-    const options = { method, lrn, channel: index, seed, position: seed === Seed.POSITION ? { y: position!.y, x: position!.x } : undefined };
-    const result = await ctx.projections.load({ model, layer, image, options });
-    const imageHW: [number, number] = [model.inputShape[1], model.inputShape[2]];
-    const rf = layer.receptiveField;
-    let box = unitBox(rf, result.position.y, result.position.x, imageHW);
-    if (seed === Seed.FULL_MAP) {
-      const last = unitBox(rf, Ht - 1, Wt - 1, imageHW);
-      box = { x: box.x, y: box.y, width: last.x + last.width - box.x, height: last.y + last.height - box.y };
-    }
-    const key = `projection/${ENGINE_VERSION}/${model.sha256}/${image.sha256}/${layer.name}/${index}/${method}/${seed}/${result.position.y},${result.position.x}/${lrn}`;
-    return new ProjectionType({ model, layer, key }, result, box, { method, seed, lrn });
+    return projectUnit(ctx, root, await resolveImage(ctx, imageInput), { method, seed, position, lrn: lrnArg });
   }
 
-  @FieldResolver(() => ActivationType, { description: "This filter's feature map for an image." })
+  @FieldResolver(() => ActivationType, { description: "This filter's feature map for an image.", complexity: costs(COST.activation) })
   async activation(@Root() root: FilterType, @Arg('image', () => ImageInput) imageInput: ImageInput, @Ctx() ctx: Context): Promise<ActivationType> {
     const { model, layer, index } = root;
     const image = await resolveImage(ctx, imageInput);
@@ -86,8 +68,44 @@ export class FilterResolver {
     const [stats] = channelStats(map, 1);
     let best = 0;
     for (let i = 1; i < map.length; i++) if (map[i] > map[best]) best = i;
-    const key = `activation-map/${ENGINE_VERSION}/${model.sha256}/${image.sha256}/${layer.name}/${index}/${C}`;
+    const key = `activation-map/${ENGINE_VERSION}/${modelCacheId(model)}/${image.sha256}/${layer.name}/${index}/${C}`;
     const mapUrl = await ctx.services.blobs.cached(key, 'png', () => mapPng(Float32Array.from(map), H, W));
     return { min: stats.min, max: stats.max, mean: stats.mean, position: { y: Math.floor(best / W), x: best % W }, mapUrl };
   }
+}
+
+export interface ProjectionArgs {
+  method: ProjectionMethod;
+  seed: Seed;
+  position?: PositionInput;
+  lrn?: Lrn;
+}
+
+/** The projection of one unit on one image: Filter.projection and TopActivation.projection. */
+export async function projectUnit(ctx: Context, unit: FilterType, image: SourceImage, args: ProjectionArgs): Promise<ProjectionType> {
+  const { model, layer, index } = unit;
+  const { method, seed, position } = args;
+  const lrnArg = args.lrn;
+
+  const [, Ht, Wt] = seedShape(layer.outputShape);
+  if (seed === Seed.POSITION) {
+    if (!position) throw badInput('seed POSITION needs a `position: {y, x}`', { argument: 'position' });
+    if (!Number.isInteger(position.y) || !Number.isInteger(position.x) || position.y < 0 || position.x < 0 || position.y >= Ht || position.x >= Wt) {
+      throw badInput(`position (${position.y}, ${position.x}) is outside the ${Ht}×${Wt} map of layer "${layer.name}"`, { argument: 'position' });
+    }
+  } else if (position) {
+    throw badInput('`position` is only used with seed: POSITION', { argument: 'position' });
+  }
+  const lrn = lrnArg ?? (method === ProjectionMethod.SALIENCY ? Lrn.GRADIENT : Lrn.IDENTITY);
+  const options = { method, lrn, channel: index, seed, position: seed === Seed.POSITION ? { y: position!.y, x: position!.x } : undefined };
+  const result = await ctx.projections.load({ model, layer, image, options });
+  const imageHW: [number, number] = [model.inputShape[1], model.inputShape[2]];
+  const rf = layer.receptiveField;
+  let box = unitBox(rf, result.position.y, result.position.x, imageHW);
+  if (seed === Seed.FULL_MAP) {
+    const last = unitBox(rf, Ht - 1, Wt - 1, imageHW);
+    box = { x: box.x, y: box.y, width: last.x + last.width - box.x, height: last.y + last.height - box.y };
+  }
+  const key = `projection/${ENGINE_VERSION}/${modelCacheId(model)}/${image.sha256}/${layer.name}/${index}/${method}/${seed}/${result.position.y},${result.position.x}/${lrn}`;
+  return new ProjectionType({ model, layer, key }, result, box, { method, seed, lrn });
 }

@@ -1,9 +1,11 @@
 /** Images: the ImageInput every inference field takes, uploads, and the Image type. */
 import { Arg, Ctx, Field, ID, InputType, Int, Mutation, ObjectType, Resolver } from 'type-graphql';
 import { Context } from '../src/context';
-import { badInput, notFound } from '../src/errors';
+import { createHash } from 'node:crypto';
+import { badInput, listSome, notFound } from '../src/errors';
 import { inspectImage } from '../src/images/preprocess';
 import { SourceImage } from '../src/inference';
+import { CacheFor, NoCache } from './cache-control';
 import { fromGlobalId, NodeInterface, toGlobalId } from './node';
 
 @InputType({ description: 'An image: the `id` of an uploaded (or dataset) image, or inline base64 bytes (PNG, JPEG, WebP). Exactly one.' })
@@ -12,7 +14,8 @@ export class ImageInput {
   @Field(() => String, { nullable: true, description: 'Base64 of the file bytes; a data: URL prefix is allowed.' }) base64?: string;
 }
 
-@ObjectType('Image', { implements: NodeInterface, description: 'An uploaded image.' })
+@CacheFor()
+@ObjectType('Image', { implements: NodeInterface, description: 'An uploaded image or an image of a dataset.' })
 export class ImageType implements NodeInterface {
   static graphqlName = 'Image';
   @Field(() => ID) id!: string;
@@ -20,6 +23,10 @@ export class ImageType implements NodeInterface {
   @Field() format!: string;
   @Field(() => Int) width!: number;
   @Field(() => Int) height!: number;
+  @Field(() => String, { nullable: true, description: 'File name, for dataset images.' }) name?: string;
+  @Field(() => String, { nullable: true, description: "The dataset's label (labels.json)." }) label?: string;
+  @Field(() => String, { nullable: true, description: 'The dataset it belongs to.' }) dataset?: string;
+  @Field(() => String, { nullable: true, description: 'The original file, for dataset images.' }) url?: string;
 }
 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
@@ -40,6 +47,7 @@ export async function resolveImage(ctx: Context, input: ImageInput): Promise<Sou
     return { sha256: stored.sha256, bytes: stored.bytes };
   }
   const { type, parts } = fromGlobalId(input.id!);
+  if (type === 'Image' && parts[0] === 'dataset') return datasetImage(ctx, String(parts[1]), String(parts[2]));
   if (type !== 'Image' || parts[0] !== 'upload') throw badInput(`"${input.id}" is not an image ID`);
   const sha256 = String(parts[1]);
   const bytes = images.get(sha256);
@@ -48,14 +56,37 @@ export async function resolveImage(ctx: Context, input: ImageInput): Promise<Sou
 }
 
 export const imageId = (sha256: string) => toGlobalId('Image', 'upload', sha256);
+export const datasetImageId = (dataset: string, name: string) => toGlobalId('Image', 'dataset', dataset, name);
+
+/** An image of a dataset by name; only names the dataset lists are read. */
+export function datasetImage(ctx: Context, datasetName: string, name: string): SourceImage {
+  const { datasets } = ctx.services;
+  const dataset = datasets.datasets.get(datasetName);
+  if (!dataset) throw notFound(`no dataset "${datasetName}"; datasets: ${listSome(datasets.names())}`, { dataset: datasetName });
+  if (!dataset.byName.has(name)) throw notFound(`dataset "${datasetName}" has no image "${name}"`);
+  const bytes = datasets.read(dataset, name);
+  return { sha256: createHash('sha256').update(bytes).digest('hex'), bytes, dataset: datasetName, name };
+}
 
 export async function describeImage(ctx: Context, image: SourceImage): Promise<ImageType> {
   const info = await inspectImage(image.bytes, ctx.services.config);
-  return Object.assign(new ImageType(), { id: imageId(image.sha256), sha256: image.sha256, ...info });
+  const described = Object.assign(new ImageType(), { id: imageId(image.sha256), sha256: image.sha256, ...info });
+  if (image.dataset && image.name) {
+    const entry = ctx.services.datasets.datasets.get(image.dataset)?.byName.get(image.name);
+    Object.assign(described, {
+      id: datasetImageId(image.dataset, image.name),
+      name: image.name,
+      dataset: image.dataset,
+      label: entry?.label,
+      url: `/datasets/${encodeURIComponent(image.dataset)}/${encodeURIComponent(image.name)}`,
+    });
+  }
+  return described;
 }
 
 @Resolver(() => ImageType)
 export class ImageResolver {
+  @NoCache()
   @Mutation(() => ImageType, { description: 'Stores an image (base64 of a PNG, JPEG or WebP file) and returns its reusable ID.' })
   async uploadImage(@Arg('base64') base64: string, @Ctx() ctx: Context): Promise<ImageType> {
     const stored = await ctx.services.images.put(decodeBase64(base64, ctx.services.config.maxImageBytes));

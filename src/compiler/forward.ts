@@ -15,3 +15,22 @@ export function compileForward(graph: OnnxGraph, tensors: string[]): CompiledGra
   const outputs = tensors.map((t) => (t === graph.inputName ? b.op('Identity', [t]) : t));
   return { model: b.build([batchInput(graph.inputName, graph.inputDims.slice(1))], outputs), outputs };
 }
+
+/**
+ * For the top-k index: per activation, each channel's spatial maximum and the flat position of
+ * its first occurrence (as float32, exact below 2^24), [N, C] each — so only 2·C numbers per
+ * image and layer leave the runtime. Dense [N, F] activations are their own maxima, at 0.
+ */
+export function compileChannelMaxima(graph: OnnxGraph, shapes: Map<string, number[]>, tensors: string[]): CompiledGraph {
+  const b = new GraphBuilder(graph);
+  for (const node of ancestors(graph, tensors)) b.copy(node);
+  const outputs: string[] = [];
+  for (const t of tensors) {
+    const shape = shapes.get(t)!;
+    const [C, H, W] = shape.length === 3 ? shape : [shape[0], 1, 1];
+    const flat = b.reshape(t, [-1, C, H * W]);
+    outputs.push(b.reduceMax(flat, [2], 0));
+    outputs.push(b.op('Cast', [b.op('ArgMax', [flat], { axis: 2, keepdims: 0 })], { to: 1 }));
+  }
+  return { model: b.build([batchInput(graph.inputName, graph.inputDims.slice(1))], outputs), outputs };
+}

@@ -1,0 +1,224 @@
+/**
+ * Index jobs: run a model over a dataset and keep, per channel of the chosen layers, the top-k
+ * images (topk.ts). Decoding of the next chunk overlaps inference of the current one; every
+ * chunk ends with a checkpoint, so a job killed at any moment resumes where it stopped and
+ * ends with exactly the result of an uninterrupted run. An index whose inputs (model sha256,
+ * dataset fingerprint, layers, k) did not change is not rebuilt.
+ */
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { compileChannelMaxima } from '../compiler/forward';
+import { Engine, PreparedImage } from '../engine/engine';
+import { Inference } from '../inference';
+import { log } from '../log';
+import { LayerKind } from '../onnx/ops';
+import { Dataset, DatasetRegistry } from '../registry/datasets';
+import { Model } from '../registry/models';
+import { IndexRow, IndexStore, JobState } from './store';
+import { TopK } from './topk';
+
+export interface JobInfo {
+  id: string;
+  model: string;
+  dataset: string;
+  layers: string[];
+  k: number;
+  state: JobState;
+  imagesDone: number;
+  imagesTotal: number;
+  /** Images per second over this process's run of the job. */
+  rate: number | null;
+  /** Seconds left at that rate. */
+  eta: number | null;
+  error: string | null;
+  updatedAt: number;
+}
+
+/** The layers indexed by default: every Conv and ReLU output. */
+export function defaultIndexLayers(model: Model): string[] {
+  return model.layers.filter((l) => l.kind === LayerKind.CONV || l.kind === LayerKind.RELU).map((l) => l.name);
+}
+
+export function indexId(model: Model, dataset: Dataset, layers: string[], k: number): string {
+  return createHash('sha256')
+    .update(JSON.stringify([model.sha256, dataset.fingerprint, [...layers].sort(), k]))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+interface Running {
+  cancelled: boolean;
+  started: number;
+  startImage: number;
+  done: Promise<void>;
+}
+
+export class JobManager extends EventEmitter {
+  private readonly running = new Map<string, Running>();
+
+  constructor(
+    readonly store: IndexStore,
+    private readonly models: Map<string, Model>,
+    private readonly datasets: DatasetRegistry,
+    private readonly engine: Engine,
+    private readonly inference: Inference,
+    /** Images per ORT run. */
+    private readonly chunk: number,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  /** Starts (or finds) the index of `layers` of `model` over `dataset`. Returns at once. */
+  start(model: Model, dataset: Dataset, layers: string[], k: number): JobInfo {
+    const id = indexId(model, dataset, layers, k);
+    const row = this.store.get(id);
+    if (!row) {
+      this.store.create({ id, model: model.name, modelSha: model.sha256, dataset: dataset.name, fingerprint: dataset.fingerprint, layers, k, state: 'QUEUED', nextImage: 0, total: dataset.images.length });
+    } else if (row.state === 'DONE' || this.running.has(id)) {
+      return this.info(id)!;
+    } else {
+      this.store.setState(id, 'QUEUED');
+    }
+    this.launch(id, model, dataset);
+    return this.info(id)!;
+  }
+
+  /** Resumes jobs that a previous process left unfinished (QUEUED or RUNNING). */
+  resumeInterrupted(): void {
+    for (const row of this.store.all()) {
+      if (row.state !== 'QUEUED' && row.state !== 'RUNNING') continue;
+      const model = this.models.get(row.model);
+      const dataset = this.datasets.datasets.get(row.dataset);
+      if (!model || !dataset || model.sha256 !== row.modelSha || dataset.fingerprint !== row.fingerprint) {
+        this.store.setState(row.id, 'FAILED', 'the model or dataset changed or disappeared before the job finished');
+        continue;
+      }
+      log.info({ job: row.id, model: row.model, dataset: row.dataset, from: row.nextImage }, 'resuming index job');
+      this.launch(row.id, model, dataset);
+    }
+  }
+
+  cancel(id: string): JobInfo | undefined {
+    const run = this.running.get(id);
+    if (run) run.cancelled = true;
+    else {
+      const row = this.store.get(id);
+      if (row && (row.state === 'QUEUED' || row.state === 'RUNNING')) this.store.setState(id, 'CANCELLED');
+    }
+    return this.info(id);
+  }
+
+  /** Waits for a job started in this process. */
+  async wait(id: string): Promise<JobInfo | undefined> {
+    await this.running.get(id)?.done;
+    return this.info(id);
+  }
+
+  info(id: string): JobInfo | undefined {
+    const row = this.store.get(id);
+    if (!row) return undefined;
+    const run = this.running.get(id);
+    let rate: number | null = null;
+    let eta: number | null = null;
+    if (run && row.nextImage > run.startImage) {
+      rate = (row.nextImage - run.startImage) / ((Date.now() - run.started) / 1000);
+      eta = (row.total - row.nextImage) / rate;
+    }
+    return { id, model: row.model, dataset: row.dataset, layers: row.layers, k: row.k, state: row.state, imagesDone: row.nextImage, imagesTotal: row.total, rate, eta, error: row.error, updatedAt: row.updatedAt };
+  }
+
+  all(): JobInfo[] {
+    return this.store.all().map((r) => this.info(r.id)!);
+  }
+
+  /** The finished index of `model` over `dataset` that covers `layer`, if any (newest first). */
+  finished(model: Model, dataset: Dataset, layer: string): IndexRow | undefined {
+    return this.store
+      .all()
+      .reverse()
+      .find((r) => r.state === 'DONE' && r.modelSha === model.sha256 && r.fingerprint === dataset.fingerprint && r.layers.includes(layer));
+  }
+
+  async close(): Promise<void> {
+    for (const run of this.running.values()) run.cancelled = true;
+    await Promise.all([...this.running.values()].map((r) => r.done));
+  }
+
+  private launch(id: string, model: Model, dataset: Dataset): void {
+    const row = this.store.get(id)!;
+    const run: Running = { cancelled: false, started: Date.now(), startImage: row.nextImage, done: Promise.resolve() };
+    this.running.set(id, run);
+    run.done = this.execute(row, model, dataset, run)
+      .catch((e: Error) => {
+        log.error({ job: id, err: e.message }, 'index job failed');
+        this.store.setState(id, 'FAILED', e.message);
+      })
+      .finally(() => {
+        this.running.delete(id);
+        this.emit('progress', this.info(id));
+      });
+  }
+
+  private async execute(row: IndexRow, model: Model, dataset: Dataset, run: Running): Promise<void> {
+    const layers = row.layers.map((name) => {
+      const layer = model.layerByName.get(name);
+      if (!layer) throw new Error(`model "${model.name}" has no layer "${name}"`);
+      return layer;
+    });
+    const tensors = layers.map((l) => l.tensor);
+    const trackers = layers.map((l) => Array.from({ length: l.outputShape[0] }, () => new TopK(row.k)));
+    for (const saved of this.store.tops(row.id)) {
+      const li = row.layers.indexOf(saved.layer);
+      trackers[li][saved.channel].entries.push({ value: saved.value, image: saved.image, y: saved.y, x: saved.x });
+    }
+    this.store.setState(row.id, 'RUNNING');
+    this.emit('progress', this.info(row.id));
+
+    const key = `${model.sha256}/maxima/${tensors.join('|')}`;
+    const compile = () => compileChannelMaxima(model.graph, model.shapes, tensors);
+    const prepare = (from: number) =>
+      Promise.all(
+        dataset.images.slice(from, from + this.chunk).map(async (img) => {
+          const bytes = this.datasets.read(dataset, img.name);
+          const sha256 = createHash('sha256').update(bytes).digest('hex');
+          return this.inference.prepare(model, { sha256, bytes });
+        }),
+      );
+    let next = row.nextImage;
+    let pending: Promise<PreparedImage[]> | null = next < row.total ? prepare(next) : null;
+    while (pending) {
+      if (run.cancelled) {
+        this.store.setState(row.id, 'CANCELLED');
+        return;
+      }
+      const images = await pending;
+      const after = next + images.length;
+      pending = after < row.total ? prepare(after) : null;
+      const results = await Promise.all(images.map((img) => this.engine.forward(model, tensors, compile, img)));
+      results.forEach((outputs, i) => {
+        layers.forEach((layer, li) => {
+          const [max, argmax] = [outputs[2 * li], outputs[2 * li + 1]];
+          const W = layer.outputShape.length === 3 ? layer.outputShape[2] : 1;
+          for (let c = 0; c < max.length; c++) {
+            trackers[li][c].offer({ value: max[c], image: next + i, y: Math.floor(argmax[c] / W), x: argmax[c] % W });
+          }
+        });
+      });
+      const changed = [];
+      for (let li = 0; li < layers.length; li++) {
+        for (let c = 0; c < trackers[li].length; c++) {
+          const t = trackers[li][c];
+          if (t.dirty) {
+            changed.push({ layer: layers[li].name, channel: c, entries: t.entries });
+            t.dirty = false;
+          }
+        }
+      }
+      next = after;
+      this.store.checkpoint(row.id, next, changed);
+      this.emit('progress', this.info(row.id));
+    }
+    this.store.setState(row.id, 'DONE');
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * Datasets and the top-k index (ZF Fig. 2): the index equals a brute-force top-k (ties
+ * included), boxes are the hand-computed receptive fields mapped onto the original image,
+ * progress arrives over a subscription, an unchanged index is not rebuilt, and an indexer
+ * killed with SIGKILL half-way resumes to exactly the result of an uninterrupted run.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { createClient } from 'graphql-ws';
+import sharp from 'sharp';
+import WebSocket from 'ws';
+import { errorCode, gql, ROOT, startTestServer, FIXTURE_MODELS } from './helpers';
+
+type Server = Awaited<ReturnType<typeof startTestServer>>;
+
+/** A folder of PNGs: `count` patterned images, with image 2's bytes repeated as 9 and 14 (ties). */
+async function makeDataset(dir: string, count: number, width: number, height: number): Promise<string[]> {
+  fs.mkdirSync(dir, { recursive: true });
+  const names: string[] = [];
+  const labels: Record<string, string> = {};
+  for (let i = 0; i < count; i++) {
+    const source = i === 9 || i === 14 ? 2 : i;
+    const raw = Buffer.alloc(width * height * 3);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        for (let c = 0; c < 3; c++) {
+          raw[(y * width + x) * 3 + c] = Math.round(127.5 + 127 * Math.sin((x * (1 + (source % 5)) + y * (source % 3) + c * source) / (3 + (source % 7))));
+        }
+      }
+    }
+    const name = `img-${String(i).padStart(3, '0')}.png`;
+    fs.writeFileSync(path.join(dir, name), await sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer());
+    names.push(name);
+    labels[name] = `class ${i % 3}`;
+  }
+  fs.writeFileSync(path.join(dir, 'labels.json'), JSON.stringify(labels));
+  return names;
+}
+
+/** Toolbox rule, by hand: unit (y, x) of a layer with RF (size, stride, offset) sees [o + s·i, o + s·i + size) ∩ image. */
+function expectedBox(y: number, x: number, rf: { size: number; stride: number; offset: number }, input: number, original: { width: number; height: number }) {
+  const span = (i: number) => [Math.max(0, rf.offset + rf.stride * i), Math.min(input, rf.offset + rf.stride * i + rf.size)];
+  const [y0, y1] = span(y);
+  const [x0, x1] = span(x);
+  const sx = original.width / input;
+  const sy = original.height / input;
+  const left = Math.floor(x0 * sx);
+  const top = Math.floor(y0 * sy);
+  return { x: left, y: top, width: Math.min(original.width, Math.ceil(x1 * sx)) - left, height: Math.min(original.height, Math.ceil(y1 * sy)) - top };
+}
+
+const TOP = `query($layer: String!, $index: Int!, $first: Int) { model(name: "alexnet") { layer(name: $layer) { filter(index: $index) {
+  topActivations(dataset: "tiny", first: $first) { totalCount nodes { rank value position { y x } box { x y width height } patchUrl image { name label width height } } } } } } }`;
+
+describe('datasets and the top-k index', () => {
+  let server: Server;
+  let datasetsDir: string;
+  let names: string[];
+  const layers = ['/features/features.1/Relu', '/features/features.11/Relu'];
+  const K = 4;
+
+  before(async () => {
+    datasetsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-datasets-'));
+    names = await makeDataset(path.join(datasetsDir, 'tiny'), 16, 160, 120);
+    server = await startTestServer({ DATASETS_DIR: datasetsDir, MAX_BATCH: '4' });
+  });
+  after(async () => {
+    await server.close();
+    fs.rmSync(datasetsDir, { recursive: true, force: true });
+  });
+
+  test('datasets list their images in name order with labels and sizes', async () => {
+    const res = await gql(server.url, `{ dataset(name: "tiny") { name size images(first: 3) { totalCount nodes { name label width height url } } } }`);
+    assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+    const d = res.data.dataset;
+    assert.equal(d.size, 16);
+    assert.deepEqual(d.images.nodes.map((n: { name: string }) => n.name), names.slice(0, 3));
+    assert.deepEqual([d.images.nodes[1].label, d.images.nodes[1].width, d.images.nodes[1].height], ['class 1', 160, 120]);
+    const file = await fetch(server.url + d.images.nodes[0].url);
+    assert.equal(file.status, 200);
+    assert.deepEqual(Buffer.from(await file.arrayBuffer()), fs.readFileSync(path.join(datasetsDir, 'tiny', names[0])));
+    assert.equal(errorCode(await gql(server.url, `{ dataset(name: "../tiny") { name } }`)), 'NOT_FOUND');
+    assert.equal((await fetch(`${server.url}/datasets/tiny/..%2F..%2Fetc%2Fpasswd`)).status, 404);
+  });
+
+  test('before an index exists: INDEX_NOT_BUILT naming the mutation to run', async () => {
+    const res = await gql(server.url, TOP, { layer: layers[0], index: 0 });
+    assert.equal(errorCode(res), 'INDEX_NOT_BUILT');
+    assert.match(res.errors![0].message, /buildIndex/);
+  });
+
+  test('buildIndex returns at once; progress arrives over the subscription until DONE', async () => {
+    const start = await gql(server.url, `mutation($layers: [String!]) { buildIndex(model: "alexnet", dataset: "tiny", layers: $layers, k: ${K}) { id state imagesTotal } }`, { layers });
+    assert.equal(start.errors, undefined, JSON.stringify(start.errors));
+    const job = start.data.buildIndex;
+    assert.equal(job.imagesTotal, 16);
+    const client = createClient({ url: server.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket });
+    const seen: { state: string; imagesDone: number }[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no DONE after 60 s: ${JSON.stringify(seen)}`)), 60_000);
+        client.subscribe<{ jobProgress: { state: string; imagesDone: number } }>(
+          { query: `subscription($id: ID!) { jobProgress(id: $id) { state imagesDone imagesTotal } }`, variables: { id: job.id } },
+          {
+            next: ({ data }) => {
+              seen.push(data!.jobProgress);
+              if (data!.jobProgress.state === 'DONE') {
+                clearTimeout(timer);
+                resolve();
+              }
+            },
+            error: reject,
+            complete: () => undefined,
+          },
+        );
+        // The job may have finished before the subscription started: poll once too.
+        void gql(server.url, `query($id: ID!) { node(id: $id) { ... on Job { state } } }`, { id: job.id }).then((r) => {
+          if (r.data?.node?.state === 'DONE' && seen.length === 0) {
+            seen.push({ state: 'DONE', imagesDone: 16 });
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+    } finally {
+      await client.dispose();
+    }
+    assert.equal(seen[seen.length - 1].state, 'DONE');
+    assert.ok(seen.length >= 2, `progress events: ${JSON.stringify(seen)}`);
+    const done = seen.map((s) => s.imagesDone);
+    assert.deepEqual(done, [...done].sort((a, b) => a - b), 'imagesDone only grows');
+  });
+
+  test('the index equals a brute-force top-k over every image (ties: the earlier image)', async () => {
+    const model = server.services.registry.models.get('alexnet')!;
+    let ties = 0;
+    for (const layerName of layers) {
+      const layer = model.layerByName.get(layerName)!;
+      const [C, H, W] = layer.outputShape;
+      // Brute force: every image's whole activation, each channel's first maximum.
+      const maxima: { value: number; image: number; y: number; x: number }[][] = Array.from({ length: C }, () => []);
+      for (let i = 0; i < names.length; i++) {
+        const bytes = fs.readFileSync(path.join(datasetsDir, 'tiny', names[i]));
+        const act = await server.services.inference.activation(model, layer, { sha256: `brute-${i}`, bytes });
+        for (let c = 0; c < C; c++) {
+          let best = c * H * W;
+          for (let p = c * H * W; p < (c + 1) * H * W; p++) if (act[p] > act[best]) best = p;
+          const local = best - c * H * W;
+          maxima[c].push({ value: act[best], image: i, y: Math.floor(local / W), x: local % W });
+        }
+      }
+      for (const c of [0, 1, 2, Math.floor(C / 2), C - 1]) {
+        const expected = [...maxima[c]].sort((a, b) => b.value - a.value || a.image - b.image).slice(0, K);
+        const res = await gql(server.url, TOP, { layer: layerName, index: c, first: K });
+        assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+        const got = res.data.model.layer.filter.topActivations.nodes;
+        assert.deepEqual(
+          got.map((n: { value: number; image: { name: string }; position: { y: number; x: number } }) => [Math.fround(n.value), n.image.name, n.position.y, n.position.x]),
+          expected.map((e) => [e.value, names[e.image], e.y, e.x]),
+          `${layerName} channel ${c}`,
+        );
+        for (let r = 1; r < got.length; r++) if (got[r].value === got[r - 1].value) ties++;
+      }
+    }
+    assert.ok(ties > 0, 'the duplicated images create ties that the test exercises');
+  });
+
+  test('boxes are the receptive field mapped onto the original image, clipped; patches are those crops', async () => {
+    // conv5 of AlexNet: 163 px, stride 16, offset −66 (224 px input); conv1: 11, 4, −2.
+    const rfs: Record<string, { size: number; stride: number; offset: number }> = {
+      [layers[0]]: { size: 11, stride: 4, offset: -2 },
+      [layers[1]]: { size: 163, stride: 16, offset: -66 },
+    };
+    let clipped = 0;
+    for (const layer of layers) {
+      for (const index of [0, 5]) {
+        const res = await gql(server.url, TOP, { layer, index, first: K });
+        for (const n of res.data.model.layer.filter.topActivations.nodes) {
+          const box = expectedBox(n.position.y, n.position.x, rfs[layer], 224, { width: 160, height: 120 });
+          assert.deepEqual(n.box, box, `${layer} #${index} at ${JSON.stringify(n.position)}`);
+          if (box.x === 0 || box.y === 0 || box.x + box.width === 160 || box.y + box.height === 120) clipped++;
+          const patch = await sharp(Buffer.from(await (await fetch(server.url + n.patchUrl)).arrayBuffer())).metadata();
+          const factor = Math.max(1, Math.ceil(64 / Math.max(box.width, box.height)));
+          assert.deepEqual([patch.width, patch.height], [box.width * factor, box.height * factor]);
+        }
+      }
+    }
+    assert.ok(clipped > 0, 'some boxes touch the border');
+  });
+
+  test('projections of top activations seed at the indexed position; the Fig. 2 grid renders', async () => {
+    const res = await gql(
+      server.url,
+      `{ model(name: "alexnet") { layer(name: "${layers[1]}") { filter(index: 3) { topActivations(dataset: "tiny", first: 2) { nodes { value position { y x } projection { seedValue position { y x } imageUrl(crop: true) } } } } topActivationsGrid(dataset: "tiny", first: 4, k: 4) } } }`,
+    );
+    assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+    for (const n of res.data.model.layer.filter.topActivations.nodes) {
+      assert.equal(n.projection.seedValue, n.value);
+      assert.deepEqual(n.projection.position, n.position);
+    }
+    const grid = await sharp(Buffer.from(await (await fetch(server.url + res.data.model.layer.topActivationsGrid)).arrayBuffer())).metadata();
+    assert.ok(grid.width! > 4 * 48 && grid.height! > 2 * 48, `grid ${grid.width}×${grid.height}`);
+  });
+
+  test('rebuilding an unchanged index is a no-op', async () => {
+    const runs = server.services.engine.stats.runs;
+    const again = await gql(server.url, `mutation($layers: [String!]) { buildIndex(model: "alexnet", dataset: "tiny", layers: $layers, k: ${K}) { state imagesDone } }`, { layers });
+    assert.deepEqual(again.data.buildIndex, { state: 'DONE', imagesDone: 16 });
+    assert.equal(server.services.engine.stats.runs, runs);
+  });
+});
+
+describe('the indexer resumes after SIGKILL with the same result', () => {
+  let dir: string;
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-kill-'));
+    await makeDataset(path.join(dir, 'datasets', 'many'), 240, 32, 32);
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const cli = (cacheDir: string) =>
+    spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli.js'), 'index', '--model', 'lrn_decomposed', '--dataset', 'many', '--k', '5'], {
+      env: { ...process.env, MODELS_DIR: FIXTURE_MODELS, DATASETS_DIR: path.join(dir, 'datasets'), CACHE_DIR: cacheDir, MAX_BATCH: '2', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  const finish = (child: ReturnType<typeof cli>) => new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+  const tops = (cacheDir: string) => {
+    const db = new Database(path.join(cacheDir, 'index.sqlite'), { readonly: true });
+    const rows = db.prepare('SELECT layer, channel, rank, value, image, y, x FROM top ORDER BY layer, channel, rank').all();
+    const state = db.prepare('SELECT state, next_image FROM indexes').all();
+    db.close();
+    return { rows, state };
+  };
+
+  test('kill half-way, restart, compare with an uninterrupted run', { timeout: 180_000 }, async () => {
+    const whole = path.join(dir, 'whole');
+    assert.equal(await finish(cli(whole)), 0);
+
+    const killed = path.join(dir, 'killed');
+    const child = cli(killed);
+    let progressed = 0;
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        const match = /(\d+)\/240/.exec(chunk.toString().split('\n').filter(Boolean).pop() ?? '');
+        if (match) progressed = Number(match[1]);
+        if (progressed >= 80) {
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+      child.on('exit', () => (progressed >= 80 ? resolve() : reject(new Error(`indexer exited before half-way (${progressed})`))));
+    });
+    await finish(child);
+    const interrupted = tops(killed);
+    assert.equal((interrupted.state[0] as { state: string }).state, 'RUNNING', 'the killed job is left RUNNING');
+    const at = (interrupted.state[0] as { next_image: number }).next_image;
+    assert.ok(at > 0 && at < 240, `killed at ${at} of 240`);
+
+    assert.equal(await finish(cli(killed)), 0);
+    const resumed = tops(killed);
+    const reference = tops(whole);
+    assert.deepEqual(resumed.state, [{ state: 'DONE', next_image: 240 }]);
+    assert.ok(reference.rows.length > 0);
+    assert.deepEqual(resumed.rows, reference.rows);
+  });
+});
