@@ -1,7 +1,9 @@
 /** Relay cursor connections: one generic type factory and one pagination function. */
 import { ArgsType, ClassType, Field, Int, ObjectType } from 'type-graphql';
 import { badInput } from '../src/errors';
+import { InheritMaxAge } from './cache-control';
 
+@InheritMaxAge()
 @ObjectType({ description: 'Relay page information.' })
 export class PageInfo {
   @Field() hasNextPage!: boolean;
@@ -27,12 +29,14 @@ export interface Page<T> {
 }
 
 export function Connection<T extends object>(NodeType: ClassType<T>, name: string) {
+  @InheritMaxAge()
   @ObjectType(`${name}Edge`)
   class Edge {
     @Field() cursor!: string;
     @Field(() => NodeType) node!: T;
   }
 
+  @InheritMaxAge()
   @ObjectType(`${name}Connection`, { description: `A page of ${name} items.` })
   class ConnectionType implements Page<T> {
     @Field(() => [Edge]) edges!: Edge[];

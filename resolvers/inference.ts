@@ -6,6 +6,7 @@ import { encodeNpy } from '../src/cache/npy';
 import { ProjectionResult, SeedMode } from '../src/engine/projections';
 import { Box, projectionPng } from '../src/images/maps';
 import { Layer, Model } from '../src/registry/models';
+import { CacheFor, InheritMaxAge } from './cache-control';
 
 export enum ProjectionMethod {
   DECONVNET = 'DECONVNET',
@@ -54,12 +55,14 @@ export class PositionInput {
   @Field(() => Int) x!: number;
 }
 
+@InheritMaxAge()
 @ObjectType({ description: 'A position in a feature map.' })
 export class Position {
   @Field(() => Int) y!: number;
   @Field(() => Int) x!: number;
 }
 
+@InheritMaxAge()
 @ObjectType('Box', { description: 'A rectangle in input pixels (clipped to the image).' })
 export class BoxType implements Box {
   @Field(() => Int) x!: number;
@@ -76,6 +79,7 @@ export interface Computed {
   key: string;
 }
 
+@CacheFor()
 @ObjectType('Projection', { description: "A unit's activation projected down to the input pixels." })
 export class ProjectionType {
   constructor(
@@ -113,6 +117,7 @@ export class ProjectionResolver {
   }
 }
 
+@CacheFor()
 @ObjectType('Activation', { description: "One filter's feature map for an image." })
 export class ActivationType {
   @Field(() => Float) max!: number;
@@ -122,6 +127,7 @@ export class ActivationType {
   @Field({ description: 'PNG of the map, grey from min(0, min) to max.' }) mapUrl!: string;
 }
 
+@InheritMaxAge()
 @ObjectType('ChannelStats')
 export class ChannelStats {
   @Field(() => Int) index!: number;
@@ -130,6 +136,7 @@ export class ChannelStats {
   @Field(() => Float) mean!: number;
 }
 
+@CacheFor()
 @ObjectType('FeatureMaps', { description: "All of a layer's feature maps for an image." })
 export class FeatureMapsType {
   @Field(() => [Int], { description: '[C, H, W], or [F] for dense layers.' }) shape!: number[];

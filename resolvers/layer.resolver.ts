@@ -1,6 +1,7 @@
 import { Arg, Args, Ctx, FieldResolver, Int, Resolver, Root } from 'type-graphql';
 import { encodeNpy } from '../src/cache/npy';
 import { seedShape } from '../src/compiler/projection';
+import { modelCacheId } from '../src/cache/keys';
 import { Context } from '../src/context';
 import { ENGINE_VERSION } from '../src/engine/engine';
 import { channelStats, featureGridPng } from '../src/images/maps';
@@ -11,6 +12,7 @@ import { layerWeights } from '../src/registry/weights';
 import { PageArgs, paginate } from './connection';
 import { checkFilterIndex } from './lookup';
 import { FilterConnection, FilterType, LayerType, ModelType } from './types';
+import { COST, costs, perItem } from './complexity';
 
 @Resolver(() => LayerType)
 export class LayerResolver {
@@ -28,7 +30,7 @@ export class LayerResolver {
     });
   }
 
-  @FieldResolver(() => FilterConnection)
+  @FieldResolver(() => FilterConnection, { complexity: perItem() })
   filters(@Root() root: LayerType, @Args() page: PageArgs, @Ctx() ctx: Context) {
     const count = root.layer.outputShape[0] ?? 0;
     const filters = Array.from({ length: count }, (_, i) => new FilterType(root.model, root.layer, i));
@@ -43,21 +45,22 @@ export class LayerResolver {
   @FieldResolver(() => String, {
     nullable: true,
     description: "All of the layer's kernels in one PNG (ZF Fig. 6), for convs that read the image.",
+    complexity: costs(COST.render),
   })
   async filterGridUrl(@Root() root: LayerType, @Ctx() ctx: Context): Promise<string | null> {
     const weights = layerWeights(root.model, root.layer);
     if (!weights || !hasKernelImages(weights)) return null;
-    const key = `kernel-grid/v1/${root.model.sha256}/${root.layer.name}`;
+    const key = `kernel-grid/v1/${modelCacheId(root.model)}/${root.layer.name}`;
     return ctx.services.blobs.cached(key, 'png', () => kernelGridPng(root.model, weights));
   }
 
-  @FieldResolver(() => FeatureMapsType, { description: "All of this layer's feature maps for an image." })
+  @FieldResolver(() => FeatureMapsType, { description: "All of this layer's feature maps for an image.", complexity: costs(COST.featureMaps) })
   async featureMaps(@Root() root: LayerType, @Arg('image', () => ImageInput) imageInput: ImageInput, @Ctx() ctx: Context): Promise<FeatureMapsType> {
     const { model, layer } = root;
     const image = await resolveImage(ctx, imageInput);
     const data = await ctx.activations.load({ model, layer, image });
     const shape = seedShape(layer.outputShape);
-    const key = `feature-maps/${ENGINE_VERSION}/${model.sha256}/${image.sha256}/${layer.name}`;
+    const key = `feature-maps/${ENGINE_VERSION}/${modelCacheId(model)}/${image.sha256}/${layer.name}`;
     const [gridUrl, tensorUrl] = await Promise.all([
       ctx.services.blobs.cached(`${key}/png`, 'png', () => featureGridPng(data, shape)),
       ctx.services.blobs.cached(`${key}/npy`, 'npy', () => encodeNpy(data, layer.outputShape)),

@@ -1,13 +1,16 @@
 import { Arg, Args, Ctx, FieldResolver, Query, Resolver, Root } from 'type-graphql';
 import { Context } from '../src/context';
 import { LayerKind } from '../src/onnx/ops';
+import { CacheFor } from './cache-control';
 import { PageArgs, paginate } from './connection';
 import { findLayer, findModel } from './lookup';
 import { LayerConnection, LayerType, ModelConnection, ModelErrorType, ModelType } from './types';
+import { perItem } from './complexity';
 
 @Resolver(() => ModelType)
 export class ModelResolver {
-  @Query(() => ModelConnection, { description: 'The models loaded from MODELS_DIR, by name.' })
+  @CacheFor()
+  @Query(() => ModelConnection, { description: 'The models loaded from MODELS_DIR, by name.', complexity: perItem() })
   models(@Args() page: PageArgs, @Ctx() ctx: Context) {
     const models = [...ctx.services.registry.models.values()].map((m) => new ModelType(m));
     return paginate(models, page, ctx.services.config.maxPageSize);
@@ -23,7 +26,7 @@ export class ModelResolver {
     return ctx.services.registry.errors.map((e) => new ModelErrorType(e));
   }
 
-  @FieldResolver(() => LayerConnection, { description: 'Layers in topological order, optionally only some kinds.' })
+  @FieldResolver(() => LayerConnection, { description: 'Layers in topological order, optionally only some kinds.', complexity: perItem() })
   layers(
     @Root() root: ModelType,
     @Args() page: PageArgs,

@@ -1,7 +1,9 @@
 /** The Relay `Node` interface and opaque global IDs. */
 import { Field, ID, InterfaceType } from 'type-graphql';
 import { badInput } from '../src/errors';
+import { CacheFor } from './cache-control';
 
+@CacheFor()
 @InterfaceType('Node', {
   description: 'An object with a global ID, fetchable with `Query.node(id)`.',
   resolveType: (value: { constructor: { graphqlName?: string } }) => value.constructor.graphqlName,

@@ -5,11 +5,13 @@
 import { Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { LayerKind, ReceptiveField } from '../src/onnx/ops';
 import { Layer, Model, ModelError, Preprocessing } from '../src/registry/models';
+import { CacheFor, InheritMaxAge } from './cache-control';
 import { Connection } from './connection';
 import { NodeInterface, toGlobalId } from './node';
 
 registerEnumType(LayerKind, { name: 'LayerKind', description: 'What a layer does, grouped over ONNX op types.' });
 
+@InheritMaxAge()
 @ObjectType('Preprocessing', { description: 'How an image becomes the input tensor: x = ((pixel · scale) − mean) / std per channel, after resizing to height × width.' })
 export class PreprocessingType {
   constructor(p: Preprocessing) {
@@ -23,6 +25,7 @@ export class PreprocessingType {
   @Field(() => [Float]) std!: number[];
 }
 
+@InheritMaxAge()
 @ObjectType('ReceptiveField', { description: 'The input pixels a unit of a layer sees (along the path from the input, without clipping).' })
 export class ReceptiveFieldType {
   constructor(private readonly rf: ReceptiveField) {}
@@ -65,6 +68,7 @@ export class ModelErrorType {
   @Field() message!: string;
 }
 
+@CacheFor()
 @ObjectType('Model', { implements: NodeInterface, description: 'A CNN loaded from an ONNX file.' })
 export class ModelType implements NodeInterface {
   static graphqlName = 'Model';
@@ -101,6 +105,7 @@ export class ModelType implements NodeInterface {
   }
 }
 
+@CacheFor()
 @ObjectType('Layer', { implements: NodeInterface, description: 'One ONNX node on the path from the image: its output is an activation.' })
 export class LayerType implements NodeInterface {
   static graphqlName = 'Layer';
@@ -134,6 +139,7 @@ export class LayerType implements NodeInterface {
   }
 }
 
+@CacheFor()
 @ObjectType('Filter', { implements: NodeInterface, description: 'One output channel of a layer (or one unit of a dense layer).' })
 export class FilterType implements NodeInterface {
   static graphqlName = 'Filter';
@@ -150,6 +156,7 @@ export class FilterType implements NodeInterface {
   }
 }
 
+@InheritMaxAge()
 @ObjectType('FilterWeights', { description: "A filter's weights: statistics and, for kernels that see the image, a picture." })
 export class FilterWeightsType {
   @Field(() => [Int], { description: '[C/groups, kh, kw] for convs, [inputs] for dense units.' }) shape!: number[];

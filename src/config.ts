@@ -16,7 +16,7 @@ export interface Config {
   maxBatch: number;
   /** How long the micro-batcher waits for more work before a run, in ms. */
   batchWindowMs: number;
-  /** Bytes of rendered PNG/.npy blobs kept in memory (the disk copy stays). */
+  /** Bytes of prepared input tensors kept in memory (BLOB_MEMORY_MB; /4 of it). Rendered blobs and results live in the cache (CACHE_MEMORY_MB). */
   blobMemoryBytes: number;
   /** Largest accepted HTTP JSON body (inline base64 images live there). */
   bodyLimitBytes: number;
@@ -25,6 +25,53 @@ export interface Config {
   maxImagePixels: number;
   /** Largest `first` on any connection. */
   maxPageSize: number;
+  /** Most occluder positions (grid width × height) one Model.occlusion may run. */
+  maxOcclusionPositions: number;
+
+  // ---- hardening: query limits, backpressure, time limits (src/http/limits.ts) ----
+  /**
+   * Largest query cost (MAX_QUERY_COST, default 10000). A field costs 1; inference fields cost
+   * more (resolvers/complexity.ts: a projection 100, an activation or featureMaps 50); a
+   * connection multiplies its selection by `first` (default 20). Over it: QUERY_TOO_COMPLEX
+   * (HTTP 400) with `extensions.cost` and `extensions.maxCost`. Introspection is counted too.
+   */
+  maxQueryCost: number;
+  /** Deepest field nesting (MAX_QUERY_DEPTH, default 16; fragments add no depth; __schema is exempt). Over it: QUERY_TOO_COMPLEX. */
+  maxQueryDepth: number;
+  /** Most aliases in one document (MAX_ALIASES, default 32). Over it: QUERY_TOO_COMPLEX. */
+  maxAliases: number;
+  /** Most directives in one document (MAX_DIRECTIVES, default 50). Over it: QUERY_TOO_COMPLEX. */
+  maxDirectives: number;
+  /** Most lexical tokens in one document (MAX_QUERY_TOKENS, default 5000): bounds parsing. Over it: QUERY_TOO_COMPLEX. */
+  maxQueryTokens: number;
+  /**
+   * Inference items waiting in the micro-batchers, all compiled graphs together (MAX_QUEUED_ITEMS,
+   * default 256). A field that would queue more fails at once with OVERLOADED and
+   * `extensions.retryAfterMs`; a response with no data then gets HTTP 503 and Retry-After.
+   */
+  maxQueuedItems: number;
+  /** Time limit of one request, ms (REQUEST_TIMEOUT_MS, default 30000; 0 = none). Inference still waiting then is dropped: TIMEOUT. */
+  requestTimeoutMs: number;
+  /** On SIGTERM/SIGINT, how long in-flight requests may take to finish, ms (SHUTDOWN_TIMEOUT_MS, default 10000). */
+  shutdownTimeoutMs: number;
+  /** Largest model file read from MODELS_DIR (MAX_MODEL_MB, default 2000); a larger one goes to modelErrors unread. */
+  maxModelBytes: number;
+  /** Largest model input C·H·W (MAX_MODEL_INPUT_ELEMENTS, default 4194304 = 4·1024·1024); a larger one goes to modelErrors. */
+  maxModelInputElements: number;
+
+  // ---- caching (src/cache/, DESIGN §2): memory LRU → disk → Redis ----
+  /** Bytes of the cache's memory tier (CACHE_MEMORY_MB, default 256; decimals allowed; 0 = no memory tier). */
+  cacheMemoryBytes: number;
+  /** Bytes of the cache's disk tier under CACHE_DIR/store (CACHE_DISK_MB, default 2048; 0 = no disk tier). LRU by access time. */
+  cacheDiskBytes: number;
+  /** Redis shared by several server processes (REDIS_URL, e.g. redis://127.0.0.1:6379; unset = no Redis tier). */
+  redisUrl?: string;
+  /** Time to live of cache entries in Redis, s (CACHE_REDIS_TTL_S, default 604800 = 7 days; 0 = none: rely on Redis maxmemory). */
+  redisTtlS: number;
+  /** Longest wait for one Redis call before it counts as a miss, ms (REDIS_TIMEOUT_MS, default 1000). */
+  redisTimeoutMs: number;
+  /** Whole-response cache for operations whose @cacheControl hints allow it (RESPONSE_CACHE, default on; 0/off/false = off). */
+  responseCache: boolean;
 }
 
 export type Backend = 'cpu' | 'wasm' | 'cuda' | 'webgpu';
@@ -63,5 +110,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxImageBytes: int(env, 'MAX_IMAGE_MB', 10, 1) * 1024 * 1024,
     maxImagePixels: int(env, 'MAX_IMAGE_PIXELS', 40_000_000, 1),
     maxPageSize: int(env, 'MAX_PAGE_SIZE', 100, 1),
+    maxOcclusionPositions: int(env, 'MAX_OCCLUSION_POSITIONS', 4096, 1),
+    maxQueryCost: int(env, 'MAX_QUERY_COST', 10_000, 1),
+    maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 16, 1),
+    maxAliases: int(env, 'MAX_ALIASES', 32),
+    maxDirectives: int(env, 'MAX_DIRECTIVES', 50),
+    maxQueryTokens: int(env, 'MAX_QUERY_TOKENS', 5000, 1),
+    maxQueuedItems: int(env, 'MAX_QUEUED_ITEMS', 256, 1),
+    requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 30_000),
+    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000),
+    maxModelBytes: int(env, 'MAX_MODEL_MB', 2000, 1) * 1024 * 1024,
+    maxModelInputElements: int(env, 'MAX_MODEL_INPUT_ELEMENTS', 4 * 1024 * 1024, 1),
+    // caching
+    cacheMemoryBytes: megabytes(env, 'CACHE_MEMORY_MB', 256),
+    cacheDiskBytes: megabytes(env, 'CACHE_DISK_MB', 2048),
+    redisUrl: env.REDIS_URL || undefined,
+    redisTtlS: int(env, 'CACHE_REDIS_TTL_S', 7 * 24 * 3600),
+    redisTimeoutMs: int(env, 'REDIS_TIMEOUT_MS', 1000, 1),
+    responseCache: !/^(0|off|false|no)$/i.test(env.RESPONSE_CACHE ?? ''),
   };
+}
+
+/** A size in MB (decimals allowed, for small test bounds) as whole bytes. */
+function megabytes(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback * 1024 * 1024;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of MB ≥ 0, got "${raw}"`);
+  return Math.floor(value * 1024 * 1024);
 }

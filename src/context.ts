@@ -1,10 +1,13 @@
 /** What resolvers can reach: the long-lived services, and per request, the DataLoaders. */
 import DataLoader from 'dataloader';
 import { BlobStore } from './cache/blobs';
+import { TieredStore } from './cache/store';
 import { Config } from './config';
 import { Engine } from './engine/engine';
 import { ProjectionResult } from './engine/projections';
 import { ImageStore } from './images/store';
+import { JobManager } from './index/jobs';
+import { DatasetRegistry } from './registry/datasets';
 import { Inference, ProjectionOptions, SourceImage } from './inference';
 import { Layer, Model, ModelRegistry } from './registry/models';
 
@@ -14,7 +17,11 @@ export interface Services {
   engine: Engine;
   inference: Inference;
   blobs: BlobStore;
+  /** The tiered result cache (memory → disk → Redis) under blobs, inference and Apollo's caches. */
+  cache: TieredStore;
   images: ImageStore;
+  datasets: DatasetRegistry;
+  jobs: JobManager;
 }
 
 interface ActivationKey {
@@ -32,6 +39,8 @@ export interface Context {
   /** Within one request, the same activation or projection is computed once. */
   activations: DataLoader<ActivationKey, Float32Array, string>;
   projections: DataLoader<ProjectionKey, ProjectionResult, string>;
+  /** Fires when the client goes away or the request's time is up (src/http/limits.ts). */
+  signal?: AbortSignal;
 }
 
 const keyOf = (k: ActivationKey) => `${k.model.sha256}/${k.layer.name}/${k.image.sha256}`;

@@ -1,13 +1,29 @@
 import { GraphQLError } from 'graphql';
+import { CancelledError, OverloadedError } from './engine/batcher';
 
-/** The stable error codes of the API (`extensions.code`). */
+/**
+ * The stable error codes of the API (`extensions.code`):
+ * - NOT_FOUND, BAD_USER_INPUT: the request names something that does not exist, or is malformed.
+ * - UNSUPPORTED_MODEL: the model has an op the compiler cannot go back through.
+ * - QUERY_TOO_COMPLEX: over a query limit (cost, depth, aliases, directives, tokens); HTTP 400.
+ * - OVERLOADED: the inference queue is full (MAX_QUEUED_ITEMS); `extensions.retryAfterMs`, and
+ *   HTTP 503 + Retry-After when nothing else of the response could be answered.
+ * - TIMEOUT: the request ran past REQUEST_TIMEOUT_MS; its waiting work was dropped (HTTP 504 when no data).
+ * - CANCELLED: the client went away, or the server is shutting down, before the work ran.
+ * - INFERENCE_FAILED: the runtime failed on a graph.
+ * Apollo's own codes (GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, BAD_REQUEST) and
+ * INTERNAL_SERVER_ERROR (a bug: the message is hidden and logged) can appear too.
+ */
 export type ErrorCode =
   | 'NOT_FOUND'
   | 'BAD_USER_INPUT'
   | 'UNSUPPORTED_MODEL'
   | 'QUERY_TOO_COMPLEX'
   | 'OVERLOADED'
-  | 'INFERENCE_FAILED';
+  | 'TIMEOUT'
+  | 'CANCELLED'
+  | 'INFERENCE_FAILED'
+  | 'INDEX_NOT_BUILT';
 
 export class ApiError extends GraphQLError {
   constructor(code: ErrorCode, message: string, extra: Record<string, unknown> = {}) {
@@ -19,6 +35,17 @@ export const notFound = (message: string, extra?: Record<string, unknown>) => ne
 export const badInput = (message: string, extra?: Record<string, unknown>) => new ApiError('BAD_USER_INPUT', message, extra);
 export const unsupported = (message: string, extra?: Record<string, unknown>) =>
   new ApiError('UNSUPPORTED_MODEL', message, extra);
+
+/** The API error for the engine's backpressure and cancellation errors; undefined for any other. */
+export function engineError(e: unknown): ApiError | undefined {
+  if (e instanceof OverloadedError) {
+    return new ApiError('OVERLOADED', e.message, { retryAfterMs: e.retryAfterMs, queued: e.queued, limit: e.limit });
+  }
+  if (e instanceof CancelledError) {
+    return e.reason === 'timeout' ? new ApiError('TIMEOUT', e.message) : new ApiError('CANCELLED', e.message, { reason: e.reason });
+  }
+  return undefined;
+}
 
 /** "a, b, c" or "a, b, c … (40 more)": for messages that say what exists. */
 export function listSome(names: readonly string[], max = 12): string {

@@ -7,10 +7,15 @@ import { compileForward } from './compiler/forward';
 import { seedTensor } from './compiler/projection';
 import { UnsupportedOpError } from './compiler/rules';
 import { LruBytes } from './cache/blobs';
+import { Codec, decodeRecord, encodeRecord, FLOATS } from './cache/entry';
+import { resultKey } from './cache/keys';
+import { TieredStore } from './cache/store';
 import { Config } from './config';
-import { Engine, PreparedImage } from './engine/engine';
+import { ENGINE_VERSION, Engine, PreparedImage } from './engine/engine';
+import { occlude, occlusionGrid, OcclusionResult } from './engine/occlusion';
 import { project, ProjectionRequest, ProjectionResult } from './engine/projections';
-import { ApiError, unsupported } from './errors';
+import { probabilityRule } from './compiler/occlusion';
+import { ApiError, engineError, badInput, unsupported } from './errors';
 import { preprocess } from './images/preprocess';
 import { Layer, Model } from './registry/models';
 
@@ -18,22 +23,39 @@ import { Layer, Model } from './registry/models';
 export interface SourceImage {
   sha256: string;
   bytes: Buffer;
+  /** For images of a dataset: where it comes from. */
+  dataset?: string;
+  name?: string;
 }
 
 export type ProjectionOptions = Omit<ProjectionRequest, 'image' | 'target'>;
 
+export interface OcclusionOptions {
+  size: number;
+  stride: number;
+  /** Preprocessed fill value per input channel. */
+  fill: number[];
+  targetClass?: number;
+}
+
 export class Inference {
   private readonly prepared: LruBytes<Float32Array>;
   private readonly preparing = new Map<string, Promise<Float32Array>>();
+  private readonly occlusions: LruBytes<OcclusionResult & { byteLength: number }>;
+  private readonly occluding = new Map<string, Promise<OcclusionResult>>();
 
   constructor(
     readonly engine: Engine,
     private readonly config: Config,
+    /** Where results are kept across requests, restarts and processes (none: computed every time). */
+    private readonly cache?: TieredStore,
   ) {
     this.prepared = new LruBytes(config.blobMemoryBytes / 4);
+    this.occlusions = new LruBytes(config.blobMemoryBytes / 16);
   }
 
   async prepare(model: Model, image: SourceImage): Promise<PreparedImage> {
+    this.engine.admit(); // backpressure: refuse (OVERLOADED) before decoding when the queue is full
     const key = `${model.sha256}/${image.sha256}`;
     let data = this.prepared.get(key);
     if (!data) {
@@ -51,22 +73,111 @@ export class Inference {
 
   /** A layer's whole activation [C, H, W] (or [F]) for one image. */
   async activation(model: Model, layer: Layer, image: SourceImage): Promise<Float32Array> {
-    const prepared = await this.prepare(model, image);
-    const [out] = await guard(() => this.engine.forward(model, [layer.tensor], () => compileForward(model.graph, [layer.tensor]), prepared));
-    return out;
+    return this.cached(resultKey('activation', model, image.sha256, { layer: layer.name }), FLOATS, async () => {
+      const prepared = await this.prepare(model, image);
+      const [out] = await guard(() => this.engine.forward(model, [layer.tensor], () => compileForward(model.graph, [layer.tensor]), prepared));
+      return out;
+    });
   }
 
   async projection(model: Model, layer: Layer, image: SourceImage, options: ProjectionOptions): Promise<ProjectionResult> {
-    const prepared = await this.prepare(model, image);
-    return guard(() => project(this.engine, model, { ...options, target: seedTensor(model.graph, layer.node), image: prepared }));
+    const { method, lrn, channel, seed, position } = options;
+    const key = resultKey('projection', model, image.sha256, { layer: layer.name, channel, method, lrn, seed, position: position ? [position.y, position.x] : null });
+    return this.cached(key, PROJECTION, async () => {
+      const prepared = await this.prepare(model, image);
+      return guard(() => project(this.engine, model, { ...options, target: seedTensor(model.graph, layer.node), image: prepared }));
+    });
+  }
+
+  /** A result from the cache, else computed once (single flight) and kept. Cached tensors are shared: read-only. */
+  private cached<T>(key: string, codec: Codec<T>, compute: () => Promise<T>): Promise<T> {
+    return this.cache ? this.cache.cached(key, codec, compute) : compute();
+  }
+
+  /** Class probabilities of one image: softmax of the first output (or the output, if it is a Softmax). */
+  async predict(model: Model, image: SourceImage): Promise<Float32Array> {
+    return this.probabilities(model, await this.prepare(model, image));
+  }
+
+  async probabilities(model: Model, prepared: PreparedImage): Promise<Float32Array> {
+    const output = model.graph.outputNames[0];
+    const [out] = await guard(() => this.engine.forward(model, [output], () => compileForward(model.graph, [output]), prepared));
+    const rule = probabilityRule(model.graph);
+    if (rule === 'IS_SOFTMAX') return out;
+    if (rule === 'EXP') return out.map(Math.exp);
+    let max = -Infinity;
+    for (const v of out) max = Math.max(max, v);
+    let sum = 0;
+    for (const v of out) sum += Math.exp(v - max);
+    return out.map((v) => Math.exp(v - max) / sum);
+  }
+
+  /** Number of classes: the size of the first output. */
+  classCount(model: Model): number {
+    return (model.shapes.get(model.graph.outputNames[0]) ?? [0]).reduce((a, b) => a * b, 1);
+  }
+
+  /** Occlusion sensitivity maps (ZF §4.2; engine/occlusion.ts), checked, memoised per parameters. */
+  async occlusion(model: Model, layer: Layer, image: SourceImage, o: OcclusionOptions): Promise<OcclusionResult> {
+    const [, H, W] = model.inputShape;
+    for (const [name, v] of [['size', o.size], ['stride', o.stride]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > Math.min(H, W)) {
+        throw badInput(`${name} ${v} is out of range: give 1 to ${Math.min(H, W)} pixels (the model's input is ${H}×${W})`, { argument: name });
+      }
+    }
+    const grid = occlusionGrid(H, W, o.size, o.stride);
+    const positions = grid.width * grid.height;
+    if (positions > this.config.maxOcclusionPositions) {
+      throw badInput(
+        `size ${o.size} and stride ${o.stride} make ${grid.width}×${grid.height} = ${positions} occluder positions, over the limit of ${this.config.maxOcclusionPositions} (MAX_OCCLUSION_POSITIONS): use a larger stride`,
+        { argument: 'stride', positions, limit: this.config.maxOcclusionPositions },
+      );
+    }
+    const classes = this.classCount(model);
+    if (o.targetClass !== undefined && (!Number.isInteger(o.targetClass) || o.targetClass < 0 || o.targetClass >= classes)) {
+      throw badInput(`targetClass ${o.targetClass} is out of range: the model has classes 0 to ${classes - 1}`, { argument: 'targetClass' });
+    }
+    const shape = layer.outputShape;
+    if (!(shape.length === 3 || shape.length === 1) || shape.some((d) => !(d > 0))) {
+      throw badInput(`layer "${layer.name}" outputs [${shape}], not feature maps [C, H, W] or units [F]`, { argument: 'layer' });
+    }
+    const key = `${ENGINE_VERSION}/${model.sha256}/${image.sha256}/${layer.name}/${o.size}/${o.stride}/${o.fill.join(',')}/${o.targetClass ?? 'top'}`;
+    const known = this.occlusions.get(key);
+    if (known) return known;
+    let pending = this.occluding.get(key);
+    if (!pending) {
+      pending = (async () => {
+        const prepared = await this.prepare(model, image);
+        const batch = Math.min(model.maxBatch, this.config.maxBatch);
+        const result = await guard(() =>
+          occlude(this.engine, model, { layerTensor: layer.tensor, layerShape: shape, image: prepared, ...o, batch }),
+        );
+        this.occlusions.set(key, { ...result, byteLength: 12 * positions + 4 * classes });
+        return result;
+      })();
+      this.occluding.set(key, pending);
+      pending.finally(() => this.occluding.delete(key)).catch(() => undefined);
+    }
+    return pending;
   }
 }
+
+/** A projection as cache bytes: position in JSON; the projection, the map and the seed value as float32. */
+const PROJECTION: Codec<ProjectionResult> = {
+  encode: (r) => encodeRecord({ meta: { position: r.position }, tensors: [r.projection, r.map, Float32Array.of(r.seedValue)] }),
+  decode: (bytes) => {
+    const { meta, tensors } = decodeRecord<{ position: { y: number; x: number } }>(bytes);
+    return { projection: tensors[0], map: tensors[1], seedValue: tensors[2][0], position: meta.position };
+  },
+};
 
 async function guard<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (e) {
     if (e instanceof ApiError) throw e;
+    const limited = engineError(e); // OVERLOADED, TIMEOUT, CANCELLED
+    if (limited) throw limited;
     if (e instanceof UnsupportedOpError) throw unsupported(e.message, { node: e.node.name, op: e.node.op });
     throw new ApiError('INFERENCE_FAILED', `the runtime failed: ${(e as Error).message}`);
   }

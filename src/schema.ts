@@ -1,20 +1,26 @@
 /** The executable schema, built from the type-graphql classes in resolvers/. */
 import 'reflect-metadata';
-import { GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
+import { GraphQLSchema, lexicographicSortSchema, printSchema, specifiedDirectives } from 'graphql';
 import { buildSchemaSync } from 'type-graphql';
+import { pubSub } from './pubsub';
+import { cacheControlDirective } from '../resolvers/cache-control';
+import { DatasetResolver, TopActivationResolver, TopActivationsGridResolver, TopActivationsResolver } from '../resolvers/dataset.resolver';
 import { FilterResolver } from '../resolvers/filter.resolver';
 import { ImageResolver } from '../resolvers/image.resolver';
 import { ProjectionResolver } from '../resolvers/inference';
 import { LayerResolver } from '../resolvers/layer.resolver';
 import { ModelResolver } from '../resolvers/model.resolver';
 import { NodeResolver } from '../resolvers/node.resolver';
+import { ModelPredictionResolver, OcclusionMapResolver, OcclusionResolver } from '../resolvers/prediction';
 
 let schema: GraphQLSchema | undefined;
 
 export function buildAppSchema(): GraphQLSchema {
   schema ??= buildSchemaSync({
-    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver, ImageResolver, ProjectionResolver],
+    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver, ImageResolver, ProjectionResolver, ModelPredictionResolver, OcclusionResolver, OcclusionMapResolver, DatasetResolver, TopActivationsResolver, TopActivationResolver, TopActivationsGridResolver],
+    pubSub, // subscriptions (src/pubsub.ts)
     validate: false,
+    directives: [...specifiedDirectives, cacheControlDirective], // @cacheControl hints (resolvers/cache-control.ts)
   });
   return schema;
 }

@@ -10,17 +10,29 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { ErrorRequestHandler } from 'express';
-import { GraphQLFormattedError } from 'graphql';
+import { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { BlobStore } from './cache/blobs';
+import { apolloCache, responseCache, servedFingerprint } from './cache/apollo';
+import { openStore } from './cache/store';
 import { Config } from './config';
 import { Context, createContext, Services } from './context';
 import { Engine } from './engine/engine';
 import { openRuntime } from './engine/runtime';
 import { blobRoutes } from './http/blobs';
+import { datasetRoutes } from './http/datasets';
+import { subscriptionServer } from './http/subscriptions';
+import { startAutoIndexes } from './index/auto';
 import { graphiqlRoutes } from './http/graphiql';
+import { createMetrics } from './http/metrics';
+import { asLimitError, overloadPlugin, queryLimits, requestSignal } from './http/limits';
+import { ApiError, engineError } from './errors';
 import { log } from './log';
 import { ImageStore } from './images/store';
+import { IndexStore } from './index/store';
+import { JobManager } from './index/jobs';
 import { Inference } from './inference';
+import { JOB_PROGRESS, pubSub } from './pubsub';
+import { DatasetRegistry } from './registry/datasets';
 import { ModelRegistry } from './registry/models';
 import { buildAppSchema } from './schema';
 
@@ -33,16 +45,31 @@ export interface RunningServer {
 export async function createServices(config: Config): Promise<Services> {
   log.level = config.logLevel;
   const runtime = await openRuntime(config.backend, config.threads);
-  const engine = new Engine(runtime, { maxBatch: config.maxBatch, windowMs: config.batchWindowMs });
-  const registry = await ModelRegistry.load(config.modelsDir, engine);
-  const blobs = new BlobStore(config.cacheDir, config.blobMemoryBytes);
+  const engine = new Engine(runtime, { maxBatch: config.maxBatch, windowMs: config.batchWindowMs, maxQueued: config.maxQueuedItems });
+  const registry = await ModelRegistry.load(config.modelsDir, engine, config);
+  const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
+  const blobs = new BlobStore(cache);
   const images = new ImageStore(config.cacheDir, config);
-  return { config, engine, registry, blobs, images, inference: new Inference(engine, config) };
+  const inference = new Inference(engine, config, cache);
+  const datasets = DatasetRegistry.load(config.datasetsDir);
+  const jobs = new JobManager(new IndexStore(config.cacheDir), registry.models, datasets, engine, inference, config.maxBatch);
+  jobs.on('progress', (info) => info && pubSub.publish(JOB_PROGRESS, info));
+  return { config, engine, registry, blobs, images, cache, inference, datasets, jobs };
 }
 
 /** Errors the API did not mean to raise keep their message but lose any stack or internals. */
-export function formatError(formatted: GraphQLFormattedError): GraphQLFormattedError {
+export function formatError(formatted: GraphQLFormattedError, error?: unknown): GraphQLFormattedError {
   const { stacktrace: _stack, exception: _exception, ...extensions } = (formatted.extensions ?? {}) as Record<string, unknown>;
+  // Limits raised during validation keep their own code (Apollo marks every validation error
+  // GRAPHQL_VALIDATION_FAILED); engine errors that reached here unmapped get theirs.
+  const original = error instanceof GraphQLError ? error.originalError : error;
+  const mapped = original instanceof ApiError ? original : engineError(original);
+  if (mapped) {
+    const { http: _http, ...own } = mapped.extensions as Record<string, unknown>;
+    return { ...formatted, message: mapped.message, extensions: { ...extensions, ...own } };
+  }
+  const limit = asLimitError(formatted.message);
+  if (limit) return { ...formatted, ...limit };
   return { ...formatted, extensions: { ...extensions, code: extensions.code ?? 'INTERNAL_SERVER_ERROR' } };
 }
 
@@ -52,19 +79,47 @@ export async function startServer(config: Config, services?: Services): Promise<
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
 
+  // Hardening (src/http/limits.ts): query cost/depth/alias/directive/token limits, 503 + Retry-After.
+  const limits = queryLimits<Context>(config);
   const apollo = new ApolloServer<Context>({
     schema: buildAppSchema(),
     introspection: true,
     csrfPrevention: true,
     includeStacktraceInErrorResponses: false,
+    allowBatchedHttpRequests: false,
     formatError,
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginLandingPageDisabled()],
+    cache: apolloCache(services.cache), // APQ (and any Apollo cache) over the tiered store: shared through Redis
+    validationRules: limits.validationRules,
+    parseOptions: limits.parseOptions,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownTimeoutMs }),
+      ApolloServerPluginLandingPageDisabled(),
+      ...limits.plugins,
+      overloadPlugin<Context>(),
+    ],
   });
+  // Whole-response cache for operations whose @cacheControl hints allow it, keyed also by the served models.
+  const fingerprint = servedFingerprint(services.registry.models.values());
+  if (config.responseCache) apollo.addPlugin(responseCache<Context>(apolloCache(services.cache), () => fingerprint));
   await apollo.start();
+  const metrics = createMetrics(services);
 
   app.use(blobRoutes(services.blobs));
+  app.use(datasetRoutes(services.datasets));
+  app.get('/metrics', metrics.route);
   app.use(graphiqlRoutes());
-  app.use('/graphql', express.json({ limit: config.bodyLimitBytes }), expressMiddleware(apollo, { context: async () => createContext(services) }));
+  app.use(
+    '/graphql',
+    express.json({ limit: config.bodyLimitBytes }),
+    // A body express.json did not parse (text/plain, form posts) is left unset; Apollo then
+    // answers 500. Set, it reaches Apollo's CSRF check and content-type handling: 400.
+    (req, _res, next) => {
+      if (!('body' in req)) (req as { body?: unknown }).body = undefined;
+      next();
+    },
+    requestSignal(config.requestTimeoutMs),
+    expressMiddleware(apollo, { context: async ({ res }) => ({ ...createContext(services), signal: res.locals.signal as AbortSignal | undefined }) }),
+  );
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true, models: services.registry.models.size, modelErrors: services.registry.errors.length });
   });
@@ -83,13 +138,20 @@ export async function startServer(config: Config, services?: Services): Promise<
   const { port } = httpServer.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const url = `http://${host}:${port}`;
+  const subscriptions = subscriptionServer(httpServer, buildAppSchema(), services);
+  services.jobs.resumeInterrupted();
+  startAutoIndexes(services);
   log.info({ url: `${url}/graphql`, backend: config.backend, models: services.registry.names() }, 'convscope ready');
   return {
     url,
     services,
     async close() {
+      await services.jobs.close(); // running index jobs stop at their next checkpoint
+      await subscriptions.close();
       await apollo.stop();
       await services.engine.close();
+      metrics.close();
+      await services.cache.close();
     },
   };
 }

@@ -1,108 +1,72 @@
 /**
- * Content-addressed store for rendered results (PNGs, .npy tensors): a blob's name is the
- * sha256 of its bytes, so its URL never changes meaning and can be cached forever. Blobs are
- * written to CACHE_DIR/blobs atomically (temp file + rename) and kept in a byte-bounded LRU in
- * memory. `cached(key, …)` remembers which blob a computation produced, so that it is done once.
+ * Content-addressed rendered results (PNGs, .npy tensors): a blob's name is the sha256 of its
+ * bytes, so its URL never changes meaning and can be cached forever. Blobs live in the tiered
+ * store (memory → disk → Redis) under `blob:<sha256>.<kind>`, bounded like everything else there.
+ *
+ * `cached(key, kind, produce)` keeps, in the same store, which blob a computation produced
+ * (`blobidx:<key>` → hash), so a rendering is done once — also across restarts and processes.
+ *
+ * Eviction: a blob's bytes may be evicted while its URL is still known to a client (or to a
+ * cached GraphQL response). GET on that URL then answers 404 (with a hint); the next GraphQL
+ * query of the field finds the blob missing, renders it again — rendering is deterministic, so
+ * the same bytes come back under the same URL — and the URL works again.
  */
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
+import { TieredStore } from './store';
+
+export { LruBytes } from './memory';
 
 export type BlobKind = 'png' | 'npy';
 
-export class LruBytes<V extends { byteLength: number }> {
-  private readonly map = new Map<string, V>();
-  private bytes = 0;
-  constructor(private readonly limit: number) {}
-  get(key: string): V | undefined {
-    const v = this.map.get(key);
-    if (v) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
-  }
-  set(key: string, value: V): void {
-    const old = this.map.get(key);
-    if (old) {
-      this.bytes -= old.byteLength;
-      this.map.delete(key);
-    }
-    if (value.byteLength > this.limit) return;
-    this.map.set(key, value);
-    this.bytes += value.byteLength;
-    for (const [k, v] of this.map) {
-      if (this.bytes <= this.limit) break;
-      this.map.delete(k);
-      this.bytes -= v.byteLength;
-    }
-  }
-  get size(): number {
-    return this.bytes;
-  }
-}
+const HASH = /^[0-9a-f]{64}$/;
 
 export class BlobStore {
-  private readonly memory: LruBytes<Buffer>;
-  private readonly dir: string;
-  /** computation key → blob hash, and the computations in flight. */
-  private readonly index = new Map<string, string>();
-  private readonly inFlight = new Map<string, Promise<string>>();
-
-  constructor(cacheDir: string, memoryBytes: number) {
-    this.dir = path.join(cacheDir, 'blobs');
-    fs.mkdirSync(this.dir, { recursive: true });
-    this.memory = new LruBytes(memoryBytes);
-  }
+  constructor(readonly store: TieredStore) {}
 
   static url(kind: BlobKind, hash: string): string {
     return kind === 'png' ? `/img/${hash}.png` : `/tensors/${hash}.npy`;
   }
 
-  put(kind: BlobKind, bytes: Buffer): string {
+  static key(kind: BlobKind, hash: string): string {
+    return `blob:${hash}.${kind}`;
+  }
+
+  /**
+   * Stores the bytes and returns their hash. Always written (the same bytes under the same name),
+   * so a damaged copy that has not been read yet is replaced rather than trusted.
+   */
+  async put(kind: BlobKind, bytes: Buffer): Promise<string> {
     const hash = createHash('sha256').update(bytes).digest('hex');
-    const name = `${hash}.${kind}`;
-    this.memory.set(name, bytes);
-    const file = path.join(this.dir, name);
-    if (!fs.existsSync(file)) {
-      const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-      fs.writeFileSync(tmp, bytes);
-      fs.renameSync(tmp, file);
-    }
+    await this.store.set(BlobStore.key(kind, hash), bytes);
     return hash;
   }
 
-  /** The blob's bytes; the hash is verified on the way in from disk. */
-  get(kind: BlobKind, hash: string): Buffer | undefined {
-    if (!/^[0-9a-f]{64}$/.test(hash)) return undefined;
-    const name = `${hash}.${kind}`;
-    const hit = this.memory.get(name);
-    if (hit) return hit;
-    const file = path.join(this.dir, name);
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(file);
-    } catch {
-      return undefined;
-    }
-    if (createHash('sha256').update(bytes).digest('hex') !== hash) {
-      fs.rmSync(file, { force: true });
-      return undefined;
-    }
-    this.memory.set(name, bytes);
-    return bytes;
+  /** The blob's bytes, or undefined when it was never made or has been evicted. */
+  async get(kind: BlobKind, hash: string): Promise<Buffer | undefined> {
+    if (!HASH.test(hash)) return undefined;
+    return this.store.get(BlobStore.key(kind, hash));
   }
 
-  /** The URL of the blob that `produce` makes for `key`, produced at most once at a time. */
+  /** The URL of the blob that `produce` makes for `key`: produced once, and again only if evicted. */
   async cached(key: string, kind: BlobKind, produce: () => Promise<Buffer> | Buffer): Promise<string> {
-    const known = this.index.get(key);
-    if (known && this.get(kind, known)) return BlobStore.url(kind, known);
-    let pending = this.inFlight.get(key);
-    if (!pending) {
-      pending = (async () => this.put(kind, await produce()))();
-      this.inFlight.set(key, pending);
-      pending.then((hash) => this.index.set(key, hash)).finally(() => this.inFlight.delete(key)).catch(() => undefined);
-    }
-    return BlobStore.url(kind, await pending);
+    const indexKey = `blobidx:${kind}:${key}`;
+    const lookup = async (): Promise<string | undefined> => {
+      const known = await this.store.get(indexKey);
+      const hash = known?.toString('latin1');
+      // The blob itself is read (and verified) too: an index entry may outlive its evicted blob.
+      if (hash && HASH.test(hash) && (await this.store.get(BlobStore.key(kind, hash)))) return hash;
+      return undefined;
+    };
+    // Single flight: concurrent requests for one rendering render once.
+    const hash =
+      (await lookup()) ??
+      (await this.store.singleFlight(indexKey, async () => {
+        const again = await lookup();
+        if (again) return again;
+        const made = await this.put(kind, await produce());
+        await this.store.set(indexKey, Buffer.from(made, 'latin1'));
+        return made;
+      }));
+    return BlobStore.url(kind, hash);
   }
 }

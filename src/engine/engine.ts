@@ -4,7 +4,7 @@
  * Knows nothing of GraphQL.
  */
 import { CompiledGraph } from '../compiler/forward';
-import { MicroBatcher } from './batcher';
+import { currentSignal, MicroBatcher, QueueBudget } from './batcher';
 import { OrtTensor, Runtime, Session } from './runtime';
 
 /** Part of every cache key of computed results: bump it when the numbers a graph gives change. */
@@ -31,21 +31,56 @@ interface Loaded {
   outputs: string[];
 }
 
+/** Told of every ORT run (items in it, seconds) and of each item's wait in a batcher queue (seconds). */
+export interface EngineObserver {
+  run?(items: number, seconds: number): void;
+  queueWait?(seconds: number): void;
+}
+
 export interface EngineOptions {
   maxBatch: number;
   windowMs: number;
+  /** Items that may wait in all batchers together (MAX_QUEUED_ITEMS); default: unbounded. */
+  maxQueued?: number;
 }
 
 export class Engine {
   /** ORT runs and the items they carried, for metrics and for tests that prove caching. */
-  readonly stats = { runs: 0, items: 0 };
+  readonly stats = { runs: 0, items: 0, /** items dropped unrun because their request was cancelled */ dropped: 0 };
+  /** The bound on waiting items shared by every batcher (backpressure; see batcher.ts). */
+  readonly budget: QueueBudget;
+  /** Recent ORT time per item, ms (moving average): the basis of the retry hint. */
+  private msPerItem = 10;
+  /** Observers of every ORT run and of every item's wait in a batcher queue (metrics: src/http/metrics.ts). */
+  readonly observers: EngineObserver[] = [];
   private readonly sessions = new Map<string, Promise<Loaded>>();
   private readonly batchers = new Map<string, MicroBatcher<unknown, unknown>>();
 
   constructor(
     readonly runtime: Runtime,
     private readonly options: EngineOptions,
-  ) {}
+  ) {
+    this.budget = new QueueBudget(options.maxQueued ?? Number.POSITIVE_INFINITY, () => this.retryAfterMs());
+  }
+
+  /** Items waiting in all batchers. */
+  get queued(): number {
+    return this.budget.queued;
+  }
+
+  /**
+   * For a request (see batcher.ts), throws OverloadedError now if the queue is full: lets callers
+   * refuse before costly preparation. Outside a request it does nothing.
+   */
+  admit(): void {
+    if (currentSignal()) this.budget.check(1);
+  }
+
+  /** Roughly when the waiting items will have run, in ms (at least a batch window and 100 ms, at most a minute). */
+  retryAfterMs(): number {
+    const estimate = this.budget.queued * this.msPerItem + this.options.windowMs;
+    return Math.min(60_000, Math.max(100, Math.ceil(estimate)));
+  }
 
   /** The session of a compiled graph, compiled and loaded on first use. */
   load(key: string, compile: () => CompiledGraph): Promise<Loaded> {
@@ -65,14 +100,41 @@ export class Engine {
   async run(loaded: Loaded, feeds: Record<string, OrtTensor>, items: number): Promise<Record<string, OrtTensor>> {
     this.stats.runs++;
     this.stats.items += items;
-    return loaded.session.run(feeds);
+    const start = performance.now();
+    try {
+      return await loaded.session.run(feeds);
+    } finally {
+      const ms = performance.now() - start;
+      this.msPerItem = 0.8 * this.msPerItem + 0.2 * (ms / Math.max(1, items));
+      for (const o of this.observers) o.run?.(items, ms / 1000);
+    }
   }
 
   /** A batcher per compiled graph, shared by every request in the process. */
   batcher<I, O>(key: string, maxBatch: number, runBatch: (items: I[]) => Promise<O[]>): MicroBatcher<I, O> {
     let b = this.batchers.get(key) as MicroBatcher<I, O> | undefined;
     if (!b) {
-      b = new MicroBatcher<I, O>(runBatch, { maxBatch: Math.min(maxBatch, this.options.maxBatch), windowMs: this.options.windowMs });
+      // Queue waits (submit → batch start), stamped per item, for the observers.
+      const queuedAt = new WeakMap<object, number>();
+      const timed = async (items: I[]) => {
+        const now = performance.now();
+        for (const item of items) {
+          const at = typeof item === 'object' && item !== null ? queuedAt.get(item) : undefined;
+          if (at !== undefined) for (const o of this.observers) o.queueWait?.((now - at) / 1000);
+        }
+        return runBatch(items);
+      };
+      b = new MicroBatcher<I, O>(timed, {
+        maxBatch: Math.min(maxBatch, this.options.maxBatch),
+        windowMs: this.options.windowMs,
+        budget: this.budget,
+        onDrop: (n) => (this.stats.dropped += n),
+      });
+      const submit = b.submit.bind(b);
+      b.submit = (item: I) => {
+        if (typeof item === 'object' && item !== null) queuedAt.set(item, performance.now());
+        return submit(item);
+      };
       this.batchers.set(key, b as MicroBatcher<unknown, unknown>);
     }
     return b;
@@ -105,7 +167,9 @@ export class Engine {
     await loaded?.then((l) => l.session.release()).catch(() => undefined);
   }
 
+  /** Fails waiting work, lets running batches finish, then releases every session. */
   async close(): Promise<void> {
+    await Promise.all([...this.batchers.values()].map((b) => b.close()));
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(all.map((p) => p.then((l) => l.session.release()).catch(() => undefined)));

@@ -10,6 +10,8 @@ import { compileForward } from '../compiler/forward';
 import { Engine } from '../engine/engine';
 import { log } from '../log';
 import { GraphNode, OnnxGraph } from '../onnx/graph';
+import { decodeModel } from '../onnx/proto';
+import { checkModel } from '../onnx/validate';
 import { LayerKind, layerKind, ReceptiveField, receptiveFields } from '../onnx/ops';
 
 export type ChannelOrder = 'RGB' | 'BGR' | 'GRAY';
@@ -31,6 +33,8 @@ export interface Sidecar {
   snapshotOf?: string;
   epoch?: number;
   accuracy?: Record<string, number>;
+  /** Datasets to index at start-up (top-9 of every Conv and Relu). */
+  autoIndex?: string[];
 }
 
 export interface Layer {
@@ -74,16 +78,24 @@ export interface ModelError {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
 
+/** What a model file may be (config MAX_MODEL_MB, MAX_MODEL_INPUT_ELEMENTS); a file over them goes to `errors`. */
+export interface ModelLimits {
+  maxModelBytes: number;
+  maxModelInputElements: number;
+}
+
+const NO_LIMITS: ModelLimits = { maxModelBytes: 2 ** 31 - 1, maxModelInputElements: 4 * 1024 * 1024 };
+
 export class ModelRegistry {
   readonly models = new Map<string, Model>();
   readonly errors: ModelError[] = [];
 
-  static async load(dir: string, engine: Engine): Promise<ModelRegistry> {
+  static async load(dir: string, engine: Engine, limits: ModelLimits = NO_LIMITS): Promise<ModelRegistry> {
     const registry = new ModelRegistry();
     for (const { name, file } of listModelFiles(dir)) {
       const started = Date.now();
       try {
-        const model = await loadModel(name, file, engine);
+        const model = await loadModel(name, file, engine, limits);
         registry.models.set(name, model);
         log.info({ model: name, layers: model.layers.length, ms: Date.now() - started }, 'model loaded');
       } catch (e) {
@@ -121,12 +133,32 @@ function listModelFiles(dir: string): { name: string; file: string }[] {
   return found;
 }
 
-async function loadModel(name: string, file: string, engine: Engine): Promise<Model> {
+async function loadModel(name: string, file: string, engine: Engine, limits: ModelLimits): Promise<Model> {
   if (!NAME.test(name)) throw new Error(`"${name}" is not a usable model name (letters, digits, . _ @ - only)`);
+  const stat = fs.statSync(file);
+  // A FIFO or device named *.onnx would block the read forever.
+  if (!stat.isFile()) throw new Error('not a regular file');
+  const fileBytes = stat.size;
+  if (fileBytes > limits.maxModelBytes) {
+    throw new Error(`the file is ${(fileBytes / 2 ** 20).toFixed(0)} MB, over the limit of ${(limits.maxModelBytes / 2 ** 20).toFixed(0)} MB (MAX_MODEL_MB)`);
+  }
   const bytes = fs.readFileSync(file);
+  let proto;
+  try {
+    proto = decodeModel(bytes);
+  } catch (e) {
+    throw new Error(`not a readable ONNX model: ${(e as Error).message}`);
+  }
+  // Hostile or broken content (external data paths, absurd shapes, unbounded loops …): refused
+  // before the graph analysis or onnxruntime sees it.
+  try {
+    checkModel(proto);
+  } catch (e) {
+    throw new Error(`not a usable ONNX model: ${(e as Error).message}`);
+  }
   let graph: OnnxGraph;
   try {
-    graph = OnnxGraph.parse(bytes);
+    graph = new OnnxGraph(proto);
   } catch (e) {
     throw new Error(`not a readable ONNX model: ${(e as Error).message}`);
   }
@@ -140,6 +172,10 @@ async function loadModel(name: string, file: string, engine: Engine): Promise<Mo
   const inputShape = [c ?? (sidecar.input?.channels === 'GRAY' ? 1 : 3), h ?? size?.[0], w ?? size?.[1]];
   if (inputShape.some((d) => !d || d <= 0 || d > 8192)) {
     throw new Error(`input "${graph.inputName}" has no fixed size [C, H, W] (got [${graph.inputDims.slice(1)}]); give one in the sidecar: {"input": {"size": [H, W]}}`);
+  }
+  const elements = (inputShape as number[]).reduce((a, b) => a * b, 1);
+  if (elements > limits.maxModelInputElements) {
+    throw new Error(`input "${graph.inputName}" of [${inputShape}] has ${elements} values, over the limit of ${limits.maxModelInputElements} (MAX_MODEL_INPUT_ELEMENTS)`);
   }
   const preprocessing = resolvePreprocessing(sidecar, inputShape as number[]);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
@@ -178,7 +214,9 @@ async function loadModel(name: string, file: string, engine: Engine): Promise<Mo
 }
 
 function readSidecar(file: string): Sidecar {
-  if (!fs.existsSync(file)) return {};
+  const stat = fs.statSync(file, { throwIfNoEntry: false });
+  if (!stat) return {};
+  if (!stat.isFile() || stat.size > 16 * 2 ** 20) throw new Error(`sidecar ${path.basename(file)} is not a regular file of at most 16 MB`);
   let json: Sidecar;
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));

@@ -1,0 +1,44 @@
+/**
+ * Query cost of fields (type-graphql's `complexity` option), read by the cost limit of
+ * src/http/limits.ts (MAX_QUERY_COST). Every field costs 1 unless it says otherwise; a field's
+ * cost includes its selection's (`childComplexity`).
+ *
+ * Inference is what a query can make expensive, so it is priced by what it runs: a projection is
+ * a forward and a transposed pass (~2.5 forward passes, DESIGN §4), an activation or the feature
+ * maps one forward pass, a prediction one forward pass of the whole net. With the default limit
+ * of 10 000 one query can ask for about 100 projections or 200 activations.
+ */
+import type { ComplexityEstimator } from 'graphql-query-complexity';
+
+export const COST = {
+  /** Filter.projection, and each projection elsewhere (top activations …). */
+  projection: 100,
+  /** Filter.activation. */
+  activation: 50,
+  /** Layer.featureMaps. */
+  featureMaps: 50,
+  /** Model.predict: a forward pass of the whole network. */
+  predict: 50,
+  /** Model.occlusion, per occluder position (one forward pass each); see `occlusion` below. */
+  occlusionPosition: 20,
+  /** Rendering a PNG of weights (kernel, kernel grid). */
+  render: 2,
+} as const;
+
+/** The items a connection will return: its `first`, or the default page of 20 (connection.ts). */
+export function pageSize(args: { first?: number | null }, fallback = 20): number {
+  const first = args.first ?? fallback;
+  return Number.isFinite(first) ? Math.max(0, Math.floor(first)) : fallback;
+}
+
+/** A connection: its selection counted once per item it may return. */
+export const perItem =
+  (fallback = 20): ComplexityEstimator =>
+  ({ args, childComplexity }) =>
+    1 + pageSize(args, fallback) * childComplexity;
+
+/** A field that runs `cost` of work, plus its selection. */
+export const costs =
+  (cost: number): ComplexityEstimator =>
+  ({ childComplexity }) =>
+    cost + childComplexity;

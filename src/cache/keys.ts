@@ -1,0 +1,52 @@
+/**
+ * Cache keys: a computation is named by the sha256 of everything its result depends on, so a
+ * key never changes meaning and results can be shared by processes and kept across restarts.
+ */
+import { createHash } from 'node:crypto';
+import { ENGINE_VERSION } from '../engine/engine';
+
+/** Bump when the layout of cached values changes (entry.ts, the codecs of inference.ts). */
+export const CACHE_FORMAT = 'c1';
+
+/** What of a model its results depend on: the ONNX file and how images are preprocessed (the sidecar). */
+export interface KeyedModel {
+  sha256: string;
+  preprocessing: unknown;
+}
+
+const modelIds = new WeakMap<object, string>();
+
+/**
+ * The model's part of every key: its file's sha256 and its preprocessing (a sidecar edit
+ * changes every result without changing the ONNX file).
+ */
+export function modelCacheId(model: KeyedModel): string {
+  let id = modelIds.get(model);
+  if (!id) {
+    id = createHash('sha256').update(model.sha256).update('\0').update(JSON.stringify(model.preprocessing)).digest('hex');
+    modelIds.set(model, id);
+  }
+  return id;
+}
+
+/**
+ * `<kind>:<sha256>` over the kind, ENGINE_VERSION, CACHE_FORMAT, the model, the image and the
+ * computation's own parts (layer, unit, method, seed, options…), given in a fixed order.
+ */
+export function resultKey(kind: string, model: KeyedModel, imageSha256: string, parts: Record<string, unknown>): string {
+  const canonical = JSON.stringify([kind, ENGINE_VERSION, CACHE_FORMAT, modelCacheId(model), imageSha256, sortKeys(parts)]);
+  return `${kind}:${createHash('sha256').update(canonical).digest('hex')}`;
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.keys(value as object)
+        .sort()
+        .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}

@@ -1,0 +1,496 @@
+/**
+ * Caching (issue 6): the tiered store (memory, disk, Redis), its byte bounds and checksums,
+ * single flight, and through the API: no inference for a result computed before — in this
+ * process, after a restart (disk), or by another process (Redis) — plus APQ and cache hints.
+ */
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import sharp from 'sharp';
+import { DiskTier } from '../src/cache/disk';
+import { decodeEntry, encodeEntry, FLOATS } from '../src/cache/entry';
+import { MemoryTier } from '../src/cache/memory';
+import { TieredStore } from '../src/cache/store';
+import { gql, GqlResult, startTestServer } from './helpers';
+
+type Server = Awaited<ReturnType<typeof startTestServer>>;
+
+/** A deterministic RGB picture, as PNG bytes. */
+async function picture(size: number, seed: number): Promise<Buffer> {
+  const raw = Buffer.alloc(size * size * 3);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      for (let c = 0; c < 3; c++) raw[(y * size + x) * 3 + c] = Math.round(127.5 + 120 * Math.sin((x * (c + 1) + seed * 13) / 9) * Math.cos((y + c * 7 + seed) / 11));
+    }
+  }
+  return sharp(raw, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+}
+
+const LAYER = '/features/features.11/Relu';
+const PROJECTION = `query($layer: String!, $index: Int!, $image: ImageInput!) {
+  model(name: "alexnet") { layer(name: $layer) { filter(index: $index) {
+    projection(image: $image) { seedValue position { y x } imageUrl tensorUrl } } } } }`;
+/** The same projection asked differently: the response cache cannot answer it, the result cache can. */
+const PROJECTION_AGAIN = `query Again($layer: String!, $index: Int!, $image: ImageInput!) {
+  model(name: "alexnet") { layer(name: $layer) { unit: filter(index: $index) {
+    p: projection(image: $image) { seedValue imageUrl tensorUrl } activation(image: $image) { max } } featureMaps(image: $image) { tensorUrl } } } }`;
+
+const tmpdir = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `convscope-${tag}-`));
+
+/** Every file under `dir`, recursively. */
+function files(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
+}
+const bytesOnDisk = (dir: string) => files(dir).reduce((n, f) => n + fs.statSync(f).size, 0);
+
+function ok<T>(res: GqlResult<T>): T {
+  assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+  return res.data as T;
+}
+
+async function fetchBytes(url: string): Promise<{ status: number; bytes: Buffer; headers: Headers }> {
+  const res = await fetch(url);
+  return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()), headers: res.headers };
+}
+
+describe('cache tiers', () => {
+  test('the memory tier keeps its byte bound, evicting the least recently used', () => {
+    const tier = new MemoryTier(20_000);
+    for (let i = 0; i < 50; i++) {
+      tier.set(`k${i}`, Buffer.alloc(1000, i));
+      if (i >= 1) assert.ok(tier.get('k0'), 'k0 is used all along, so it stays');
+      assert.ok(tier.bytes <= 20_000, `${tier.bytes} bytes held`);
+    }
+    assert.ok(tier.get('k49') && !tier.get('k1'), 'recent kept, old evicted');
+    assert.ok(tier.evictions > 0);
+    tier.set('huge', Buffer.alloc(30_000));
+    assert.equal(tier.get('huge'), undefined, 'an entry over the bound is not kept');
+    // A slice of a larger buffer is copied, so it is accounted at its own size.
+    const slab = Buffer.alloc(64 * 1024);
+    tier.set('slice', slab.subarray(10, 20));
+    assert.equal(tier.get('slice')!.buffer.byteLength, 10);
+  });
+
+  test('the disk tier keeps its byte bound (LRU by access), also across a reopen', async () => {
+    const dir = tmpdir('disk');
+    try {
+      const limit = 30_000;
+      const disk = new DiskTier(dir, limit);
+      await disk.open();
+      for (let i = 0; i < 60; i++) {
+        await disk.set(`key ${i}`, Buffer.alloc(1000 + (i % 7) * 100, i));
+        if (i >= 1) assert.ok(await disk.get('key 0'), 'key 0 is read all along, so it stays');
+        assert.ok(bytesOnDisk(dir) <= limit, `${bytesOnDisk(dir)} bytes on disk after ${i + 1} writes`);
+        assert.equal(disk.bytes, bytesOnDisk(dir));
+      }
+      assert.equal(await disk.get('key 1'), undefined, 'old entries were evicted');
+      assert.deepEqual(await disk.get('key 59'), Buffer.alloc(1000 + (59 % 7) * 100, 59));
+      // mtimes carry access order across restarts; a smaller bound evicts the least recent.
+      const t0 = Date.now() / 1000;
+      const again = new DiskTier(dir, limit);
+      await again.open();
+      assert.equal(again.entries, disk.entries);
+      fs.utimesSync(disk.fileOf('key 59'), t0 + 10, t0 + 10);
+      const small = new DiskTier(dir, 5000);
+      await small.open();
+      assert.ok(bytesOnDisk(dir) <= 5000);
+      assert.ok(await small.get('key 59'), 'the most recently used survives');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a truncated, corrupted or misplaced disk entry is deleted and recomputed, never served', async () => {
+    const dir = tmpdir('corrupt');
+    try {
+      const value = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i));
+      let computed = 0;
+      const compute = async () => {
+        computed++;
+        return value;
+      };
+      const open = () => TieredStore.open({ memoryBytes: 0, disk: { dir, bytes: 1 << 20 } });
+      const first = await open();
+      assert.deepEqual(await first.cached('t', FLOATS, compute), value);
+      await first.cached('other', FLOATS, compute);
+      assert.equal(computed, 2);
+      const file = first.disk!.fileOf('t');
+      const good = fs.readFileSync(file);
+      const damage: [string, (b: Buffer) => Buffer][] = [
+        ['truncated', (b) => b.subarray(0, b.length - 5)],
+        ['cut inside the header', (b) => b.subarray(0, 20)],
+        ['a flipped bit in the payload', (b) => { const c = Buffer.from(b); c[c.length - 100] ^= 0x10; return c; }],
+        ['a flipped bit in the checksum', (b) => { const c = Buffer.from(b); c[20] ^= 1; return c; }],
+        ['empty', () => Buffer.alloc(0)],
+        ['another key’s entry', () => fs.readFileSync(first.disk!.fileOf('other'))],
+      ];
+      for (const [what, damageOf] of damage) {
+        fs.writeFileSync(file, damageOf(good));
+        const store = await open();
+        const computedBefore: number = computed;
+        assert.equal(await store.disk!.get('t'), undefined, `${what}: not served`);
+        assert.equal(fs.existsSync(file), false, `${what}: deleted`);
+        assert.equal(store.disk!.corrupt, 1, what);
+        assert.deepEqual(await store.cached('t', FLOATS, compute), value, `${what}: recomputed`);
+        assert.equal(computed, computedBefore + 1, `${what}: computed again`);
+        assert.ok(fs.readFileSync(file).equals(good), `${what}: rewritten whole`);
+      }
+      assert.throws(() => decodeEntry('k', encodeEntry('k', Buffer.from('x')).subarray(0, 49)), /shorter|header says/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('single flight: concurrent requests for one missing key compute once', async () => {
+    const dir = tmpdir('flight');
+    try {
+      const store = await TieredStore.open({ memoryBytes: 1 << 20, disk: { dir, bytes: 1 << 20 } });
+      let computed = 0;
+      const compute = async () => {
+        computed++;
+        await new Promise((r) => setTimeout(r, 30));
+        return Float32Array.of(1, 2, 3);
+      };
+      const all = await Promise.all(Array.from({ length: 20 }, () => store.cached('k', FLOATS, compute)));
+      assert.equal(computed, 1);
+      for (const v of all) assert.deepEqual(v, Float32Array.of(1, 2, 3));
+      // A failure is not cached: the next call computes.
+      await assert.rejects(store.cached('bad', FLOATS, async () => { throw new Error('boom'); }), /boom/);
+      assert.deepEqual(await store.cached('bad', FLOATS, async () => Float32Array.of(7)), Float32Array.of(7));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('results through the API are computed once', () => {
+  let png: Buffer;
+  before(async () => {
+    png = await picture(224, 21);
+  });
+
+  test('a second identical projection query runs no inference, nor one asked differently, also after a restart', async () => {
+    const dir = tmpdir('restart');
+    const vars = { layer: LAYER, index: 3, image: { base64: png.toString('base64') } };
+    let first: any;
+    try {
+      const a = await startTestServer({ CACHE_DIR: dir });
+      try {
+        first = ok(await gql(a.url, PROJECTION, vars));
+        const runs = a.services.engine.stats.runs;
+        assert.ok(runs > 0);
+        assert.deepEqual(ok(await gql(a.url, PROJECTION, vars)), first);
+        assert.equal(a.services.engine.stats.runs, runs, 'identical query: no inference');
+        const again = ok<any>(await gql(a.url, PROJECTION_AGAIN, vars));
+        const afterAgain = a.services.engine.stats.runs;
+        assert.equal(again.model.layer.unit.p.imageUrl, first.model.layer.filter.projection.imageUrl);
+        assert.equal(again.model.layer.unit.p.seedValue, first.model.layer.filter.projection.seedValue);
+        assert.equal(afterAgain - runs, 1, 'only the activation was new (one forward pass, shared by activation and featureMaps)');
+        ok(await gql(a.url, PROJECTION_AGAIN, vars));
+        assert.equal(a.services.engine.stats.runs, afterAgain, 'activation and feature maps are cached too');
+      } finally {
+        await a.close();
+      }
+      for (const responseCache of ['on', 'off']) {
+        const b = await startTestServer({ CACHE_DIR: dir, RESPONSE_CACHE: responseCache });
+        try {
+          assert.deepEqual(ok(await gql(b.url, PROJECTION, vars)), first, `restart (response cache ${responseCache})`);
+          ok(await gql(b.url, PROJECTION_AGAIN, vars));
+          assert.equal(b.services.engine.stats.runs, 0, `after a restart with the same CACHE_DIR (response cache ${responseCache}): no inference`);
+          assert.ok(b.services.cache.stats.disk.hits > 0);
+          const p = first.model.layer.filter.projection;
+          const img = await fetchBytes(b.url + p.imageUrl);
+          assert.equal(img.status, 200, 'the blob is served from disk after the restart');
+          assert.equal(createHash('sha256').update(img.bytes).digest('hex'), p.imageUrl.slice(5, 69));
+        } finally {
+          await b.close();
+        }
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('corrupted disk entries are recomputed after a restart, and the answers do not change', async () => {
+    const dir = tmpdir('corrupt-api');
+    const vars = { layer: LAYER, index: 5, image: { base64: (await picture(224, 22)).toString('base64') } };
+    try {
+      const a = await startTestServer({ CACHE_DIR: dir });
+      const first = ok<any>(await gql(a.url, PROJECTION, vars));
+      await a.close();
+      const entries = files(path.join(dir, 'store'));
+      assert.ok(entries.length >= 4, `${entries.length} entries`);
+      entries.forEach((f, i) => {
+        const b = fs.readFileSync(f);
+        if (i % 2) fs.writeFileSync(f, b.subarray(0, b.length >> 1)); // truncated
+        else {
+          b[b.length - 1] ^= 0xff; // corrupted
+          fs.writeFileSync(f, b);
+        }
+      });
+      const b = await startTestServer({ CACHE_DIR: dir });
+      try {
+        const again = ok<any>(await gql(b.url, PROJECTION, vars));
+        assert.deepEqual(again, first);
+        assert.ok(b.services.engine.stats.runs > 0, 'recomputed');
+        assert.ok(b.services.cache.disk!.corrupt >= 3, `${b.services.cache.disk!.corrupt} corrupt entries detected`);
+        for (const url of [again.model.layer.filter.projection.imageUrl, again.model.layer.filter.projection.tensorUrl]) {
+          const blob = await fetchBytes(b.url + url);
+          assert.equal(blob.status, 200, url);
+          assert.equal(createHash('sha256').update(blob.bytes).digest('hex'), url.split('/')[2].split('.')[0]);
+        }
+        await b.services.cache.close(); // the response cache writes after answering
+        for (const f of files(path.join(dir, 'store'))) {
+          const entry = fs.readFileSync(f);
+          const key = entry.toString('utf8', 48, 48 + entry.readUInt32LE(4));
+          assert.doesNotThrow(() => decodeEntry(key, entry), `${key}: every damaged entry was deleted or rewritten`);
+        }
+      } finally {
+        await b.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('concurrent identical requests compute once', async () => {
+    const s = await startTestServer({ RESPONSE_CACHE: 'off' });
+    try {
+      const vars = { layer: LAYER, index: 2, image: { base64: (await picture(224, 23)).toString('base64') } };
+      const results = await Promise.all(Array.from({ length: 8 }, () => gql(s.url, PROJECTION, vars)));
+      for (const r of results) assert.deepEqual(ok(r), ok(results[0]));
+      assert.equal(s.services.engine.stats.items, 1, 'one projection computed for eight requests');
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('eviction keeps the memory and disk bounds; an evicted blob URL is made again by querying again', async () => {
+    const memoryLimit = 0.75 * 1024 * 1024;
+    const diskLimit = 1.5 * 1024 * 1024;
+    const s = await startTestServer({ CACHE_MEMORY_MB: '0.75', CACHE_DISK_MB: '1.5', RESPONSE_CACHE: 'off' });
+    try {
+      const store = path.join(s.cacheDir, 'store');
+      const image = { base64: (await picture(224, 24)).toString('base64') };
+      const vars = { layer: LAYER, index: 0, image };
+      const first = ok<any>(await gql(s.url, PROJECTION, vars)).model.layer.filter.projection;
+      assert.equal((await fetchBytes(s.url + first.imageUrl)).status, 200);
+      for (let index = 1; index < 8; index++) {
+        ok(await gql(s.url, PROJECTION, { ...vars, index }));
+        assert.ok(s.services.cache.memory!.bytes <= memoryLimit, `memory: ${s.services.cache.memory!.bytes} bytes`);
+        assert.ok(bytesOnDisk(store) <= diskLimit, `disk: ${bytesOnDisk(store)} bytes`);
+      }
+      assert.ok(s.services.cache.disk!.evictions > 0 && s.services.cache.memory!.evictions > 0);
+      // The first projection's blobs have been pushed out of both tiers by now.
+      const gone = await fetchBytes(s.url + first.imageUrl);
+      assert.equal(gone.status, 404);
+      assert.match(gone.bytes.toString(), /query the GraphQL field again/);
+      const runs = s.services.engine.stats.runs;
+      const again = ok<any>(await gql(s.url, PROJECTION, vars)).model.layer.filter.projection;
+      assert.ok(s.services.engine.stats.runs > runs, 'the evicted result was computed again');
+      assert.equal(again.imageUrl, first.imageUrl, 'same bytes, same URL');
+      assert.equal((await fetchBytes(s.url + first.imageUrl)).status, 200, 'the URL works again');
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('blob routes: ETag, immutable Cache-Control, 304', async () => {
+    const s = await startTestServer();
+    try {
+      const p = ok<any>(await gql(s.url, PROJECTION, { layer: LAYER, index: 1, image: { base64: png.toString('base64') } })).model.layer.filter.projection;
+      for (const url of [p.imageUrl, p.tensorUrl]) {
+        const res = await fetch(s.url + url);
+        assert.equal(res.status, 200);
+        const etag = res.headers.get('etag')!;
+        assert.equal(etag, `"${url.split('/')[2].split('.')[0]}"`);
+        assert.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+        const again = await fetch(s.url + url, { headers: { 'if-none-match': etag } });
+        assert.equal(again.status, 304);
+      }
+      assert.equal((await fetch(`${s.url}/img/${'0'.repeat(64)}.png`)).status, 404);
+      assert.equal((await fetch(`${s.url}/img/nothex.png`)).status, 404);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('Apollo: persisted queries and cache hints', () => {
+  let s: Server;
+  before(async () => {
+    s = await startTestServer();
+  });
+  after(() => s.close());
+
+  const get = (params: Record<string, unknown>, headers: Record<string, string> = { 'apollo-require-preflight': 'true' }) => {
+    const qs = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
+    return fetch(`${s.url}/graphql?${qs}`, { headers });
+  };
+
+  test('APQ: a GET with only the hash works after the query is registered; CSRF prevention stays on', async () => {
+    const query = '{ models { nodes { name sha256 } } }';
+    const sha256Hash = createHash('sha256').update(query).digest('hex');
+    const extensions = { persistedQuery: { version: 1, sha256Hash } };
+    const unknown = await get({ extensions });
+    assert.equal(((await unknown.json()) as GqlResult).errors?.[0]?.extensions?.code, 'PERSISTED_QUERY_NOT_FOUND');
+    const register = await fetch(`${s.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, extensions }),
+    });
+    assert.equal(register.status, 200);
+    const res = await get({ extensions });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as GqlResult;
+    assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+    assert.ok(body.data.models.nodes.some((m: { name: string }) => m.name === 'alexnet'));
+    assert.equal(res.headers.get('cache-control'), 'max-age=3600, public');
+    const noPreflight = await get({ extensions }, {});
+    assert.equal(noPreflight.status, 400, 'a simple GET without apollo-require-preflight is refused (CSRF prevention)');
+  });
+
+  test('cache-control headers follow the @cacheControl hints', async () => {
+    const header = async (query: string, variables: Record<string, unknown> = {}) => {
+      const res = await fetch(`${s.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as GqlResult;
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+      return res.headers.get('cache-control');
+    };
+    assert.equal(await header('{ models(first: 2) { edges { cursor node { name layers(first: 2) { pageInfo { hasNextPage } nodes { name receptiveField { size } } } } } } }'), 'max-age=3600, public');
+    const image = { base64: (await picture(64, 25)).toString('base64') };
+    assert.equal(
+      await header(`query($image: ImageInput!) { model(name: "alexnet") { layer(name: "${LAYER}") { filter(index: 0) { weights { min } projection(image: $image) { position { y x } box { x } imageUrl } } featureMaps(image: $image) { channels { max } } } } }`, { image }),
+      'max-age=3600, public',
+    );
+    assert.equal(await header('{ modelErrors { file } }'), 'no-store', 'a field without a hint makes the response uncacheable');
+    assert.equal(await header(`mutation($b: String!) { uploadImage(base64: $b) { id } }`, { b: image.base64 }), 'no-store');
+  });
+
+  test('the response cache answers a repeated cacheable query without resolvers (Age header)', async () => {
+    const query = '{ model(name: "zfnet") { name layers(first: 3) { nodes { name outputShape } } } }';
+    const first = await get({ query });
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.get('age'), null);
+    const second = await get({ query });
+    assert.equal(second.status, 200);
+    assert.notEqual(second.headers.get('age'), null, 'served from the response cache');
+    assert.deepEqual(await second.json(), await first.json());
+  });
+});
+
+// ---- Redis -------------------------------------------------------------------------------
+
+const REDIS_SERVER = process.env.REDIS_SERVER || '/usr/bin/redis-server';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A throwaway redis-server on a free loopback port, without persistence. */
+async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
+  if (!fs.existsSync(REDIS_SERVER)) {
+    assert.fail(`redis-server not found at ${REDIS_SERVER}: the Redis tier test needs a real server. Install it (apt-get install redis-server; .ci/run does) or set REDIS_SERVER to its path.`);
+  }
+  const port = await freePort();
+  const dir = tmpdir('redis');
+  const proc: ChildProcess = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start within 10 s:\n${output}`)), 10_000);
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (/ready to accept connections/i.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited with ${code}:\n${output}`));
+    });
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await exited;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('Redis tier', () => {
+  test('two servers with different CACHE_DIRs share results, blobs and persisted queries through Redis', async () => {
+    const redis = await startRedis();
+    const servers: Server[] = [];
+    try {
+      const a = await startTestServer({ REDIS_URL: redis.url });
+      servers.push(a);
+      const b = await startTestServer({ REDIS_URL: redis.url, RESPONSE_CACHE: 'off' });
+      servers.push(b);
+      assert.notEqual(a.cacheDir, b.cacheDir);
+      const vars = { layer: LAYER, index: 4, image: { base64: (await picture(224, 26)).toString('base64') } };
+      const onA = ok<any>(await gql(a.url, PROJECTION_AGAIN, vars));
+      assert.ok(a.services.engine.stats.runs > 0);
+      const onB = ok<any>(await gql(b.url, PROJECTION_AGAIN, vars));
+      assert.deepEqual(onB, onA);
+      assert.equal(b.services.engine.stats.runs, 0, 'B computed nothing: A’s results came through Redis');
+      assert.ok(b.services.cache.stats.redis.hits > 0);
+      // A blob made by A is served by B (from Redis), and B now has it on its own disk.
+      const url = onA.model.layer.unit.p.imageUrl;
+      const img = await fetchBytes(b.url + url);
+      assert.equal(img.status, 200);
+      assert.equal(createHash('sha256').update(img.bytes).digest('hex'), url.slice(5, 69));
+      // A query registered on A (APQ) runs on B by hash alone.
+      const query = '{ models { totalCount } }';
+      const sha256Hash = createHash('sha256').update(query).digest('hex');
+      const extensions = { persistedQuery: { version: 1, sha256Hash } };
+      ok(await (await fetch(`${a.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, extensions }) })).json() as GqlResult);
+      const res = await fetch(`${b.url}/graphql?extensions=${encodeURIComponent(JSON.stringify(extensions))}`, { headers: { 'apollo-require-preflight': 'true' } });
+      const body = (await res.json()) as GqlResult;
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+      assert.ok(body.data.models.totalCount > 0);
+      // Metrics name the tier.
+      const metrics = await (await fetch(`${b.url}/metrics`)).text();
+      assert.match(metrics, /convscope_cache_hits_total\{tier="redis"\} [1-9]/);
+    } finally {
+      for (const s of servers) await s.close();
+      await redis.stop();
+    }
+  });
+
+  test('a Redis that goes away makes misses, not failed requests', async () => {
+    const redis = await startRedis();
+    const s = await startTestServer({ REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '300', RESPONSE_CACHE: 'off' });
+    try {
+      await redis.stop();
+      const vars = { layer: LAYER, index: 6, image: { base64: (await picture(224, 27)).toString('base64') } };
+      ok(await gql(s.url, PROJECTION, vars));
+      assert.ok(s.services.cache.redis!.errors > 0);
+    } finally {
+      await s.close();
+    }
+  });
+});
