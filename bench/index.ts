@@ -1,0 +1,72 @@
+/**
+ * Benchmark (run by hand): top-9 indexing throughput and the cost of a full Fig. 2 grid.
+ *   /usr/bin/python3 bench/alexnet.py /tmp/alexnet/alexnet.onnx
+ *   npm run build && node dist/bench/index.js /tmp/alexnet [images=256]
+ * Makes a synthetic dataset of 256×256 JPEGs, then prints: the ORT throughput of the index graph
+ * alone (preprocessed tensors, batch MAX_BATCH), the index job's throughput including decoding
+ * and preprocessing, their ratio, and the time to render relu5's whole top-9 grid.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { compileChannelMaxima } from '../src/compiler/forward';
+import { loadConfig } from '../src/config';
+import { defaultIndexLayers } from '../src/index/jobs';
+import { createServices, startServer } from '../src/server';
+
+(async () => {
+  const modelsDir = process.argv[2];
+  const count = Number(process.argv[3] ?? 256);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-bench-index-'));
+  const dir = path.join(root, 'datasets', 'synthetic');
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < count; i++) {
+    const raw = Buffer.alloc(256 * 256 * 3);
+    for (let p = 0; p < raw.length; p++) raw[p] = (p * (i + 7) * 2654435761) >>> 24;
+    fs.writeFileSync(path.join(dir, `img-${String(i).padStart(5, '0')}.jpg`), await sharp(raw, { raw: { width: 256, height: 256, channels: 3 } }).jpeg().toBuffer());
+  }
+  const batch = Number(process.env.MAX_BATCH ?? 16);
+  const s = await createServices(loadConfig({ MODELS_DIR: modelsDir, DATASETS_DIR: path.join(root, 'datasets'), CACHE_DIR: path.join(root, 'cache'), LOG_LEVEL: 'warn', MAX_BATCH: String(batch) }));
+  const model = s.registry.models.get('alexnet')!;
+  const dataset = s.datasets.datasets.get('synthetic')!;
+  const layers = defaultIndexLayers(model);
+  const tensors = layers.map((l) => model.layerByName.get(l)!.tensor);
+
+  // ORT alone: the same graph on ready tensors.
+  const loaded = await s.engine.load('bench', () => compileChannelMaxima(model.graph, model.shapes, tensors));
+  const input = new s.engine.runtime.Tensor('float32', new Float32Array(batch * 3 * 224 * 224).map((_, i) => Math.sin(i)), [batch, 3, 224, 224]);
+  await loaded.session.run({ input });
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    await loaded.session.run({ input });
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  const ortRate = (batch * 1000) / times[2];
+
+  const t0 = performance.now();
+  const job = s.jobs.start(model, dataset, layers, 9);
+  const info = await s.jobs.wait(job.id);
+  const indexRate = (count * 1000) / (performance.now() - t0);
+  console.log(`AlexNet, ${layers.length} layers (every Conv and Relu), ${count} JPEGs 256×256, batch ${batch}, ${s.config.threads} ORT threads`);
+  console.log(`ORT alone (median of 5): ${ortRate.toFixed(1)} img/s; index job incl. decode: ${indexRate.toFixed(1)} img/s (${info?.state}); ratio ${(indexRate / ortRate).toFixed(2)}`);
+
+  // A full top-9 grid of relu5 (every channel), through the API's resolver path.
+  const server = await startServer(loadConfig({ MODELS_DIR: modelsDir, DATASETS_DIR: path.join(root, 'datasets'), CACHE_DIR: path.join(root, 'cache'), LOG_LEVEL: 'warn', PORT: '0', HOST: '127.0.0.1', MAX_QUERY_COST: '100000000', REQUEST_TIMEOUT_MS: '0' }), s);
+  const channels = model.layerByName.get('/features/features.11/Relu')!.outputShape[0];
+  const runs = s.engine.stats.runs;
+  const t1 = performance.now();
+  const res = await fetch(`${server.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: `{ model(name: "alexnet") { layer(name: "/features/features.11/Relu") { topActivationsGrid(dataset: "synthetic", first: ${channels}) } } }` }),
+  });
+  const body = (await res.json()) as { errors?: unknown };
+  const ms = performance.now() - t1;
+  if (body.errors) console.log(JSON.stringify(body.errors));
+  console.log(`top-9 grid of relu5 (${channels} channels × 9 projections): ${(ms / 1000).toFixed(1)} s, ${(ms / (channels * 9)).toFixed(1)} ms per projection, ${s.engine.stats.runs - runs} ORT runs`);
+  await server.close();
+  fs.rmSync(root, { recursive: true, force: true });
+})();
