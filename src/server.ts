@@ -87,6 +87,9 @@ export async function startServer(config: Config, services?: Services): Promise<
     csrfPrevention: true,
     includeStacktraceInErrorResponses: false,
     allowBatchedHttpRequests: false,
+    // main.ts handles SIGTERM/SIGINT (graceful shutdown); Apollo's own handler would stop the
+    // server a second time and re-raise the signal.
+    stopOnTerminationSignals: false,
     formatError,
     cache: apolloCache(services.cache), // APQ (and any Apollo cache) over the tiered store: shared through Redis
     validationRules: limits.validationRules,
@@ -100,7 +103,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   });
   // Whole-response cache for operations whose @cacheControl hints allow it, keyed also by the served models.
   const fingerprint = servedFingerprint(services.registry.models.values());
-  if (config.responseCache) apollo.addPlugin(responseCache<Context>(apolloCache(services.cache), () => fingerprint));
+  if (config.responseCache) apollo.addPlugin(responseCache<Context>(services.cache, () => fingerprint));
   await apollo.start();
   const metrics = createMetrics(services);
 

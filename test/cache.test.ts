@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import { BlobStore } from '../src/cache/blobs';
 import { DiskTier } from '../src/cache/disk';
 import { decodeEntry, encodeEntry, FLOATS } from '../src/cache/entry';
 import { MemoryTier } from '../src/cache/memory';
@@ -296,6 +297,26 @@ describe('results through the API are computed once', () => {
       assert.ok(s.services.engine.stats.runs > runs, 'the evicted result was computed again');
       assert.equal(again.imageUrl, first.imageUrl, 'same bytes, same URL');
       assert.equal((await fetchBytes(s.url + first.imageUrl)).status, 200, 'the URL works again');
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a cached response naming an evicted blob is not served: the same query makes the URL work again', async () => {
+    const s = await startTestServer();
+    try {
+      const vars = { layer: LAYER, index: 7, image: { base64: (await picture(224, 28)).toString('base64') } };
+      const first = ok<any>(await gql(s.url, PROJECTION, vars)).model.layer.filter.projection;
+      const runs = s.services.engine.stats.runs;
+      const hash = first.imageUrl.slice(5, 69);
+      await s.services.cache.delete(BlobStore.key('png', hash)); // as eviction would
+      assert.equal((await fetchBytes(s.url + first.imageUrl)).status, 404);
+      const again = ok<any>(await gql(s.url, PROJECTION, vars)).model.layer.filter.projection;
+      assert.deepEqual(again, first);
+      assert.equal(s.services.engine.stats.runs, runs, 'only the PNG was made again, from the cached projection');
+      const img = await fetchBytes(s.url + first.imageUrl);
+      assert.equal(img.status, 200);
+      assert.equal(createHash('sha256').update(img.bytes).digest('hex'), hash);
     } finally {
       await s.close();
     }

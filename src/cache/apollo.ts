@@ -12,6 +12,7 @@ import { KeyvAdapter } from '@apollo/utils.keyvadapter';
 import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
 import Keyv, { KeyvStoreAdapter } from 'keyv';
 import { ENGINE_VERSION } from '../engine/engine';
+import { BlobKind, BlobStore } from './blobs';
 import { CACHE_FORMAT, KeyedModel, modelCacheId } from './keys';
 import { TieredStore } from './store';
 
@@ -64,7 +65,35 @@ export function servedFingerprint(models: Iterable<KeyedModel & { name: string }
   return h.digest('hex');
 }
 
+const BLOB_URL = /\/(?:img|tensors)\/([0-9a-f]{64})\.(png|npy)/g;
+
+/**
+ * A cached response is only as good as the blobs its URLs name: one whose blob has been evicted
+ * reads as a miss, so the resolvers run and render the blob again (same bytes, same URL) instead
+ * of the cache handing out a URL that answers 404 until the entry expires.
+ */
+export class BlobCheckingCache implements KeyValueCache<string> {
+  constructor(
+    private readonly inner: KeyValueCache<string>,
+    private readonly store: TieredStore,
+  ) {}
+  async get(key: string): Promise<string | undefined> {
+    const value = await this.inner.get(key);
+    if (value === undefined) return undefined;
+    for (const [, hash, kind] of value.matchAll(BLOB_URL)) {
+      if (!(await this.store.has(BlobStore.key(kind as BlobKind, hash)))) return undefined;
+    }
+    return value;
+  }
+  set(key: string, value: string, options?: { ttl?: number | null }): Promise<void> {
+    return this.inner.set(key, value, options);
+  }
+  delete(key: string): Promise<boolean | void> {
+    return this.inner.delete(key);
+  }
+}
+
 /** Whole responses of cacheable operations (every field's @cacheControl maxAge > 0), for maxAge seconds. */
-export function responseCache<C extends BaseContext>(cache: KeyValueCache<string>, fingerprint: () => string): ApolloServerPlugin<C> {
-  return responseCachePlugin<C>({ cache, extraCacheKeyData: async () => fingerprint() });
+export function responseCache<C extends BaseContext>(store: TieredStore, fingerprint: () => string): ApolloServerPlugin<C> {
+  return responseCachePlugin<C>({ cache: new BlobCheckingCache(apolloCache(store), store), extraCacheKeyData: async () => fingerprint() });
 }

@@ -6,10 +6,12 @@
  * `cached(key, kind, produce)` keeps, in the same store, which blob a computation produced
  * (`blobidx:<key>` → hash), so a rendering is done once — also across restarts and processes.
  *
- * Eviction: a blob's bytes may be evicted while its URL is still known to a client (or to a
- * cached GraphQL response). GET on that URL then answers 404 (with a hint); the next GraphQL
- * query of the field finds the blob missing, renders it again — rendering is deterministic, so
- * the same bytes come back under the same URL — and the URL works again.
+ * Eviction: a blob's bytes may be evicted while its URL is still known to a client. GET on that
+ * URL then answers 404 (with a hint); the next GraphQL query of the field finds the blob missing,
+ * renders it again — rendering is deterministic, so the same bytes come back under the same URL
+ * — and the URL works again. (A whole-response cache entry that names a missing blob reads as a
+ * miss, apollo.ts, so the identical query re-renders too.) HTTP caches that hold the bytes keep
+ * serving them: the URL is immutable.
  */
 import { createHash } from 'node:crypto';
 import { TieredStore } from './store';
