@@ -1,8 +1,9 @@
 /**
  * Predictions and occlusion sensitivity (ZF §4.2, Fig. 7) as fields of Model, and their types.
- * The work is in src/inference.ts (checks, memo) and src/engine/occlusion.ts (the grid).
+ * The work is in src/inference.ts (checks, result cache) and src/engine/occlusion.ts (the grid).
  */
 import { Arg, Ctx, Field, FieldResolver, Float, Int, ObjectType, registerEnumType, Resolver, Root } from 'type-graphql';
+import { modelCacheId } from '../src/cache/keys';
 import { encodeNpy } from '../src/cache/npy';
 import { seedShape } from '../src/compiler/projection';
 import { Context } from '../src/context';
@@ -12,10 +13,12 @@ import { badInput } from '../src/errors';
 import { classColor, FillMode, occlusionFill, occlusionPng } from '../src/images/occlusion';
 import { modelPixels } from '../src/images/preprocess';
 import { SourceImage } from '../src/inference';
-import { unitBox } from '../src/onnx/ops';
 import { Layer, Model } from '../src/registry/models';
+import { projectUnit } from './filter.resolver';
 import { ImageInput, resolveImage } from './image.resolver';
 import { Lrn, ProjectionMethod, ProjectionType, Seed } from './inference';
+import { CacheFor, InheritMaxAge } from './cache-control';
+import { COST, costs } from './complexity';
 import { findLayer } from './lookup';
 import { FilterType, ModelType } from './types';
 
@@ -34,6 +37,7 @@ registerEnumType(OcclusionFill, {
   },
 });
 
+@CacheFor()
 @ObjectType('Prediction', { description: 'A class and its probability.' })
 export class PredictionType {
   @Field(() => Int) classIndex!: number;
@@ -53,6 +57,7 @@ interface MapSource {
   range: { min: number; max: number } | 'classes';
 }
 
+@InheritMaxAge()
 @ObjectType('OcclusionMap', { description: 'One value per occluder position: a [height, width] grid.' })
 export class OcclusionMapType {
   constructor(readonly source: MapSource) {
@@ -69,6 +74,7 @@ export class OcclusionMapType {
   @Field(() => Float) max: number;
 }
 
+@InheritMaxAge()
 @ObjectType('OcclusionFeatureMap', { description: 'The feature map occlusion follows: the layer’s strongest on the unoccluded image.' })
 export class OcclusionFeatureMapType {
   constructor(
@@ -89,6 +95,7 @@ export class OcclusionFeatureMapType {
   }
 }
 
+@InheritMaxAge()
 @ObjectType('OcclusionClass', { description: 'A class in the most-probable-class map, with its colour there.' })
 export class OcclusionClassType {
   @Field(() => Int) classIndex!: number;
@@ -97,6 +104,7 @@ export class OcclusionClassType {
   @Field(() => Int, { description: 'Occluder positions at which it is the most probable class.' }) positions!: number;
 }
 
+@CacheFor()
 @ObjectType('Occlusion', {
   description:
     'Occlusion sensitivity (Zeiler & Fergus §4.2, Fig. 7). A size × size square is placed at y0 = i·stride, x0 = j·stride ' +
@@ -119,7 +127,7 @@ export class OcclusionType {
     this.unoccludedActivation = result.baselineTotal;
     this.unoccludedProbability = result.baselineProbabilities[result.targetClass];
     this.strongestMap = new OcclusionFeatureMapType(model, layerValue, result.channel, result.channelMax);
-    const key = `occlusion/${ENGINE_VERSION}/${model.sha256}/${image.sha256}/${layerValue.name}/${params.size}/${params.stride}/${params.fill}/${params.fillValues.join(',')}/${result.targetClass}`;
+    const key = `occlusion/${ENGINE_VERSION}/${modelCacheId(model)}/${image.sha256}/${layerValue.name}/${params.size}/${params.stride}/${params.fill}/${params.fillValues.join(',')}/${result.targetClass}`;
     const map = (name: string, values: Float32Array, range: MapSource['range'] | null) => {
       const m = new OcclusionMapType({ model, image, key: `${key}/${name}`, values, result, size: params.size, stride: params.stride, range: range ?? { min: 0, max: 0 } });
       if (!range) m.source.range = { min: m.min, max: m.max };
@@ -180,22 +188,21 @@ export class OcclusionResolver {
   @FieldResolver(() => ProjectionType, {
     nullable: true,
     description: '(c) The deconvnet projection of strongestMap’s strongest activation on the unoccluded image (null, with an error, if the model has an op without a projection rule).',
+    complexity: costs(COST.projection),
   })
-  async projection(@Root() root: OcclusionType, @Ctx() ctx: Context): Promise<ProjectionType> {
-    const { model, layerValue: layer, image } = root;
-    const index = root.result.channel;
-    const [method, seed, lrn] = [ProjectionMethod.DECONVNET, Seed.MAX, Lrn.IDENTITY];
-    // Same options object (and order) as Filter.projection, so the two share the request's loader.
-    const result = await ctx.projections.load({ model, layer, image, options: { method, lrn, channel: index, seed, position: undefined } });
-    const box = unitBox(layer.receptiveField, result.position.y, result.position.x, [model.inputShape[1], model.inputShape[2]]);
-    const key = `projection/${ENGINE_VERSION}/${model.sha256}/${image.sha256}/${layer.name}/${index}/${method}/${seed}/${result.position.y},${result.position.x}/${lrn}`;
-    return new ProjectionType({ model, layer, key }, result, box, { method, seed, lrn });
+  projection(@Root() root: OcclusionType, @Ctx() ctx: Context): Promise<ProjectionType> {
+    // Filter.projection's own path, so a query asking for both computes it once.
+    const unit = new FilterType(root.model, root.layerValue, root.result.channel);
+    return projectUnit(ctx, unit, root.image, { method: ProjectionMethod.DECONVNET, seed: Seed.MAX, lrn: Lrn.IDENTITY });
   }
 }
 
 @Resolver(() => ModelType)
 export class ModelPredictionResolver {
-  @FieldResolver(() => [PredictionType], { description: 'The `top` most probable classes of an image, most probable first (ties: lower index first).' })
+  @FieldResolver(() => [PredictionType], {
+    description: 'The `top` most probable classes of an image, most probable first (ties: lower index first).',
+    complexity: costs(COST.predict),
+  })
   async predict(
     @Root() root: ModelType,
     @Arg('image', () => ImageInput) imageInput: ImageInput,

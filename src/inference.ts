@@ -11,7 +11,7 @@ import { Codec, decodeRecord, encodeRecord, FLOATS } from './cache/entry';
 import { resultKey } from './cache/keys';
 import { TieredStore } from './cache/store';
 import { Config } from './config';
-import { ENGINE_VERSION, Engine, PreparedImage } from './engine/engine';
+import { Engine, PreparedImage } from './engine/engine';
 import { occlude, occlusionGrid, OcclusionResult } from './engine/occlusion';
 import { project, ProjectionRequest, ProjectionResult } from './engine/projections';
 import { probabilityRule } from './compiler/occlusion';
@@ -41,8 +41,6 @@ export interface OcclusionOptions {
 export class Inference {
   private readonly prepared: LruBytes<Float32Array>;
   private readonly preparing = new Map<string, Promise<Float32Array>>();
-  private readonly occlusions: LruBytes<OcclusionResult & { byteLength: number }>;
-  private readonly occluding = new Map<string, Promise<OcclusionResult>>();
 
   constructor(
     readonly engine: Engine,
@@ -51,7 +49,6 @@ export class Inference {
     private readonly cache?: TieredStore,
   ) {
     this.prepared = new LruBytes(config.blobMemoryBytes / 4);
-    this.occlusions = new LruBytes(config.blobMemoryBytes / 16);
   }
 
   async prepare(model: Model, image: SourceImage): Promise<PreparedImage> {
@@ -96,7 +93,7 @@ export class Inference {
 
   /** Class probabilities of one image: softmax of the first output (or the output, if it is a Softmax). */
   async predict(model: Model, image: SourceImage): Promise<Float32Array> {
-    return this.probabilities(model, await this.prepare(model, image));
+    return this.cached(resultKey('predict', model, image.sha256, {}), FLOATS, async () => this.probabilities(model, await this.prepare(model, image)));
   }
 
   async probabilities(model: Model, prepared: PreparedImage): Promise<Float32Array> {
@@ -117,7 +114,7 @@ export class Inference {
     return (model.shapes.get(model.graph.outputNames[0]) ?? [0]).reduce((a, b) => a * b, 1);
   }
 
-  /** Occlusion sensitivity maps (ZF §4.2; engine/occlusion.ts), checked, memoised per parameters. */
+  /** Occlusion sensitivity maps (ZF §4.2; engine/occlusion.ts), checked, cached per parameters. */
   async occlusion(model: Model, layer: Layer, image: SourceImage, o: OcclusionOptions): Promise<OcclusionResult> {
     const [, H, W] = model.inputShape;
     for (const [name, v] of [['size', o.size], ['stride', o.stride]] as const) {
@@ -141,24 +138,12 @@ export class Inference {
     if (!(shape.length === 3 || shape.length === 1) || shape.some((d) => !(d > 0))) {
       throw badInput(`layer "${layer.name}" outputs [${shape}], not feature maps [C, H, W] or units [F]`, { argument: 'layer' });
     }
-    const key = `${ENGINE_VERSION}/${model.sha256}/${image.sha256}/${layer.name}/${o.size}/${o.stride}/${o.fill.join(',')}/${o.targetClass ?? 'top'}`;
-    const known = this.occlusions.get(key);
-    if (known) return known;
-    let pending = this.occluding.get(key);
-    if (!pending) {
-      pending = (async () => {
-        const prepared = await this.prepare(model, image);
-        const batch = Math.min(model.maxBatch, this.config.maxBatch);
-        const result = await guard(() =>
-          occlude(this.engine, model, { layerTensor: layer.tensor, layerShape: shape, image: prepared, ...o, batch }),
-        );
-        this.occlusions.set(key, { ...result, byteLength: 12 * positions + 4 * classes });
-        return result;
-      })();
-      this.occluding.set(key, pending);
-      pending.finally(() => this.occluding.delete(key)).catch(() => undefined);
-    }
-    return pending;
+    const key = resultKey('occlusion', model, image.sha256, { layer: layer.name, size: o.size, stride: o.stride, fill: o.fill, target: o.targetClass ?? null });
+    return this.cached(key, OCCLUSION, async () => {
+      const prepared = await this.prepare(model, image);
+      const batch = Math.min(model.maxBatch, this.config.maxBatch);
+      return guard(() => occlude(this.engine, model, { layerTensor: layer.tensor, layerShape: shape, image: prepared, ...o, batch }));
+    });
   }
 }
 
@@ -168,6 +153,18 @@ const PROJECTION: Codec<ProjectionResult> = {
   decode: (bytes) => {
     const { meta, tensors } = decodeRecord<{ position: { y: number; x: number } }>(bytes);
     return { projection: tensors[0], map: tensors[1], seedValue: tensors[2][0], position: meta.position };
+  },
+};
+
+/** An occlusion result as cache bytes: scalars in JSON; probabilities and the three grids as float32. */
+type OcclusionMeta = Pick<OcclusionResult, 'width' | 'height' | 'channel' | 'channelMax' | 'baselineTotal' | 'targetClass'>;
+const OCCLUSION: Codec<OcclusionResult> = {
+  encode: ({ baselineProbabilities, activation, probability, topClass, ...meta }) =>
+    encodeRecord<OcclusionMeta>({ meta, tensors: [baselineProbabilities, activation, probability, topClass] }),
+  decode: (bytes) => {
+    const { meta, tensors } = decodeRecord<OcclusionMeta>(bytes);
+    const [baselineProbabilities, activation, probability, topClass] = tensors;
+    return { ...meta, baselineProbabilities, activation, probability, topClass };
   },
 };
 
