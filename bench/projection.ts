@@ -7,6 +7,8 @@
  * query over HTTP against the raw run of the same graph, and the wasm backend's ratio (--wasm).
  */
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { compileForward } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
@@ -81,7 +83,7 @@ function report(label: string, rows: { batch: number; forward: number; projectio
 }
 
 (async () => {
-  const env = { MODELS_DIR: dir, CACHE_DIR: '/tmp/convscope-bench', LOG_LEVEL: 'warn', ORT_THREADS: '2', PORT: '0', HOST: '127.0.0.1' };
+  const env = { MODELS_DIR: dir, CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-bench-')), LOG_LEVEL: 'warn', ORT_THREADS: '2', PORT: '0', HOST: '127.0.0.1' };
   const cpu = await createServices(loadConfig(env));
   const rows = await measure(cpu, [1, 8, 32]);
   report('cpu (onnxruntime-node, 2 threads)', rows);

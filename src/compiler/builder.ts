@@ -88,6 +88,7 @@ export class GraphBuilder {
 
   /** Zero padding (positive) or cropping (negative) per axis: [begin…, end…] as ONNX Pad. */
   pad(x: string, pads: number[]): string {
+    if (pads.every((p) => p === 0)) return x;
     return this.op('Pad', [x, this.ints(pads)], { mode: 'constant' });
   }
 

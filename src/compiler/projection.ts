@@ -1,7 +1,7 @@
 /**
  * Compiles (model, target activation, method, LRN mode) into one ONNX graph: the forward nodes
- * the target needs (max-pools also emitting their switches), the seed selection, and the
- * top-down pass of rules.ts down to the input pixels.
+ * the target needs, the seed selection, and the top-down pass of rules.ts down to the input
+ * pixels.
  *
  * Inputs: the images [B, C, H, W] (each once) and, per item n of the batch: which image
  * (cs_item_image [N] int64), a one-hot channel (cs_item_channel [N, Ct]), a seed mask
@@ -56,18 +56,10 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
   if (!targetShape) throw new Error(`no activation "${target}"`);
   const [Ct, Ht, Wt] = seedShape(targetShape);
 
-  // Forward: the target's ancestors; max-pools get an Indices output if they lack one.
-  const forward: GraphNode[] = [];
+  // Forward: the target's ancestors, unchanged.
   const needed = new Set(ancestors(graph, [target]));
-  for (const node of graph.nodes) {
-    if (!needed.has(node.proto)) continue;
-    let proto = node.proto;
-    if (node.op === 'MaxPool' && !proto.output[1] && graph.dataPath.has(proto.output[0])) {
-      proto = { ...proto, output: [proto.output[0], b.fresh('switches')] };
-    }
-    b.copy(proto);
-    forward.push({ ...node, proto });
-  }
+  const forward = graph.nodes.filter((node) => needed.has(node.proto));
+  for (const node of forward) b.copy(node.proto);
 
   const gathered = new Map<string, string>();
   const isData = (t: string) => graph.dataPath.has(t);

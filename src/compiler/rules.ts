@@ -67,7 +67,8 @@ function cropTo(ctx: RuleContext, full: string, win: Window, inShape: number[], 
   const [, Ho, Wo] = outShape;
   const span = [0, 1].map((a) => ([Ho, Wo][a] - 1) * win.strides[a] + (win.kernel[a] - 1) * win.dilations[a] + 1);
   const [pt, pl] = win.padsBegin;
-  let out = b.slice(full, [pt, pl], [Math.min(span[0], pt + H), Math.min(span[1], pl + W)], [2, 3]);
+  const uncut = pt === 0 && pl === 0 && span[0] <= H && span[1] <= W;
+  let out = uncut ? full : b.slice(full, [pt, pl], [Math.min(span[0], pt + H), Math.min(span[1], pl + W)], [2, 3]);
   const missing = [H - (span[0] - pt), W - (span[1] - pl)].map((m) => Math.max(0, m));
   if (missing[0] || missing[1]) out = b.pad(out, [0, 0, 0, 0, 0, 0, missing[0], missing[1]]);
   return out;
@@ -110,6 +111,18 @@ const RULES: Record<string, Rule> = {
         return [[x, ctx.b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...begin, ...end] })]];
       }
     }
+    const phases = group === 1 && win.dilations.every((d) => d === 1) ? phaseKernel(ctx, node.proto.input[1], win) : undefined;
+    if (phases) {
+      // Strided: the transposed conv is, per output phase (Y mod s, X mod s), a plain conv with
+      // a sub-kernel; one conv computes all s² phases as channels, DepthToSpace interleaves them.
+      const [sh, sw] = win.strides;
+      const stacked = ctx.b.op('Conv', [g, phases.kernel], { pads: [phases.taps[0] - 1, phases.taps[1] - 1, phases.taps[0] - 1, phases.taps[1] - 1] });
+      const canvas = ctx.b.op('DepthToSpace', [stacked], { blocksize: sh, mode: 'CRD' });
+      const rows = outShape[1] + phases.taps[0] - 1;
+      const cols = outShape[2] + phases.taps[1] - 1;
+      const span: Window = { ...win, kernel: [rows * sh - (outShape[1] - 1) * sh, cols * sw - (outShape[2] - 1) * sw] };
+      return [[x, cropTo(ctx, canvas, span, inShape, outShape)]];
+    }
     const full = ctx.b.op('ConvTranspose', [g, node.proto.input[1]], { group, strides: win.strides, dilations: win.dilations });
     return [[x, cropTo(ctx, full, win, inShape, outShape)]];
   },
@@ -126,15 +139,26 @@ const RULES: Record<string, Rule> = {
     if (attrInt(node.proto, 'storage_order', 0) !== 0) throw new UnsupportedOpError(node, 'uses column-major storage_order');
     const [kh, kw] = win.kernel;
     const [sh, sw] = win.strides;
-    // Switches: ORT's Indices are flat over N·C·H·W; the position inside the image plane,
-    // relative to the window's corner, says which tap (dy, dx) of each window was the maximum.
-    const indices = ctx.perItem(node.proto.output[1]);
-    const plane = b.op('Mod', [indices, b.ints([H * W], [])]);
-    const h = b.op('Div', [plane, b.ints([W], [])]);
-    const w = b.op('Mod', [plane, b.ints([W], [])]);
-    const top = b.ints(Array.from({ length: Ho }, (_, o) => o * sh - win.padsBegin[0]), [1, 1, Ho, 1]);
-    const left = b.ints(Array.from({ length: Wo }, (_, o) => o * sw - win.padsBegin[1]), [1, 1, 1, Wo]);
-    const tap = b.op('Add', [b.op('Mul', [b.op('Sub', [h, top]), b.ints([kw], [])]), b.op('Sub', [w, left])]);
+    // Switches, recomputed from the forward values: tap (dy, dx) of window (oy, ox) is the
+    // switch if it holds the window's maximum and no earlier tap (raster order) does. This keeps
+    // the forward MaxPool a plain one (no Indices output), which ORT runs much faster, and
+    // fixes ties to the first maximum whatever the runtime's own choice.
+    const input = ctx.perItem(x);
+    const pooled = ctx.perItem(node.proto.output[0]);
+    const covered = [(Ho - 1) * sh + kh, (Wo - 1) * sw + kw];
+    const padEnd = [Math.max(0, covered[0] - win.padsBegin[0] - H), Math.max(0, covered[1] - win.padsBegin[1] - W)];
+    const pads = [0, 0, win.padsBegin[0], win.padsBegin[1], 0, 0, padEnd[0], padEnd[1]];
+    const padded = pads.some((p) => p > 0) ? b.op('Pad', [input, b.ints(pads), b.scalar(-Infinity)], { mode: 'constant' }) : input;
+    let found: string | undefined;
+    const isSwitch = new Map<number, string>();
+    for (let dy = 0; dy < kh; dy++) {
+      for (let dx = 0; dx < kw; dx++) {
+        const tapValues = b.op('Slice', [padded, b.ints([dy, dx]), b.ints([dy + (Ho - 1) * sh + 1, dx + (Wo - 1) * sw + 1]), b.ints([2, 3]), b.ints([sh, sw])]);
+        const isMax = b.op('Equal', [tapValues, pooled]);
+        isSwitch.set(dy * kw + dx, found ? b.op('And', [isMax, b.op('Not', [found])]) : isMax);
+        found = found ? b.op('Or', [found, isMax]) : isMax;
+      }
+    }
     // Tap (dy, dx) of window (oy, ox) sits at canvas pixel (oy·s + dy, ox·s + dx). Taps fall
     // into s×s phases (dy mod s, dx mod s), each shifted by (dy div s, dx div s) windows; the
     // phases are then interleaved with DepthToSpace. Overlapping windows add up at a shared
@@ -147,7 +171,7 @@ const RULES: Record<string, Rule> = {
         let sum: string | undefined;
         for (let dy = py; dy < kh; dy += sh) {
           for (let dx = px; dx < kw; dx += sw) {
-            const routed = b.op('Where', [b.op('Equal', [tap, b.ints([dy * kw + dx], [])]), g, zero]);
+            const routed = b.op('Where', [isSwitch.get(dy * kw + dx)!, g, zero]);
             const qy = Math.floor(dy / sh);
             const qx = Math.floor(dx / sw);
             const shifted = b.pad(routed, [0, 0, qy, qx, 0, 0, extra[0] - qy, extra[1] - qx]);
@@ -309,6 +333,44 @@ function transposedKernel(ctx: RuleContext, weight: string, group: number): stri
     }
   }
   return ctx.b.floats(out, [Cg * group, Mg, kh, kw], 'flipped_kernel');
+}
+
+/**
+ * For a stride-s conv (one group, no dilation) with kernel W [M, C, kh, kw]: the kernel of the
+ * conv whose output channel c·s² + py·s + px is phase (py, px) of the transposed conv's canvas,
+ * [C·sh·sw, M, Th, Tw] with T = ⌈k/s⌉ taps per phase: K[c, py, px][m, u, v] =
+ * W[m, c, py + s·(Th−1−u), px + s·(Tw−1−v)] (zero where that is outside the kernel).
+ * Only when the stride divides the work: otherwise (s = 1 is handled by transposedKernel).
+ */
+function phaseKernel(ctx: RuleContext, weight: string, win: Window): { kernel: string; taps: [number, number] } | undefined {
+  const t = ctxGraph(ctx).initializers.get(weight);
+  if (!t) return undefined;
+  const [M, C, kh, kw] = (t.dims ?? []).map(Number);
+  const [sh, sw] = win.strides;
+  if (sh !== sw) return undefined; // DepthToSpace takes one block size
+  const w = toFloat32(t);
+  const Th = Math.ceil(kh / sh);
+  const Tw = Math.ceil(kw / sw);
+  const out = new Float32Array(C * sh * sw * M * Th * Tw);
+  for (let c = 0; c < C; c++) {
+    for (let py = 0; py < sh; py++) {
+      for (let px = 0; px < sw; px++) {
+        const o = (c * sh + py) * sw + px;
+        for (let m = 0; m < M; m++) {
+          for (let u = 0; u < Th; u++) {
+            const i = py + sh * (Th - 1 - u);
+            if (i >= kh) continue;
+            for (let v = 0; v < Tw; v++) {
+              const j = px + sw * (Tw - 1 - v);
+              if (j >= kw) continue;
+              out[((o * M + m) * Th + u) * Tw + v] = w[((m * C + c) * kh + i) * kw + j];
+            }
+          }
+        }
+      }
+    }
+  }
+  return { kernel: ctx.b.floats(out, [C * sh * sw, M, Th, Tw], 'phase_kernel'), taps: [Th, Tw] };
 }
 
 function reshapeBack(ctx: RuleContext, node: GraphNode, g: string): Signals {
