@@ -19,8 +19,12 @@ export const COST = {
   featureMaps: 50,
   /** Model.predict: a forward pass of the whole network. */
   predict: 50,
-  /** Model.occlusion, per occluder position (one forward pass each); see `occlusion` below. */
-  occlusionPosition: 20,
+  /**
+   * Model.occlusion: one forward pass per occluder position, up to MAX_OCCLUSION_POSITIONS (4096);
+   * the default grid at 224×224 is 25×25 = 625. Flat (the grid depends on the model, which a
+   * price cannot see): five per query under the default limit.
+   */
+  occlusion: 2000,
   /** Rendering a PNG of weights (kernel, kernel grid). */
   render: 2,
 } as const;

@@ -217,6 +217,7 @@ export class ModelPredictionResolver {
   }
 
   @FieldResolver(() => OcclusionType, {
+    complexity: costs(COST.occlusion),
     description:
       'Occlusion sensitivity (ZF §4.2, Fig. 7): slides a size × size square over the preprocessed image and maps, per position, ' +
       "(b) the total activation of `layer`'s strongest feature map, (d) the probability of `targetClass`, (e) the most probable class; " +

@@ -50,6 +50,13 @@ export interface Config {
    * `extensions.retryAfterMs`; a response with no data then gets HTTP 503 and Retry-After.
    */
   maxQueuedItems: number;
+  /**
+   * /graphql requests handled at once (MAX_INFLIGHT_REQUESTS, default 64). One more is refused at
+   * once, before its body is read: HTTP 503, OVERLOADED, `retryAfterMs`, Retry-After. This bounds
+   * what waits before the inference queue (body parsing, image decoding, the event loop, which
+   * onnxruntime-node's runs hold).
+   */
+  maxInflightRequests: number;
   /** Time limit of one request, ms (REQUEST_TIMEOUT_MS, default 30000; 0 = none). Inference still waiting then is dropped: TIMEOUT. */
   requestTimeoutMs: number;
   /** On SIGTERM/SIGINT, how long in-flight requests may take to finish, ms (SHUTDOWN_TIMEOUT_MS, default 10000). */
@@ -117,6 +124,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxDirectives: int(env, 'MAX_DIRECTIVES', 50),
     maxQueryTokens: int(env, 'MAX_QUERY_TOKENS', 5000, 1),
     maxQueuedItems: int(env, 'MAX_QUEUED_ITEMS', 256, 1),
+    maxInflightRequests: int(env, 'MAX_INFLIGHT_REQUESTS', 64, 1),
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 30_000),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000),
     maxModelBytes: int(env, 'MAX_MODEL_MB', 2000, 1) * 1024 * 1024,

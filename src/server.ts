@@ -24,7 +24,7 @@ import { subscriptionServer } from './http/subscriptions';
 import { startAutoIndexes } from './index/auto';
 import { graphiqlRoutes } from './http/graphiql';
 import { createMetrics } from './http/metrics';
-import { asLimitError, overloadPlugin, queryLimits, requestSignal } from './http/limits';
+import { admission, asLimitError, overloadPlugin, queryLimits, requestSignal } from './http/limits';
 import { ApiError, engineError } from './errors';
 import { log } from './log';
 import { ImageStore } from './images/store';
@@ -111,8 +111,10 @@ export async function startServer(config: Config, services?: Services): Promise<
   app.use(datasetRoutes(services.datasets));
   app.get('/metrics', metrics.route);
   app.use(graphiqlRoutes());
+  const admitted = admission(config.maxInflightRequests);
   app.use(
     '/graphql',
+    admitted, // at most MAX_INFLIGHT_REQUESTS at once, refused before the body is read
     express.json({ limit: config.bodyLimitBytes }),
     // A body express.json did not parse (text/plain, form posts) is left unset; Apollo then
     // answers 500. Set, it reaches Apollo's CSRF check and content-type handling: 400.
@@ -124,7 +126,15 @@ export async function startServer(config: Config, services?: Services): Promise<
     expressMiddleware(apollo, { context: async ({ res }) => ({ ...createContext(services), signal: res.locals.signal as AbortSignal | undefined }) }),
   );
   app.get('/healthz', (_req, res) => {
-    res.json({ ok: true, models: services.registry.models.size, modelErrors: services.registry.errors.length });
+    const { engine } = services;
+    res.json({
+      ok: true,
+      models: services.registry.models.size,
+      modelErrors: services.registry.errors.length,
+      // backpressure (MAX_QUEUED_ITEMS): what waits now, and what was refused or dropped so far
+      inference: { queued: engine.queued, limit: config.maxQueuedItems, refused: engine.budget.refused, dropped: engine.stats.dropped },
+      requests: { inFlight: admitted.inFlight, limit: config.maxInflightRequests, refused: admitted.refused },
+    });
   });
   const bodyErrors: ErrorRequestHandler = (err, _req, res, next) => {
     if (err?.type === 'entity.too.large') {

@@ -51,6 +51,8 @@ export class Engine {
   readonly budget: QueueBudget;
   /** Recent ORT time per item, ms (moving average): the basis of the retry hint. */
   private msPerItem = 10;
+  /** The end of the last ORT run asked for: runs go one at a time (see run). */
+  private lane: Promise<void> = Promise.resolve();
   /** Observers of every ORT run and of every item's wait in a batcher queue (metrics: src/http/metrics.ts). */
   readonly observers: EngineObserver[] = [];
   private readonly sessions = new Map<string, Promise<Loaded>>();
@@ -98,12 +100,23 @@ export class Engine {
 
   /** One ORT run. */
   async run(loaded: Loaded, feeds: Record<string, OrtTensor>, items: number): Promise<Record<string, OrtTensor>> {
+    // onnxruntime's Node bindings run on the main thread (in a setImmediate): runs of different
+    // graphs can never overlap, and runs queued together would hold the event loop for all of
+    // them at once, starving I/O (new connections wait in the kernel's accept queue, beyond the
+    // reach of any admission limit). So: one run at a time, with a turn of the event loop
+    // between runs in which I/O is served.
+    const previous = this.lane;
+    let release!: () => void;
+    this.lane = new Promise<void>((resolve) => (release = resolve));
+    await previous;
+    await new Promise((resolve) => setImmediate(resolve));
     this.stats.runs++;
     this.stats.items += items;
     const start = performance.now();
     try {
       return await loaded.session.run(feeds);
     } finally {
+      release();
       const ms = performance.now() - start;
       this.msPerItem = 0.8 * this.msPerItem + 0.2 * (ms / Math.max(1, items));
       for (const o of this.observers) o.run?.(items, ms / 1000);

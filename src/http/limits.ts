@@ -11,12 +11,17 @@
  * - Depth, aliases, directives: graphql-armor's Apollo protections, reporting through the
  *   validation context (so Apollo answers 400, not 500), each as QUERY_TOO_COMPLEX with `limit`.
  * - Tokens: graphql-js's own parser limit (`parseOptions.maxTokens`; armor's token plugin throws
- *   from a hook, which Apollo answers with 500), and graphql-js's validation work budget
- *   ("Validation aborted."): both reported as QUERY_TOO_COMPLEX, HTTP 400 (see asLimitError).
+ *   from a hook, which Apollo answers with 500), graphql-js's validation work budget
+ *   ("Validation aborted.") and its introspection depth rule: all reported as
+ *   QUERY_TOO_COMPLEX, HTTP 400 (see asLimitError).
  * - Time and cancellation: each /graphql request gets an AbortSignal that fires when the client
  *   goes away (the response closes before it was sent) or after REQUEST_TIMEOUT_MS. It is in the
  *   GraphQL context (`ctx.signal`) and, through an AsyncLocalStorage, visible to the engine's
  *   micro-batchers, which drop the request's work that has not started yet.
+ * - Requests in flight (admission): at most MAX_INFLIGHT_REQUESTS at once; more are refused
+ *   before their body is read (503, OVERLOADED). The inference queue bound (MAX_QUEUED_ITEMS)
+ *   lives in engine/batcher.ts; overloadPlugin gives its errors HTTP 503 and Retry-After.
+ * - GraphQL over WebSocket (graphql-ws): wsLimits applies the same document limits and signal.
  */
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { ApolloServerPlugin, GraphQLRequestContext } from '@apollo/server';
@@ -49,10 +54,11 @@ export function tooComplex(message: string, extra: Record<string, unknown>): Api
 }
 
 /**
- * Introspection's list fields, priced by how long they are on average in this schema: a query's
- * cost then follows the size of its answer, so GraphiQL's introspection query passes while
- * `types { fields { type { fields { type { fields … } } } } }`, whose answer grows
- * geometrically with its depth (and introspection is exempt from the depth limit), does not.
+ * Introspection is priced by the size of its answer: each field 0.1 (it is cheap: no I/O), and
+ * a list field times its average length in this schema. GraphiQL's introspection query (3 400
+ * values here) costs ~4 400, while `types { fields { type { ofType { fields { … } } } } }`,
+ * whose answer grows geometrically with its depth (introspection is exempt from the depth
+ * limit), soon goes over the limit.
  */
 function introspectionEstimator(schema: GraphQLSchema): ComplexityEstimator {
   const types = Object.values(schema.getTypeMap());
@@ -71,9 +77,11 @@ function introspectionEstimator(schema: GraphQLSchema): ComplexityEstimator {
     ['__Field.args', avg(fields.map((f) => f.args.length))],
     ['__Directive.args', avg(directives.map((d) => d.args.length))],
   ]);
+  const weight = 0.1;
   return ({ type, field, childComplexity }) => {
+    if (!type.name.startsWith('__') && field.name !== '__schema' && field.name !== '__type') return undefined;
     const n = lengths.get(`${type.name}.${field.name}`);
-    return n === undefined ? undefined : 1 + n * childComplexity;
+    return n === undefined ? weight + childComplexity : weight + n * childComplexity;
   };
 }
 
@@ -86,13 +94,14 @@ export function queryCost(schema: GraphQLSchema, request: { document: DocumentNo
     estimators = [introspectionEstimator(schema), fieldExtensionsEstimator(), simpleEstimator({ defaultComplexity: 1 })];
     estimatorsBySchema.set(schema, estimators);
   }
-  return getComplexity({
+  const cost = getComplexity({
     schema,
     query: request.document,
     variables: request.variables ?? {},
     operationName: request.operationName,
     estimators,
   });
+  return Math.ceil(cost - 1e-9);
 }
 
 /** Apollo plugin: rejects operations that cost more than `maxCost` before they run. */
@@ -101,6 +110,7 @@ export function costLimitPlugin<C extends object>(maxCost: number): ApolloServer
     async requestDidStart() {
       return {
         async didResolveOperation(rc: GraphQLRequestContext<C>) {
+          if (!rc.operation) return; // no such operation: Apollo says so itself
           let cost: number;
           try {
             cost = queryCost(rc.schema, { document: rc.document!, variables: rc.request.variables ?? {}, operationName: rc.request.operationName ?? undefined });
@@ -188,6 +198,12 @@ export function asLimitError(message: string): { message: string; extensions: Re
       extensions: { code: 'QUERY_TOO_COMPLEX', limit: Number(tokens) },
     };
   }
+  if (message === 'Maximum introspection depth exceeded') {
+    return {
+      message: 'introspection nested too deep (fields, interfaces, possibleTypes or inputFields over 3 levels): ask for less at a time',
+      extensions: { code: 'QUERY_TOO_COMPLEX' },
+    };
+  }
   if (message === 'Validation aborted.') {
     return {
       message: 'the query is too large to validate (too many fields to compare with each other); split it or use fewer fields',
@@ -228,18 +244,73 @@ export function requestSignal(timeoutMs: number): RequestHandler {
   };
 }
 
+// ---- requests in flight ---------------------------------------------------------------------
+
+export interface Admission extends RequestHandler {
+  /** /graphql requests being handled now. */
+  readonly inFlight: number;
+  /** Requests refused so far. */
+  readonly refused: number;
+}
+
+/**
+ * Express middleware (before the body parser): at most `limit` /graphql requests are handled at
+ * once; one more is refused at once with 503, OVERLOADED, `retryAfterMs` and Retry-After,
+ * before its body is read. This bounds all the work of requests, including what comes before
+ * the inference queue (body parsing, image decoding) and what onnxruntime-node's runs, which
+ * hold the event loop, make wait: without it, requests over capacity wait, unbounded, for the
+ * event loop instead of failing fast. The retry hint is the recent mean time of a request.
+ */
+export function admission(limit: number): Admission {
+  let inFlight = 0;
+  let refused = 0;
+  let meanMs = 100;
+  const handler = ((req: Request, res: Response, next: NextFunction) => {
+    if (inFlight >= limit) {
+      refused++;
+      const retryAfterMs = Math.min(30_000, Math.max(100, Math.round(meanMs)));
+      res.set('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
+      // The body is not read: the connection is closed rather than drained (measured: draining
+      // refused bodies on kept connections cost a third of the answered throughput).
+      if (!req.complete) res.set('Connection', 'close');
+      res.status(503).json({
+        errors: [
+          {
+            message: `the server is at capacity (${inFlight} requests in flight, limit ${limit}, MAX_INFLIGHT_REQUESTS): retry in ${retryAfterMs} ms`,
+            extensions: { code: 'OVERLOADED', retryAfterMs, limit },
+          },
+        ],
+      });
+      return;
+    }
+    inFlight++;
+    const started = performance.now();
+    res.once('close', () => {
+      inFlight--;
+      meanMs = 0.9 * meanMs + 0.1 * (performance.now() - started);
+    });
+    next();
+  }) as Admission;
+  Object.defineProperty(handler, 'inFlight', { get: () => inFlight });
+  Object.defineProperty(handler, 'refused', { get: () => refused });
+  return handler;
+}
+
 // ---- HTTP status and Retry-After of overload ------------------------------------------------
 
 /**
  * Apollo plugin: a response carrying OVERLOADED errors gets `Retry-After` (seconds, from the
  * largest `retryAfterMs`); if it also has no data, HTTP 503. A response with no data that
  * failed on TIMEOUT gets HTTP 504. Partial results stay 200, as GraphQL over HTTP expects.
+ * Every response says how long the server spent on it: `Server-Timing: graphql;dur=<ms>`.
  */
 export function overloadPlugin<C extends object>(): ApolloServerPlugin<C> {
   return {
     async requestDidStart() {
+      const started = performance.now();
       return {
         async willSendResponse({ response }) {
+          response.http.headers.set('server-timing', `graphql;dur=${(performance.now() - started).toFixed(1)}`);
           if (response.body.kind !== 'single') return;
           const { data, errors } = response.body.singleResult;
           if (!errors?.length) return;
@@ -256,4 +327,66 @@ export function overloadPlugin<C extends object>(): ApolloServerPlugin<C> {
       };
     },
   };
+}
+
+// ---- the same limits for GraphQL over WebSocket (graphql-ws) --------------------------------
+
+type WsExecutionArgs = import('graphql').ExecutionArgs;
+type WsResult = ReturnType<typeof import('graphql').execute> | ReturnType<typeof import('graphql').subscribe>;
+
+/**
+ * Options for graphql-ws's useServer that apply the limits of /graphql to operations sent over a
+ * WebSocket (graphql-ws runs queries and mutations too, not only subscriptions): the token limit
+ * when parsing, depth/aliases/directives when validating, the cost before running, and the
+ * context's `signal` as the engine's current signal while running (so the queue bound and
+ * cancellation apply). Put `signal: socketSignal(ctx.extra.socket)` in the context.
+ */
+export function wsLimits(config: QueryLimits): {
+  parse: typeof import('graphql').parse;
+  validate: typeof import('graphql').validate;
+  execute: (args: WsExecutionArgs) => WsResult;
+  subscribe: (args: WsExecutionArgs) => WsResult;
+} {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const graphql = require('graphql') as typeof import('graphql');
+  const limits = queryLimits(config);
+  const guarded =
+    (run: (args: WsExecutionArgs) => WsResult) =>
+    (args: WsExecutionArgs): WsResult => {
+      // No such operation: execution says so without running anything.
+      if (!graphql.getOperationAST(args.document, args.operationName)) return run(args);
+      let cost: number;
+      try {
+        cost = queryCost(args.schema, { document: args.document, variables: (args.variableValues ?? {}) as Record<string, unknown>, operationName: args.operationName ?? undefined });
+      } catch (e) {
+        return { errors: [new ApiError('BAD_USER_INPUT', (e as Error).message)] };
+      }
+      if (cost > config.maxQueryCost) {
+        const message = `query cost ${cost} is over the limit of ${config.maxQueryCost} (MAX_QUERY_COST)`;
+        return { errors: [new ApiError('QUERY_TOO_COMPLEX', message, { cost, maxCost: config.maxQueryCost })] };
+      }
+      const signal = (args.contextValue as { signal?: AbortSignal } | undefined)?.signal;
+      return signal ? runWithSignal(signal, () => run(args)) : run(args);
+    };
+  return {
+    parse: ((source: string | import('graphql').Source) => graphql.parse(source, limits.parseOptions)) as typeof graphql.parse,
+    validate: ((schema: GraphQLSchema, document: DocumentNode) =>
+      graphql.validate(schema, document, [...graphql.specifiedRules, ...limits.validationRules])) as typeof graphql.validate,
+    execute: guarded(graphql.execute),
+    subscribe: guarded(graphql.subscribe as (args: WsExecutionArgs) => WsResult),
+  };
+}
+
+const socketSignals = new WeakMap<object, AbortSignal>();
+
+/** An AbortSignal that fires when the WebSocket closes (its operations' queued work is dropped). */
+export function socketSignal(socket: { once(event: 'close', listener: () => void): unknown }): AbortSignal {
+  let signal = socketSignals.get(socket);
+  if (!signal) {
+    const controller = new AbortController();
+    socket.once('close', () => controller.abort(new CancelledError('client-gone', 'the WebSocket closed')));
+    signal = controller.signal;
+    socketSignals.set(socket, signal);
+  }
+  return signal;
 }

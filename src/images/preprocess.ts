@@ -15,6 +15,24 @@ export interface ImageLimits {
 
 const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff']);
 
+/**
+ * The file signatures of those formats. Bytes without one never reach libvips, whose other
+ * loaders (SVG, PDF, HEIF …) would parse them, and an SVG can reference other files.
+ */
+function hasImageSignature(b: Buffer): boolean {
+  const starts = (...sig: number[]) => sig.every((v, i) => b[i] === v);
+  return (
+    starts(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a) || // PNG
+    starts(0xff, 0xd8, 0xff) || // JPEG
+    starts(0x47, 0x49, 0x46, 0x38) || // GIF8
+    (starts(0x52, 0x49, 0x46, 0x46) && b.subarray(8, 12).toString('latin1') === 'WEBP') || // RIFF….WEBP
+    starts(0x49, 0x49, 0x2a, 0x00) || // TIFF, little-endian
+    starts(0x4d, 0x4d, 0x00, 0x2a) || // TIFF, big-endian
+    starts(0x49, 0x49, 0x2b, 0x00) || // BigTIFF
+    starts(0x4d, 0x4d, 0x00, 0x2b)
+  );
+}
+
 export interface ImageInfo {
   format: string;
   width: number;
@@ -26,9 +44,12 @@ export async function inspectImage(bytes: Buffer, limits: ImageLimits): Promise<
   if (bytes.byteLength > limits.maxImageBytes) {
     throw badInput(`image of ${bytes.byteLength} bytes is over the limit of ${limits.maxImageBytes} (MAX_IMAGE_MB)`);
   }
+  if (!hasImageSignature(bytes)) throw badInput('the bytes are not an image convscope can read (JPEG, PNG, WebP, GIF or TIFF)');
   let meta: sharp.Metadata;
   try {
-    meta = await sharp(bytes, { limitInputPixels: limits.maxImagePixels }).metadata();
+    // Only the header is read here (no pixels are decoded), so no pixel limit is needed to read
+    // it; the size is checked below with a message that says so (decompression bombs).
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch {
     throw badInput('the bytes are not an image convscope can read (JPEG, PNG, WebP, GIF or TIFF)');
   }

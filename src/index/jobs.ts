@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { compileChannelMaxima } from '../compiler/forward';
+import { detached } from '../engine/batcher';
 import { Engine, PreparedImage } from '../engine/engine';
 import { Inference } from '../inference';
 import { log } from '../log';
@@ -149,7 +150,9 @@ export class JobManager extends EventEmitter {
     const row = this.store.get(id)!;
     const run: Running = { cancelled: false, started: Date.now(), startImage: row.nextImage, done: Promise.resolve() };
     this.running.set(id, run);
-    run.done = this.execute(row, model, dataset, run)
+    // Outside the request that started it: neither its client leaving nor its time limit nor the
+    // requests' queue bound may stop a job (engine/batcher.ts); it is bounded by its chunks.
+    run.done = detached(() => this.execute(row, model, dataset, run))
       .catch((e: Error) => {
         log.error({ job: id, err: e.message }, 'index job failed');
         this.store.setState(id, 'FAILED', e.message);

@@ -220,9 +220,16 @@ function sortTopologically(protos: NodeProto[], available: Set<string>): GraphNo
     next = [];
   }
   if (sorted.length < protos.length) {
-    const k = protos.findIndex((_, i) => missing[i] > 0);
-    const lacking = reads[k].filter((i) => !ready.has(i));
-    throw new Error(`node "${protos[k].name || protos[k].opType}" reads ${lacking.join(', ')}, which nothing produces`);
+    // Name the root cause: a tensor no node produces, or else a cycle.
+    const produced = new Set(protos.flatMap((p) => p.output));
+    const stuck = protos.map((_, i) => i).filter((i) => missing[i] > 0);
+    for (const k of stuck) {
+      const lacking = reads[k].filter((t) => !ready.has(t) && !produced.has(t));
+      if (lacking.length) throw new Error(`node "${protos[k].name || protos[k].opType}" reads ${lacking.join(', ')}, which nothing produces`);
+    }
+    const k = stuck[0];
+    const waits = reads[k].filter((t) => !ready.has(t));
+    throw new Error(`node "${protos[k].name || protos[k].opType}" waits for ${waits.join(', ')}, which depend on it: the graph has a cycle`);
   }
   return sorted;
 }

@@ -124,8 +124,12 @@ export function receptiveFields(graph: OnnxGraph, shapes: Map<string, number[]>)
   const whole: ReceptiveField = { size: [h, w], stride: [h, w], offset: [0, 0], global: true };
   for (const node of graph.dataNodes()) {
     const inputs = graph.dataInputs(node).map((i) => rf.get(i)).filter((r): r is ReceptiveField => !!r);
-    if (inputs.length === 0) continue;
     let out: ReceptiveField;
+    if (inputs.length === 0) {
+      // It reads the image only through a subgraph (If, Loop): assume it may see all of it.
+      for (const o of node.proto.output) if (graph.dataPath.has(o)) rf.set(o, whole);
+      continue;
+    }
     const outShape = shapes.get(node.proto.output[0]);
     if (inputs.some((r) => r.global) || GLOBAL.has(node.op) || (outShape && outShape.length !== 3)) {
       out = whole;

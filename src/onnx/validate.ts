@@ -125,7 +125,7 @@ export function checkModel(model: ModelProto): void {
         for (const key of ['g', 'graphs']) {
           if (!a[key]) continue;
           if (depth + 1 > MAX_SUBGRAPH_DEPTH) throw new Error(`${attrWhere}: subgraphs nested over ${MAX_SUBGRAPH_DEPTH} deep`);
-          stack.push({ value: a[key], where: `${attrWhere} subgraph`, depth: depth + 1 });
+          stack.push({ value: a[key], where: `subgraph "${a.name}" of node "${(obj.name as string) || obj.opType}" (depth ${depth + 1})`, depth: depth + 1 });
         }
       }
       continue;
