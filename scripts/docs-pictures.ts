@@ -1,0 +1,51 @@
+/**
+ * Regenerates the README's quickstart pictures (docs/quickstart-*.png) by running its queries
+ * against a server on the repository's own models and datasets:
+ *   npm run build && node dist/scripts/docs-pictures.js
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../src/config';
+import { startServer } from '../src/server';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const IMAGE = Buffer.from(JSON.stringify(['Image', 'dataset', 'fashion-mnist-demo', 'test-00000.png'])).toString('base64url');
+
+async function main() {
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-docs-'));
+  const server = await startServer(loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', CACHE_DIR: cacheDir, LOG_LEVEL: 'warn' }));
+  const query = async (q: string) => {
+    const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: q }) });
+    const body = (await res.json()) as { data?: any; errors?: unknown };
+    if (body.errors) throw new Error(JSON.stringify(body.errors));
+    return body.data;
+  };
+  const save = async (url: string, name: string) => {
+    fs.writeFileSync(path.join(ROOT, 'docs', name), Buffer.from(await (await fetch(server.url + url)).arrayBuffer()));
+    console.log(`docs/${name}`);
+  };
+  for (let i = 0; i < 600; i++) {
+    const { jobs } = await query('{ jobs { model state } }');
+    if (jobs.some((j: { model: string; state: string }) => j.model === 'fashion-zfnet' && j.state === 'DONE')) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const one = await query(`{ model(name: "fashion-zfnet") { layer(name: "/conv1/Conv") { filterGridUrl } } }`);
+  await save(one.model.layer.filterGridUrl, 'quickstart-filters.png');
+  const two = await query(`{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { filter(index: 7) { projection(image: { id: "${IMAGE}" }) { imageUrl } } } } }`);
+  await save(two.model.layer.filter.projection.imageUrl, 'quickstart-projection.png');
+  const three = await query(`{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { topActivationsGrid(dataset: "fashion-mnist-demo", first: 16) } } }`);
+  await save(three.model.layer.topActivationsGrid, 'quickstart-top9.png');
+  const four = await query(`{ model(name: "fashion-zfnet") { occlusion(image: { id: "${IMAGE}" }, size: 8, stride: 2) { classProbability { imageUrl } } } }`);
+  await save(four.model.occlusion.classProbability.imageUrl, 'quickstart-occlusion.png');
+  await server.close();
+  fs.rmSync(cacheDir, { recursive: true, force: true });
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
