@@ -34,7 +34,7 @@ async function main() {
   await save(one.model.layer.filterGridUrl, 'quickstart-filters.png');
   const two = await query(`{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { filter(index: 7) { projection(image: { id: "${IMAGE}" }) { imageUrl } } } } }`);
   await save(two.model.layer.filter.projection.imageUrl, 'quickstart-projection.png');
-  const three = await query(`{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { topActivationsGrid(dataset: "fashion-mnist-demo", first: 16) } } }`);
+  const three = await query(`{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { topActivationsGrid(dataset: "fashion-mnist-demo", first: 8) } } }`);
   await save(three.model.layer.topActivationsGrid, 'quickstart-top9.png');
   const four = await query(`{ model(name: "fashion-zfnet") { occlusion(image: { id: "${IMAGE}" }, size: 8, stride: 2) { classProbability { imageUrl } } } }`);
   await save(four.model.occlusion.classProbability.imageUrl, 'quickstart-occlusion.png');
