@@ -27,6 +27,8 @@ export interface Config {
   maxPageSize: number;
   /** Most occluder positions (grid width × height) one Model.occlusion may run. */
   maxOcclusionPositions: number;
+  /** Least time between two checkpoints of an index job (each is a SQLite transaction). */
+  indexCheckpointMs: number;
 
   // ---- hardening: query limits, backpressure, time limits (src/http/limits.ts) ----
   /**
@@ -118,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxImagePixels: int(env, 'MAX_IMAGE_PIXELS', 40_000_000, 1),
     maxPageSize: int(env, 'MAX_PAGE_SIZE', 100, 1),
     maxOcclusionPositions: int(env, 'MAX_OCCLUSION_POSITIONS', 4096, 1),
+    indexCheckpointMs: int(env, 'INDEX_CHECKPOINT_MS', 2000),
     maxQueryCost: int(env, 'MAX_QUERY_COST', 10_000, 1),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 16, 1),
     maxAliases: int(env, 'MAX_ALIASES', 32),

@@ -52,7 +52,7 @@ export async function createServices(config: Config): Promise<Services> {
   const images = new ImageStore(config.cacheDir, config);
   const inference = new Inference(engine, config, cache);
   const datasets = DatasetRegistry.load(config.datasetsDir);
-  const jobs = new JobManager(new IndexStore(config.cacheDir), registry.models, datasets, engine, inference, config.maxBatch);
+  const jobs = new JobManager(new IndexStore(config.cacheDir), registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs);
   jobs.on('progress', (info) => info && pubSub.publish(JOB_PROGRESS, info));
   return { config, engine, registry, blobs, images, cache, inference, datasets, jobs };
 }

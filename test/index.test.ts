@@ -225,7 +225,7 @@ describe('the indexer resumes after SIGKILL with the same result', () => {
 
   const cli = (cacheDir: string) =>
     spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli.js'), 'index', '--model', 'lrn_decomposed', '--dataset', 'many', '--k', '5'], {
-      env: { ...process.env, MODELS_DIR: FIXTURE_MODELS, DATASETS_DIR: path.join(dir, 'datasets'), CACHE_DIR: cacheDir, MAX_BATCH: '2', LOG_LEVEL: 'warn' },
+      env: { ...process.env, MODELS_DIR: FIXTURE_MODELS, DATASETS_DIR: path.join(dir, 'datasets'), CACHE_DIR: cacheDir, MAX_BATCH: '2', INDEX_CHECKPOINT_MS: '0', LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
   const finish = (child: ReturnType<typeof cli>) => new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));

@@ -23,6 +23,7 @@
  *   lives in engine/batcher.ts; overloadPlugin gives its errors HTTP 503 and Retry-After.
  * - GraphQL over WebSocket (graphql-ws): wsLimits applies the same document limits and signal.
  */
+import { setMaxListeners } from 'node:events';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { ApolloServerPlugin, GraphQLRequestContext } from '@apollo/server';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
@@ -225,6 +226,7 @@ export function asLimitError(message: string): { message: string; extensions: Re
 export function requestSignal(timeoutMs: number): RequestHandler {
   return (_req: Request, res: Response, next: NextFunction) => {
     const controller = new AbortController();
+    setMaxListeners(0, controller.signal); // one listener per queued item of the request
     const timer =
       timeoutMs > 0
         ? setTimeout(() => {
@@ -384,6 +386,7 @@ export function socketSignal(socket: { once(event: 'close', listener: () => void
   let signal = socketSignals.get(socket);
   if (!signal) {
     const controller = new AbortController();
+    setMaxListeners(0, controller.signal); // one listener per queued item of the request
     socket.once('close', () => controller.abort(new CancelledError('client-gone', 'the WebSocket closed')));
     signal = controller.signal;
     socketSignals.set(socket, signal);

@@ -65,6 +65,8 @@ export class JobManager extends EventEmitter {
     private readonly inference: Inference,
     /** Images per ORT run. */
     private readonly chunk: number,
+    /** Least time between checkpoints (each writes to SQLite). */
+    private readonly checkpointMs: number,
   ) {
     super();
     this.setMaxListeners(0);
@@ -189,9 +191,28 @@ export class JobManager extends EventEmitter {
         }),
       );
     let next = row.nextImage;
+    let savedAt = Date.now();
+    // A checkpoint writes every channel whose top-k changed since the last one, and the
+    // progress, in one transaction (so they always agree); at most every checkpointMs.
+    const save = () => {
+      const changed = [];
+      for (let li = 0; li < layers.length; li++) {
+        for (let c = 0; c < trackers[li].length; c++) {
+          const t = trackers[li][c];
+          if (t.dirty) {
+            changed.push({ layer: layers[li].name, channel: c, entries: t.entries });
+            t.dirty = false;
+          }
+        }
+      }
+      this.store.checkpoint(row.id, next, changed);
+      savedAt = Date.now();
+      this.emit('progress', this.info(row.id));
+    };
     let pending: Promise<PreparedImage[]> | null = next < row.total ? prepare(next) : null;
     while (pending) {
       if (run.cancelled) {
+        save();
         this.store.setState(row.id, 'CANCELLED');
         return;
       }
@@ -208,19 +229,8 @@ export class JobManager extends EventEmitter {
           }
         });
       });
-      const changed = [];
-      for (let li = 0; li < layers.length; li++) {
-        for (let c = 0; c < trackers[li].length; c++) {
-          const t = trackers[li][c];
-          if (t.dirty) {
-            changed.push({ layer: layers[li].name, channel: c, entries: t.entries });
-            t.dirty = false;
-          }
-        }
-      }
       next = after;
-      this.store.checkpoint(row.id, next, changed);
-      this.emit('progress', this.info(row.id));
+      if (!pending || Date.now() - savedAt >= this.checkpointMs) save();
     }
     this.store.setState(row.id, 'DONE');
   }
