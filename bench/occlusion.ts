@@ -15,25 +15,13 @@ import { compileOcclusion, OCCLUSION_INPUTS } from '../src/compiler/occlusion';
 import { loadConfig } from '../src/config';
 import { defaultOcclusionLayer, occlude } from '../src/engine/occlusion';
 import { createServices, startServer } from '../src/server';
+import { median, REPEATS, timeIt } from './timing';
 
 const dir = process.argv[2] ?? '/tmp/alexnet';
 const BATCH = Number(process.argv[3] ?? 16);
-const REPEATS = Number(process.env.REPEATS ?? 7);
 const SIZE = 32;
 const STRIDE = 8;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-async function timeIt(fn: () => Promise<unknown>, repeats = REPEATS): Promise<number> {
-  await fn();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  return median(times);
-}
 
 function randomImage(n: number, seed = 1): Float32Array {
   const data = new Float32Array(n);

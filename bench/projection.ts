@@ -15,24 +15,12 @@ import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
 import { loadConfig } from '../src/config';
 import { Services } from '../src/context';
 import { createServices, startServer } from '../src/server';
+import { median, REPEATS, timeIt } from './timing';
 
 const dir = process.argv[2];
 const flags = new Set(process.argv.slice(3));
 const TARGET = '/features/features.11/Relu';
-const REPEATS = Number(process.env.REPEATS ?? 7);
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-async function timeIt(fn: () => Promise<unknown>, repeats = REPEATS): Promise<number> {
-  await fn();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  return median(times);
-}
 
 function randomImages(n: number): Float32Array {
   const data = new Float32Array(n * 3 * 224 * 224);
