@@ -16,8 +16,8 @@ export interface Config {
   maxBatch: number;
   /** How long the micro-batcher waits for more work before a run, in ms. */
   batchWindowMs: number;
-  /** Bytes of prepared input tensors kept in memory (BLOB_MEMORY_MB; /4 of it). Rendered blobs and results live in the cache (CACHE_MEMORY_MB). */
-  blobMemoryBytes: number;
+  /** Bytes of preprocessed input tensors kept in memory (PREPARED_MEMORY_MB). Results and blobs live in the cache (CACHE_MEMORY_MB). */
+  preparedMemoryBytes: number;
   /** Largest accepted HTTP JSON body (inline base64 images live there). */
   bodyLimitBytes: number;
   /** Largest accepted image, in bytes after base64 decoding, and in pixels. */
@@ -114,7 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     threads: int(env, 'ORT_THREADS', 2, 1),
     maxBatch: int(env, 'MAX_BATCH', 16, 1),
     batchWindowMs: int(env, 'BATCH_WINDOW_MS', 3),
-    blobMemoryBytes: int(env, 'BLOB_MEMORY_MB', 256) * 1024 * 1024,
+    preparedMemoryBytes: int(env, 'PREPARED_MEMORY_MB', 64) * 1024 * 1024,
     bodyLimitBytes: int(env, 'BODY_LIMIT_MB', 16, 1) * 1024 * 1024,
     maxImageBytes: int(env, 'MAX_IMAGE_MB', 10, 1) * 1024 * 1024,
     maxImagePixels: int(env, 'MAX_IMAGE_PIXELS', 40_000_000, 1),

@@ -48,7 +48,7 @@ export class Inference {
     /** Where results are kept across requests, restarts and processes (none: computed every time). */
     private readonly cache?: TieredStore,
   ) {
-    this.prepared = new LruBytes(config.blobMemoryBytes / 4);
+    this.prepared = new LruBytes(config.preparedMemoryBytes);
   }
 
   async prepare(model: Model, image: SourceImage): Promise<PreparedImage> {

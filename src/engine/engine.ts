@@ -190,11 +190,10 @@ export class Engine {
 }
 
 /** Deduplicates the images of a batch: the unique images and, per item, its image's index. */
-export function uniqueImages<T extends { key: string; data: Float32Array }>(items: { image?: T }[] | T[]) {
+export function uniqueImages(all: PreparedImage[]): { images: PreparedImage[]; itemImage: number[] } {
   const images: PreparedImage[] = [];
   const index = new Map<string, number>();
-  const itemImage = (items as (T | { image: T })[]).map((it) => {
-    const img = ('image' in it ? it.image : it) as T;
+  const itemImage = all.map((img) => {
     let i = index.get(img.key);
     if (i === undefined) {
       i = images.length;

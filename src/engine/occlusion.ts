@@ -90,7 +90,7 @@ function runItem(engine: Engine, model: OcclusionModel, layerTensor: string, lay
     .batcher<Item, ItemResult>(key, model.maxBatch, async (items) => {
       const loaded = await engine.load(key, () => compileOcclusion(model.graph, model.inputShape, layerTensor, layerShape));
       const { Tensor } = engine.runtime;
-      const { images, itemImage } = uniqueImages(items);
+      const { images, itemImage } = uniqueImages(items.map((item) => item.image));
       const N = items.length;
       const rows = new Float32Array(N * H);
       const cols = new Float32Array(N * W);

@@ -6,7 +6,7 @@
 import { compileProjection, ITEM_INPUTS, seedShape } from '../compiler/projection';
 import { LrnMode, Method } from '../compiler/rules';
 import { OnnxGraph } from '../onnx/graph';
-import { Engine, EngineModel, PreparedImage, split } from './engine';
+import { Engine, EngineModel, PreparedImage, split, uniqueImages } from './engine';
 
 export type SeedMode = 'MAX' | 'POSITION' | 'FULL_MAP';
 
@@ -46,20 +46,11 @@ export function project(engine: Engine, model: ProjectableModel, req: Projection
     .batcher<ProjectionRequest, ProjectionResult>(key, model.maxBatch, async (items) => {
       const loaded = await engine.load(key, compile);
       const { Tensor } = engine.runtime;
-      const images: PreparedImage[] = [];
-      const imageIndex = new Map<string, number>();
-      const itemImage = new BigInt64Array(items.length);
+      const { images, itemImage } = uniqueImages(items.map((item) => item.image));
       const channels = new Float32Array(items.length * Ct);
       const masks = new Float32Array(items.length * Ht * Wt);
       const useMax = new Float32Array(items.length);
       items.forEach((item, n) => {
-        let i = imageIndex.get(item.image.key);
-        if (i === undefined) {
-          i = images.length;
-          imageIndex.set(item.image.key, i);
-          images.push(item.image);
-        }
-        itemImage[n] = BigInt(i);
         channels[n * Ct + item.channel] = 1;
         if (item.seed === 'MAX') useMax[n] = 1;
         else if (item.seed === 'FULL_MAP') masks.fill(1, n * Ht * Wt, (n + 1) * Ht * Wt);
@@ -70,7 +61,7 @@ export function project(engine: Engine, model: ProjectableModel, req: Projection
         loaded,
         {
           [model.inputName]: engine.stack(model, images),
-          [ITEM_INPUTS.image]: new Tensor('int64', itemImage, [N]),
+          [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from(itemImage, BigInt), [N]),
           [ITEM_INPUTS.channel]: new Tensor('float32', channels, [N, Ct]),
           [ITEM_INPUTS.mask]: new Tensor('float32', masks, [N, 1, Ht, Wt]),
           [ITEM_INPUTS.useMax]: new Tensor('float32', useMax, [N, 1, 1, 1]),
