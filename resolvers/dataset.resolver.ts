@@ -12,6 +12,7 @@ import { inspectImage } from '../src/images/preprocess';
 import { defaultIndexLayers, JobInfo } from '../src/index/jobs';
 import { TopRow } from '../src/index/store';
 import { unitBox } from '../src/onnx/ops';
+import { SourceImage } from '../src/inference';
 import { JOB_PROGRESS } from '../src/pubsub';
 import { Dataset } from '../src/registry/datasets';
 import { CacheFor, InheritMaxAge, NoCache } from './cache-control';
@@ -100,6 +101,11 @@ export class TopActivationType {
     readonly dataset: Dataset,
     readonly row: TopRow,
   ) {}
+  private sourceImage?: SourceImage;
+  /** The dataset image, read (and hashed) once however many fields need it. */
+  source(ctx: Context): SourceImage {
+    return (this.sourceImage ??= datasetImage(ctx, this.dataset.name, this.dataset.images[this.row.image].name));
+  }
   @Field(() => Int, { description: '0 for the strongest.' }) get rank(): number {
     return this.row.rank;
   }
@@ -220,7 +226,7 @@ export class TopActivationsResolver {
 export class TopActivationResolver {
   @FieldResolver(() => ImageType)
   image(@Root() root: TopActivationType, @Ctx() ctx: Context): Promise<ImageType> {
-    return describeImage(ctx, datasetImage(ctx, root.dataset.name, root.dataset.images[root.row.image].name));
+    return describeImage(ctx, root.source(ctx));
   }
 
   @FieldResolver(() => BoxType, { description: "The unit's receptive field in the original image's pixels, clipped." })
@@ -244,7 +250,7 @@ export class TopActivationResolver {
     @Arg('lrn', () => Lrn, { nullable: true }) lrn: Lrn | undefined,
     @Ctx() ctx: Context,
   ): Promise<ProjectionType> {
-    const image = datasetImage(ctx, root.dataset.name, root.dataset.images[root.row.image].name);
+    const image = root.source(ctx);
     return projectUnit(ctx, root.unit, image, { method, seed, position, lrn });
   }
 }
@@ -276,7 +282,7 @@ export class TopActivationsGridResolver {
           const entries = await Promise.all(
             rows.map(async (row) => {
               const top = new TopActivationType(unit, dataset, row);
-              const image = datasetImage(ctx, dataset.name, dataset.images[row.image].name);
+              const image = top.source(ctx);
               const projection = await projectUnit(ctx, unit, image, { method: ProjectionMethod.DECONVNET, seed: Seed.MAX });
               const { box } = await originalBox(ctx, top);
               return {
@@ -294,7 +300,7 @@ export class TopActivationsGridResolver {
 }
 
 async function originalBox(ctx: Context, root: TopActivationType) {
-  const image = datasetImage(ctx, root.dataset.name, root.dataset.images[root.row.image].name);
+  const image = root.source(ctx);
   const { model, layer } = root.unit;
   const [, H, W] = model.inputShape;
   const inputBox = unitBox(layer.receptiveField, root.row.y, root.row.x, [H, W]);
