@@ -10,70 +10,18 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { compileForward } from '../src/compiler/forward';
-import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
 import { loadConfig } from '../src/config';
-import { Services } from '../src/context';
 import { createServices, startServer } from '../src/server';
-import { median, REPEATS, timeIt } from './timing';
+import { measure, report, TARGET } from './relu5';
+import { median, REPEATS } from './timing';
 
 const dir = process.argv[2];
 const flags = new Set(process.argv.slice(3));
-const TARGET = '/features/features.11/Relu';
-
-
-function randomImages(n: number): Float32Array {
-  const data = new Float32Array(n * 3 * 224 * 224);
-  let seed = 1;
-  for (let i = 0; i < data.length; i++) {
-    seed = (seed * 1103515245 + 12345) % 2147483648;
-    data[i] = seed / 2147483648 - 0.5;
-  }
-  return data;
-}
-
-async function measure(s: Services, batches: number[]) {
-  const model = s.registry.models.get('alexnet')!;
-  const layer = model.layerByName.get(TARGET)!;
-  const { Tensor } = s.engine.runtime;
-  const fwd = await s.engine.load('bench-fwd', () => compileForward(model.graph, [layer.tensor]));
-  const proj = await s.engine.load('bench-proj', () =>
-    compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY' }),
-  );
-  const [Ct, Ht, Wt] = layer.outputShape;
-  const rows: { batch: number; forward: number; projection: number }[] = [];
-  for (const n of batches) {
-    const input = new Tensor('float32', randomImages(n), [n, 3, 224, 224]);
-    const forward = await timeIt(() => fwd.session.run({ input }));
-    const channels = new Float32Array(n * Ct);
-    for (let i = 0; i < n; i++) channels[i * Ct + ((i * 37) % Ct)] = 1;
-    const feeds = {
-      input,
-      [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]),
-      [ITEM_INPUTS.channel]: new Tensor('float32', channels, [n, Ct]),
-      [ITEM_INPUTS.mask]: new Tensor('float32', new Float32Array(n * Ht * Wt), [n, 1, Ht, Wt]),
-      [ITEM_INPUTS.useMax]: new Tensor('float32', new Float32Array(n).fill(1), [n, 1, 1, 1]),
-    };
-    const projection = await timeIt(() => proj.session.run(feeds));
-    rows.push({ batch: n, forward, projection });
-  }
-  return rows;
-}
-
-function report(label: string, rows: { batch: number; forward: number; projection: number }[]) {
-  console.log(`\n${label}`);
-  console.log('batch | forward ms (img/s) | projection ms (img/s) | projection/s ÷ (forward/s ÷ 2)');
-  for (const r of rows) {
-    const f = (r.batch * 1000) / r.forward;
-    const p = (r.batch * 1000) / r.projection;
-    console.log(`${r.batch} | ${r.forward.toFixed(1)} (${f.toFixed(1)}) | ${r.projection.toFixed(1)} (${p.toFixed(1)}) | ${(p / (f / 2)).toFixed(2)}`);
-  }
-}
 
 (async () => {
   const env = { MODELS_DIR: dir, CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-bench-')), LOG_LEVEL: 'warn', ORT_THREADS: '2', PORT: '0', HOST: '127.0.0.1' };
   const cpu = await createServices(loadConfig(env));
-  const rows = await measure(cpu, [1, 8, 32]);
+  const rows = await measure(cpu.engine, cpu.registry.models.get('alexnet')!, [1, 8, 32]);
   report('cpu (onnxruntime-node, 2 threads)', rows);
 
   if (flags.has('--torch')) {
@@ -107,7 +55,7 @@ function report(label: string, rows: { batch: number; forward: number; projectio
 
   if (flags.has('--wasm')) {
     const wasm = await createServices(loadConfig({ ...env, CONVSCOPE_BACKEND: 'wasm' }));
-    const w = await measure(wasm, [8]);
+    const w = await measure(wasm.engine, wasm.registry.models.get('alexnet')!, [8]);
     report('wasm (onnxruntime-web in Node)', w);
     console.log(`wasm/native projection time at batch 8: ${(w[0].projection / rows.find((r) => r.batch === 8)!.projection).toFixed(2)}×`);
     await wasm.engine.close();

@@ -12,10 +12,14 @@ export interface Config {
   backend: Backend;
   /** Threads per ORT session (intra-op). */
   threads: number;
+  /** Sessions run in a worker thread, leaving the main thread free (ORT_WORKER, default on). */
+  ortWorker: boolean;
   /** Largest batch the micro-batcher sends to one ORT run. */
   maxBatch: number;
   /** How long the micro-batcher waits for more work before a run, in ms. */
   batchWindowMs: number;
+  /** An idle engine starts a batch at once instead of waiting the window (BATCH_IDLE_START, default on). */
+  batchIdleStart: boolean;
   /** Bytes of preprocessed input tensors kept in memory (PREPARED_MEMORY_MB). Results and blobs live in the cache (CACHE_MEMORY_MB). */
   preparedMemoryBytes: number;
   /** Largest accepted HTTP JSON body (inline base64 images live there). */
@@ -112,8 +116,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     backend,
     threads: int(env, 'ORT_THREADS', 2, 1),
+    ortWorker: !/^(0|off|false|no)$/i.test(env.ORT_WORKER ?? ''),
     maxBatch: int(env, 'MAX_BATCH', 16, 1),
     batchWindowMs: int(env, 'BATCH_WINDOW_MS', 3),
+    batchIdleStart: !/^(0|off|false|no)$/i.test(env.BATCH_IDLE_START ?? ''),
     preparedMemoryBytes: int(env, 'PREPARED_MEMORY_MB', 64) * 1024 * 1024,
     bodyLimitBytes: int(env, 'BODY_LIMIT_MB', 16, 1) * 1024 * 1024,
     maxImageBytes: int(env, 'MAX_IMAGE_MB', 10, 1) * 1024 * 1024,

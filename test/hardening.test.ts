@@ -261,7 +261,7 @@ describe('backpressure and time limits', () => {
   after(() => fs.rmSync(modelsDir, { recursive: true, force: true }));
 
   test('over MAX_QUEUED_ITEMS a request fails fast with OVERLOADED, retryAfterMs, HTTP 503 and Retry-After', async () => {
-    const server = await startTestServer({ MODELS_DIR: modelsDir, MAX_QUEUED_ITEMS: '2', BATCH_WINDOW_MS: '400' });
+    const server = await startTestServer({ MODELS_DIR: modelsDir, MAX_QUEUED_ITEMS: '2', BATCH_WINDOW_MS: '400', BATCH_IDLE_START: 'false' });
     try {
       const image = { base64: await grey(112) };
       const started = Date.now();
@@ -290,7 +290,7 @@ describe('backpressure and time limits', () => {
   });
 
   test('over MAX_INFLIGHT_REQUESTS a request is refused at once (503, OVERLOADED, Retry-After) before its body is read', async () => {
-    const server = await startTestServer({ MODELS_DIR: modelsDir, MAX_INFLIGHT_REQUESTS: '2', BATCH_WINDOW_MS: '500' });
+    const server = await startTestServer({ MODELS_DIR: modelsDir, MAX_INFLIGHT_REQUESTS: '2', BATCH_WINDOW_MS: '500', BATCH_IDLE_START: 'false' });
     try {
       const image = { base64: await grey(112, 20) };
       const slow = [post(server.url, { query: projections([9]), variables: { image } }), post(server.url, { query: projections([10]), variables: { image } })];
@@ -314,7 +314,7 @@ describe('backpressure and time limits', () => {
   });
 
   test('REQUEST_TIMEOUT_MS: waiting work is dropped and the request fails with TIMEOUT (504) on time', async () => {
-    const server = await startTestServer({ MODELS_DIR: modelsDir, BATCH_WINDOW_MS: '1500', REQUEST_TIMEOUT_MS: '300' });
+    const server = await startTestServer({ MODELS_DIR: modelsDir, BATCH_WINDOW_MS: '1500', BATCH_IDLE_START: 'false', REQUEST_TIMEOUT_MS: '300' });
     try {
       const image = { base64: await grey(112, 40) };
       const { stats } = server.services.engine;
@@ -336,7 +336,7 @@ describe('backpressure and time limits', () => {
   });
 
   test('work queued for a client that has gone away is dropped before it runs', async () => {
-    const server = await startTestServer({ MODELS_DIR: modelsDir, BATCH_WINDOW_MS: '600' });
+    const server = await startTestServer({ MODELS_DIR: modelsDir, BATCH_WINDOW_MS: '600', BATCH_IDLE_START: 'false' });
     try {
       const image = { base64: await grey(112, 70) };
       const { stats } = server.services.engine;
@@ -359,7 +359,7 @@ describe('backpressure and time limits', () => {
   });
 
   test('a request that shares a computation with a client that left still gets its answer', async () => {
-    const server = await startTestServer({ MODELS_DIR: modelsDir, BATCH_WINDOW_MS: '600' });
+    const server = await startTestServer({ MODELS_DIR: modelsDir, BATCH_WINDOW_MS: '600', BATCH_IDLE_START: 'false' });
     try {
       const image = { base64: await grey(112, 150) };
       const body = JSON.stringify({ query: projections([11]), variables: { image } });
@@ -431,7 +431,7 @@ describe('graceful shutdown of node dist/src/main.js', () => {
   }
 
   test('SIGTERM: the request in flight completes, new connections are refused, the process exits 0, no temp files are left', async () => {
-    const { child, url, cacheDir, exited, logs } = await spawnServer({ BATCH_WINDOW_MS: '1500', SHUTDOWN_TIMEOUT_MS: '10000' });
+    const { child, url, cacheDir, exited, logs } = await spawnServer({ BATCH_WINDOW_MS: '1500', BATCH_IDLE_START: 'false', SHUTDOWN_TIMEOUT_MS: '10000' });
     try {
       const image = { base64: await grey(112, 90) };
       const started = Date.now();
@@ -457,7 +457,7 @@ describe('graceful shutdown of node dist/src/main.js', () => {
   });
 
   test('SIGTERM with a request slower than SHUTDOWN_TIMEOUT_MS: cut at the deadline, exit 0', async () => {
-    const { child, url, cacheDir, exited, logs } = await spawnServer({ BATCH_WINDOW_MS: '20000', SHUTDOWN_TIMEOUT_MS: '700' });
+    const { child, url, cacheDir, exited, logs } = await spawnServer({ BATCH_WINDOW_MS: '20000', BATCH_IDLE_START: 'false', SHUTDOWN_TIMEOUT_MS: '700' });
     try {
       const image = { base64: await grey(112, 91) };
       const inFlight = post(url, { query: projections([8]), variables: { image } }).then(

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { RunningServer, startServer } from '../src/server';
 
-export const ROOT = path.resolve(__dirname, '..', '..');
-export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
-export const FIXTURE_MODELS = path.join(FIXTURES, 'models');
+import { FIXTURE_MODELS, FIXTURES, ROOT } from './paths';
+
+export { FIXTURE_MODELS, FIXTURES, ROOT };
 
 export interface GqlResult<T = any> {
   status: number;

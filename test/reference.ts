@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeNpy } from '../src/cache/npy';
-import { FIXTURES } from './helpers';
+import { FIXTURES } from './paths';
 
 export const REFERENCE = path.join(FIXTURES, 'reference');
 

@@ -173,7 +173,11 @@ export class TieredStore {
     }
     this.computed++;
     const value = await compute();
-    await this.set(key, codec.encode(value));
+    const written = this.set(key, codec.encode(value));
+    // With a memory tier, the next caller finds the value there at once: disk and Redis are
+    // written behind the answer (close() waits for them).
+    if (this.memory) written.catch(() => undefined);
+    else await written;
     return value;
   }
 

@@ -14,6 +14,8 @@ export class GraphBuilder {
   readonly initializers: TensorProto[] = [];
   /** Element types of new tensors that are not float. */
   private readonly types = new Map<string, number>();
+  /** MaxPool nodes given an Indices output, by their original proto. */
+  private readonly switches = new Map<NodeProto, string>();
   private counter = 0;
   private readonly taken: Set<string>;
 
@@ -48,6 +50,24 @@ export class GraphBuilder {
   /** Copies an original node unchanged (its tensor names stay). */
   copy(node: NodeProto): void {
     this.nodes.push(node);
+  }
+
+  /**
+   * The Indices output of a copied MaxPool node (added to it if the model doesn't use it):
+   * each output's switch, flat over the batch's N·C·H·W.
+   */
+  poolIndices(node: NodeProto): string {
+    if (node.output[1]) return node.output[1];
+    let indices = this.switches.get(node);
+    if (!indices) {
+      const at = this.nodes.indexOf(node);
+      if (at < 0) throw new Error(`MaxPool node "${node.name}" was not copied into the graph`);
+      indices = this.fresh('switches');
+      this.types.set(indices, DataType.INT64);
+      this.nodes[at] = { ...node, output: [node.output[0], indices] };
+      this.switches.set(node, indices);
+    }
+    return indices;
   }
 
   floats(values: ArrayLike<number>, dims: number[] = [values.length], hint = 'const'): string {

@@ -128,65 +128,14 @@ const RULES: Record<string, Rule> = {
   },
 
   MaxPool: (ctx, node, g) => {
-    const { b } = ctx;
     const x = data(ctx, node);
     const inShape = ctx.shape(x);
     const outShape = ctx.shape(node.proto.output[0]);
-    const [C, H, W] = inShape;
-    const [, Ho, Wo] = outShape;
-    const win = windowOf(ctxGraph(ctx), node, [H, W]);
+    const win = windowOf(ctxGraph(ctx), node, [inShape[1], inShape[2]]);
     if (win.dilations.some((d) => d !== 1)) throw new UnsupportedOpError(node, 'has dilations, which the unpooling does not support');
     if (attrInt(node.proto, 'storage_order', 0) !== 0) throw new UnsupportedOpError(node, 'uses column-major storage_order');
-    const [kh, kw] = win.kernel;
-    const [sh, sw] = win.strides;
-    // Switches, recomputed from the forward values: tap (dy, dx) of window (oy, ox) is the
-    // switch if it holds the window's maximum and no earlier tap (raster order) does. This keeps
-    // the forward MaxPool a plain one (no Indices output), which ORT runs much faster, and
-    // fixes ties to the first maximum whatever the runtime's own choice.
-    const input = ctx.perItem(x);
-    const pooled = ctx.perItem(node.proto.output[0]);
-    const covered = [(Ho - 1) * sh + kh, (Wo - 1) * sw + kw];
-    const padEnd = [Math.max(0, covered[0] - win.padsBegin[0] - H), Math.max(0, covered[1] - win.padsBegin[1] - W)];
-    const pads = [0, 0, win.padsBegin[0], win.padsBegin[1], 0, 0, padEnd[0], padEnd[1]];
-    const padded = pads.some((p) => p > 0) ? b.op('Pad', [input, b.ints(pads), b.scalar(-Infinity)], { mode: 'constant' }) : input;
-    let found: string | undefined;
-    const isSwitch = new Map<number, string>();
-    for (let dy = 0; dy < kh; dy++) {
-      for (let dx = 0; dx < kw; dx++) {
-        const tapValues = b.op('Slice', [padded, b.ints([dy, dx]), b.ints([dy + (Ho - 1) * sh + 1, dx + (Wo - 1) * sw + 1]), b.ints([2, 3]), b.ints([sh, sw])]);
-        const isMax = b.op('Equal', [tapValues, pooled]);
-        isSwitch.set(dy * kw + dx, found ? b.op('And', [isMax, b.op('Not', [found])]) : isMax);
-        found = found ? b.op('Or', [found, isMax]) : isMax;
-      }
-    }
-    // Tap (dy, dx) of window (oy, ox) sits at canvas pixel (oy·s + dy, ox·s + dx). Taps fall
-    // into s×s phases (dy mod s, dx mod s), each shifted by (dy div s, dx div s) windows; the
-    // phases are then interleaved with DepthToSpace. Overlapping windows add up at a shared
-    // switch, which is the exact gradient (ONNX MaxUnpool would overwrite instead).
-    const extra = [Math.floor((kh - 1) / sh), Math.floor((kw - 1) / sw)];
-    const zero = b.scalar(0);
-    const phases: string[] = [];
-    for (let py = 0; py < sh; py++) {
-      for (let px = 0; px < sw; px++) {
-        let sum: string | undefined;
-        for (let dy = py; dy < kh; dy += sh) {
-          for (let dx = px; dx < kw; dx += sw) {
-            const routed = b.op('Where', [isSwitch.get(dy * kw + dx)!, g, zero]);
-            const qy = Math.floor(dy / sh);
-            const qx = Math.floor(dx / sw);
-            const shifted = b.pad(routed, [0, 0, qy, qx, 0, 0, extra[0] - qy, extra[1] - qx]);
-            sum = sum ? b.op('Add', [sum, shifted]) : shifted;
-          }
-        }
-        phases.push(sum ?? b.op('Mul', [b.pad(g, [0, 0, 0, 0, 0, 0, extra[0], extra[1]]), zero]));
-      }
-    }
-    const rows = Ho + extra[0];
-    const cols = Wo + extra[1];
-    const stacked = phases.length === 1 ? phases[0] : b.reshape(b.op('Concat', phases.map((p) => b.reshape(p, [-1, C, 1, rows, cols])), { axis: 2 }), [-1, C * sh * sw, rows, cols]);
-    const canvas = phases.length === 1 ? stacked : b.op('DepthToSpace', [stacked], { blocksize: sh, mode: 'CRD' });
-    const span: Window = { ...win, kernel: [rows * sh - (Ho - 1) * sh, cols * sw - (Wo - 1) * sw] };
-    return [[x, cropTo(ctx, canvas, span, inShape, outShape)]];
+    const unpooled = ctx.b.opset >= 11 ? unpoolAtIndices(ctx, node, g, win, inShape, outShape) : unpoolByTaps(ctx, node, g, win, inShape, outShape);
+    return [[x, unpooled]];
   },
 
   AveragePool: (ctx, node, g) => {
@@ -309,6 +258,93 @@ const RULES: Record<string, Rule> = {
   Squeeze: (ctx, node, g) => reshapeBack(ctx, node, g),
   Unsqueeze: (ctx, node, g) => reshapeBack(ctx, node, g),
 };
+
+/**
+ * Unpooling through the forward MaxPool's own Indices output (ORT's switch is the first
+ * maximum in raster order, as the paper's rule wants: tested). Overlapping windows must add
+ * up at a shared switch (ONNX MaxUnpool overwrites instead), so outputs are scattered in groups
+ * whose windows are disjoint: outputs ceil(k/s) apart along each axis.
+ */
+function unpoolAtIndices(ctx: RuleContext, node: GraphNode, g: string, win: Window, inShape: number[], outShape: number[]): string {
+  const { b } = ctx;
+  const [C, H, W] = inShape;
+  const [, Ho, Wo] = outShape;
+  const size = C * H * W;
+  // Indices count over the images of the batch; each item's, within its own image.
+  const switches = b.op('Mod', [ctx.perItem(b.poolIndices(node.proto)), b.ints([size], [])]);
+  const groups = [0, 1].map((a) => Math.ceil(win.kernel[a] / win.strides[a]));
+  const items = b.slice(b.op('Shape', [g]), [0], [1], [0]);
+  let canvas = b.op('ConstantOfShape', [b.op('Concat', [items, b.ints([size])], { axis: 0 })]);
+  for (let gy = 0; gy < groups[0]; gy++) {
+    for (let gx = 0; gx < groups[1]; gx++) {
+      const part = (t: string) => (groups[0] * groups[1] === 1 ? t : b.op('Slice', [t, b.ints([gy, gx]), b.ints([Ho, Wo]), b.ints([2, 3]), b.ints(groups)]));
+      const at = b.reshape(part(switches), [0, -1]);
+      const signal = b.reshape(part(g), [0, -1]);
+      const first = gy === 0 && gx === 0;
+      const sum = first ? signal : b.op('Add', [b.op('GatherElements', [canvas, at], { axis: 1 }), signal]);
+      canvas = b.op('ScatterElements', [canvas, at, sum], { axis: 1 });
+    }
+  }
+  return b.reshape(canvas, [-1, C, H, W]);
+}
+
+/**
+ * Unpooling for models older than opset 11 (no ScatterElements): switches recomputed from the
+ * forward values. Tap (dy, dx) of window (oy, ox) is the switch if it holds the window's
+ * maximum and no earlier tap (raster order) does.
+ */
+function unpoolByTaps(ctx: RuleContext, node: GraphNode, g: string, win: Window, inShape: number[], outShape: number[]): string {
+  const { b } = ctx;
+  const x = data(ctx, node);
+  const [C, H, W] = inShape;
+  const [, Ho, Wo] = outShape;
+  const [kh, kw] = win.kernel;
+  const [sh, sw] = win.strides;
+  const input = ctx.perItem(x);
+  const pooled = ctx.perItem(node.proto.output[0]);
+  const covered = [(Ho - 1) * sh + kh, (Wo - 1) * sw + kw];
+  const padEnd = [Math.max(0, covered[0] - win.padsBegin[0] - H), Math.max(0, covered[1] - win.padsBegin[1] - W)];
+  const pads = [0, 0, win.padsBegin[0], win.padsBegin[1], 0, 0, padEnd[0], padEnd[1]];
+  const padded = pads.some((p) => p > 0) ? b.op('Pad', [input, b.ints(pads), b.scalar(-Infinity)], { mode: 'constant' }) : input;
+  let found: string | undefined;
+  const isSwitch = new Map<number, string>();
+  for (let dy = 0; dy < kh; dy++) {
+    for (let dx = 0; dx < kw; dx++) {
+      const tapValues = b.op('Slice', [padded, b.ints([dy, dx]), b.ints([dy + (Ho - 1) * sh + 1, dx + (Wo - 1) * sw + 1]), b.ints([2, 3]), b.ints([sh, sw])]);
+      const isMax = b.op('Equal', [tapValues, pooled]);
+      isSwitch.set(dy * kw + dx, found ? b.op('And', [isMax, b.op('Not', [found])]) : isMax);
+      found = found ? b.op('Or', [found, isMax]) : isMax;
+    }
+  }
+  // Tap (dy, dx) of window (oy, ox) sits at canvas pixel (oy·s + dy, ox·s + dx). Taps fall
+  // into s×s phases (dy mod s, dx mod s), each shifted by (dy div s, dx div s) windows; the
+  // phases are then interleaved with DepthToSpace. Overlapping windows add up at a shared
+  // switch, which is the exact gradient (ONNX MaxUnpool would overwrite instead).
+  const extra = [Math.floor((kh - 1) / sh), Math.floor((kw - 1) / sw)];
+  const zero = b.scalar(0);
+  const phases: string[] = [];
+  for (let py = 0; py < sh; py++) {
+    for (let px = 0; px < sw; px++) {
+      let sum: string | undefined;
+      for (let dy = py; dy < kh; dy += sh) {
+        for (let dx = px; dx < kw; dx += sw) {
+          const routed = b.op('Where', [isSwitch.get(dy * kw + dx)!, g, zero]);
+          const qy = Math.floor(dy / sh);
+          const qx = Math.floor(dx / sw);
+          const shifted = b.pad(routed, [0, 0, qy, qx, 0, 0, extra[0] - qy, extra[1] - qx]);
+          sum = sum ? b.op('Add', [sum, shifted]) : shifted;
+        }
+      }
+      phases.push(sum ?? b.op('Mul', [b.pad(g, [0, 0, 0, 0, 0, 0, extra[0], extra[1]]), zero]));
+    }
+  }
+  const rows = Ho + extra[0];
+  const cols = Wo + extra[1];
+  const stacked = phases.length === 1 ? phases[0] : b.reshape(b.op('Concat', phases.map((p) => b.reshape(p, [-1, C, 1, rows, cols])), { axis: 2 }), [-1, C * sh * sw, rows, cols]);
+  const canvas = phases.length === 1 ? stacked : b.op('DepthToSpace', [stacked], { blocksize: sh, mode: 'CRD' });
+  const span: Window = { ...win, kernel: [rows * sh - (Ho - 1) * sh, cols * sw - (Wo - 1) * sw] };
+  return cropTo(ctx, canvas, span, inShape, outShape);
+}
 
 /**
  * A conv kernel W [M, C/g, kh, kw] flipped in space with in/out channels swapped per group:

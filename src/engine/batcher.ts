@@ -2,6 +2,9 @@
  * Merges work submitted by concurrent requests into one call: it waits up to `windowMs` after
  * the first item (or until `maxBatch` items are queued), then runs them together. While a batch
  * runs, new items queue up and go together in the next one, so under load batches fill up.
+ * When `idle()` says nothing is running, the wait is skipped (the batch starts after the
+ * current turn of the event loop, which still merges the items of one request): a lone query
+ * pays no window, and under load the window applies as before.
  *
  * Backpressure: every batcher of an engine shares one QueueBudget, the number of items waiting
  * (not yet running) across all of them. An item submitted for a request (while the request's
@@ -19,6 +22,8 @@ export interface BatcherOptions {
   windowMs: number;
   /** Shared bound on waiting items; none: unbounded. */
   budget?: QueueBudget;
+  /** True when the runtime has nothing to do: the batch may start without waiting. */
+  idle?: () => boolean;
   /** Called with the number of items dropped because their request was cancelled. */
   onDrop?: (count: number) => void;
 }
@@ -106,7 +111,7 @@ interface Pending<I, O> {
 
 export class MicroBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
-  private timer: NodeJS.Timeout | null = null;
+  private timer: { cancel(): void } | null = null;
   private draining: Promise<void> | null = null;
   private closed = false;
 
@@ -140,8 +145,18 @@ export class MicroBatcher<I, O> {
       this.queue.push(pending);
       if (this.options.budget) this.options.budget.queued++;
       if (this.queue.length >= this.options.maxBatch) void this.drain();
-      else if (!this.timer && !this.draining) this.timer = setTimeout(() => void this.drain(), this.options.windowMs);
+      else if (!this.timer && !this.draining) this.timer = this.schedule();
     });
+  }
+
+  /** The batch's start: after the window, or after this turn of the event loop when idle. */
+  private schedule(): { cancel(): void } {
+    if (this.options.idle?.()) {
+      const immediate = setImmediate(() => void this.drain());
+      return { cancel: () => clearImmediate(immediate) };
+    }
+    const timeout = setTimeout(() => void this.drain(), this.options.windowMs);
+    return { cancel: () => clearTimeout(timeout) };
   }
 
   /** Takes a cancelled item out of the queue (if it is still there) and rejects it. */
@@ -153,7 +168,7 @@ export class MicroBatcher<I, O> {
     this.options.onDrop?.(1);
     pending.reject(cancelledBy(pending.signal!));
     if (this.queue.length === 0 && this.timer) {
-      clearTimeout(this.timer);
+      this.timer.cancel();
       this.timer = null;
     }
   }
@@ -174,7 +189,7 @@ export class MicroBatcher<I, O> {
   }
 
   private drain(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     if (this.draining) return this.draining;
     this.draining = (async () => {
@@ -202,7 +217,7 @@ export class MicroBatcher<I, O> {
    */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     const waiting = this.queue.splice(0);
     if (this.options.budget) this.options.budget.queued -= waiting.length;

@@ -40,6 +40,8 @@ export interface EngineObserver {
 export interface EngineOptions {
   maxBatch: number;
   windowMs: number;
+  /** Skip the window when no run is pending (see batcher.ts). */
+  idleStart?: boolean;
   /** Items that may wait in all batchers together (MAX_QUEUED_ITEMS); default: unbounded. */
   maxQueued?: number;
 }
@@ -53,6 +55,8 @@ export class Engine {
   private msPerItem = 10;
   /** The end of the last ORT run asked for: runs go one at a time (see run). */
   private lane: Promise<void> = Promise.resolve();
+  /** ORT runs asked for and not yet finished. */
+  private pendingRuns = 0;
   /** Observers of every ORT run and of every item's wait in a batcher queue (metrics: src/http/metrics.ts). */
   readonly observers: EngineObserver[] = [];
   private readonly sessions = new Map<string, Promise<Loaded>>();
@@ -100,14 +104,14 @@ export class Engine {
 
   /** One ORT run. */
   async run(loaded: Loaded, feeds: Record<string, OrtTensor>, items: number): Promise<Record<string, OrtTensor>> {
-    // onnxruntime's Node bindings run on the main thread (in a setImmediate): runs of different
-    // graphs can never overlap, and runs queued together would hold the event loop for all of
-    // them at once, starving I/O (new connections wait in the kernel's accept queue, beyond the
-    // reach of any admission limit). So: one run at a time, with a turn of the event loop
-    // between runs in which I/O is served.
+    // One run at a time: runs of different graphs would only compete for the same cores. With
+    // ORT_WORKER=false the runs block the main thread (onnxruntime's bindings run synchronously),
+    // and runs queued together would hold the event loop for all of them at once, starving I/O:
+    // the turn of the event loop between runs keeps it served.
     const previous = this.lane;
     let release!: () => void;
     this.lane = new Promise<void>((resolve) => (release = resolve));
+    this.pendingRuns++;
     await previous;
     await new Promise((resolve) => setImmediate(resolve));
     this.stats.runs++;
@@ -116,6 +120,7 @@ export class Engine {
     try {
       return await loaded.session.run(feeds);
     } finally {
+      this.pendingRuns--;
       release();
       const ms = performance.now() - start;
       this.msPerItem = 0.8 * this.msPerItem + 0.2 * (ms / Math.max(1, items));
@@ -140,6 +145,7 @@ export class Engine {
       b = new MicroBatcher<I, O>(timed, {
         maxBatch: Math.min(maxBatch, this.options.maxBatch),
         windowMs: this.options.windowMs,
+        idle: this.options.idleStart ? () => this.pendingRuns === 0 : undefined,
         budget: this.budget,
         onDrop: (n) => (this.stats.dropped += n),
       });
@@ -186,6 +192,7 @@ export class Engine {
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(all.map((p) => p.then((l) => l.session.release()).catch(() => undefined)));
+    await this.runtime.close();
   }
 }
 

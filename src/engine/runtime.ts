@@ -1,21 +1,46 @@
 /**
  * The ONNX Runtime behind every inference: onnxruntime-node (CPU, CUDA or WebGPU execution
  * providers) or onnxruntime-web's WASM build running inside Node. All expose the same API.
+ *
+ * Both bindings run a session on the calling thread, so by default the runtime lives in a
+ * worker thread (worker-runtime.ts) and the main thread stays free for HTTP, decoding and
+ * everything else while a model runs.
  */
-import type { InferenceSession, Tensor } from 'onnxruntime-common';
+import type { Tensor } from 'onnxruntime-common';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Backend } from '../config';
 import { encodeModel } from '../onnx/proto';
 
-export type Session = InferenceSession;
 export type OrtTensor = Tensor;
+
+/** The part of an ORT InferenceSession the engine uses. */
+export interface Session {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
 
 export interface Runtime {
   backend: Backend;
   /** The runtime's own Tensor class (tensors of one runtime can't feed another). */
   Tensor: typeof Tensor;
   createSession(model: Uint8Array): Promise<Session>;
+  /** Frees the runtime (its worker thread, if any). */
+  close(): Promise<void>;
+}
+
+/** The runtime of `backend`: in a worker thread (default), or on the calling thread. */
+export async function openRuntime(backend: Backend, threads: number, options: { worker?: boolean } = {}): Promise<Runtime> {
+  if (options.worker === false) return openLocalRuntime(backend, threads);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { openWorkerRuntime } = require('./worker-runtime') as typeof import('./worker-runtime');
+  return openWorkerRuntime(backend, threads);
+}
+
+/** The Tensor class of a backend's binding (plain JS: no session, no thread). */
+export function tensorClass(backend: Backend): typeof Tensor {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (backend === 'wasm' ? require('onnxruntime-web') : require('onnxruntime-node')).Tensor as typeof Tensor;
 }
 
 const HOW_TO: Record<Backend, string> = {
@@ -26,7 +51,8 @@ const HOW_TO: Record<Backend, string> = {
   webgpu: 'run on a machine with a GPU and a WebGPU-capable driver (Vulkan on Linux), or use CONVSCOPE_BACKEND=cpu',
 };
 
-export async function openRuntime(backend: Backend, threads: number): Promise<Runtime> {
+/** The runtime of `backend` on this thread (the worker's, or the main one with ORT_WORKER=false). */
+export async function openLocalRuntime(backend: Backend, threads: number): Promise<Runtime> {
   let runtime: Runtime;
   if (backend === 'wasm') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -37,6 +63,7 @@ export async function openRuntime(backend: Backend, threads: number): Promise<Ru
       Tensor: ort.Tensor,
       createSession: (model) =>
         ort.InferenceSession.create(model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' }),
+      close: async () => undefined,
     };
   } else {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -55,6 +82,7 @@ export async function openRuntime(backend: Backend, threads: number): Promise<Ru
           interOpNumThreads: 1,
           graphOptimizationLevel: 'all',
         }),
+      close: async () => undefined,
     };
   }
   await selfTest(runtime).catch((e: Error) => {

@@ -1,0 +1,65 @@
+/**
+ * The AlexNet relu5 measurement shared by bench/projection.ts and bench/device.ts: medians of
+ * raw ORT runs of the forward graph to relu5 and of the projection graph, per batch size.
+ */
+import { compileForward } from '../src/compiler/forward';
+import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
+import { Engine } from '../src/engine/engine';
+import { Model } from '../src/registry/models';
+import { timeIt } from './timing';
+
+export const TARGET = '/features/features.11/Relu';
+
+export interface Row {
+  batch: number;
+  forward: number;
+  projection: number;
+}
+
+export function randomImages(n: number): Float32Array {
+  const data = new Float32Array(n * 3 * 224 * 224);
+  let seed = 1;
+  for (let i = 0; i < data.length; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    data[i] = seed / 2147483648 - 0.5;
+  }
+  return data;
+}
+
+export async function measure(engine: Engine, model: Model, batches: number[]): Promise<Row[]> {
+  const layer = model.layerByName.get(TARGET)!;
+  const { Tensor } = engine.runtime;
+  const fwd = await engine.load('bench-fwd', () => compileForward(model.graph, [layer.tensor]));
+  const proj = await engine.load('bench-proj', () =>
+    compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY' }),
+  );
+  const [Ct, Ht, Wt] = layer.outputShape;
+  const rows: Row[] = [];
+  for (const n of batches) {
+    const input = new Tensor('float32', randomImages(n), [n, 3, 224, 224]);
+    const forward = await timeIt(() => fwd.session.run({ input }));
+    const channels = new Float32Array(n * Ct);
+    for (let i = 0; i < n; i++) channels[i * Ct + ((i * 37) % Ct)] = 1;
+    const feeds = {
+      input,
+      [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]),
+      [ITEM_INPUTS.channel]: new Tensor('float32', channels, [n, Ct]),
+      [ITEM_INPUTS.mask]: new Tensor('float32', new Float32Array(n * Ht * Wt), [n, 1, Ht, Wt]),
+      [ITEM_INPUTS.useMax]: new Tensor('float32', new Float32Array(n).fill(1), [n, 1, 1, 1]),
+    };
+    const projection = await timeIt(() => proj.session.run(feeds));
+    rows.push({ batch: n, forward, projection });
+  }
+  return rows;
+}
+
+export function report(label: string, rows: Row[]): void {
+  console.log(`\n${label}`);
+  console.log('batch | forward ms (img/s) | projection ms (img/s) | projection/s ÷ (forward/s ÷ 2)');
+  for (const r of rows) {
+    const f = (r.batch * 1000) / r.forward;
+    const p = (r.batch * 1000) / r.projection;
+    console.log(`${r.batch} | ${r.forward.toFixed(1)} (${f.toFixed(1)}) | ${r.projection.toFixed(1)} (${p.toFixed(1)}) | ${(p / (f / 2)).toFixed(2)}`);
+  }
+}
+
