@@ -1,6 +1,7 @@
 import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
 import { Context } from '../src/context';
 import { notFound } from '../src/errors';
+import { DatasetType, findDataset, JobType } from './dataset.resolver';
 import { describeImage, resolveImage } from './image.resolver';
 import { checkFilterIndex, findLayer, findModel } from './lookup';
 import { fromGlobalId, NodeInterface } from './node';
@@ -26,8 +27,15 @@ export class NodeResolver {
       }
       case 'Image':
         return describeImage(ctx, await resolveImage(ctx, { id }));
+      case 'Dataset':
+        return new DatasetType(findDataset(ctx, String(parts[0])));
+      case 'Job': {
+        const info = ctx.services.jobs.info(String(parts[0]));
+        if (!info) throw notFound(`no job ${id}`);
+        return new JobType(info);
+      }
       default:
-        throw notFound(`no object of type "${type}": IDs name a Model, Layer, Filter or Image`);
+        throw notFound(`no object of type "${type}": IDs name a Model, Layer, Filter, Image, Dataset or Job`);
     }
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Regenerates the README's quickstart pictures (docs/quickstart-*.png) by running its queries
- * against a server on the repository's own models and datasets:
+ * Regenerates the README's pictures: the quickstart's (docs/quickstart-*.png), by running its
+ * queries, and the gallery's screenshots (docs/gallery-*.png), against a fresh server on the
+ * repository's own models and datasets:
  *   npm run build && node dist/scripts/docs-pictures.js
  */
 import fs from 'node:fs';
@@ -8,13 +9,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { startServer } from '../src/server';
+import { galleryScreenshots } from './gallery-screenshots';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const IMAGE = Buffer.from(JSON.stringify(['Image', 'dataset', 'fashion-mnist-demo', 'test-00000.png'])).toString('base64url');
 
 async function main() {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-docs-'));
-  const server = await startServer(loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', CACHE_DIR: cacheDir, LOG_LEVEL: 'warn' }));
+  const server = await startServer(
+    loadConfig({ ...process.env, MODELS_DIR: path.join(ROOT, 'models'), DATASETS_DIR: path.join(ROOT, 'datasets'), PORT: '0', HOST: '127.0.0.1', CACHE_DIR: cacheDir, LOG_LEVEL: 'warn' }),
+  );
   const query = async (q: string) => {
     const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: q }) });
     const body = (await res.json()) as { data?: any; errors?: unknown };
@@ -38,6 +42,7 @@ async function main() {
   await save(three.model.layer.topActivationsGrid, 'quickstart-top9.png');
   const four = await query(`{ model(name: "fashion-zfnet") { occlusion(image: { id: "${IMAGE}" }, size: 8, stride: 2) { classProbability { imageUrl } } } }`);
   await save(four.model.occlusion.classProbability.imageUrl, 'quickstart-occlusion.png');
+  await galleryScreenshots(server.url);
   await server.close();
   fs.rmSync(cacheDir, { recursive: true, force: true });
 }

@@ -23,6 +23,7 @@ import { datasetRoutes } from './http/datasets';
 import { subscriptionServer } from './http/subscriptions';
 import { startAutoIndexes } from './index/auto';
 import { graphiqlRoutes } from './http/graphiql';
+import { galleryRoutes } from './http/gallery';
 import { createMetrics } from './http/metrics';
 import { admission, asLimitError, overloadPlugin, queryLimits, requestSignal } from './http/limits';
 import { ApiError, engineError } from './errors';
@@ -44,8 +45,8 @@ export interface RunningServer {
 
 export async function createServices(config: Config): Promise<Services> {
   log.level = config.logLevel;
-  const runtime = await openRuntime(config.backend, config.threads);
-  const engine = new Engine(runtime, { maxBatch: config.maxBatch, windowMs: config.batchWindowMs, maxQueued: config.maxQueuedItems });
+  const runtime = await openRuntime(config.backend, config.threads, { worker: config.ortWorker });
+  const engine = new Engine(runtime, { maxBatch: config.maxBatch, windowMs: config.batchWindowMs, idleStart: config.batchIdleStart, maxQueued: config.maxQueuedItems });
   const registry = await ModelRegistry.load(config.modelsDir, engine, config);
   const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
   const blobs = new BlobStore(cache);
@@ -111,6 +112,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   app.use(datasetRoutes(services.datasets));
   app.get('/metrics', metrics.route);
   app.use(graphiqlRoutes());
+  app.use(galleryRoutes()); // the gallery page at /
   const admitted = admission(config.maxInflightRequests);
   app.use(
     '/graphql',

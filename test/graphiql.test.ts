@@ -5,26 +5,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import express from 'express';
-import { Browser, chromium, Page } from 'playwright-core';
+import { Browser, Page } from 'playwright-core';
 import { graphiqlRoutes, GRAPHIQL_DIR } from '../src/http/graphiql';
+import { assertBundledPage, fetchFrom, offlineBrowser } from './browser';
 import { gql, startTestServer } from './helpers';
-
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let server: Awaited<ReturnType<typeof startTestServer>>;
 
@@ -38,21 +24,7 @@ after(async () => {
 
 test('GET /graphql from a browser is the GraphiQL page, with hashed, long-cached assets', async () => {
   assert.ok(fs.existsSync(path.join(GRAPHIQL_DIR, 'manifest.json')), `no GraphiQL bundle in ${GRAPHIQL_DIR}: run npm run build`);
-  const res = await fetch(`${server.url}/graphql`, { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
-  const html = await res.text();
-  const js = html.match(/<script type="module" src="(\/graphiql\/[^"]+\.js)"/)?.[1];
-  const css = html.match(/<link rel="stylesheet" href="(\/graphiql\/[^"]+\.css)"/)?.[1];
-  assert.ok(js && css, `page names its script and stylesheet:\n${html}`);
-  assert.doesNotMatch(html, /https?:\/\//, 'the page loads nothing from another host');
-  for (const asset of [js, css]) {
-    const r = await fetch(`${server.url}${asset}`);
-    assert.equal(r.status, 200, asset);
-    assert.match(r.headers.get('cache-control') ?? '', /max-age=31536000.*immutable/);
-    await r.arrayBuffer();
-  }
-  assert.equal((await fetch(`${server.url}/graphiql/no-such-file.js`)).status, 404);
+  await assertBundledPage(server.url, '/graphql', '/graphiql');
 });
 
 test('other requests to /graphql fall through to Apollo', async () => {
@@ -77,51 +49,28 @@ test('other requests to /graphql fall through to Apollo', async () => {
 });
 
 test('without a built bundle the page says how to build it', async () => {
-  const app = express();
-  app.use(graphiqlRoutes(fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-no-graphiql-'))));
-  const httpServer = http.createServer(app);
-  await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
-  try {
-    const { port } = httpServer.address() as AddressInfo;
-    const res = await fetch(`http://127.0.0.1:${port}/graphql`, { headers: { accept: 'text/html' } });
-    assert.equal(res.status, 503);
-    const html = await res.text();
-    assert.match(html, /npm run build/);
-    assert.match(html, /scripts\/build-graphiql\.mjs/);
-  } finally {
-    await new Promise((resolve) => httpServer.close(resolve));
-  }
+  const { status, text } = await fetchFrom(graphiqlRoutes(fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-no-graphiql-'))), '/graphql');
+  assert.equal(status, 503);
+  assert.match(text, /npm run build/);
+  assert.match(text, /scripts\/build-web\.mjs/);
 });
 
 test('GraphiQL in Chromium runs a typed query, offline', { timeout: 60_000 }, async () => {
-  assert.ok(
-    fs.existsSync(CHROMIUM),
-    `Chromium not found at ${CHROMIUM}: install Debian's package (apt-get install -y --no-install-recommends chromium, as .ci/run does)`,
-  );
   const expected = await gql(server.url, '{ models { totalCount nodes { name } } }');
   assert.equal(expected.errors, undefined);
   const totalCount: number = expected.data.models.totalCount;
   assert.ok(expected.data.models.nodes.some((m: { name: string }) => m.name === 'alexnet'), 'fixtures include alexnet');
 
-  const origin = new URL(server.url).origin;
-  const blocked: string[] = [];
+  let blocked: string[] = [];
   const pageErrors: string[] = [];
   const consoleProblems: string[] = [];
   const workers: string[] = [];
   let browser: Browser | undefined;
   let page: Page | undefined;
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    // Everything not to the test server is refused (and remembered); data: and blob: URLs never
-    // leave the page.
-    await context.route('**/*', async (route) => {
-      const url = route.request().url();
-      if (url.startsWith(`${origin}/`) || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
-      blocked.push(url);
-      return route.abort('blockedbyclient');
-    });
-    page = await context.newPage();
+    const offline = await offlineBrowser(server.url);
+    ({ browser, blocked } = offline);
+    page = await offline.context.newPage();
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('console', (msg) => {
       if (msg.type() === 'error' || /web worker/i.test(msg.text())) consoleProblems.push(`${msg.type()}: ${msg.text()}`);

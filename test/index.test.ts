@@ -213,6 +213,19 @@ describe('datasets and the top-k index', () => {
     assert.deepEqual(again.data.buildIndex, { state: 'DONE', imagesDone: 16 });
     assert.equal(server.services.engine.stats.runs, runs);
   });
+
+  test('node(id) fetches jobs and datasets by their IDs', async () => {
+    const list = await gql(server.url, '{ jobs { id state model } datasets { nodes { id name size } } }');
+    assert.equal(list.errors, undefined, JSON.stringify(list.errors));
+    const job = list.data.jobs.find((j: { model: string }) => j.model === 'alexnet');
+    const n = await gql(server.url, `query($id: ID!) { node(id: $id) { __typename id ... on Job { state model } } }`, { id: job.id });
+    assert.deepEqual(n.data.node, { __typename: 'Job', id: job.id, state: job.state, model: 'alexnet' });
+    const [dataset] = list.data.datasets.nodes;
+    const d = await gql(server.url, `query($id: ID!) { node(id: $id) { __typename id ... on Dataset { name size } } }`, { id: dataset.id });
+    assert.deepEqual(d.data.node, { __typename: 'Dataset', ...dataset });
+    const gone = Buffer.from(JSON.stringify(['Job', 'no-such-job'])).toString('base64url');
+    assert.equal(errorCode(await gql(server.url, `query($id: ID!) { node(id: $id) { id } }`, { id: gone })), 'NOT_FOUND');
+  });
 });
 
 describe('the indexer resumes after SIGKILL with the same result', () => {

@@ -108,6 +108,21 @@ describe('projections match PyTorch (cpu backend)', () => {
   });
 });
 
+describe('unpooling by recomputed switches (for models before opset 11) matches PyTorch too', () => {
+  let s: Services;
+  before(async () => {
+    s = await services('cpu');
+  });
+  after(() => s.engine.close());
+
+  for (const c of manifest.cases) {
+    test(`${c.id} (TAPS)`, async () => {
+      const [m, req] = request(s, c);
+      assertMatches((await project(s.engine, m, { ...req, unpool: 'TAPS' })).projection, c, `${c.id} (TAPS)`);
+    });
+  }
+});
+
 describe('batching', () => {
   let s: Services;
   before(async () => {

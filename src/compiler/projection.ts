@@ -14,7 +14,7 @@ import { GraphNode, OnnxGraph } from '../onnx/graph';
 import { DataType } from '../onnx/proto';
 import { ancestors, batchInput, GraphBuilder } from './builder';
 import { CompiledGraph } from './forward';
-import { LrnMode, Method, ruleFor, RuleContext, UnsupportedOpError } from './rules';
+import { LrnMode, Method, ruleFor, RuleContext, Unpool, UnsupportedOpError } from './rules';
 
 export const ITEM_INPUTS = {
   image: 'cs_item_image',
@@ -31,6 +31,8 @@ export interface ProjectionGraphSpec {
   target: string;
   method: Method;
   lrn: LrnMode;
+  /** How max-pools unpool; default: INDICES from opset 11 (ScatterElements), else TAPS. */
+  unpool?: Unpool;
 }
 
 /**
@@ -67,6 +69,7 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     b,
     method,
     lrn,
+    unpool: spec.unpool ?? (b.opset >= 11 ? 'INDICES' : 'TAPS'),
     shape: (t) => {
       const s = shapes.get(t);
       if (!s) throw new Error(`no shape for activation "${t}"`);

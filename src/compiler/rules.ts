@@ -10,11 +10,14 @@ import { GraphBuilder } from './builder';
 
 export type Method = 'DECONVNET' | 'GUIDED_BACKPROP' | 'SALIENCY';
 export type LrnMode = 'IDENTITY' | 'GRADIENT';
+/** Max-unpooling through the forward MaxPool's Indices (opset ≥ 11), or by recomputed switches. */
+export type Unpool = 'INDICES' | 'TAPS';
 
 export interface RuleContext {
   b: GraphBuilder;
   method: Method;
   lrn: LrnMode;
+  unpool: Unpool;
   /** Per-image shape of an activation. */
   shape(tensor: string): number[];
   /** A forward tensor, gathered so that row n belongs to item n of the batch. */
@@ -134,7 +137,7 @@ const RULES: Record<string, Rule> = {
     const win = windowOf(ctxGraph(ctx), node, [inShape[1], inShape[2]]);
     if (win.dilations.some((d) => d !== 1)) throw new UnsupportedOpError(node, 'has dilations, which the unpooling does not support');
     if (attrInt(node.proto, 'storage_order', 0) !== 0) throw new UnsupportedOpError(node, 'uses column-major storage_order');
-    const unpooled = ctx.b.opset >= 11 ? unpoolAtIndices(ctx, node, g, win, inShape, outShape) : unpoolByTaps(ctx, node, g, win, inShape, outShape);
+    const unpooled = ctx.unpool === 'INDICES' ? unpoolAtIndices(ctx, node, g, win, inShape, outShape) : unpoolByTaps(ctx, node, g, win, inShape, outShape);
     return [[x, unpooled]];
   },
 

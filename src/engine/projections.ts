@@ -4,7 +4,7 @@
  * is computed once, however many of its units are projected.
  */
 import { compileProjection, ITEM_INPUTS, seedShape } from '../compiler/projection';
-import { LrnMode, Method } from '../compiler/rules';
+import { LrnMode, Method, Unpool } from '../compiler/rules';
 import { OnnxGraph } from '../onnx/graph';
 import { Engine, EngineModel, PreparedImage, split, uniqueImages } from './engine';
 
@@ -25,6 +25,8 @@ export interface ProjectionRequest {
   seed: SeedMode;
   /** For seed POSITION. */
   position?: { y: number; x: number };
+  /** The compiler's choice unless given (see ProjectionGraphSpec). */
+  unpool?: Unpool;
 }
 
 export interface ProjectionResult {
@@ -39,8 +41,8 @@ export interface ProjectionResult {
 }
 
 export function project(engine: Engine, model: ProjectableModel, req: ProjectionRequest): Promise<ProjectionResult> {
-  const key = `${model.sha256}/project/${req.method}/${req.lrn}/${req.target}`;
-  const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn });
+  const key = `${model.sha256}/project/${req.method}/${req.lrn}/${req.target}/${req.unpool ?? ''}`;
+  const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn, unpool: req.unpool });
   const [Ct, Ht, Wt] = seedShape(model.shapes.get(req.target)!);
   return engine
     .batcher<ProjectionRequest, ProjectionResult>(key, model.maxBatch, async (items) => {

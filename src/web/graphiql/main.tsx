@@ -1,6 +1,6 @@
 /**
  * The browser entry of the offline GraphiQL page served at GET /graphql. Bundled by
- * scripts/build-graphiql.mjs with esbuild into dist/web/graphiql/ (no CDN: the monaco web
+ * scripts/build-web.mjs with esbuild into dist/web/graphiql/ (no CDN: the monaco web
  * workers are bundled too and loaded from the same folder as this script).
  */
 import { createRoot } from 'react-dom/client';
