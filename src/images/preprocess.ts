@@ -89,11 +89,12 @@ export async function preprocess(bytes: Buffer, p: Preprocessing, limits: ImageL
   const C = p.channels === 'GRAY' ? 1 : 3;
   const plane = p.width * p.height;
   const out = new Float32Array(C * plane);
+  const values = new Float32Array(256); // per channel, ((v·scale) − mean) / std for every 8-bit v
   for (let c = 0; c < C; c++) {
+    for (let v = 0; v < 256; v++) values[v] = (v * p.scale - p.mean[c]) / p.std[c];
     const source = p.channels === 'BGR' ? 2 - c : c;
-    const mean = p.mean[c];
-    const std = p.std[c];
-    for (let i = 0; i < plane; i++) out[c * plane + i] = (pixels[i * C + source] * p.scale - mean) / std;
+    const plane_c = out.subarray(c * plane, (c + 1) * plane);
+    for (let i = 0, j = source; i < plane; i++, j += C) plane_c[i] = values[pixels[j]];
   }
   return out;
 }

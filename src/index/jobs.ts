@@ -209,29 +209,49 @@ export class JobManager extends EventEmitter {
       savedAt = Date.now();
       this.emit('progress', this.info(row.id));
     };
-    let pending: Promise<PreparedImage[]> | null = next < row.total ? prepare(next) : null;
-    while (pending) {
+    const offer = (from: number, results: Float32Array[][]) =>
+      results.forEach((outputs, i) => {
+        const image = from + i;
+        layers.forEach((layer, li) => {
+          const [max, argmax] = [outputs[2 * li], outputs[2 * li + 1]];
+          const W = layer.outputShape.length === 3 ? layer.outputShape[2] : 1;
+          const tracked = trackers[li];
+          for (let c = 0; c < max.length; c++) {
+            if (tracked[c].accepts(max[c], image)) tracked[c].offer({ value: max[c], image, y: Math.floor(argmax[c] / W), x: argmax[c] % W });
+          }
+        });
+      });
+    // Three chunks in flight: one decoding, one running in the runtime's thread, and the one
+    // before, whose results are offered to the top-k and checkpointed meanwhile, so that the
+    // runtime never waits for this thread.
+    let cursor = next;
+    let decoding: Promise<PreparedImage[]> | null = cursor < row.total ? prepare(cursor) : null;
+    type Chunk = { from: number; results: Promise<Float32Array[][]> };
+    let running: Chunk | null = null;
+    while (decoding || running) {
       if (run.cancelled) {
+        running?.results.catch(() => undefined); // recomputed on resume
         save();
         this.store.setState(row.id, 'CANCELLED');
         return;
       }
-      const images = await pending;
-      const after = next + images.length;
-      pending = after < row.total ? prepare(after) : null;
-      const results = await Promise.all(images.map((img) => this.engine.forward(model, tensors, compile, img)));
-      results.forEach((outputs, i) => {
-        layers.forEach((layer, li) => {
-          const [max, argmax] = [outputs[2 * li], outputs[2 * li + 1]];
-          const W = layer.outputShape.length === 3 ? layer.outputShape[2] : 1;
-          for (let c = 0; c < max.length; c++) {
-            trackers[li][c].offer({ value: max[c], image: next + i, y: Math.floor(argmax[c] / W), x: argmax[c] % W });
-          }
-        });
-      });
-      next = after;
-      if (!pending || Date.now() - savedAt >= this.checkpointMs) save();
+      let launched: Chunk | null = null;
+      if (decoding) {
+        const images = await decoding;
+        launched = { from: cursor, results: Promise.all(images.map((img) => this.engine.forward(model, tensors, compile, img))) };
+        launched.results.catch(() => undefined); // awaited below; meanwhile not unhandled
+        cursor += images.length;
+        decoding = cursor < row.total ? prepare(cursor) : null;
+      }
+      if (running) {
+        const results = await running.results;
+        offer(running.from, results);
+        next = running.from + results.length;
+        if (Date.now() - savedAt >= this.checkpointMs) save();
+      }
+      running = launched;
     }
+    save();
     this.store.setState(row.id, 'DONE');
   }
 }

@@ -20,6 +20,14 @@ export class TopK {
 
   constructor(readonly k: number) {}
 
+  /** Whether a candidate of this value and image would enter (lets callers skip building it). */
+  accepts(value: number, image: number): boolean {
+    const e = this.entries;
+    if (e.length < this.k) return true;
+    const last = e[e.length - 1];
+    return value > last.value || (value === last.value && image < last.image);
+  }
+
   offer(c: Candidate): void {
     const e = this.entries;
     if (e.length === this.k && !better(c, e[e.length - 1])) return;
