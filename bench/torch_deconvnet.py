@@ -31,6 +31,8 @@ class Relu(torch.nn.Module):
 
 
 model = torchvision.models.alexnet().eval()
+for p in model.parameters():  # only the input gradient is wanted: no weight gradients
+    p.requires_grad_(False)
 features = model.features[:12]  # up to relu5
 for i, m in enumerate(features):
     if isinstance(m, torch.nn.ReLU):
