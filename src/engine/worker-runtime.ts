@@ -82,7 +82,9 @@ export async function openWorkerRuntime(backend: Backend, threads: number): Prom
     Tensor,
     async createSession(model: Uint8Array): Promise<Session> {
       const session = nextSession++;
-      await call({ op: 'create', session, model });
+      // One copy, moved to the worker (a structured clone would copy twice, and models are big).
+      const bytes = model.slice();
+      await call({ op: 'create', session, model: bytes }, [bytes.buffer as ArrayBuffer]);
       return {
         async run(feeds) {
           const plain: Record<string, Plain> = {};
