@@ -31,7 +31,7 @@ export interface ProjectionGraphSpec {
   target: string;
   method: Method;
   lrn: LrnMode;
-  /** How max-pools unpool; default: INDICES from opset 11 (ScatterElements), else TAPS. */
+  /** How max-pools unpool (see rules.ts); default: the fastest the model's opset allows. */
   unpool?: Unpool;
 }
 
@@ -69,7 +69,7 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     b,
     method,
     lrn,
-    unpool: spec.unpool ?? (b.opset >= 11 ? 'INDICES' : 'TAPS'),
+    unpool: spec.unpool ?? (b.opset >= 16 ? 'SCATTER_ADD' : b.opset >= 11 ? 'SCATTER_GROUPS' : 'TAPS'),
     shape: (t) => {
       const s = shapes.get(t);
       if (!s) throw new Error(`no shape for activation "${t}"`);

@@ -10,8 +10,11 @@ import { GraphBuilder } from './builder';
 
 export type Method = 'DECONVNET' | 'GUIDED_BACKPROP' | 'SALIENCY';
 export type LrnMode = 'IDENTITY' | 'GRADIENT';
-/** Max-unpooling through the forward MaxPool's Indices (opset ≥ 11), or by recomputed switches. */
-export type Unpool = 'INDICES' | 'TAPS';
+/**
+ * How max-pools unpool: through the forward MaxPool's Indices with one scatter-add (opset ≥ 16)
+ * or with scatters in groups of disjoint windows (opset ≥ 11), else by recomputed switches.
+ */
+export type Unpool = 'SCATTER_ADD' | 'SCATTER_GROUPS' | 'TAPS';
 
 export interface RuleContext {
   b: GraphBuilder;
@@ -137,7 +140,7 @@ const RULES: Record<string, Rule> = {
     const win = windowOf(ctxGraph(ctx), node, [inShape[1], inShape[2]]);
     if (win.dilations.some((d) => d !== 1)) throw new UnsupportedOpError(node, 'has dilations, which the unpooling does not support');
     if (attrInt(node.proto, 'storage_order', 0) !== 0) throw new UnsupportedOpError(node, 'uses column-major storage_order');
-    const unpooled = ctx.unpool === 'INDICES' ? unpoolAtIndices(ctx, node, g, win, inShape, outShape) : unpoolByTaps(ctx, node, g, win, inShape, outShape);
+    const unpooled = ctx.unpool !== 'TAPS' ? unpoolAtIndices(ctx, node, g, win, inShape, outShape) : unpoolByTaps(ctx, node, g, win, inShape, outShape);
     return [[x, unpooled]];
   },
 
@@ -265,8 +268,9 @@ const RULES: Record<string, Rule> = {
 /**
  * Unpooling through the forward MaxPool's own Indices output (ORT's switch is the first
  * maximum in raster order, as the paper's rule wants: tested). Overlapping windows must add
- * up at a shared switch (ONNX MaxUnpool overwrites instead), so outputs are scattered in groups
- * whose windows are disjoint: outputs ceil(k/s) apart along each axis.
+ * up at a shared switch (ONNX MaxUnpool overwrites instead): one ScatterElements with
+ * reduction 'add' (opset 16), or, before it, scatters in groups of outputs whose windows are
+ * disjoint (ceil(k/s) apart along each axis), each adding to what the canvas holds.
  */
 function unpoolAtIndices(ctx: RuleContext, node: GraphNode, g: string, win: Window, inShape: number[], outShape: number[]): string {
   const { b } = ctx;
@@ -278,6 +282,10 @@ function unpoolAtIndices(ctx: RuleContext, node: GraphNode, g: string, win: Wind
   const groups = [0, 1].map((a) => Math.ceil(win.kernel[a] / win.strides[a]));
   const items = b.slice(b.op('Shape', [g]), [0], [1], [0]);
   let canvas = b.op('ConstantOfShape', [b.op('Concat', [items, b.ints([size])], { axis: 0 })]);
+  if (ctx.unpool === 'SCATTER_ADD') {
+    const summed = b.op('ScatterElements', [canvas, b.reshape(switches, [0, -1]), b.reshape(g, [0, -1])], { axis: 1, reduction: 'add' });
+    return b.reshape(summed, [-1, C, H, W]);
+  }
   for (let gy = 0; gy < groups[0]; gy++) {
     for (let gx = 0; gx < groups[1]; gx++) {
       const part = (t: string) => (groups[0] * groups[1] === 1 ? t : b.op('Slice', [t, b.ints([gy, gx]), b.ints([Ho, Wo]), b.ints([2, 3]), b.ints(groups)]));
