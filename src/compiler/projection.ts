@@ -83,6 +83,10 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
       }
       return g;
     },
+    perItemIndices: (indices, size) => {
+      const offsets = b.reshape(b.op('Mul', [ITEM_INPUTS.image, b.ints([size], [])]), [-1, 1, 1, 1]);
+      return b.op('Sub', [ctx.perItem(indices), offsets]);
+    },
     isData,
     dependsOnlyOn: (tensor, source) => {
       const stack = [tensor];

@@ -25,6 +25,8 @@ export interface RuleContext {
   shape(tensor: string): number[];
   /** A forward tensor, gathered so that row n belongs to item n of the batch. */
   perItem(tensor: string): string;
+  /** Flat indices into the images of the batch (MaxPool's Indices), gathered per item and made relative to the item's image of `size` elements. */
+  perItemIndices(indices: string, size: number): string;
   /** True for activations (tensors computed from the image). */
   isData(tensor: string): boolean;
   /** True when `tensor` is computed from `source` alone (no other path to the image). */
@@ -277,8 +279,7 @@ function unpoolAtIndices(ctx: RuleContext, node: GraphNode, g: string, win: Wind
   const [C, H, W] = inShape;
   const [, Ho, Wo] = outShape;
   const size = C * H * W;
-  // Indices count over the images of the batch; each item's, within its own image.
-  const switches = b.op('Mod', [ctx.perItem(b.poolIndices(node.proto)), b.ints([size], [])]);
+  const switches = ctx.perItemIndices(b.poolIndices(node.proto), size);
   const groups = [0, 1].map((a) => Math.ceil(win.kernel[a] / win.strides[a]));
   const items = b.slice(b.op('Shape', [g]), [0], [1], [0]);
   let canvas = b.op('ConstantOfShape', [b.op('Concat', [items, b.ints([size])], { axis: 0 })]);
