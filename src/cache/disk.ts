@@ -97,6 +97,10 @@ export class DiskTier {
   async get(key: string): Promise<Buffer | undefined> {
     const id = DiskTier.idOf(key);
     const file = this.file(id);
+    // A miss is the common case for new work: answer it with one synchronous stat (microseconds)
+    // rather than an async read queued in libuv's pool behind image decoding and cache writes.
+    // Unindexed files are still read: another process sharing the folder may have written them.
+    if (!this.index.has(id) && !fs.existsSync(file)) return undefined;
     let bytes: Buffer;
     try {
       bytes = await fs.promises.readFile(file);
