@@ -75,6 +75,8 @@ export interface Config {
   // ---- caching (src/cache/, DESIGN §2): memory LRU → disk → Redis ----
   /** Bytes of the cache's memory tier (CACHE_MEMORY_MB, default 256; decimals allowed; 0 = no memory tier). */
   cacheMemoryBytes: number;
+  /** Bytes of uploaded images kept under CACHE_DIR/uploads (UPLOADS_MB, default 1024); least recently used go first. */
+  uploadsBytes: number;
   /** Bytes of the cache's disk tier under CACHE_DIR/store (CACHE_DISK_MB, default 2048; 0 = no disk tier). LRU by access time. */
   cacheDiskBytes: number;
   /** Redis shared by several server processes (REDIS_URL, e.g. redis://127.0.0.1:6379; unset = no Redis tier). */
@@ -141,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // caching
     cacheMemoryBytes: megabytes(env, 'CACHE_MEMORY_MB', 256),
     cacheDiskBytes: megabytes(env, 'CACHE_DISK_MB', 2048),
+    uploadsBytes: megabytes(env, 'UPLOADS_MB', 1024),
     redisUrl: env.REDIS_URL || undefined,
     redisTtlS: int(env, 'CACHE_REDIS_TTL_S', 7 * 24 * 3600),
     redisTimeoutMs: int(env, 'REDIS_TIMEOUT_MS', 1000, 1),

@@ -50,7 +50,7 @@ export async function createServices(config: Config): Promise<Services> {
   const registry = await ModelRegistry.load(config.modelsDir, engine, config);
   const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
   const blobs = new BlobStore(cache);
-  const images = new ImageStore(config.cacheDir, config);
+  const images = new ImageStore(config.cacheDir, config, config.uploadsBytes);
   const inference = new Inference(engine, config, cache);
   const datasets = DatasetRegistry.load(config.datasetsDir);
   const jobs = new JobManager(new IndexStore(config.cacheDir), registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs);
