@@ -10,7 +10,7 @@ import { patchPng, toOriginal } from '../src/images/patches';
 import { topGridPng } from '../src/images/topgrid';
 import { inspectImage } from '../src/images/preprocess';
 import { defaultIndexLayers, JobInfo } from '../src/index/jobs';
-import { TopRow } from '../src/index/store';
+import { JOB_STATES, JobState, TopRow } from '../src/index/store';
 import { unitBox } from '../src/onnx/ops';
 import { SourceImage } from '../src/inference';
 import { JOB_PROGRESS } from '../src/pubsub';
@@ -44,13 +44,8 @@ export class DatasetType implements NodeInterface {
   }
 }
 
-export enum JobStateEnum {
-  QUEUED = 'QUEUED',
-  RUNNING = 'RUNNING',
-  DONE = 'DONE',
-  FAILED = 'FAILED',
-  CANCELLED = 'CANCELLED',
-}
+/** The store's job states as a GraphQL enum. */
+export const JobStateEnum = Object.fromEntries(JOB_STATES.map((s) => [s, s])) as { [S in JobState]: S };
 registerEnumType(JobStateEnum, { name: 'JobState' });
 
 @NoCache()

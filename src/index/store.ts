@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Candidate } from './topk';
 
-export type JobState = 'QUEUED' | 'RUNNING' | 'DONE' | 'FAILED' | 'CANCELLED';
+export const JOB_STATES = ['QUEUED', 'RUNNING', 'DONE', 'FAILED', 'CANCELLED'] as const;
+export type JobState = (typeof JOB_STATES)[number];
 
 export interface IndexRow {
   id: string;

@@ -11,7 +11,10 @@ export interface Candidate {
   x: number;
 }
 
-export const better = (a: Candidate, b: Candidate) => a.value > b.value || (a.value === b.value && a.image < b.image);
+/** Whether a candidate of this value and image ranks above `b`. */
+const beats = (value: number, image: number, b: Candidate) => value > b.value || (value === b.value && image < b.image);
+
+export const better = (a: Candidate, b: Candidate) => beats(a.value, a.image, b);
 
 export class TopK {
   readonly entries: Candidate[] = [];
@@ -23,9 +26,7 @@ export class TopK {
   /** Whether a candidate of this value and image would enter (lets callers skip building it). */
   accepts(value: number, image: number): boolean {
     const e = this.entries;
-    if (e.length < this.k) return true;
-    const last = e[e.length - 1];
-    return value > last.value || (value === last.value && image < last.image);
+    return e.length < this.k || beats(value, image, e[e.length - 1]);
   }
 
   offer(c: Candidate): void {
