@@ -31,7 +31,7 @@ export async function measure(engine: Engine, model: Model, batches: number[]): 
   const { Tensor } = engine.runtime;
   const fwd = await engine.load('bench-fwd', () => compileForward(model.graph, [layer.tensor]));
   const proj = await engine.load('bench-proj', () =>
-    compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY' }),
+    compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY', regions: true }),
   );
   const [Ct, Ht, Wt] = layer.outputShape;
   const rows: Row[] = [];

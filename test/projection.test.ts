@@ -108,7 +108,7 @@ describe('projections match PyTorch (cpu backend)', () => {
   });
 });
 
-describe('the unpooling of older opsets matches PyTorch too', () => {
+describe('the other ways of compiling a projection match PyTorch too', () => {
   let s: Services;
   before(async () => {
     s = await services('cpu');
@@ -116,7 +116,7 @@ describe('the unpooling of older opsets matches PyTorch too', () => {
   after(() => s.engine.close());
 
   // The fixtures are opset 17 (SCATTER_ADD); models of opset 11–15 scatter in groups, older ones
-  // recompute the switches from the forward values.
+  // recompute the switches from the forward values (and use whole maps).
   for (const unpool of ['SCATTER_GROUPS', 'TAPS'] as const) {
     for (const c of manifest.cases) {
       test(`${c.id} (${unpool})`, async () => {
@@ -125,6 +125,39 @@ describe('the unpooling of older opsets matches PyTorch too', () => {
       });
     }
   }
+  // MAX and POSITION seeds run on regions by default; the whole-map graph must agree.
+  for (const c of manifest.cases.filter((k) => k.seed !== 'FULL_MAP')) {
+    test(`${c.id} (whole maps)`, async () => {
+      const [m, req] = request(s, c);
+      assertMatches((await project(s.engine, m, { ...req, regions: false })).projection, c, `${c.id} (whole maps)`);
+    });
+  }
+
+  test('regions equal whole maps for seeds at every border and corner', async () => {
+    // Seeds whose receptive field runs off the image, through strided, padded convs and
+    // overlapping pools (the alexnet and zfnet fixtures), in both unpooling modes.
+    for (const name of ['alexnet', 'zfnet']) {
+      const c = manifest.cases.filter((k) => k.model === name && k.targetOp === 'Relu').pop()!;
+      const [m, base] = request(s, c);
+      const [channels, H, W] = m.shapes.get(c.targetOutput)!;
+      const positions = [[0, 0], [0, W - 1], [H - 1, 0], [H - 1, W - 1], [0, W >> 1], [H >> 1, 0], [H - 1, W >> 1], [H >> 1, W - 1]];
+      for (const unpool of ['SCATTER_ADD', 'SCATTER_GROUPS'] as const) {
+        for (const method of ['DECONVNET', 'GUIDED_BACKPROP'] as const) {
+          for (const [y, x] of positions) {
+            // The first channel active there (a unit at zero projects nothing).
+            let channel = 0;
+            while ((await project(s.engine, m, { ...base, channel, seed: 'POSITION', position: { y, x } })).seedValue === 0) channel++;
+            assert.ok(channel < channels, `some unit of ${name} is active at (${y}, ${x})`);
+            const req: ProjectionRequest = { ...base, channel, method, unpool, seed: 'POSITION', position: { y, x } };
+            const [regions, whole] = await Promise.all([project(s.engine, m, req), project(s.engine, m, { ...req, regions: false })]);
+            const what = `${name} ${method} ${unpool} at (${y}, ${x}), channel ${channel}`;
+            assert.ok(whole.projection.some((v) => v !== 0), `${what}: the whole-map projection is not all zero`);
+            assert.ok(relativeError(regions.projection, whole.projection) <= 1e-5, `${what}: ${relativeError(regions.projection, whole.projection)}`);
+          }
+        }
+      }
+    }
+  });
 });
 
 describe('batching', () => {
@@ -134,7 +167,7 @@ describe('batching', () => {
   });
   after(() => s.engine.close());
 
-  test('many units of one layer and image share one run (and one forward pass)', async () => {
+  test('many units of one layer and image share one run per kind of seed (and one forward pass each)', async () => {
     const c = manifest.cases.find((k) => k.model === 'zfnet' && k.targetOp === 'Relu')!;
     const [m, base] = request(s, c);
     const channels = m.shapes.get(c.targetOutput)![0];
@@ -147,7 +180,8 @@ describe('batching', () => {
       position: k % 3 === 2 ? { y: 1, x: 0 } : undefined,
     }));
     const together = await Promise.all(seeds.map((r) => project(s.engine, m, r)));
-    assert.equal(s.engine.stats.runs - runsBefore, 1);
+    // MAX and POSITION seeds run on regions, FULL_MAP on whole maps: two graphs, a run each.
+    assert.equal(s.engine.stats.runs - runsBefore, 2);
     for (let k = 0; k < seeds.length; k++) {
       const alone = await project(s.engine, m, seeds[k]);
       assert.ok(relativeError(together[k].projection, alone.projection) <= 1e-6, `channel ${k}: batched = alone`);

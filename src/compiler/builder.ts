@@ -47,6 +47,12 @@ export class GraphBuilder {
     return outs;
   }
 
+  /** Declares the element type of a new tensor that is not float (needed for graph outputs). */
+  typed(name: string, elemType: DataType): string {
+    this.types.set(name, elemType);
+    return name;
+  }
+
   /** Copies an original node unchanged (its tensor names stay). */
   copy(node: NodeProto): void {
     this.nodes.push(node);

@@ -7,14 +7,17 @@
  * (cs_item_image [N] int64), a one-hot channel (cs_item_channel [N, Ct]), a seed mask
  * (cs_item_mask [N, 1, Ht, Wt]: a one-hot position, all ones for a full map, zeros for MAX)
  * and cs_item_max [N, 1, 1, 1] (1 for MAX: the map's first maximum in raster order).
- * Outputs: the projection [N, C, H, W], the chosen channel's map [N, Ht·Wt] and its argmax [N, 1].
+ * Outputs: the projection [N, C, H, W], the chosen channel's map [N, Ht·Wt] and its argmax [N, 1];
+ * with regions, the projection is the region [N, C, h, w] the seed reaches in the input, and a
+ * fourth output gives its origin [N, 2] (row, column; see pasteRegion).
  * Many seeds of one image share its forward pass.
  */
 import { GraphNode, OnnxGraph } from '../onnx/graph';
 import { DataType } from '../onnx/proto';
 import { ancestors, batchInput, GraphBuilder } from './builder';
 import { CompiledGraph } from './forward';
-import { LrnMode, Method, ruleFor, RuleContext, Unpool, UnsupportedOpError } from './rules';
+import { isRegion, Region, Regions, Signal } from './regions';
+import { LrnMode, Method, regionRuleFor, ruleFor, RuleContext, Unpool, UnsupportedOpError } from './rules';
 
 export const ITEM_INPUTS = {
   image: 'cs_item_image',
@@ -33,6 +36,37 @@ export interface ProjectionGraphSpec {
   lrn: LrnMode;
   /** How max-pools unpool (see rules.ts); default: the fastest the model's opset allows. */
   unpool?: Unpool;
+  /**
+   * Every item seeds one position (MAX or POSITION, not FULL_MAP): the top-down pass may then
+   * run on the regions the seed reaches (regions.ts) instead of whole maps.
+   */
+  regions?: boolean;
+}
+
+/**
+ * A projection region [C, h, w] whose top-left is at `origin` in a [C, H, W] image, placed in
+ * the image: parts off the image are dropped (they hold zeros), the rest of the image is zero.
+ */
+export function pasteRegion(region: Float32Array, size: [number, number], origin: [number, number], shape: number[]): Float32Array {
+  const [C, H, W] = shape;
+  const [h, w] = size;
+  const [oy, ox] = origin;
+  const image = new Float32Array(C * H * W);
+  const x0 = Math.max(0, ox);
+  const x1 = Math.min(W, ox + w);
+  if (x1 <= x0) return image;
+  for (let c = 0; c < C; c++) {
+    for (let y = Math.max(0, oy); y < Math.min(H, oy + h); y++) {
+      const from = (c * h + (y - oy)) * w - ox;
+      image.set(region.subarray(from + x0, from + x1), (c * H + y) * W + x0);
+    }
+  }
+  return image;
+}
+
+/** True when a region is no smaller than the whole [C, H, W] map, so nothing is saved by it. */
+function covers(region: Region, shape: number[]): boolean {
+  return region.size[0] * region.size[1] >= shape[1] * shape[2];
 }
 
 /**
@@ -110,21 +144,46 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
   const argmax = b.op('ArgMax', [flatMap], { axis: 1, keepdims: 1 });
   const atMax = b.reshape(b.op('OneHot', [argmax, b.ints([Ht * Wt], []), b.floats([0, 1])], { axis: -1 }), [-1, 1, Ht, Wt]);
   const mask = b.op('Add', [b.op('Mul', [atMax, ITEM_INPUTS.useMax]), ITEM_INPUTS.mask]);
-  const seed = b.op('Mul', [b.op('Mul', [activation, channel]), mask]);
+
+  // With one position per item, signals start as that unit's 1×1 region (regions.ts), which
+  // needs ScatterElements and GatherElements (opset 11).
+  const withRegions = spec.regions === true && targetShape.length === 3 && ctx.unpool !== 'TAPS';
+  let regions: Regions | undefined;
+  let seed: Signal;
+  if (withRegions) {
+    const at = b.op('ArgMax', [b.reshape(mask, [-1, Ht * Wt])], { axis: 1, keepdims: 1 });
+    const row = b.op('Div', [at, b.ints([Wt], [])]);
+    const col = b.op('Sub', [at, b.op('Mul', [row, b.ints([Wt], [])])]);
+    regions = new Regions(b, [b.reshape(row, [-1, 1, 1, 1]), b.reshape(col, [-1, 1, 1, 1])]);
+    const value = b.reshape(b.op('GatherElements', [flatMap, at], { axis: 1 }), [-1, 1, 1, 1]);
+    seed = { tensor: b.op('Mul', [channel, value]), region: { size: [1, 1], scale: [1, 1], shift: [0, 0] } };
+  } else {
+    seed = b.reshape(b.op('Mul', [b.op('Mul', [activation, channel]), mask]), [-1, ...targetShape]);
+  }
+  const whole = (s: Signal, tensor: string) => (isRegion(s) ? regions!.whole(s, ctx.shape(tensor)) : s);
 
   // Top-down: signals flow from the target to the input, summed where a tensor feeds several nodes.
-  const signal = new Map<string, string>([[target, b.reshape(seed, [-1, ...targetShape])]]);
+  const signal = new Map<string, Signal>([[target, seed]]);
   for (const node of [...forward].reverse()) {
-    const g = signal.get(node.proto.output[0]);
+    const output = node.proto.output[0];
+    let g = signal.get(output);
     if (!g) continue;
-    for (const [input, s] of ruleFor(node)(ctx, node, g)) {
+    const regionRule = isRegion(g) && !covers(g.region, ctx.shape(output)) ? regionRuleFor(ctx, node) : undefined;
+    if (!regionRule) g = whole(g, output);
+    const sent: [string, Signal][] = isRegion(g) ? regionRule!(ctx, node, g, regions!) : ruleFor(node)(ctx, node, g);
+    for (const [input, s] of sent) {
       if (!isData(input)) continue;
       const previous = signal.get(input);
-      signal.set(input, previous ? b.op('Add', [previous, s]) : s);
+      signal.set(input, !previous ? s : regions ? regions.sum(previous, s, ctx.shape(input)) : b.op('Add', [previous as string, s as string]));
     }
   }
-  const projection = signal.get(graph.inputName);
-  if (!projection) throw new UnsupportedOpError(forward[forward.length - 1], 'passes no signal down to the input');
+  const reached = signal.get(graph.inputName);
+  if (!reached) throw new UnsupportedOpError(forward[forward.length - 1], 'passes no signal down to the input');
+  // A region reaching the input is returned as it is, with its origin: pasting it into the
+  // image is a few row copies for the engine, and a large gather in the graph.
+  const projection = b.op('Identity', [isRegion(reached) ? reached.tensor : reached]);
+  const outputs = [projection, flatMap, argmax];
+  if (isRegion(reached)) outputs.push(b.typed(b.op('Concat', [0, 1].map((a) => b.reshape(regions!.origin(reached.region, a as 0 | 1), [-1, 1])), { axis: 1 }), DataType.INT64));
 
   const C = shapes.get(graph.inputName)!;
   const inputs = [
@@ -134,6 +193,5 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     batchInput(ITEM_INPUTS.mask, [1, Ht, Wt]),
     batchInput(ITEM_INPUTS.useMax, [1, 1, 1]),
   ];
-  const output = b.op('Identity', [projection]);
-  return { model: b.build(inputs, [output, flatMap, argmax]), outputs: [output, flatMap, argmax] };
+  return { model: b.build(inputs, outputs), outputs };
 }

@@ -7,6 +7,7 @@ import { attrFloat, attrInt, attrInts, attrString, GraphNode } from '../onnx/gra
 import { windowOf, Window } from '../onnx/ops';
 import { toFloat32 } from '../onnx/tensor';
 import { GraphBuilder } from './builder';
+import { Regions, RegionSignal } from './regions';
 
 export type Method = 'DECONVNET' | 'GUIDED_BACKPROP' | 'SALIENCY';
 export type LrnMode = 'IDENTITY' | 'GRADIENT';
@@ -68,6 +69,33 @@ function spreadOverWindows(ctx: RuleContext, g: string, weights: string, win: Wi
   return cropTo(ctx, full, win, inShape, outShape);
 }
 
+/**
+ * The transposed conv of a Conv node over the whole extent its `size` [h, w] outputs reach:
+ * (h−1)·s + d·(k−1) + 1 rows, the first at input row −padBegin (relative to the outputs' origin).
+ */
+export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win: Window, size: number[]): string {
+  const { b } = ctx;
+  const group = attrInt(node.proto, 'group', 1);
+  const extent = [0, 1].map((a) => (size[a] - 1) * win.strides[a] + (win.kernel[a] - 1) * win.dilations[a] + 1);
+  const flipped = win.strides.every((st) => st === 1) ? transposedKernel(ctx, node.proto.input[1], group) : undefined;
+  if (flipped) {
+    // Stride 1: the transposed conv is a plain conv with the kernel flipped and its in/out
+    // channels swapped, which ORT runs with its fastest kernels.
+    const span = [0, 1].map((a) => (win.kernel[a] - 1) * win.dilations[a]);
+    return b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...span, ...span] });
+  }
+  const phases = group === 1 && win.dilations.every((d) => d === 1) ? phaseKernel(ctx, node.proto.input[1], win) : undefined;
+  if (phases) {
+    // Strided: the transposed conv is, per output phase (Y mod s, X mod s), a plain conv with
+    // a sub-kernel; one conv computes all s² phases as channels, DepthToSpace interleaves them.
+    const [Th, Tw] = phases.taps;
+    const stacked = b.op('Conv', [g, phases.kernel], { pads: [Th - 1, Tw - 1, Th - 1, Tw - 1] });
+    const canvas = b.op('DepthToSpace', [stacked], { blocksize: win.strides[0], mode: 'CRD' });
+    return b.slice(canvas, [0, 0], extent, [2, 3]);
+  }
+  return b.op('ConvTranspose', [g, node.proto.input[1]], { group, strides: win.strides, dilations: win.dilations });
+}
+
 /** A transposed window op's full output starts at −padBegin: cut or extend it to [H, W]. */
 function cropTo(ctx: RuleContext, full: string, win: Window, inShape: number[], outShape: number[]): string {
   const { b } = ctx;
@@ -108,40 +136,24 @@ const RULES: Record<string, Rule> = {
     const outShape = ctx.shape(node.proto.output[0]);
     const win = windowOf(ctxGraph(ctx), node, [inShape[1], inShape[2]]);
     const group = attrInt(node.proto, 'group', 1);
-    const flipped = win.strides.every((st) => st === 1) ? transposedKernel(ctx, node.proto.input[1], group) : undefined;
-    if (flipped) {
-      // Stride 1: the transposed conv is a plain conv with the kernel flipped and its in/out
-      // channels swapped, which ORT runs with its fastest kernels.
+    if (win.strides.every((st) => st === 1)) {
+      // Cut to the input's size by the conv's own padding, where that is a cut.
       const span = [0, 1].map((a) => (win.kernel[a] - 1) * win.dilations[a]);
       const begin = [0, 1].map((a) => span[a] - win.padsBegin[a]);
       const end = [0, 1].map((a) => inShape[a + 1] - outShape[a + 1] + span[a] - begin[a]);
-      if ([...begin, ...end].every((p) => p >= 0)) {
+      const flipped = transposedKernel(ctx, node.proto.input[1], group);
+      if (flipped && [...begin, ...end].every((p) => p >= 0)) {
         return [[x, ctx.b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...begin, ...end] })]];
       }
     }
-    const phases = group === 1 && win.dilations.every((d) => d === 1) ? phaseKernel(ctx, node.proto.input[1], win) : undefined;
-    if (phases) {
-      // Strided: the transposed conv is, per output phase (Y mod s, X mod s), a plain conv with
-      // a sub-kernel; one conv computes all s² phases as channels, DepthToSpace interleaves them.
-      const [sh, sw] = win.strides;
-      const stacked = ctx.b.op('Conv', [g, phases.kernel], { pads: [phases.taps[0] - 1, phases.taps[1] - 1, phases.taps[0] - 1, phases.taps[1] - 1] });
-      const canvas = ctx.b.op('DepthToSpace', [stacked], { blocksize: sh, mode: 'CRD' });
-      const rows = outShape[1] + phases.taps[0] - 1;
-      const cols = outShape[2] + phases.taps[1] - 1;
-      const span: Window = { ...win, kernel: [rows * sh - (outShape[1] - 1) * sh, cols * sw - (outShape[2] - 1) * sw] };
-      return [[x, cropTo(ctx, canvas, span, inShape, outShape)]];
-    }
-    const full = ctx.b.op('ConvTranspose', [g, node.proto.input[1]], { group, strides: win.strides, dilations: win.dilations });
-    return [[x, cropTo(ctx, full, win, inShape, outShape)]];
+    return [[x, cropTo(ctx, transposedConv(ctx, node, g, win, [outShape[1], outShape[2]]), win, inShape, outShape)]];
   },
 
   MaxPool: (ctx, node, g) => {
     const x = data(ctx, node);
     const inShape = ctx.shape(x);
     const outShape = ctx.shape(node.proto.output[0]);
-    const win = windowOf(ctxGraph(ctx), node, [inShape[1], inShape[2]]);
-    if (win.dilations.some((d) => d !== 1)) throw new UnsupportedOpError(node, 'has dilations, which the unpooling does not support');
-    if (attrInt(node.proto, 'storage_order', 0) !== 0) throw new UnsupportedOpError(node, 'uses column-major storage_order');
+    const win = poolWindow(ctx, node);
     const unpooled = ctx.unpool !== 'TAPS' ? unpoolAtIndices(ctx, node, g, win, inShape, outShape) : unpoolByTaps(ctx, node, g, win, inShape, outShape);
     return [[x, unpooled]];
   },
@@ -267,6 +279,15 @@ const RULES: Record<string, Rule> = {
   Unsqueeze: (ctx, node, g) => reshapeBack(ctx, node, g),
 };
 
+/** A MaxPool's window, if the unpooling supports it. */
+function poolWindow(ctx: RuleContext, node: GraphNode): Window {
+  const [, H, W] = ctx.shape(data(ctx, node));
+  const win = windowOf(ctxGraph(ctx), node, [H, W]);
+  if (win.dilations.some((d) => d !== 1)) throw new UnsupportedOpError(node, 'has dilations, which the unpooling does not support');
+  if (attrInt(node.proto, 'storage_order', 0) !== 0) throw new UnsupportedOpError(node, 'uses column-major storage_order');
+  return win;
+}
+
 /**
  * Unpooling through the forward MaxPool's own Indices output (ORT's switch is the first
  * maximum in raster order, as the paper's rule wants: tested). Overlapping windows must add
@@ -277,27 +298,71 @@ const RULES: Record<string, Rule> = {
 function unpoolAtIndices(ctx: RuleContext, node: GraphNode, g: string, win: Window, inShape: number[], outShape: number[]): string {
   const { b } = ctx;
   const [C, H, W] = inShape;
-  const [, Ho, Wo] = outShape;
-  const size = C * H * W;
-  const switches = ctx.perItemIndices(b.poolIndices(node.proto), size);
-  const groups = [0, 1].map((a) => Math.ceil(win.kernel[a] / win.strides[a]));
+  const switches = ctx.perItemIndices(b.poolIndices(node.proto), C * H * W);
+  return b.reshape(scatterSum(ctx, g, switches, win, [C * H * W], 1), [-1, C, H, W]);
+}
+
+/** Slice's "to the end". */
+const LAST = 2 ** 31 - 1;
+
+/**
+ * Adds each value of `g` [N, C, h, w] into a zero canvas [N, …canvas] at its index in `at`
+ * (same shape as g) along `axis`: the sum at shared switches that unpooling needs.
+ */
+export function scatterSum(ctx: RuleContext, g: string, at: string, win: Window, canvas: number[], axis: number): string {
+  const { b } = ctx;
+  const flat = (t: string) => b.reshape(t, [0, ...canvas.slice(0, -1), -1]);
   const items = b.slice(b.op('Shape', [g]), [0], [1], [0]);
-  let canvas = b.op('ConstantOfShape', [b.op('Concat', [items, b.ints([size])], { axis: 0 })]);
-  if (ctx.unpool === 'SCATTER_ADD') {
-    const summed = b.op('ScatterElements', [canvas, b.reshape(switches, [0, -1]), b.reshape(g, [0, -1])], { axis: 1, reduction: 'add' });
-    return b.reshape(summed, [-1, C, H, W]);
-  }
+  let sum = b.op('ConstantOfShape', [b.op('Concat', [items, b.ints(canvas)], { axis: 0 })]);
+  if (ctx.unpool === 'SCATTER_ADD') return b.op('ScatterElements', [sum, flat(at), flat(g)], { axis, reduction: 'add' });
+  const groups = [0, 1].map((a) => Math.ceil(win.kernel[a] / win.strides[a]));
   for (let gy = 0; gy < groups[0]; gy++) {
     for (let gx = 0; gx < groups[1]; gx++) {
-      const part = (t: string) => (groups[0] * groups[1] === 1 ? t : b.op('Slice', [t, b.ints([gy, gx]), b.ints([Ho, Wo]), b.ints([2, 3]), b.ints(groups)]));
-      const at = b.reshape(part(switches), [0, -1]);
-      const signal = b.reshape(part(g), [0, -1]);
+      const part = (t: string) => (groups[0] * groups[1] === 1 ? t : b.op('Slice', [t, b.ints([gy, gx]), b.ints([LAST, LAST]), b.ints([2, 3]), b.ints(groups)]));
+      const indices = flat(part(at));
+      const signal = flat(part(g));
       const first = gy === 0 && gx === 0;
-      const sum = first ? signal : b.op('Add', [b.op('GatherElements', [canvas, at], { axis: 1 }), signal]);
-      canvas = b.op('ScatterElements', [canvas, at, sum], { axis: 1 });
+      const total = first ? signal : b.op('Add', [b.op('GatherElements', [sum, indices], { axis }), signal]);
+      sum = b.op('ScatterElements', [sum, indices, total], { axis });
     }
   }
-  return b.reshape(canvas, [-1, C, H, W]);
+  return sum;
+}
+
+/**
+ * Unpooling a region signal: the switches of the region's outputs, as positions in the
+ * region the pool's windows cover there, and the same scatter as for whole maps.
+ */
+export function unpoolRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal, regions: Regions): [string, RegionSignal][] {
+  const { b } = ctx;
+  const x = data(ctx, node);
+  const [C, H, W] = ctx.shape(x);
+  const win = poolWindow(ctx, node);
+  const region = Regions.spread(g.region, win.kernel, win.strides, win.dilations, win.padsBegin);
+  const [h, w] = region.size;
+  // The Indices count over the whole batch: modulo H·W leaves the position y·W + x in the map.
+  const flat = b.op('Mod', [regions.gather(ctx.perItem(b.poolIndices(node.proto)), ctx.shape(node.proto.output[0]), g.region), b.ints([H * W], [])]);
+  const y = b.op('Div', [flat, b.ints([W], [])]);
+  const xInMap = b.op('Sub', [flat, b.op('Mul', [y, b.ints([W], [])])]);
+  const row = b.op('Sub', [y, regions.origin(region, 0)]);
+  const col = b.op('Sub', [xInMap, regions.origin(region, 1)]);
+  // Outputs off the map read a border output's switch: they go to a spare last slot instead,
+  // or a plain scatter (SCATTER_GROUPS) could overwrite that output's sum with their zero.
+  const [, Ho, Wo] = ctx.shape(node.proto.output[0]);
+  const local = b.op('Add', [b.op('Mul', [row, b.ints([w], [])]), col]);
+  const at = b.op('Where', [regions.within(g.region, Ho, Wo), local, b.ints([h * w], [])]);
+  const sum = b.slice(scatterSum(ctx, g.tensor, at, win, [C, h * w + 1], 2), [0], [h * w], [2]);
+  return [[x, { tensor: b.reshape(sum, [0, C, h, w]), region }]];
+}
+
+/** A Conv's transpose on a region signal, over the region it spreads to (masked to the input map). */
+export function convRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal, regions: Regions): [string, RegionSignal][] {
+  const x = data(ctx, node);
+  const [, H, W] = ctx.shape(x);
+  const win = windowOf(ctxGraph(ctx), node, [H, W]);
+  const region = Regions.spread(g.region, win.kernel, win.strides, win.dilations, win.padsBegin);
+  const spread = transposedConv(ctx, node, g.tensor, win, g.region.size);
+  return [[x, { tensor: ctx.b.op('Mul', [spread, regions.inside(region, H, W)]), region }]];
 }
 
 /**
@@ -481,6 +546,25 @@ function lrnGradient(ctx: RuleContext, node: GraphNode, g: string): string {
 
 function ctxGraph(ctx: RuleContext) {
   return ctx.b.source;
+}
+
+/** The rule for a region signal (regions.ts) through `node`: rows [input, its region signal]. */
+export type RegionRule = (ctx: RuleContext, node: GraphNode, g: RegionSignal, regions: Regions) => [string, RegionSignal][];
+
+/** Ops that pass signals position by position: their rules run unchanged on a region. */
+const POINTWISE = new Set(['Identity', 'Dropout', 'Relu', 'Clip', 'BatchNormalization', 'LRN', 'Add', 'Sum']);
+
+const pointwiseRegion: RegionRule = (ctx, node, g, regions) => {
+  const local: RuleContext = { ...ctx, perItem: (t) => regions.gather(ctx.perItem(t), ctx.shape(t), g.region) };
+  return ruleFor(node)(local, node, g.tensor).map(([input, t]) => [input, { tensor: t, region: g.region }]);
+};
+
+/** How `node` passes a region signal down, or undefined where it needs the whole map. */
+export function regionRuleFor(ctx: RuleContext, node: GraphNode): RegionRule | undefined {
+  if (node.op === 'Conv') return convRegion;
+  if (node.op === 'MaxPool') return unpoolRegion;
+  const channelConcat = node.op === 'Concat' && [1, -3].includes(attrInt(node.proto, 'axis', 1));
+  return POINTWISE.has(node.op) || channelConcat ? pointwiseRegion : undefined;
 }
 
 export function ruleFor(node: GraphNode): Rule {

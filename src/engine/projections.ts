@@ -3,7 +3,7 @@
  * and concurrent requests for it merged into batched runs in which each image's forward pass
  * is computed once, however many of its units are projected.
  */
-import { compileProjection, ITEM_INPUTS, seedShape } from '../compiler/projection';
+import { compileProjection, ITEM_INPUTS, pasteRegion, seedShape } from '../compiler/projection';
 import { LrnMode, Method, Unpool } from '../compiler/rules';
 import { OnnxGraph } from '../onnx/graph';
 import { Engine, EngineModel, PreparedImage, split, uniqueImages } from './engine';
@@ -27,6 +27,8 @@ export interface ProjectionRequest {
   position?: { y: number; x: number };
   /** The compiler's choice unless given (see ProjectionGraphSpec). */
   unpool?: Unpool;
+  /** false: whole maps even for a one-position seed (the regions' reference, in tests). */
+  regions?: boolean;
 }
 
 export interface ProjectionResult {
@@ -41,8 +43,10 @@ export interface ProjectionResult {
 }
 
 export function project(engine: Engine, model: ProjectableModel, req: ProjectionRequest): Promise<ProjectionResult> {
-  const key = `${model.sha256}/project/${req.method}/${req.lrn}/${req.target}/${req.unpool ?? ''}`;
-  const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn, unpool: req.unpool });
+  // MAX and POSITION seeds share a graph that runs on regions; FULL_MAP needs whole maps.
+  const regions = req.seed !== 'FULL_MAP' && req.regions !== false;
+  const key = `${model.sha256}/project/${req.method}/${req.lrn}/${req.target}/${req.unpool ?? ''}/${regions ? 'regions' : 'maps'}`;
+  const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn, unpool: req.unpool, regions });
   const [Ct, Ht, Wt] = seedShape(model.shapes.get(req.target)!);
   return engine
     .batcher<ProjectionRequest, ProjectionResult>(key, model.maxBatch, async (items) => {
@@ -70,8 +74,14 @@ export function project(engine: Engine, model: ProjectableModel, req: Projection
         },
         N,
       );
-      const [projectionName, mapName, argmaxName] = loaded.outputs;
-      const projections = split(out[projectionName], N);
+      const [projectionName, mapName, argmaxName, originName] = loaded.outputs;
+      let projections = split(out[projectionName], N);
+      if (originName) {
+        const origins = out[originName].data as BigInt64Array;
+        const [, , h, w] = out[projectionName].dims;
+        const shape = model.shapes.get(model.inputName)!;
+        projections = projections.map((region, n) => pasteRegion(region, [h, w], [Number(origins[2 * n]), Number(origins[2 * n + 1])], shape));
+      }
       const maps = split(out[mapName], N);
       const argmax = out[argmaxName].data as BigInt64Array;
       return items.map((item, n) => {

@@ -1,0 +1,157 @@
+/**
+ * A top-down pass seeded at one position (seeds MAX and POSITION) is non-zero only over the
+ * seed's receptive field, which grows layer by layer from one unit: in AlexNet, relu5's signal
+ * covers 3×3 of relu4's 13×13 map and 19×19 of relu2's 27×27. Such signals are carried as that
+ * region of each item's map, [N, C, h, w], so the transposed convs and unpoolings work on the
+ * region only. The region's size is static; its origin differs per item, as seed·scale + shift
+ * per axis (the seed's position per item, scale and shift static), so a batch stays one tensor.
+ *
+ * Invariant: a region signal is zero at positions outside its map (masked after each transposed
+ * conv, the only op that spreads a signal past a map's border). That makes it safe to read
+ * forward values with indices clamped to the map, and to scatter at clamped positions.
+ */
+import { GraphBuilder } from './builder';
+
+export interface Region {
+  size: [number, number];
+  scale: [number, number];
+  shift: [number, number];
+}
+
+export interface RegionSignal {
+  tensor: string;
+  region: Region;
+}
+
+/** A signal over an item's whole map, or over a region of it. */
+export type Signal = string | RegionSignal;
+
+export const isRegion = (s: Signal): s is RegionSignal => typeof s !== 'string';
+
+const AXES = [0, 1] as const;
+
+export class Regions {
+  private readonly memo = new Map<string, string>();
+
+  /** `seed`: per item, the seed's row and column in the target's map, int64 [N, 1, 1, 1] each. */
+  constructor(
+    private readonly b: GraphBuilder,
+    private readonly seed: [string, string],
+  ) {}
+
+  /** The region a window op's transpose spreads `r` over: rows (h−1)·s + d·(k−1) + 1 from origin·s − pad. */
+  static spread(r: Region, kernel: number[], strides: number[], dilations: number[], padsBegin: number[]): Region {
+    const [y, x] = AXES.map((a) => ({
+      size: (r.size[a] - 1) * strides[a] + dilations[a] * (kernel[a] - 1) + 1,
+      scale: r.scale[a] * strides[a],
+      shift: r.shift[a] * strides[a] - padsBegin[a],
+    }));
+    return { size: [y.size, x.size], scale: [y.scale, x.scale], shift: [y.shift, x.shift] };
+  }
+
+  /** Per item, the region's first row (axis 0) or column (axis 1) in its map: int64 [N, 1, 1, 1]. */
+  origin(r: Region, axis: 0 | 1): string {
+    return this.cached(`origin/${axis}/${r.scale[axis]}/${r.shift[axis]}`, () =>
+      this.b.op('Add', [this.b.op('Mul', [this.seed[axis], this.int(r.scale[axis])]), this.int(r.shift[axis])]),
+    );
+  }
+
+  /** Where the region lies inside an [H, W] map: bool [N, 1, h, w]. */
+  within(r: Region, H: number, W: number): string {
+    return this.cached(`within/${key(r)}/${H}/${W}`, () => {
+      const { b } = this;
+      const [rows, cols] = AXES.map((a) => {
+        const c = this.coords(r, a);
+        return b.op('And', [b.op('Not', [b.op('Less', [c, this.int(0)])]), b.op('Less', [c, this.int([H, W][a])])]);
+      });
+      return b.op('And', [rows, cols]);
+    });
+  }
+
+  /** within() as 1 and 0: float [N, 1, h, w]. */
+  inside(r: Region, H: number, W: number): string {
+    return this.cached(`inside/${key(r)}/${H}/${W}`, () => this.b.op('Cast', [this.within(r, H, W)], { to: 1 }));
+  }
+
+  /** The region of a per-item forward tensor [N, C, H, W]: [N, C, h, w]. */
+  gather(tensor: string, shape: number[], r: Region): string {
+    return this.cached(`gather/${tensor}/${key(r)}`, () => {
+      const [C, H, W] = shape;
+      const at = this.b.op('Expand', [this.flatIndex(r, H, W), this.b.ints([1, C, 1])]);
+      const picked = this.b.op('GatherElements', [this.b.reshape(tensor, [0, C, H * W]), at], { axis: 2 });
+      return this.b.reshape(picked, [0, C, ...r.size]);
+    });
+  }
+
+  /** A region signal as the whole map [N, C, H, W], zero outside the region. */
+  whole(s: RegionSignal, shape: number[]): string {
+    const [C, H, W] = shape;
+    const [h, w] = s.region.size;
+    // Map position y is row y − origin of the region: a "region" of the map's size in the
+    // region's own coordinates, with scale and shift negated.
+    const { scale, shift } = s.region;
+    const relative: Region = { size: [H, W], scale: [-scale[0], -scale[1]], shift: [-shift[0], -shift[1]] };
+    const at = this.b.op('Expand', [this.flatIndex(relative, h, w), this.b.ints([1, C, 1])]);
+    const picked = this.b.op('GatherElements', [this.b.reshape(s.tensor, [0, C, h * w]), at], { axis: 2 });
+    return this.b.op('Mul', [this.b.reshape(picked, [0, C, H, W]), this.inside(relative, h, w)]);
+  }
+
+  /**
+   * The sum of two signals to one tensor. Regions of the same scale are padded to the region
+   * covering both (their offsets differ by a constant); anything else is summed whole.
+   */
+  sum(a: Signal, c: Signal, shape: number[]): Signal {
+    const { b } = this;
+    if (isRegion(a) && isRegion(c) && AXES.every((i) => a.region.scale[i] === c.region.scale[i])) {
+      const start = AXES.map((i) => Math.min(a.region.shift[i], c.region.shift[i]));
+      const end = AXES.map((i) => Math.max(a.region.shift[i] + a.region.size[i], c.region.shift[i] + c.region.size[i]));
+      const region: Region = { size: [end[0] - start[0], end[1] - start[1]], scale: a.region.scale, shift: [start[0], start[1]] };
+      const padded = [a, c].map(({ tensor, region: r }) =>
+        b.pad(tensor, [0, 0, r.shift[0] - start[0], r.shift[1] - start[1], 0, 0, end[0] - r.shift[0] - r.size[0], end[1] - r.shift[1] - r.size[1]]),
+      );
+      return { tensor: b.op('Add', padded), region };
+    }
+    const whole = (s: Signal) => (isRegion(s) ? this.whole(s, shape) : s);
+    return b.op('Add', [whole(a), whole(c)]);
+  }
+
+  /** Per item, the map coordinates of the region's rows [N, 1, h, 1] (axis 0) or columns [N, 1, 1, w]. */
+  private coords(r: Region, axis: 0 | 1): string {
+    const n = r.size[axis];
+    return this.cached(`coords/${axis}/${n}/${r.scale[axis]}/${r.shift[axis]}`, () => {
+      const steps = Array.from({ length: n }, (_, i) => i);
+      return this.b.op('Add', [this.origin(r, axis), this.b.ints(steps, axis === 0 ? [1, 1, n, 1] : [1, 1, 1, n])]);
+    });
+  }
+
+  /** The region's positions as flat indices into an [H, W] map, clamped to the map: int64 [N, 1, h·w]. */
+  private flatIndex(r: Region, H: number, W: number): string {
+    return this.cached(`flat/${key(r)}/${H}/${W}`, () => {
+      const { b } = this;
+      const [rows, cols] = AXES.map((a) => {
+        const c = this.coords(r, a);
+        const last = [H, W][a] - 1;
+        const below = b.op('Where', [b.op('Less', [c, this.int(0)]), this.int(0), c]);
+        return b.op('Where', [b.op('Greater', [below, this.int(last)]), this.int(last), below]);
+      });
+      return b.reshape(b.op('Add', [b.op('Mul', [rows, this.int(W)]), cols]), [0, 1, -1]);
+    });
+  }
+
+  private int(value: number): string {
+    return this.cached(`int/${value}`, () => this.b.ints([value], []));
+  }
+
+  private cached(k: string, make: () => string): string {
+    let t = this.memo.get(k);
+    if (!t) {
+      t = make();
+      this.memo.set(k, t);
+    }
+    return t;
+  }
+}
+
+function key(r: Region): string {
+  return `${r.size}/${r.scale}/${r.shift}`;
+}
