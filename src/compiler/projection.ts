@@ -154,7 +154,7 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     const at = b.op('ArgMax', [b.reshape(mask, [-1, Ht * Wt])], { axis: 1, keepdims: 1 });
     const row = b.op('Div', [at, b.ints([Wt], [])]);
     const col = b.op('Sub', [at, b.op('Mul', [row, b.ints([Wt], [])])]);
-    regions = new Regions(b, [b.reshape(row, [-1, 1, 1, 1]), b.reshape(col, [-1, 1, 1, 1])]);
+    regions = new Regions(b, [b.reshape(row, [-1, 1, 1, 1]), b.reshape(col, [-1, 1, 1, 1])], ITEM_INPUTS.image);
     const value = b.reshape(b.op('GatherElements', [flatMap, at], { axis: 1 }), [-1, 1, 1, 1]);
     seed = { tensor: b.op('Mul', [channel, value]), region: { size: [1, 1], scale: [1, 1], shift: [0, 0] } };
   } else {

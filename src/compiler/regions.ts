@@ -8,7 +8,7 @@
  *
  * Invariant: a region signal is zero at positions outside its map (masked after each transposed
  * conv, the only op that spreads a signal past a map's border). That makes it safe to read
- * forward values with indices clamped to the map, and to scatter at clamped positions.
+ * forward values with indices clamped to the map.
  */
 import { GraphBuilder } from './builder';
 
@@ -33,10 +33,14 @@ const AXES = [0, 1] as const;
 export class Regions {
   private readonly memo = new Map<string, string>();
 
-  /** `seed`: per item, the seed's row and column in the target's map, int64 [N, 1, 1, 1] each. */
+  /**
+   * `seed`: per item, the seed's row and column in the target's map, int64 [N, 1, 1, 1] each;
+   * `itemImage`: per item, its image in the batch, int64 [N].
+   */
   constructor(
     private readonly b: GraphBuilder,
     private readonly seed: [string, string],
+    private readonly itemImage: string,
   ) {}
 
   /** The region a window op's transpose spreads `r` over: rows (h−1)·s + d·(k−1) + 1 from origin·s − pad. */
@@ -73,27 +77,38 @@ export class Regions {
     return this.cached(`inside/${key(r)}/${H}/${W}`, () => this.b.op('Cast', [this.within(r, H, W)], { to: 1 }));
   }
 
-  /** The region of a per-item forward tensor [N, C, H, W]: [N, C, h, w]. */
+  /**
+   * Each item's region of a forward tensor of the batch's images [B, C, H, W], read straight
+   * from the batch (no per-item copy of the whole tensor): [N, C, h, w].
+   */
   gather(tensor: string, shape: number[], r: Region): string {
     return this.cached(`gather/${tensor}/${key(r)}`, () => {
+      const { b } = this;
       const [C, H, W] = shape;
-      const at = this.b.op('Expand', [this.flatIndex(r, H, W), this.b.ints([1, C, 1])]);
-      const picked = this.b.op('GatherElements', [this.b.reshape(tensor, [0, C, H * W]), at], { axis: 2 });
-      return this.b.reshape(picked, [0, C, ...r.size]);
+      const image = b.reshape(b.op('Mul', [this.itemImage, this.int(C * H * W)]), [-1, 1, 1]);
+      const at = b.op('Add', [b.op('Add', [this.flatIndex(r, H, W), image]), this.channelStarts(C, H * W)]);
+      const picked = b.op('GatherElements', [b.reshape(tensor, [1, -1]), b.reshape(at, [1, -1])], { axis: 1 });
+      return b.reshape(picked, [-1, C, ...r.size]);
     });
   }
 
   /** A region signal as the whole map [N, C, H, W], zero outside the region. */
   whole(s: RegionSignal, shape: number[]): string {
+    const { b } = this;
     const [C, H, W] = shape;
     const [h, w] = s.region.size;
     // Map position y is row y − origin of the region: a "region" of the map's size in the
     // region's own coordinates, with scale and shift negated.
     const { scale, shift } = s.region;
     const relative: Region = { size: [H, W], scale: [-scale[0], -scale[1]], shift: [-shift[0], -shift[1]] };
-    const at = this.b.op('Expand', [this.flatIndex(relative, h, w), this.b.ints([1, C, 1])]);
-    const picked = this.b.op('GatherElements', [this.b.reshape(s.tensor, [0, C, h * w]), at], { axis: 2 });
-    return this.b.op('Mul', [this.b.reshape(picked, [0, C, H, W]), this.inside(relative, h, w)]);
+    const at = b.op('Add', [this.flatIndex(relative, h, w), this.channelStarts(C, h * w)]);
+    const picked = b.op('GatherElements', [b.reshape(s.tensor, [0, C * h * w]), b.reshape(at, [0, -1])], { axis: 1 });
+    return b.op('Mul', [b.reshape(picked, [0, C, H, W]), this.inside(relative, h, w)]);
+  }
+
+  /** Where each channel's map starts in a flat [C, size] tensor: int64 [1, C, 1]. */
+  private channelStarts(C: number, size: number): string {
+    return this.cached(`channels/${C}/${size}`, () => this.b.ints(Array.from({ length: C }, (_, c) => c * size), [1, C, 1]));
   }
 
   /**

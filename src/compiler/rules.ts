@@ -330,26 +330,25 @@ export function scatterSum(ctx: RuleContext, g: string, at: string, win: Window,
 }
 
 /**
- * Unpooling a region signal: the switches of the region's outputs, as positions in the
- * region the pool's windows cover there, and the same scatter as for whole maps.
+ * Unpooling a region signal. The switches are found again on the region the pool's windows
+ * cover there, by a MaxPool with Indices over it (the same first-maximum rule as the forward
+ * pool's, and positions off the map are −∞ as its padding is), so the forward MaxPool stays
+ * the plain one ORT runs fastest. Then the same scatter as for whole maps.
  */
 export function unpoolRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal, regions: Regions): [string, RegionSignal][] {
   const { b } = ctx;
   const x = data(ctx, node);
-  const [C, H, W] = ctx.shape(x);
+  const inShape = ctx.shape(x);
+  const [C, H, W] = inShape;
   const win = poolWindow(ctx, node);
   const region = Regions.spread(g.region, win.kernel, win.strides, win.dilations, win.padsBegin);
   const [h, w] = region.size;
-  // The Indices count over the whole batch: modulo H·W leaves the position y·W + x in the map.
-  const flat = b.op('Mod', [regions.gather(ctx.perItem(b.poolIndices(node.proto)), ctx.shape(node.proto.output[0]), g.region), b.ints([H * W], [])]);
-  const y = b.op('Div', [flat, b.ints([W], [])]);
-  const xInMap = b.op('Sub', [flat, b.op('Mul', [y, b.ints([W], [])])]);
-  const row = b.op('Sub', [y, regions.origin(region, 0)]);
-  const col = b.op('Sub', [xInMap, regions.origin(region, 1)]);
-  // Outputs off the map read a border output's switch: they go to a spare last slot instead,
-  // or a plain scatter (SCATTER_GROUPS) could overwrite that output's sum with their zero.
+  const values = b.op('Where', [regions.within(region, H, W), regions.gather(x, inShape, region), b.scalar(-Infinity)]);
+  const [, switches] = b.opMulti('MaxPool', [values], { kernel_shape: win.kernel, strides: win.strides }, 2);
+  // Outputs off the map go to a spare last slot: with SCATTER_GROUPS a plain scatter must not
+  // see the same index twice in a group.
   const [, Ho, Wo] = ctx.shape(node.proto.output[0]);
-  const local = b.op('Add', [b.op('Mul', [row, b.ints([w], [])]), col]);
+  const local = b.op('Mod', [switches, b.ints([h * w], [])]);
   const at = b.op('Where', [regions.within(g.region, Ho, Wo), local, b.ints([h * w], [])]);
   const sum = b.slice(scatterSum(ctx, g.tensor, at, win, [C, h * w + 1], 2), [0], [h * w], [2]);
   return [[x, { tensor: b.reshape(sum, [0, C, h, w]), region }]];
@@ -555,7 +554,7 @@ export type RegionRule = (ctx: RuleContext, node: GraphNode, g: RegionSignal, re
 const POINTWISE = new Set(['Identity', 'Dropout', 'Relu', 'Clip', 'BatchNormalization', 'LRN', 'Add', 'Sum']);
 
 const pointwiseRegion: RegionRule = (ctx, node, g, regions) => {
-  const local: RuleContext = { ...ctx, perItem: (t) => regions.gather(ctx.perItem(t), ctx.shape(t), g.region) };
+  const local: RuleContext = { ...ctx, perItem: (t) => regions.gather(t, ctx.shape(t), g.region) };
   return ruleFor(node)(local, node, g.tensor).map(([input, t]) => [input, { tensor: t, region: g.region }]);
 };
 
