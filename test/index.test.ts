@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
 import WebSocket from 'ws';
+import { IndexStore } from '../src/index/store';
 import { errorCode, gql, ROOT, startTestServer, FIXTURE_MODELS } from './helpers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
@@ -244,7 +245,7 @@ describe('the indexer resumes after SIGKILL with the same result', () => {
   const finish = (child: ReturnType<typeof cli>) => new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
   const tops = (cacheDir: string) => {
     const db = new Database(path.join(cacheDir, 'index.sqlite'), { readonly: true });
-    const rows = db.prepare('SELECT layer, channel, rank, value, image, y, x FROM top ORDER BY layer, channel, rank').all();
+    const rows = db.prepare('SELECT layer, channel, entries FROM top_k ORDER BY layer, channel').all();
     const state = db.prepare('SELECT state, next_image FROM indexes').all();
     db.close();
     return { rows, state };
@@ -280,5 +281,35 @@ describe('the indexer resumes after SIGKILL with the same result', () => {
     assert.deepEqual(resumed.state, [{ state: 'DONE', next_image: 240 }]);
     assert.ok(reference.rows.length > 0);
     assert.deepEqual(resumed.rows, reference.rows);
+  });
+});
+
+describe('the index database', () => {
+  test('a database of the earlier row-per-entry layout is migrated, entries and order kept', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-migrate-'));
+    try {
+      const old = new Database(path.join(dir, 'index.sqlite'));
+      old.exec(`CREATE TABLE top (index_id TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, rank INTEGER NOT NULL,
+        value REAL NOT NULL, image INTEGER NOT NULL, y INTEGER NOT NULL, x INTEGER NOT NULL, PRIMARY KEY (index_id, layer, channel, rank))`);
+      const rows = [
+        ['a', 'relu1', 0, 0, 3.5, 7, 1, 2],
+        ['a', 'relu1', 0, 1, 2.25, 3, 0, 0],
+        ['a', 'relu1', 1, 0, 1.125, 9, 4, 5],
+        ['b', 'conv2', 3, 0, -0.5, 0, 2, 2],
+      ];
+      // Inserted out of rank order: the migration must order by rank.
+      for (const r of [rows[1], rows[0], rows[2], rows[3]]) old.prepare('INSERT INTO top VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(...r);
+      old.close();
+
+      const store = new IndexStore(dir);
+      const entry = (r: (string | number)[]) => ({ layer: r[1], channel: r[2], rank: r[3], value: r[4], image: r[5], y: r[6], x: r[7] });
+      assert.deepEqual(store.tops('a'), rows.slice(0, 3).map(entry));
+      assert.deepEqual(store.top('b', 'conv2', 3), [entry(rows[3])]);
+      assert.deepEqual(store.top('b', 'conv2', 4), []);
+      assert.deepEqual(store.db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'top'").get(), { n: 0 });
+      store.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

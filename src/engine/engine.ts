@@ -118,7 +118,7 @@ export class Engine {
     this.stats.items += items;
     const start = performance.now();
     try {
-      return await loaded.session.run(feeds);
+      return await loaded.session.run(feeds, { moveFeeds: true }); // every caller builds its feeds for this run
     } finally {
       this.pendingRuns--;
       release();

@@ -16,7 +16,8 @@ export type OrtTensor = Tensor;
 
 /** The part of an ORT InferenceSession the engine uses. */
 export interface Session {
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  /** `moveFeeds`: the caller won't read the feeds again, so their buffers may be moved (not copied) to another thread. */
+  run(feeds: Record<string, OrtTensor>, options?: { moveFeeds?: boolean }): Promise<Record<string, OrtTensor>>;
   release(): Promise<void>;
 }
 
@@ -61,8 +62,7 @@ export async function openLocalRuntime(backend: Backend, threads: number): Promi
     runtime = {
       backend,
       Tensor: ort.Tensor,
-      createSession: (model) =>
-        ort.InferenceSession.create(model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' }),
+      createSession: async (model) => local(await ort.InferenceSession.create(model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' })),
       close: async () => undefined,
     };
   } else {
@@ -75,13 +75,15 @@ export async function openLocalRuntime(backend: Backend, threads: number): Promi
     runtime = {
       backend,
       Tensor: ort.Tensor,
-      createSession: (model) =>
-        ort.InferenceSession.create(model, {
-          executionProviders: [backend],
-          intraOpNumThreads: threads,
-          interOpNumThreads: 1,
-          graphOptimizationLevel: 'all',
-        }),
+      createSession: async (model) =>
+        local(
+          await ort.InferenceSession.create(model, {
+            executionProviders: [backend],
+            intraOpNumThreads: threads,
+            interOpNumThreads: 1,
+            graphOptimizationLevel: 'all',
+          }),
+        ),
       close: async () => undefined,
     };
   }
@@ -89,6 +91,11 @@ export async function openLocalRuntime(backend: Backend, threads: number): Promi
     throw new Error(`the ${backend} backend failed to start (${e.message}): ${HOW_TO[backend]}`);
   });
   return runtime;
+}
+
+/** A binding's session as a Session: on this thread, feeds are read in place (nothing to move). */
+function local(session: { run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>; release(): Promise<void> }): Session {
+  return { run: (feeds) => session.run(feeds), release: () => session.release() };
 }
 
 /** The CUDA provider library ships only with ONNXRUNTIME_NODE_INSTALL=cuda12. */

@@ -2,7 +2,7 @@
  * A Runtime whose sessions live in a worker thread. onnxruntime's Node and web bindings run a
  * session synchronously on the calling thread: on the main thread, every run would stop HTTP,
  * image decoding and index pipelines for its whole length. Here the main thread only posts the
- * feeds and gets the outputs back (copies of a few MB per batch, a millisecond or two).
+ * feeds and gets the outputs back (moved between threads, not copied, where the caller allows).
  *
  * This one file is both sides of the protocol: openWorkerRuntime (main thread) starts the worker
  * on this same file, and serve() below answers its messages.
@@ -86,10 +86,16 @@ export async function openWorkerRuntime(backend: Backend, threads: number): Prom
       const bytes = model.slice();
       await call({ op: 'create', session, model: bytes }, [bytes.buffer as ArrayBuffer]);
       return {
-        async run(feeds) {
+        async run(feeds, options) {
           const plain: Record<string, Plain> = {};
-          for (const [name, t] of Object.entries(feeds)) plain[name] = { type: t.type, data: t.data, dims: t.dims };
-          const { outputs } = await call({ op: 'run', session, feeds: plain }); // feeds are copied: callers may reuse them
+          const moved: ArrayBuffer[] = [];
+          for (const [name, t] of Object.entries(feeds)) {
+            plain[name] = { type: t.type, data: t.data, dims: t.dims };
+            const data = t.data as Float32Array;
+            if (options?.moveFeeds && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) moved.push(data.buffer as ArrayBuffer);
+          }
+          // Feeds are copied unless the caller lets them move (a batch's images: megabytes).
+          const { outputs } = await call({ op: 'run', session, feeds: plain }, moved);
           const result: Record<string, OrtTensor> = {};
           for (const [name, o] of Object.entries(outputs!)) result[name] = new Tensor(o.type, o.data as Float32Array, o.dims);
           return result;

@@ -16,7 +16,7 @@ import { LayerKind } from '../onnx/ops';
 import { Dataset, DatasetRegistry } from '../registry/datasets';
 import { Model } from '../registry/models';
 import { IndexRow, IndexStore, JobState } from './store';
-import { TopK } from './topk';
+import { LayerTopK } from './topk';
 
 export interface JobInfo {
   id: string;
@@ -172,11 +172,11 @@ export class JobManager extends EventEmitter {
       return layer;
     });
     const tensors = layers.map((l) => l.tensor);
-    const trackers = layers.map((l) => Array.from({ length: l.outputShape[0] }, () => new TopK(row.k)));
+    const trackers = layers.map((l) => new LayerTopK(l.outputShape[0], row.k));
     for (const saved of this.store.tops(row.id)) {
-      const li = row.layers.indexOf(saved.layer);
-      trackers[li][saved.channel].entries.push({ value: saved.value, image: saved.image, y: saved.y, x: saved.x });
+      trackers[row.layers.indexOf(saved.layer)].offer(saved.channel, saved.value, saved.image, saved.y, saved.x);
     }
+    for (const t of trackers) t.takeChanged(); // restored, not changed
     this.store.setState(row.id, 'RUNNING');
     this.emit('progress', this.info(row.id));
 
@@ -195,16 +195,7 @@ export class JobManager extends EventEmitter {
     // A checkpoint writes every channel whose top-k changed since the last one, and the
     // progress, in one transaction (so they always agree); at most every checkpointMs.
     const save = () => {
-      const changed = [];
-      for (let li = 0; li < layers.length; li++) {
-        for (let c = 0; c < trackers[li].length; c++) {
-          const t = trackers[li][c];
-          if (t.dirty) {
-            changed.push({ layer: layers[li].name, channel: c, entries: t.entries });
-            t.dirty = false;
-          }
-        }
-      }
+      const changed = layers.flatMap((layer, li) => trackers[li].takeChanged().map((c) => ({ layer: layer.name, ...c })));
       this.store.checkpoint(row.id, next, changed);
       savedAt = Date.now();
       this.emit('progress', this.info(row.id));
@@ -216,9 +207,7 @@ export class JobManager extends EventEmitter {
           const [max, argmax] = [outputs[2 * li], outputs[2 * li + 1]];
           const W = layer.outputShape.length === 3 ? layer.outputShape[2] : 1;
           const tracked = trackers[li];
-          for (let c = 0; c < max.length; c++) {
-            if (tracked[c].accepts(max[c], image)) tracked[c].offer({ value: max[c], image, y: Math.floor(argmax[c] / W), x: argmax[c] % W });
-          }
+          for (let c = 0; c < max.length; c++) tracked.offer(c, max[c], image, Math.floor(argmax[c] / W), argmax[c] % W);
         });
       });
     // Three chunks in flight: one decoding, one running in the runtime's thread, and the one

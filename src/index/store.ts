@@ -1,7 +1,7 @@
 /**
  * The SQLite database of top-k indexes (CACHE_DIR/index.sqlite): one row per index job with its
- * progress, and its current top-k rows. A job checkpoints by writing both in one transaction,
- * so after a crash the database holds a consistent state to resume from.
+ * progress, and one row per channel with its current top-k. A job checkpoints by writing both in
+ * one transaction, so after a crash the database holds a consistent state to resume from.
  */
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
@@ -47,11 +47,35 @@ export class IndexStore {
         fingerprint TEXT NOT NULL, layers TEXT NOT NULL, k INTEGER NOT NULL, state TEXT NOT NULL,
         next_image INTEGER NOT NULL, total INTEGER NOT NULL, error TEXT,
         created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS top (
-        index_id TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, rank INTEGER NOT NULL,
-        value REAL NOT NULL, image INTEGER NOT NULL, y INTEGER NOT NULL, x INTEGER NOT NULL,
-        PRIMARY KEY (index_id, layer, channel, rank));
+      CREATE TABLE IF NOT EXISTS top_k (
+        index_id TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, entries BLOB NOT NULL,
+        PRIMARY KEY (index_id, layer, channel)) WITHOUT ROWID;
     `);
+    this.migrateRowPerEntry();
+  }
+
+  /**
+   * Databases of earlier versions kept one row per entry (table top): a checkpoint wrote k rows
+   * per changed channel, ten times the work of one row with the entries packed.
+   */
+  private migrateRowPerEntry(): void {
+    const old = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'top'").get();
+    if (!old) return;
+    const rows = this.db.prepare('SELECT index_id, layer, channel, value, image, y, x FROM top ORDER BY index_id, layer, channel, rank').all() as (Candidate & {
+      index_id: string;
+      layer: string;
+      channel: number;
+    })[];
+    const insert = this.db.prepare('INSERT OR REPLACE INTO top_k (index_id, layer, channel, entries) VALUES (?, ?, ?, ?)');
+    this.db.transaction(() => {
+      for (let i = 0; i < rows.length; ) {
+        let j = i;
+        while (j < rows.length && rows[j].index_id === rows[i].index_id && rows[j].layer === rows[i].layer && rows[j].channel === rows[i].channel) j++;
+        insert.run(rows[i].index_id, rows[i].layer, rows[i].channel, packEntries(rows.slice(i, j)));
+        i = j;
+      }
+      this.db.exec('DROP TABLE top');
+    })();
   }
 
   get(id: string): IndexRow | undefined {
@@ -79,33 +103,45 @@ export class IndexStore {
 
   /** Saves the changed channels' top-k and the progress, atomically. */
   checkpoint(id: string, nextImage: number, changed: { layer: string; channel: number; entries: Candidate[] }[]): void {
-    const remove = this.db.prepare('DELETE FROM top WHERE index_id = ? AND layer = ? AND channel = ?');
-    const insert = this.db.prepare('INSERT INTO top (index_id, layer, channel, rank, value, image, y, x) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const save = this.db.prepare('INSERT OR REPLACE INTO top_k (index_id, layer, channel, entries) VALUES (?, ?, ?, ?)');
     const progress = this.db.prepare('UPDATE indexes SET next_image = ?, updated_at = ? WHERE id = ?');
     this.db.transaction(() => {
-      for (const c of changed) {
-        remove.run(id, c.layer, c.channel);
-        c.entries.forEach((e, rank) => insert.run(id, c.layer, c.channel, rank, e.value, e.image, e.y, e.x));
-      }
+      for (const c of changed) save.run(id, c.layer, c.channel, packEntries(c.entries));
       progress.run(nextImage, Date.now(), id);
     })();
   }
 
   /** Every saved top-k row of an index (to resume from). */
   tops(id: string): TopRow[] {
-    return this.db.prepare('SELECT layer, channel, rank, value, image, y, x FROM top WHERE index_id = ? ORDER BY layer, channel, rank').all(id) as TopRow[];
+    const saved = this.db.prepare('SELECT layer, channel, entries FROM top_k WHERE index_id = ? ORDER BY layer, channel').all(id) as Packed[];
+    return saved.flatMap(unpackEntries);
   }
 
   /** One channel's top-k, best first. */
   top(id: string, layer: string, channel: number): TopRow[] {
-    return this.db
-      .prepare('SELECT layer, channel, rank, value, image, y, x FROM top WHERE index_id = ? AND layer = ? AND channel = ? ORDER BY rank')
-      .all(id, layer, channel) as TopRow[];
+    const saved = this.db.prepare('SELECT layer, channel, entries FROM top_k WHERE index_id = ? AND layer = ? AND channel = ?').get(id, layer, channel) as Packed | undefined;
+    return saved ? unpackEntries(saved) : [];
   }
 
   close(): void {
     this.db.close();
   }
+}
+
+/** A channel's top-k as stored: float64 [value, image, y, x] per entry, best first. */
+interface Packed {
+  layer: string;
+  channel: number;
+  entries: Buffer;
+}
+
+function packEntries(entries: Candidate[]): Buffer {
+  return Buffer.from(Float64Array.from(entries.flatMap((e) => [e.value, e.image, e.y, e.x])).buffer);
+}
+
+function unpackEntries({ layer, channel, entries }: Packed): TopRow[] {
+  const v = new Float64Array(entries.buffer.slice(entries.byteOffset, entries.byteOffset + entries.byteLength));
+  return Array.from({ length: v.length / 4 }, (_, rank) => ({ layer, channel, rank, value: v[4 * rank], image: v[4 * rank + 1], y: v[4 * rank + 2], x: v[4 * rank + 3] }));
 }
 
 function toRow(r: Record<string, unknown>): IndexRow {

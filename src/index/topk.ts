@@ -11,31 +11,76 @@ export interface Candidate {
   x: number;
 }
 
-/** Whether a candidate of this value and image ranks above `b`. */
-const beats = (value: number, image: number, b: Candidate) => value > b.value || (value === b.value && image < b.image);
+/**
+ * The top-k of every channel of one layer, kept in typed arrays: a job offers hundreds of
+ * thousands of candidates (each new best of each channel), and an object per offer would cost
+ * more in allocation and garbage collection than the ranking itself.
+ */
+export class LayerTopK {
+  private readonly values: Float64Array;
+  private readonly images: Int32Array;
+  private readonly ys: Int32Array;
+  private readonly xs: Int32Array;
+  private readonly counts: Int32Array;
+  /** Channels whose entries changed since the last takeChanged(). */
+  private readonly changed: Uint8Array;
 
-export const better = (a: Candidate, b: Candidate) => beats(a.value, a.image, b);
-
-export class TopK {
-  readonly entries: Candidate[] = [];
-  /** Set when an offer changed the entries; cleared by whoever saves them. */
-  dirty = false;
-
-  constructor(readonly k: number) {}
-
-  /** Whether a candidate of this value and image would enter (lets callers skip building it). */
-  accepts(value: number, image: number): boolean {
-    const e = this.entries;
-    return e.length < this.k || beats(value, image, e[e.length - 1]);
+  constructor(
+    readonly channels: number,
+    readonly k: number,
+  ) {
+    this.values = new Float64Array(channels * k);
+    this.images = new Int32Array(channels * k);
+    this.ys = new Int32Array(channels * k);
+    this.xs = new Int32Array(channels * k);
+    this.counts = new Int32Array(channels);
+    this.changed = new Uint8Array(channels);
   }
 
-  offer(c: Candidate): void {
-    const e = this.entries;
-    if (e.length === this.k && !better(c, e[e.length - 1])) return;
-    let i = e.length;
-    while (i > 0 && better(c, e[i - 1])) i--;
-    e.splice(i, 0, c);
-    if (e.length > this.k) e.pop();
-    this.dirty = true;
+  /** Offers channel c's candidate; it enters if it ranks above the channel's k-th. */
+  offer(c: number, value: number, image: number, y: number, x: number): void {
+    const base = c * this.k;
+    let n = this.counts[c];
+    if (n === this.k) {
+      if (!this.beats(value, image, base + n - 1)) return;
+      n--;
+    } else {
+      this.counts[c] = n + 1;
+    }
+    // Shift the entries it beats down one place.
+    let i = base + n;
+    for (; i > base && this.beats(value, image, i - 1); i--) {
+      this.values[i] = this.values[i - 1];
+      this.images[i] = this.images[i - 1];
+      this.ys[i] = this.ys[i - 1];
+      this.xs[i] = this.xs[i - 1];
+    }
+    this.values[i] = value;
+    this.images[i] = image;
+    this.ys[i] = y;
+    this.xs[i] = x;
+    this.changed[c] = 1;
+  }
+
+  /** Channel c's entries, best first. */
+  entries(c: number): Candidate[] {
+    const base = c * this.k;
+    return Array.from({ length: this.counts[c] }, (_, r) => ({ value: this.values[base + r], image: this.images[base + r], y: this.ys[base + r], x: this.xs[base + r] }));
+  }
+
+  /** The channels changed since the last call, with their entries (and clears the marks). */
+  takeChanged(): { channel: number; entries: Candidate[] }[] {
+    const out: { channel: number; entries: Candidate[] }[] = [];
+    for (let c = 0; c < this.channels; c++) {
+      if (!this.changed[c]) continue;
+      this.changed[c] = 0;
+      out.push({ channel: c, entries: this.entries(c) });
+    }
+    return out;
+  }
+
+  /** Whether (value, image) ranks above the entry at slot i: higher value, or equal and earlier. */
+  private beats(value: number, image: number, i: number): boolean {
+    return value > this.values[i] || (value === this.values[i] && image < this.images[i]);
   }
 }
