@@ -11,12 +11,12 @@ import { Codec, decodeRecord, encodeRecord, FLOATS } from './cache/entry';
 import { resultKey } from './cache/keys';
 import { TieredStore } from './cache/store';
 import { Config } from './config';
-import { Engine, PreparedImage } from './engine/engine';
+import { Engine, PixelImage, PreparedImage } from './engine/engine';
 import { occlude, occlusionGrid, OcclusionResult } from './engine/occlusion';
 import { project, ProjectionRequest, ProjectionResult } from './engine/projections';
 import { probabilityRule } from './compiler/occlusion';
 import { ApiError, engineError, badInput, unsupported } from './errors';
-import { preprocess } from './images/preprocess';
+import { modelPixels, preprocess } from './images/preprocess';
 import { Layer, Model } from './registry/models';
 
 /** An image the API was given: its bytes and their hash. */
@@ -68,11 +68,20 @@ export class Inference {
     return { key: image.sha256, data };
   }
 
+  /**
+   * An image as 8-bit pixels at the model's input size, for graphs that normalise them
+   * themselves (index jobs). Not memoised: a job reads each image once.
+   */
+  async pixels(model: Model, image: SourceImage): Promise<PixelImage> {
+    this.engine.admit();
+    return { key: image.sha256, pixels: await modelPixels(image.bytes, model.preprocessing, this.config) };
+  }
+
   /** A layer's whole activation [C, H, W] (or [F]) for one image. */
   async activation(model: Model, layer: Layer, image: SourceImage): Promise<Float32Array> {
     return this.cached(resultKey('activation', model, image.sha256, { layer: layer.name }), FLOATS, async () => {
       const prepared = await this.prepare(model, image);
-      const [out] = await guard(() => this.engine.forward(model, [layer.tensor], () => compileForward(model.graph, [layer.tensor]), prepared));
+      const [out] = await guard(() => this.engine.forward(model, `forward/${layer.tensor}`, () => compileForward(model.graph, [layer.tensor]), prepared));
       return out;
     });
   }
@@ -98,7 +107,7 @@ export class Inference {
 
   async probabilities(model: Model, prepared: PreparedImage): Promise<Float32Array> {
     const output = model.graph.outputNames[0];
-    const [out] = await guard(() => this.engine.forward(model, [output], () => compileForward(model.graph, [output]), prepared));
+    const [out] = await guard(() => this.engine.forward(model, `forward/${output}`, () => compileForward(model.graph, [output]), prepared));
     const rule = probabilityRule(model.graph);
     if (rule === 'IS_SOFTMAX') return out;
     if (rule === 'EXP') return out.map(Math.exp);

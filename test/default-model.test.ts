@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { gql, ROOT, startTestServer } from './helpers';
+import sharp from 'sharp';
+import { assertPixelGraphsMatch, gql, ROOT, startTestServer } from './helpers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 
@@ -19,6 +20,14 @@ describe('the default model on the demo dataset', () => {
     server = await startTestServer({ MODELS_DIR: path.join(ROOT, 'models'), DATASETS_DIR: path.join(ROOT, 'datasets') });
   });
   after(() => server.close());
+
+  test('its index graph (8-bit grey pixels in) normalises exactly as preprocess() does', async () => {
+    const grey = (channels: 1 | 3) => {
+      const raw = Buffer.from(Array.from({ length: 40 * 30 * channels }, (_, i) => (i * 37) % 251));
+      return sharp(raw, { raw: { width: 40, height: 30, channels } }).png().toBuffer();
+    };
+    await assertPixelGraphsMatch(server.services, 'fashion-zfnet', grey);
+  });
 
   test('it loads with every AlexNet building block and its training snapshots', async () => {
     const res = await gql(server.url, `{ model(name: "fashion-zfnet") { inputShape labels layers(first: 100) { nodes { op } } snapshots { name epoch } } modelErrors { file message } }`);

@@ -2,7 +2,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import assert from 'node:assert/strict';
+import { compileChannelMaxima } from '../src/compiler/forward';
 import { loadConfig } from '../src/config';
+import { Services } from '../src/context';
+import { modelPixels, preprocess } from '../src/images/preprocess';
 import { RunningServer, startServer } from '../src/server';
 
 import { FIXTURE_MODELS, FIXTURES, ROOT } from './paths';
@@ -43,4 +47,30 @@ export async function gql<T = any>(url: string, query: string, variables: Record
 /** The `extensions.code` of the first error, failing loudly if there is none. */
 export function errorCode(result: GqlResult): string | undefined {
   return result.errors?.[0]?.extensions?.code;
+}
+
+/**
+ * Asserts that a graph fed 8-bit pixels (index jobs: compileChannelMaxima with preprocessing)
+ * normalises them to exactly the float32s of preprocess(), for each channel order the model's
+ * input allows, on the maxima of the input itself (each channel's largest value, and where).
+ */
+export async function assertPixelGraphsMatch(services: Services, modelName: string, image: (channels: 1 | 3) => Promise<Buffer>): Promise<void> {
+  const { engine, config, registry } = services;
+  const model = registry.models.get(modelName)!;
+  const orders = model.preprocessing.channels === 'GRAY' ? (['GRAY'] as const) : (['RGB', 'BGR'] as const);
+  for (const channels of orders) {
+    const p = { ...model.preprocessing, channels };
+    const bytes = await image(channels === 'GRAY' ? 1 : 3);
+    const tensors = [model.graph.inputName];
+    const fromFloats = await engine.forward(model, `test-floats/${channels}`, () => compileChannelMaxima(model.graph, model.shapes, tensors), {
+      key: 'img',
+      data: await preprocess(bytes, p, config),
+    });
+    const fromPixels = await engine.forwardPixels(model, `test-pixels/${channels}`, () => compileChannelMaxima(model.graph, model.shapes, tensors, p), {
+      key: 'img',
+      pixels: await modelPixels(bytes, p, config),
+    });
+    assert.equal(fromFloats[0].length, channels === 'GRAY' ? 1 : 3);
+    assert.deepEqual(fromPixels, fromFloats, `${modelName} ${channels}`);
+  }
 }

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { decodeNpy } from '../src/cache/npy';
 import { project } from '../src/engine/projections';
 import { preprocess } from '../src/images/preprocess';
-import { errorCode, gql, startTestServer } from './helpers';
+import { assertPixelGraphsMatch, errorCode, gql, startTestServer } from './helpers';
 import { relativeError } from './reference';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
@@ -60,6 +60,10 @@ describe('inference over GraphQL', () => {
     const grey = await preprocess(await picture(64, 48, 2), { ...base, channels: 'GRAY', mean: [0], std: [1], scale: 1, height: 28, width: 28 }, server.services.config);
     assert.equal(grey.length, 28 * 28);
     assert.ok(grey.some((v) => v > 0) && grey.every((v) => v >= 0 && v <= 255));
+  });
+
+  test('graphs that take 8-bit pixels (index jobs) normalise them to exactly the floats of preprocess()', async () => {
+    await assertPixelGraphsMatch(server.services, 'alexnet', (channels) => picture(70, 50, 3, channels));
   });
 
   test('a projection over GraphQL equals the engine on the same input; its .npy and PNG decode', async () => {

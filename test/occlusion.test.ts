@@ -167,7 +167,7 @@ describe('a big grid runs in batch-sized chunks', () => {
       const x0 = p % 34;
       const data = Float32Array.from(image.data);
       for (let c = 0; c < 3; c++) for (let y = y0; y < y0 + 4; y++) data.fill(0, (c * 37 + y) * 37 + x0, (c * 37 + y) * 37 + x0 + 4);
-      const [act, probs] = await engine.forward(m, [layer.tensor, output], () => compileForward(m.graph, [layer.tensor, output]), { key: `occluded-${p}`, data });
+      const [act, probs] = await engine.forward(m, `forward/${layer.tensor}|${output}`, () => compileForward(m.graph, [layer.tensor, output]), { key: `occluded-${p}`, data });
       const total = act.subarray(r.channel * 81, (r.channel + 1) * 81).reduce((a, b) => a + b, 0);
       assert.ok(Math.abs(total - r.activation[p]) <= 1e-4 * Math.abs(total), `position ${p}: ${r.activation[p]} vs ${total}`);
       assert.ok(Math.abs(probs[r.targetClass] - r.probability[p]) <= 1e-5, `position ${p}: probability`);

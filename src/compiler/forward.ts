@@ -1,5 +1,8 @@
 /** Forward graphs: the model cut at the requested activations, each returned as an output. */
+import { normalisationTable, sourceChannel } from '../images/preprocess';
 import { OnnxGraph } from '../onnx/graph';
+import { DataType, ValueInfoProto } from '../onnx/proto';
+import type { Preprocessing } from '../registry/models';
 import { ancestors, batchInput, GraphBuilder } from './builder';
 
 export interface CompiledGraph {
@@ -21,8 +24,9 @@ export function compileForward(graph: OnnxGraph, tensors: string[]): CompiledGra
  * its first occurrence (as float32, exact below 2^24), [N, C] each — so only 2·C numbers per
  * image and layer leave the runtime. Dense [N, F] activations are their own maxima, at 0.
  */
-export function compileChannelMaxima(graph: OnnxGraph, shapes: Map<string, number[]>, tensors: string[]): CompiledGraph {
+export function compileChannelMaxima(graph: OnnxGraph, shapes: Map<string, number[]>, tensors: string[], pixels?: Preprocessing): CompiledGraph {
   const b = new GraphBuilder(graph);
+  const input = pixels ? pixelInput(b, pixels) : batchInput(graph.inputName, graph.inputDims.slice(1));
   for (const node of ancestors(graph, tensors)) b.copy(node);
   const outputs: string[] = [];
   for (const t of tensors) {
@@ -32,5 +36,23 @@ export function compileChannelMaxima(graph: OnnxGraph, shapes: Map<string, numbe
     outputs.push(b.reduceMax(flat, [2], 0));
     outputs.push(b.op('Cast', [b.op('ArgMax', [flat], { axis: 2, keepdims: 0 })], { to: 1 }));
   }
-  return { model: b.build([batchInput(graph.inputName, graph.inputDims.slice(1))], outputs), outputs };
+  return { model: b.build([input], outputs), outputs };
+}
+
+/** The input of graphs that take decoded 8-bit pixels [B, H, W, C] (a quarter of the floats' bytes). */
+export const PIXELS_INPUT = 'cs_pixels';
+
+/**
+ * Makes the model's input from PIXELS_INPUT inside the graph, by the same table lookup as
+ * preprocess() (the same float32s): channels first, then table[c·256 + v].
+ */
+function pixelInput(b: GraphBuilder, p: Preprocessing): ValueInfoProto {
+  const table = normalisationTable(p);
+  const C = table.length / 256;
+  let planes = b.op('Transpose', [PIXELS_INPUT], { perm: [0, 3, 1, 2] });
+  const sources = Array.from({ length: C }, (_, c) => sourceChannel(p, c));
+  if (sources.some((s, c) => s !== c)) planes = b.op('Gather', [planes, b.ints(sources)], { axis: 1 });
+  const at = b.op('Add', [b.op('Cast', [planes], { to: DataType.INT64 }), b.ints(Array.from({ length: C }, (_, c) => c * 256), [1, C, 1, 1])]);
+  b.copy({ opType: 'Gather', name: 'cs/normalise', input: [b.floats(table), at], output: [b.source.inputName], attribute: [] });
+  return batchInput(PIXELS_INPUT, [p.height, p.width, C], DataType.UINT8, 'B');
 }

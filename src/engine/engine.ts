@@ -3,7 +3,7 @@
  * call goes through a per-graph micro-batcher so that concurrent requests share ORT runs.
  * Knows nothing of GraphQL.
  */
-import { CompiledGraph } from '../compiler/forward';
+import { CompiledGraph, PIXELS_INPUT } from '../compiler/forward';
 import { currentSignal, MicroBatcher, QueueBudget } from './batcher';
 import { OrtTensor, Runtime, Session } from './runtime';
 
@@ -14,6 +14,12 @@ export const ENGINE_VERSION = 'e1';
 export interface PreparedImage {
   key: string;
   data: Float32Array;
+}
+
+/** An image as 8-bit pixels at the model's input size, [H, W, C] (preprocess.ts modelPixels). */
+export interface PixelImage {
+  key: string;
+  pixels: Uint8Array;
 }
 
 /** What the engine needs of a model. */
@@ -159,13 +165,37 @@ export class Engine {
     return b;
   }
 
-  /** The activations `tensors` of one image; concurrent calls for one graph share a run. */
-  forward(model: EngineModel, tensors: string[], compile: () => CompiledGraph, image: PreparedImage): Promise<Float32Array[]> {
-    const key = `${model.sha256}/forward/${tensors.join('|')}`;
-    return this.batcher<PreparedImage, Float32Array[]>(key, model.maxBatch, async (items) => {
+  /**
+   * The outputs of a graph that reads one image (`graph` names what `compile` builds, unique
+   * per model), for one image; concurrent calls share a run.
+   */
+  forward(model: EngineModel, graph: string, compile: () => CompiledGraph, image: PreparedImage): Promise<Float32Array[]> {
+    return this.forwardBatch(model, graph, compile, image, (images) => ({ [model.inputName]: this.stack(model, images) }));
+  }
+
+  /** forward() for graphs that take 8-bit pixels (see compileChannelMaxima), [B, H, W, C]. */
+  forwardPixels(model: EngineModel, graph: string, compile: () => CompiledGraph, image: PixelImage): Promise<Float32Array[]> {
+    return this.forwardBatch(model, graph, compile, image, (images) => {
+      const size = images[0].pixels.length;
+      const data = new Uint8Array(size * images.length);
+      images.forEach((img, i) => data.set(img.pixels, i * size));
+      const [C, H, W] = model.inputShape;
+      return { [PIXELS_INPUT]: new this.runtime.Tensor('uint8', data, [images.length, H, W, C]) };
+    });
+  }
+
+  private forwardBatch<T extends { key: string }>(
+    model: EngineModel,
+    graph: string,
+    compile: () => CompiledGraph,
+    image: T,
+    feeds: (images: T[]) => Record<string, OrtTensor>,
+  ): Promise<Float32Array[]> {
+    const key = `${model.sha256}/${graph}`;
+    return this.batcher<T, Float32Array[]>(key, model.maxBatch, async (items) => {
       const loaded = await this.load(key, compile);
       const { images, itemImage } = uniqueImages(items);
-      const out = await this.run(loaded, { [model.inputName]: this.stack(model, images) }, images.length);
+      const out = await this.run(loaded, feeds(images), images.length);
       const perImage = loaded.outputs.map((name) => split(out[name], images.length));
       return itemImage.map((i) => perImage.map((o) => o[i]));
     }).submit(image);
@@ -197,8 +227,8 @@ export class Engine {
 }
 
 /** Deduplicates the images of a batch: the unique images and, per item, its image's index. */
-export function uniqueImages(all: PreparedImage[]): { images: PreparedImage[]; itemImage: number[] } {
-  const images: PreparedImage[] = [];
+export function uniqueImages<T extends { key: string }>(all: T[]): { images: T[]; itemImage: number[] } {
+  const images: T[] = [];
   const index = new Map<string, number>();
   const itemImage = all.map((img) => {
     let i = index.get(img.key);

@@ -83,18 +83,34 @@ export async function modelPixels(bytes: Buffer, p: Preprocessing, limits: Image
   }
 }
 
+/**
+ * The model's input value of every 8-bit pixel value, per input channel c: ((v·scale) − mean_c) /
+ * std_c at [c·256 + v]. The one definition of normalisation: preprocess() looks values up in it,
+ * and so do graphs that take pixels (compileChannelMaxima), so both give the same float32s.
+ */
+export function normalisationTable(p: Preprocessing): Float32Array {
+  const C = p.channels === 'GRAY' ? 1 : 3;
+  const table = new Float32Array(C * 256);
+  for (let c = 0; c < C; c++) for (let v = 0; v < 256; v++) table[c * 256 + v] = (v * p.scale - p.mean[c]) / p.std[c];
+  return table;
+}
+
+/** Which decoded channel (modelPixels: RGB or grey) feeds input channel c. */
+export function sourceChannel(p: Preprocessing, c: number): number {
+  return p.channels === 'BGR' ? 2 - c : c;
+}
+
 /** The input tensor [C, H, W] of one image. */
 export async function preprocess(bytes: Buffer, p: Preprocessing, limits: ImageLimits): Promise<Float32Array> {
   const pixels = await modelPixels(bytes, p, limits);
-  const C = p.channels === 'GRAY' ? 1 : 3;
+  const table = normalisationTable(p);
+  const C = table.length / 256;
   const plane = p.width * p.height;
   const out = new Float32Array(C * plane);
-  const values = new Float32Array(256); // per channel, ((v·scale) − mean) / std for every 8-bit v
   for (let c = 0; c < C; c++) {
-    for (let v = 0; v < 256; v++) values[v] = (v * p.scale - p.mean[c]) / p.std[c];
-    const source = p.channels === 'BGR' ? 2 - c : c;
+    const values = table.subarray(c * 256, (c + 1) * 256);
     const plane_c = out.subarray(c * plane, (c + 1) * plane);
-    for (let i = 0, j = source; i < plane; i++, j += C) plane_c[i] = values[pixels[j]];
+    for (let i = 0, j = sourceChannel(p, c); i < plane; i++, j += C) plane_c[i] = values[pixels[j]];
   }
   return out;
 }

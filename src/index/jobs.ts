@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { compileChannelMaxima } from '../compiler/forward';
 import { detached } from '../engine/batcher';
-import { Engine, PreparedImage } from '../engine/engine';
+import { Engine, PixelImage } from '../engine/engine';
 import { Inference } from '../inference';
 import { log } from '../log';
 import { LayerKind } from '../onnx/ops';
@@ -180,14 +180,14 @@ export class JobManager extends EventEmitter {
     this.store.setState(row.id, 'RUNNING');
     this.emit('progress', this.info(row.id));
 
-    const key = `${model.sha256}/maxima/${tensors.join('|')}`;
-    const compile = () => compileChannelMaxima(model.graph, model.shapes, tensors);
+    const graph = `maxima-of-pixels/${tensors.join('|')}`;
+    const compile = () => compileChannelMaxima(model.graph, model.shapes, tensors, model.preprocessing);
     const prepare = (from: number) =>
       Promise.all(
         dataset.images.slice(from, from + this.chunk).map(async (img) => {
           const bytes = this.datasets.read(dataset, img.name);
           const sha256 = createHash('sha256').update(bytes).digest('hex');
-          return this.inference.prepare(model, { sha256, bytes });
+          return this.inference.pixels(model, { sha256, bytes });
         }),
       );
     let next = row.nextImage;
@@ -214,7 +214,7 @@ export class JobManager extends EventEmitter {
     // before, whose results are offered to the top-k and checkpointed meanwhile, so that the
     // runtime never waits for this thread.
     let cursor = next;
-    let decoding: Promise<PreparedImage[]> | null = cursor < row.total ? prepare(cursor) : null;
+    let decoding: Promise<PixelImage[]> | null = cursor < row.total ? prepare(cursor) : null;
     type Chunk = { from: number; results: Promise<Float32Array[][]> };
     let running: Chunk | null = null;
     while (decoding || running) {
@@ -227,7 +227,7 @@ export class JobManager extends EventEmitter {
       let launched: Chunk | null = null;
       if (decoding) {
         const images = await decoding;
-        launched = { from: cursor, results: Promise.all(images.map((img) => this.engine.forward(model, tensors, compile, img))) };
+        launched = { from: cursor, results: Promise.all(images.map((img) => this.engine.forwardPixels(model, graph, compile, img))) };
         launched.results.catch(() => undefined); // awaited below; meanwhile not unhandled
         cursor += images.length;
         decoding = cursor < row.total ? prepare(cursor) : null;
