@@ -83,7 +83,7 @@ export async function openWorkerRuntime(backend: Backend, threads: number): Prom
     async createSession(model: Uint8Array): Promise<Session> {
       const session = nextSession++;
       // One copy, moved to the worker (a structured clone would copy twice, and models are big).
-      const bytes = model.slice();
+      const bytes = new Uint8Array(model); // a copy (Buffer.slice would share, and the move would detach the caller's)
       await call({ op: 'create', session, model: bytes }, [bytes.buffer as ArrayBuffer]);
       return {
         async run(feeds, options) {

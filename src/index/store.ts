@@ -136,7 +136,9 @@ interface Packed {
 }
 
 function packEntries(entries: Candidate[]): Buffer {
-  return Buffer.from(Float64Array.from(entries.flatMap((e) => [e.value, e.image, e.y, e.x])).buffer);
+  const v = new Float64Array(4 * entries.length);
+  entries.forEach((e, r) => v.set([e.value, e.image, e.y, e.x], 4 * r));
+  return Buffer.from(v.buffer);
 }
 
 function unpackEntries({ layer, channel, entries }: Packed): TopRow[] {
