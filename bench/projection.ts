@@ -13,7 +13,7 @@ import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { createServices, startServer } from '../src/server';
 import { measure, report, TARGET } from './relu5';
-import { median, REPEATS } from './timing';
+import { median, REPEATS, WARMUP } from './timing';
 
 const dir = process.argv[2];
 const flags = new Set(process.argv.slice(3));
@@ -25,7 +25,7 @@ const flags = new Set(process.argv.slice(3));
   report('cpu (onnxruntime-node, 2 threads)', rows);
 
   if (flags.has('--torch')) {
-    const out = execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'bench', 'torch_deconvnet.py'), String(REPEATS)], { encoding: 'utf8' });
+    const out = execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'bench', 'torch_deconvnet.py'), String(REPEATS), String(WARMUP)], { encoding: 'utf8' });
     const torch = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
     console.log('\nPyTorch 1.13 autograd deconvnet (2 threads), ms per batch:', torch);
     const ours8 = rows.find((r) => r.batch === 8)!.projection;
@@ -36,7 +36,6 @@ const flags = new Set(process.argv.slice(3));
   const server = await startServer(loadConfig(env), cpu);
   const sharp = (await import('sharp')).default;
   const times: number[] = [];
-  const WARMUP = 5; // JIT, first-use allocations, the session's first runs at batch 1
   for (let i = 0; i < REPEATS + WARMUP; i++) {
     const raw = Buffer.alloc(224 * 224 * 3);
     for (let k = 0; k < raw.length; k++) raw[k] = (k * 7919 + i * 104729) % 251;

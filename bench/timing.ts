@@ -1,12 +1,17 @@
 /** Timing helpers shared by the benchmarks. */
 
-export const REPEATS = Number(process.env.REPEATS ?? 7);
+export const REPEATS = Number(process.env.REPEATS ?? 15);
+/**
+ * Runs before timing. ONNX Runtime takes a few runs at a new input shape to settle (its memory
+ * planning): with one warm-up run, medians of 7 came out up to 1.5× slow at batch 8.
+ */
+export const WARMUP = Number(process.env.WARMUP ?? 5);
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Median wall time of `fn` over `repeats` runs, after one warm-up run. */
+/** Median wall time of `fn` over `repeats` runs, after WARMUP runs. */
 export async function timeIt(fn: () => Promise<unknown>, repeats = REPEATS): Promise<number> {
-  await fn();
+  for (let i = 0; i < WARMUP; i++) await fn();
   const times: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const t = performance.now();

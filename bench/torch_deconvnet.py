@@ -12,7 +12,8 @@ import torchvision
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
-REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+WARMUP = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 
 
 class DeconvRelu(torch.autograd.Function):
@@ -56,7 +57,8 @@ def project(x):
 result = {}
 for batch in (1, 8, 32):
     x = torch.rand(batch, 3, 224, 224) - 0.5
-    project(x)
+    for _ in range(WARMUP):
+        project(x)
     times = []
     for _ in range(REPEATS):
         t = time.perf_counter()
