@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { BlobStore } from '../src/cache/blobs';
 import { DiskTier } from '../src/cache/disk';
-import { decodeEntry, encodeEntry, FLOATS } from '../src/cache/entry';
+import { decodeEntry, encodeEntry, ENTRY_HEADER, FLOATS } from '../src/cache/entry';
 import { MemoryTier } from '../src/cache/memory';
 import { TieredStore } from '../src/cache/store';
 import { gql, GqlResult, startTestServer } from './helpers';
@@ -125,9 +125,11 @@ describe('cache tiers', () => {
       const good = fs.readFileSync(file);
       const damage: [string, (b: Buffer) => Buffer][] = [
         ['truncated', (b) => b.subarray(0, b.length - 5)],
-        ['cut inside the header', (b) => b.subarray(0, 20)],
+        ['cut inside the header', (b) => b.subarray(0, 10)],
         ['a flipped bit in the payload', (b) => { const c = Buffer.from(b); c[c.length - 100] ^= 0x10; return c; }],
-        ['a flipped bit in the checksum', (b) => { const c = Buffer.from(b); c[20] ^= 1; return c; }],
+        ['a flipped bit in the checksum', (b) => { const c = Buffer.from(b); c[13] ^= 1; return c; }],
+        ['a flipped bit in the key', (b) => { const c = Buffer.from(b); c[ENTRY_HEADER] ^= 1; return c; }],
+        ['an entry of the earlier format (CSC1)', (b) => { const c = Buffer.from(b); c.write('CSC1', 0, 'latin1'); return c; }],
         ['empty', () => Buffer.alloc(0)],
         ['another key’s entry', () => fs.readFileSync(first.disk!.fileOf('other'))],
       ];
@@ -142,7 +144,8 @@ describe('cache tiers', () => {
         assert.equal(computed, computedBefore + 1, `${what}: computed again`);
         assert.ok(fs.readFileSync(file).equals(good), `${what}: rewritten whole`);
       }
-      assert.throws(() => decodeEntry('k', encodeEntry('k', Buffer.from('x')).subarray(0, 49)), /shorter|header says/);
+      assert.throws(() => decodeEntry('k', Buffer.concat(encodeEntry('k', Buffer.from('x'))).subarray(0, 20)), /shorter|header says/);
+      assert.deepEqual(decodeEntry('k', Buffer.concat(encodeEntry('k', Buffer.from('x')))), Buffer.from('x'));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -249,7 +252,7 @@ describe('results through the API are computed once', () => {
         await b.services.cache.close(); // the response cache writes after answering
         for (const f of files(path.join(dir, 'store'))) {
           const entry = fs.readFileSync(f);
-          const key = entry.toString('utf8', 48, 48 + entry.readUInt32LE(4));
+          const key = entry.toString('utf8', ENTRY_HEADER, ENTRY_HEADER + entry.readUInt32LE(4));
           assert.doesNotThrow(() => decodeEntry(key, entry), `${key}: every damaged entry was deleted or rewritten`);
         }
       } finally {

@@ -134,16 +134,22 @@ export class DiskTier {
 
   async set(key: string, payload: Buffer): Promise<void> {
     const entry = encodeEntry(key, payload);
-    if (entry.length > this.limit) return;
+    const size = entry[0].length + entry[1].length;
+    if (size > this.limit) return;
     const id = DiskTier.idOf(key);
     const file = this.file(id);
     // Make room first, so that the folder never holds more than the bound.
-    this.account(id, entry.length);
+    this.account(id, size);
     await this.evict(id);
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     try {
       await fs.promises.mkdir(path.dirname(file), { recursive: true });
-      await fs.promises.writeFile(tmp, entry);
+      const handle = await fs.promises.open(tmp, 'w');
+      try {
+        await handle.writev(entry);
+      } finally {
+        await handle.close();
+      }
       await fs.promises.rename(tmp, file);
     } catch (e) {
       this.forget(id);

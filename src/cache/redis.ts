@@ -101,7 +101,7 @@ export class RedisTier {
   async set(key: string, payload: Buffer, ttlMs?: number): Promise<void> {
     const ttl = ttlMs ?? (this.options.ttlMs || undefined);
     try {
-      await this.call(() => this.keyv.set(DiskTier.idOf(key), encodeEntry(key, payload).toString('base64'), ttl));
+      await this.call(() => this.keyv.set(DiskTier.idOf(key), Buffer.concat(encodeEntry(key, payload)).toString('base64'), ttl));
     } catch (e) {
       this.failed(e);
     }
