@@ -16,6 +16,8 @@ export class DiskTier {
   readonly name = 'disk';
   /** File id → bytes on disk, least recently used first. */
   private readonly index = new Map<string, number>();
+  /** Shard folders known to exist (a mkdir per write cost more than the write's other syscalls). */
+  private readonly folders = new Set<string>();
   private total = 0;
   evictions = 0;
   corrupt = 0;
@@ -31,6 +33,21 @@ export class DiskTier {
 
   fileOf(key: string): string {
     return this.file(DiskTier.idOf(key));
+  }
+
+  /** Opens a new file for writing, making its folder the first time (or if it was removed). */
+  private async create(file: string): Promise<fs.promises.FileHandle> {
+    const folder = path.dirname(file);
+    if (this.folders.has(folder)) {
+      try {
+        return await fs.promises.open(file, 'w');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+    await fs.promises.mkdir(folder, { recursive: true });
+    this.folders.add(folder);
+    return fs.promises.open(file, 'w');
   }
 
   private file(id: string): string {
@@ -143,8 +160,7 @@ export class DiskTier {
     await this.evict(id);
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     try {
-      await fs.promises.mkdir(path.dirname(file), { recursive: true });
-      const handle = await fs.promises.open(tmp, 'w');
+      const handle = await this.create(tmp);
       try {
         await handle.writev(entry);
       } finally {
