@@ -2,11 +2,12 @@
  * Datasets, index jobs and the top-k of each filter (ZF Fig. 2): its strongest activations
  * over a dataset, with their receptive-field patches and projections.
  */
+import sharp from 'sharp';
 import { Arg, Args, Ctx, Field, FieldResolver, Float, ID, Int, Mutation, ObjectType, Query, registerEnumType, Resolver, Root, Subscription } from 'type-graphql';
 import { Context } from '../src/context';
 import { ApiError, badInput, listSome, notFound } from '../src/errors';
-import { projectionPng } from '../src/images/maps';
-import { patchPng, toOriginal } from '../src/images/patches';
+import { projectionPixels } from '../src/images/maps';
+import { patch, patchPng, toOriginal } from '../src/images/patches';
 import { topGridPng } from '../src/images/topgrid';
 import { inspectImage } from '../src/images/preprocess';
 import { defaultIndexLayers, JobInfo } from '../src/index/jobs';
@@ -280,9 +281,11 @@ export class TopActivationsGridResolver {
               const image = top.source(ctx);
               const projection = await projectUnit(ctx, unit, image, { method: ProjectionMethod.DECONVNET, seed: Seed.MAX });
               const { box } = await originalBox(ctx, top);
+              const picture = projectionPixels(projection.result.projection, unit.model.preprocessing, projection.box);
+              const { pixels, width, height, channels } = picture;
               return {
-                projection: await projectionPng(projection.result.projection, unit.model.preprocessing, projection.box),
-                patch: await patchPng(image.bytes, box),
+                projection: { image: sharp(pixels, { raw: { width, height, channels: channels as 1 | 3 } }), width, height },
+                patch: { image: patch(image.bytes, box), width: box.width, height: box.height },
               };
             }),
           );

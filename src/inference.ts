@@ -4,7 +4,7 @@
  * and the runtime become API errors here.
  */
 import { compileForward } from './compiler/forward';
-import { seedTensor } from './compiler/projection';
+import { pasteRegion, seedTensor } from './compiler/projection';
 import { UnsupportedOpError } from './compiler/rules';
 import { LruBytes } from './cache/blobs';
 import { Codec, decodeRecord, encodeRecord, FLOATS } from './cache/entry';
@@ -89,7 +89,7 @@ export class Inference {
   async projection(model: Model, layer: Layer, image: SourceImage, options: ProjectionOptions): Promise<ProjectionResult> {
     const { method, lrn, channel, seed, position } = options;
     const key = resultKey('projection', model, image.sha256, { layer: layer.name, channel, method, lrn, seed, position: position ? [position.y, position.x] : null });
-    return this.cached(key, PROJECTION, async () => {
+    return this.cached(key, projectionCodec(model.shapes.get(model.inputName)!), async () => {
       const prepared = await this.prepare(model, image);
       return guard(() => project(this.engine, model, { ...options, target: seedTensor(model.graph, layer.node), image: prepared }));
     });
@@ -156,14 +156,59 @@ export class Inference {
   }
 }
 
-/** A projection as cache bytes: position in JSON; the projection, the map and the seed value as float32. */
-const PROJECTION: Codec<ProjectionResult> = {
-  encode: (r) => encodeRecord({ meta: { position: r.position }, tensors: [r.projection, r.map, Float32Array.of(r.seedValue)] }),
-  decode: (bytes) => {
-    const { meta, tensors } = decodeRecord<{ position: { y: number; x: number } }>(bytes);
-    return { projection: tensors[0], map: tensors[1], seedValue: tensors[2][0], position: meta.position };
+/**
+ * A projection as cache bytes: in JSON the position and the box outside of which the
+ * projection is zero; as float32 the projection inside that box, the map and the seed
+ * value. A unit's projection is zero outside its receptive field (a relu1 unit of AlexNet
+ * touches 19×19 of 224×224 pixels), so this keeps most entries a fraction of the whole.
+ */
+interface ProjectionMeta {
+  position: { y: number; x: number };
+  /** [top, left, height, width] */
+  box: [number, number, number, number];
+}
+
+/** The codec of projections of an input of `shape` [C, H, W]. */
+export const projectionCodec = (shape: number[]): Codec<ProjectionResult> => ({
+  encode: (r) => {
+    const box = nonZeroBox(r.projection, shape);
+    const [top, left, h, w] = box;
+    const [C, H, W] = shape;
+    const inside = new Float32Array(C * h * w);
+    for (let c = 0; c < C; c++) {
+      for (let y = 0; y < h; y++) inside.set(r.projection.subarray((c * H + top + y) * W + left, (c * H + top + y) * W + left + w), (c * h + y) * w);
+    }
+    return encodeRecord<ProjectionMeta>({ meta: { position: r.position, box }, tensors: [inside, r.map, Float32Array.of(r.seedValue)] });
   },
-};
+  decode: (bytes) => {
+    const { meta, tensors } = decodeRecord<ProjectionMeta>(bytes);
+    const [top, left, h, w] = meta.box;
+    return { projection: pasteRegion(tensors[0], [h, w], [top, left], shape), map: tensors[1], seedValue: tensors[2][0], position: meta.position };
+  },
+});
+
+/** The smallest box [top, left, height, width] outside of which every channel of `data` [C, H, W] is zero. */
+function nonZeroBox(data: Float32Array, [C, H, W]: number[]): [number, number, number, number] {
+  let top = H;
+  let bottom = -1;
+  let left = W;
+  let right = -1;
+  for (let c = 0; c < C; c++) {
+    for (let y = 0; y < H; y++) {
+      const row = data.subarray((c * H + y) * W, (c * H + y + 1) * W);
+      let first = 0;
+      while (first < W && row[first] === 0) first++;
+      if (first === W) continue;
+      let last = W - 1;
+      while (row[last] === 0) last--;
+      top = Math.min(top, y);
+      bottom = Math.max(bottom, y);
+      left = Math.min(left, first);
+      right = Math.max(right, last);
+    }
+  }
+  return bottom < 0 ? [0, 0, 0, 0] : [top, left, bottom - top + 1, right - left + 1];
+}
 
 /** An occlusion result as cache bytes: scalars in JSON; probabilities and the three grids as float32. */
 type OcclusionMeta = Pick<OcclusionResult, 'width' | 'height' | 'channel' | 'channelMax' | 'baselineTotal' | 'targetClass'>;

@@ -17,6 +17,7 @@ import { DiskTier } from '../src/cache/disk';
 import { decodeEntry, encodeEntry, ENTRY_HEADER, FLOATS } from '../src/cache/entry';
 import { MemoryTier } from '../src/cache/memory';
 import { TieredStore } from '../src/cache/store';
+import { projectionCodec } from '../src/inference';
 import { gql, GqlResult, startTestServer } from './helpers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
@@ -170,6 +171,40 @@ describe('cache tiers', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the projection codec', () => {
+  test('keeps only the box where a projection is non-zero, and gives back exactly the projection', () => {
+    const shape = [3, 40, 30];
+    const codec = projectionCodec(shape);
+    const make = (box?: [number, number, number, number], channel?: number) => {
+      const p = new Float32Array(3 * 40 * 30);
+      if (box) {
+        const [top, left, h, w] = box;
+        for (let c = 0; c < 3; c++) {
+          if (channel !== undefined && c !== channel) continue;
+          for (let y = top; y < top + h; y++) for (let x = left; x < left + w; x++) p[(c * 40 + y) * 30 + x] = Math.sin(c * 1000 + y * 31 + x) + 0.5;
+        }
+      }
+      return { projection: p, map: Float32Array.of(1, 2, 3), position: { y: 1, x: 2 }, seedValue: 2.5 };
+    };
+    const cases: [string, ReturnType<typeof make>][] = [
+      ['a box inside', make([5, 7, 9, 4])],
+      ['touching every border', make([0, 0, 40, 30])],
+      ['on one channel, at the corner', make([31, 22, 9, 8], 2)],
+      ['all zero', make()],
+    ];
+    const whole = codec.encode(make([0, 0, 40, 30])).length;
+    for (const [what, value] of cases) {
+      const bytes = codec.encode(value);
+      assert.deepEqual(codec.decode(bytes), value, what);
+    }
+    assert.ok(codec.encode(cases[0][1]).length < whole / 10, 'a small box is stored small');
+    // Values that are zero inside the box stay zero (not only the box's border is kept).
+    const holes = make([5, 5, 10, 10]);
+    holes.projection[(1 * 40 + 8) * 30 + 8] = 0;
+    assert.deepEqual(codec.decode(codec.encode(holes)), holes);
   });
 });
 

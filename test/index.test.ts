@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
 import WebSocket from 'ws';
+import { topGridPng } from '../src/images/topgrid';
 import { IndexStore } from '../src/index/store';
 import { errorCode, gql, ROOT, startTestServer, FIXTURE_MODELS } from './helpers';
 
@@ -311,5 +312,42 @@ describe('the index database', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the Fig. 2 grid', () => {
+  test('each projection and patch lands in its place, grey patches as grey, the rest white', async () => {
+    // Tiles of 20×30 (scaled up) and of 90×60 (scaled down), each a PNG.
+    const solid = async (value: number[], channels: 1 | 3, width = value[0] % 20 ? 20 : 90, height = width === 20 ? 30 : 60) => ({
+      image: sharp(await sharp(Buffer.alloc(width * height * channels).map((_, i) => value[i % channels]), { raw: { width, height, channels } }).png().toBuffer()),
+      width,
+      height,
+    });
+    const colour = (f: number, i: number, patch: boolean) => [10 + 40 * f, 20 + 50 * i, patch ? 200 : 100];
+    const k = 4;
+    const filters = await Promise.all(
+      [0, 1, 2].map(async (f) => ({
+        projections: await Promise.all([0, 1, 2, 3].map((i) => solid(colour(f, i, false), 3))),
+        // Filter 2's patches are grey images (one channel).
+        patches: await Promise.all([0, 1, 2, 3].map((i) => (f === 2 ? solid([30 + 40 * i], 1) : solid(colour(f, i, true), 3)))),
+      })),
+    );
+    const { data, info } = await sharp(await topGridPng(filters, k, 48)).raw().toBuffer({ resolveWithObject: true });
+    assert.equal(info.channels, 3);
+    const at = (x: number, y: number) => [...data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3)];
+    // Layout: 2 blocks per row; a block is 2×2 projections, 4 px, 2×2 patches; tiles 48 + 1 px apart.
+    const half = 2 * 48 + 1;
+    for (let f = 0; f < 3; f++) {
+      const x0 = (f % 2) * (2 * half + 4 + 10);
+      const y0 = Math.floor(f / 2) * (half + 10);
+      for (let i = 0; i < k; i++) {
+        const cx = x0 + (i % 2) * 49 + 24;
+        const cy = y0 + Math.floor(i / 2) * 49 + 24;
+        assert.deepEqual(at(cx, cy), colour(f, i, false), `filter ${f} projection ${i}`);
+        const patch = f === 2 ? [30 + 40 * i, 30 + 40 * i, 30 + 40 * i] : colour(f, i, true);
+        assert.deepEqual(at(cx + half + 4, cy), patch, `filter ${f} patch ${i}`);
+      }
+    }
+    assert.deepEqual(at(info.width - 1, info.height - 1), [255, 255, 255], 'no fourth filter: white');
   });
 });

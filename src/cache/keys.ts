@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { ENGINE_VERSION } from '../engine/engine';
 
 /** Bump when the layout of cached values changes (entry.ts, the codecs of inference.ts). */
-export const CACHE_FORMAT = 'c1';
+export const CACHE_FORMAT = 'c2';
 
 /** What of a model its results depend on: the ONNX file and how images are preprocessed (the sidecar). */
 export interface KeyedModel {

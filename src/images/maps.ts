@@ -14,6 +14,12 @@ export interface Box {
  * max |value| (norm01c), channels shown in RGB order, optionally cropped to a box.
  */
 export async function projectionPng(data: Float32Array, p: Preprocessing, crop?: Box): Promise<Buffer> {
+  const { pixels, width, height, channels } = projectionPixels(data, p, crop);
+  return png(pixels, width, height, channels, upscaleFor(Math.max(width, height), 224));
+}
+
+/** projectionPng's picture as interleaved 8-bit pixels. */
+export function projectionPixels(data: Float32Array, p: Preprocessing, crop?: Box): { pixels: Buffer; width: number; height: number; channels: number } {
   const C = p.channels === 'GRAY' ? 1 : 3;
   const box = crop ?? { x: 0, y: 0, width: p.width, height: p.height };
   const out = new Float32Array(C * box.width * box.height);
@@ -26,7 +32,7 @@ export async function projectionPng(data: Float32Array, p: Preprocessing, crop?:
     }
   }
   const pixels = signedToPixels({ channels: C, height: box.height, width: box.width, data: out });
-  return png(pixels, box.width, box.height, C, upscaleFor(Math.max(box.width, box.height), 224));
+  return { pixels, width: box.width, height: box.height, channels: C };
 }
 
 function minMax(data: ArrayLike<number>, from = 0, to = data.length) {

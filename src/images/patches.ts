@@ -13,9 +13,14 @@ export function toOriginal(box: Box, input: { height: number; width: number }, o
   return { x, y, width: Math.max(1, right - x), height: Math.max(1, bottom - y) };
 }
 
+/** The box of an image, as a sharp pipeline not yet run. */
+export function patch(bytes: Buffer, box: Box): sharp.Sharp {
+  return sharp(bytes).rotate().extract({ left: box.x, top: box.y, width: box.width, height: box.height });
+}
+
 /** The box of an image as PNG, small crops upscaled (nearest) to at least `minSide` pixels. */
 export async function patchPng(bytes: Buffer, box: Box, minSide = 64): Promise<Buffer> {
-  let img = sharp(bytes).rotate().extract({ left: box.x, top: box.y, width: box.width, height: box.height });
+  let img = patch(bytes, box);
   const factor = Math.ceil(minSide / Math.max(box.width, box.height));
   if (factor > 1) img = sharp(await img.png().toBuffer()).resize(box.width * factor, box.height * factor, { kernel: 'nearest' });
   return img.png().toBuffer();
