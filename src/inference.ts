@@ -183,7 +183,17 @@ export const projectionCodec = (shape: number[]): Codec<ProjectionResult> => ({
   decode: (bytes) => {
     const { meta, tensors } = decodeRecord<ProjectionMeta>(bytes);
     const [top, left, h, w] = meta.box;
-    return { projection: pasteRegion(tensors[0], [h, w], [top, left], shape), map: tensors[1], seedValue: tensors[2][0], position: meta.position };
+    let projection: Float32Array | undefined;
+    return {
+      // Made whole on first use only: most cache hits are served from cached PNGs and .npy
+      // blobs, or ask for the seed alone, and never read it.
+      get projection() {
+        return (projection ??= pasteRegion(tensors[0], [h, w], [top, left], shape));
+      },
+      map: tensors[1],
+      seedValue: tensors[2][0],
+      position: meta.position,
+    };
   },
 });
 

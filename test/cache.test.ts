@@ -168,6 +168,7 @@ describe('cache tiers', () => {
       // A failure is not cached: the next call computes.
       await assert.rejects(store.cached('bad', FLOATS, async () => { throw new Error('boom'); }), /boom/);
       assert.deepEqual(await store.cached('bad', FLOATS, async () => Float32Array.of(7)), Float32Array.of(7));
+      await store.close(); // disk writes go on behind the answers: let them finish before the folder goes
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
