@@ -8,7 +8,7 @@ import { pasteRegion, seedTensor } from './compiler/projection';
 import { UnsupportedOpError } from './compiler/rules';
 import { LruBytes } from './cache/blobs';
 import { Codec, decodeRecord, encodeRecord, FLOATS } from './cache/entry';
-import { resultKey } from './cache/keys';
+import { modelCacheId, resultKey } from './cache/keys';
 import { TieredStore } from './cache/store';
 import { Config } from './config';
 import { Engine, PixelImage, PreparedImage } from './engine/engine';
@@ -53,7 +53,7 @@ export class Inference {
 
   async prepare(model: Model, image: SourceImage): Promise<PreparedImage> {
     this.engine.admit(); // backpressure: refuse (OVERLOADED) before decoding when the queue is full
-    const key = `${model.sha256}/${image.sha256}`;
+    const key = `${modelCacheId(model)}/${image.sha256}`; // the sidecar's preprocessing too, not only the .onnx
     let data = this.prepared.get(key);
     if (!data) {
       let pending = this.preparing.get(key);

@@ -351,3 +351,47 @@ describe('the Fig. 2 grid', () => {
     assert.deepEqual(at(info.width - 1, info.height - 1), [255, 255, 255], 'no fourth filter: white');
   });
 });
+
+describe('two sidecars over one .onnx file', () => {
+  test('each model normalises with its own sidecar, in index jobs and in prepared inputs', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-sidecars-'));
+    try {
+      const models = path.join(dir, 'models');
+      fs.mkdirSync(models);
+      const sidecar = JSON.parse(fs.readFileSync(path.join(FIXTURE_MODELS, 'lrn_decomposed.json'), 'utf8'));
+      for (const [name, mean] of [['plain', sidecar.input.mean], ['shifted', [0.1, 0.2, 0.3]]] as const) {
+        fs.copyFileSync(path.join(FIXTURE_MODELS, 'lrn_decomposed.onnx'), path.join(models, `${name}.onnx`));
+        fs.writeFileSync(path.join(models, `${name}.json`), JSON.stringify({ ...sidecar, input: { ...sidecar.input, mean } }));
+      }
+      await makeDataset(path.join(dir, 'datasets', 'few'), 6, 32, 32);
+      const server = await startTestServer({ MODELS_DIR: models, DATASETS_DIR: path.join(dir, 'datasets') });
+      try {
+        const { registry, datasets, jobs, inference } = server.services;
+        const [plain, shifted] = ['plain', 'shifted'].map((n) => registry.models.get(n)!);
+        assert.equal(plain.sha256, shifted.sha256, 'one .onnx file');
+        const layer = plain.layers.find((l) => l.kind === 'CONV')!.name;
+        const dataset = datasets.datasets.get('few')!;
+        // Index both (one after the other: the second finds the first's graph loaded, were it keyed by the .onnx alone).
+        const tops = [];
+        for (const model of [plain, shifted]) {
+          const job = jobs.start(model, dataset, [layer], 3);
+          assert.equal((await jobs.wait(job.id))?.state, 'DONE');
+          tops.push(jobs.store.top(job.id, layer, 0));
+        }
+        assert.notDeepEqual(tops[0].map((t) => t.value), tops[1].map((t) => t.value), 'different normalisation, different maxima');
+        // Each index agrees with its own model's activations (the prepared inputs of each sidecar).
+        for (const [model, top] of [[plain, tops[0]], [shifted, tops[1]]] as const) {
+          const name = dataset.images[top[0].image].name;
+          const act = await inference.activation(model, model.layerByName.get(layer)!, { sha256: `img-${name}`, bytes: datasets.read(dataset, name) });
+          const [, H, W] = model.layerByName.get(layer)!.outputShape;
+          assert.equal(act[top[0].y * W + top[0].x], top[0].value, `${model.name}: index = activation`);
+          assert.equal(Math.max(...act.subarray(0, H * W)), top[0].value);
+        }
+      } finally {
+        await server.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

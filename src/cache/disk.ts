@@ -162,7 +162,8 @@ export class DiskTier {
     try {
       const handle = await this.create(tmp);
       try {
-        await handle.writev(entry);
+        const { bytesWritten } = await handle.writev(entry);
+        if (bytesWritten !== size) throw new Error(`short write: ${bytesWritten} of ${size} bytes (disk full?)`);
       } finally {
         await handle.close();
       }

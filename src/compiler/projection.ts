@@ -64,9 +64,9 @@ export function pasteRegion(region: Float32Array, size: [number, number], origin
   return image;
 }
 
-/** True when a region is no smaller than the whole [C, H, W] map, so nothing is saved by it. */
-function covers(region: Region, shape: number[]): boolean {
-  return region.size[0] * region.size[1] >= shape[1] * shape[2];
+/** Whether a region has fewer positions than the whole [C, H, W] map (else nothing is saved by it). */
+function smallerThanMap(region: Region, shape: number[]): boolean {
+  return region.size[0] * region.size[1] < shape[1] * shape[2];
 }
 
 /**
@@ -160,7 +160,7 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
   } else {
     seed = b.reshape(b.op('Mul', [b.op('Mul', [activation, channel]), mask]), [-1, ...targetShape]);
   }
-  const whole = (s: Signal, tensor: string) => (isRegion(s) ? regions!.whole(s, ctx.shape(tensor)) : s);
+  const asWholeMap = (s: Signal, tensor: string) => (isRegion(s) ? regions!.whole(s, ctx.shape(tensor)) : s);
 
   // Top-down: signals flow from the target to the input, summed where a tensor feeds several nodes.
   const signal = new Map<string, Signal>([[target, seed]]);
@@ -168,8 +168,8 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     const output = node.proto.output[0];
     let g = signal.get(output);
     if (!g) continue;
-    const regionRule = isRegion(g) && !covers(g.region, ctx.shape(output)) ? regionRuleFor(ctx, node) : undefined;
-    if (!regionRule) g = whole(g, output);
+    const regionRule = isRegion(g) && !smallerThanMap(g.region, ctx.shape(output)) ? regionRuleFor(ctx, node) : undefined;
+    if (!regionRule) g = asWholeMap(g, output);
     const sent: [string, Signal][] = isRegion(g) ? regionRule!(ctx, node, g, regions!) : ruleFor(node)(ctx, node, g);
     for (const [input, s] of sent) {
       if (!isData(input)) continue;

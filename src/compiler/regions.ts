@@ -10,6 +10,7 @@
  * conv, the only op that spreads a signal past a map's border). That makes it safe to read
  * forward values with indices clamped to the map.
  */
+import { reach } from '../onnx/ops';
 import { GraphBuilder } from './builder';
 
 export interface Region {
@@ -46,7 +47,7 @@ export class Regions {
   /** The region a window op's transpose spreads `r` over: rows (h−1)·s + d·(k−1) + 1 from origin·s − pad. */
   static spread(r: Region, kernel: number[], strides: number[], dilations: number[], padsBegin: number[]): Region {
     const [y, x] = AXES.map((a) => ({
-      size: (r.size[a] - 1) * strides[a] + dilations[a] * (kernel[a] - 1) + 1,
+      size: reach(r.size[a], kernel[a], strides[a], dilations[a]),
       scale: r.scale[a] * strides[a],
       shift: r.shift[a] * strides[a] - padsBegin[a],
     }));
@@ -60,9 +61,9 @@ export class Regions {
     );
   }
 
-  /** Where the region lies inside an [H, W] map: bool [N, 1, h, w]. */
-  within(r: Region, H: number, W: number): string {
-    return this.cached(`within/${key(r)}/${H}/${W}`, () => {
+  /** Where the region lies on an [H, W] map: bool [N, 1, h, w]. */
+  onMap(r: Region, H: number, W: number): string {
+    return this.cached(`onMap/${key(r)}/${H}/${W}`, () => {
       const { b } = this;
       const [rows, cols] = AXES.map((a) => {
         const c = this.coords(r, a);
@@ -72,9 +73,9 @@ export class Regions {
     });
   }
 
-  /** within() as 1 and 0: float [N, 1, h, w]. */
-  inside(r: Region, H: number, W: number): string {
-    return this.cached(`inside/${key(r)}/${H}/${W}`, () => this.b.op('Cast', [this.within(r, H, W)], { to: 1 }));
+  /** onMap() as 1 and 0: float [N, 1, h, w]. */
+  onMapAsFloat(r: Region, H: number, W: number): string {
+    return this.cached(`onMapAsFloat/${key(r)}/${H}/${W}`, () => this.b.op('Cast', [this.onMap(r, H, W)], { to: 1 }));
   }
 
   /**
@@ -103,7 +104,7 @@ export class Regions {
     const relative: Region = { size: [H, W], scale: [-scale[0], -scale[1]], shift: [-shift[0], -shift[1]] };
     const at = b.op('Add', [this.flatIndex(relative, h, w), this.channelStarts(C, h * w)]);
     const picked = b.op('GatherElements', [b.reshape(s.tensor, [0, C * h * w]), b.reshape(at, [0, -1])], { axis: 1 });
-    return b.op('Mul', [b.reshape(picked, [0, C, H, W]), this.inside(relative, h, w)]);
+    return b.op('Mul', [b.reshape(picked, [0, C, H, W]), this.onMapAsFloat(relative, h, w)]);
   }
 
   /** Where each channel's map starts in a flat [C, size] tensor: int64 [1, C, 1]. */

@@ -4,7 +4,7 @@
  * differ between methods; everything else is the exact gradient (no biases going down).
  */
 import { attrFloat, attrInt, attrInts, attrString, GraphNode } from '../onnx/graph';
-import { windowOf, Window } from '../onnx/ops';
+import { reach, windowOf, Window } from '../onnx/ops';
 import { toFloat32 } from '../onnx/tensor';
 import { GraphBuilder } from './builder';
 import { Regions, RegionSignal } from './regions';
@@ -76,7 +76,7 @@ function spreadOverWindows(ctx: RuleContext, g: string, weights: string, win: Wi
 export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win: Window, size: number[]): string {
   const { b } = ctx;
   const group = attrInt(node.proto, 'group', 1);
-  const extent = [0, 1].map((a) => (size[a] - 1) * win.strides[a] + (win.kernel[a] - 1) * win.dilations[a] + 1);
+  const extent = [0, 1].map((a) => reach(size[a], win.kernel[a], win.strides[a], win.dilations[a]));
   const flipped = win.strides.every((st) => st === 1) ? transposedKernel(ctx, node.proto.input[1], group) : undefined;
   if (flipped) {
     // Stride 1: the transposed conv is a plain conv with the kernel flipped and its in/out
@@ -101,7 +101,7 @@ function cropTo(ctx: RuleContext, full: string, win: Window, inShape: number[], 
   const { b } = ctx;
   const [, H, W] = inShape;
   const [, Ho, Wo] = outShape;
-  const span = [0, 1].map((a) => ([Ho, Wo][a] - 1) * win.strides[a] + (win.kernel[a] - 1) * win.dilations[a] + 1);
+  const span = [0, 1].map((a) => reach([Ho, Wo][a], win.kernel[a], win.strides[a], win.dilations[a]));
   const [pt, pl] = win.padsBegin;
   const uncut = pt === 0 && pl === 0 && span[0] <= H && span[1] <= W;
   let out = uncut ? full : b.slice(full, [pt, pl], [Math.min(span[0], pt + H), Math.min(span[1], pl + W)], [2, 3]);
@@ -343,14 +343,17 @@ export function unpoolRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal,
   const win = poolWindow(ctx, node);
   const region = Regions.spread(g.region, win.kernel, win.strides, win.dilations, win.padsBegin);
   const [h, w] = region.size;
-  const values = b.op('Where', [regions.within(region, H, W), regions.gather(x, inShape, region), b.scalar(-Infinity)]);
+  const values = b.op('Where', [regions.onMap(region, H, W), regions.gather(x, inShape, region), b.scalar(-Infinity)]);
   const [, switches] = b.opMulti('MaxPool', [values], { kernel_shape: win.kernel, strides: win.strides }, 2);
-  // Outputs off the map go to a spare last slot: with SCATTER_GROUPS a plain scatter must not
-  // see the same index twice in a group.
+  // Outputs off the map carry zeros, and their windows may reach past the map: each goes to a
+  // spare slot of its own past the region's end (cut off after), so that a plain scatter
+  // (SCATTER_GROUPS) never sees one index twice.
   const [, Ho, Wo] = ctx.shape(node.proto.output[0]);
+  const [hg, wg] = g.region.size;
   const local = b.op('Mod', [switches, b.ints([h * w], [])]);
-  const at = b.op('Where', [regions.within(g.region, Ho, Wo), local, b.ints([h * w], [])]);
-  const sum = b.slice(scatterSum(ctx, g.tensor, at, win, [C, h * w + 1], 2), [0], [h * w], [2]);
+  const spare = b.ints(Array.from({ length: hg * wg }, (_, i) => h * w + i), [1, 1, hg, wg]);
+  const at = b.op('Where', [regions.onMap(g.region, Ho, Wo), local, spare]);
+  const sum = b.slice(scatterSum(ctx, g.tensor, at, win, [C, h * w + hg * wg], 2), [0], [h * w], [2]);
   return [[x, { tensor: b.reshape(sum, [0, C, h, w]), region }]];
 }
 
@@ -361,7 +364,7 @@ export function convRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal, r
   const win = windowOf(ctxGraph(ctx), node, [H, W]);
   const region = Regions.spread(g.region, win.kernel, win.strides, win.dilations, win.padsBegin);
   const spread = transposedConv(ctx, node, g.tensor, win, g.region.size);
-  return [[x, { tensor: ctx.b.op('Mul', [spread, regions.inside(region, H, W)]), region }]];
+  return [[x, { tensor: ctx.b.op('Mul', [spread, regions.onMapAsFloat(region, H, W)]), region }]];
 }
 
 /**
@@ -422,6 +425,9 @@ function unpoolByTaps(ctx: RuleContext, node: GraphNode, g: string, win: Window,
   return cropTo(ctx, canvas, span, inShape, outShape);
 }
 
+/** Flipped kernels already in a graph being built, by weight (one copy however often asked for). */
+const flippedKernels = new WeakMap<GraphBuilder, Map<string, string>>();
+
 /**
  * A conv kernel W [M, C/g, kh, kw] flipped in space with in/out channels swapped per group:
  * [C, M/g, kh, kw], the kernel of the conv that is its transpose at stride 1.
@@ -429,6 +435,10 @@ function unpoolByTaps(ctx: RuleContext, node: GraphNode, g: string, win: Window,
 function transposedKernel(ctx: RuleContext, weight: string, group: number): string | undefined {
   const t = ctxGraph(ctx).initializers.get(weight);
   if (!t) return undefined;
+  let made = flippedKernels.get(ctx.b);
+  if (!made) flippedKernels.set(ctx.b, (made = new Map()));
+  const done = made.get(weight);
+  if (done) return done;
   const [M, Cg, kh, kw] = (t.dims ?? []).map(Number);
   const w = toFloat32(t);
   const Mg = M / group;
@@ -444,7 +454,9 @@ function transposedKernel(ctx: RuleContext, weight: string, group: number): stri
       }
     }
   }
-  return ctx.b.floats(out, [Cg * group, Mg, kh, kw], 'flipped_kernel');
+  const flipped = ctx.b.floats(out, [Cg * group, Mg, kh, kw], 'flipped_kernel');
+  made.set(weight, flipped);
+  return flipped;
 }
 
 /**

@@ -108,7 +108,7 @@ export class Engine {
     return loaded;
   }
 
-  /** One ORT run. */
+  /** One ORT run. The feeds' buffers are moved to the runtime's thread (then unusable here): build them for this run only. */
   async run(loaded: Loaded, feeds: Record<string, OrtTensor>, items: number): Promise<Record<string, OrtTensor>> {
     // One run at a time: runs of different graphs would only compete for the same cores. With
     // ORT_WORKER=false the runs block the main thread (onnxruntime's bindings run synchronously),
@@ -124,7 +124,7 @@ export class Engine {
     this.stats.items += items;
     const start = performance.now();
     try {
-      return await loaded.session.run(feeds, { moveFeeds: true }); // every caller builds its feeds for this run
+      return await loaded.session.run(feeds, { moveFeeds: true });
     } finally {
       this.pendingRuns--;
       release();
@@ -201,7 +201,7 @@ export class Engine {
     }).submit(image);
   }
 
-  /** [B, C, H, W] from B images. */
+  /** [B, C, H, W] from B images: always a new array, as run() moves its feeds (the images' own arrays are cached). */
   stack(model: EngineModel, images: PreparedImage[]): OrtTensor {
     const size = images[0].data.length;
     const data = new Float32Array(size * images.length);

@@ -32,8 +32,11 @@ export interface ProjectionRequest {
 }
 
 export interface ProjectionResult {
-  /** [C, H, W] with respect to the preprocessed input. */
-  projection: Float32Array;
+  /**
+   * [C, H, W] with respect to the preprocessed input. From the cache it is a getter that makes
+   * the array on first read (inference.ts): don't spread or serialise a result whole.
+   */
+  readonly projection: Float32Array;
   /** The chosen channel's activation map, [Ht·Wt]. */
   map: Float32Array;
   /** The seed's position in the map (MAX: the first maximum; FULL_MAP: the maximum). */

@@ -2,11 +2,12 @@
  * Index jobs: run a model over a dataset and keep, per channel of the chosen layers, the top-k
  * images (topk.ts). Decoding of the next chunk overlaps inference of the current one; every
  * chunk ends with a checkpoint, so a job killed at any moment resumes where it stopped and
- * ends with exactly the result of an uninterrupted run. An index whose inputs (model sha256,
- * dataset fingerprint, layers, k) did not change is not rebuilt.
+ * ends with exactly the result of an uninterrupted run. An index whose inputs (the model's .onnx
+ * sha256 and preprocessing, the dataset's fingerprint, layers, k) did not change is not rebuilt.
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { modelCacheId } from '../cache/keys';
 import { compileChannelMaxima } from '../compiler/forward';
 import { detached } from '../engine/batcher';
 import { Engine, PixelImage } from '../engine/engine';
@@ -42,7 +43,7 @@ export function defaultIndexLayers(model: Model): string[] {
 
 export function indexId(model: Model, dataset: Dataset, layers: string[], k: number): string {
   return createHash('sha256')
-    .update(JSON.stringify([model.sha256, dataset.fingerprint, [...layers].sort(), k]))
+    .update(JSON.stringify([modelCacheId(model), dataset.fingerprint, [...layers].sort(), k]))
     .digest('hex')
     .slice(0, 32);
 }
@@ -77,7 +78,7 @@ export class JobManager extends EventEmitter {
     const id = indexId(model, dataset, layers, k);
     const row = this.store.get(id);
     if (!row) {
-      this.store.create({ id, model: model.name, modelSha: model.sha256, dataset: dataset.name, fingerprint: dataset.fingerprint, layers, k, state: 'QUEUED', nextImage: 0, total: dataset.images.length });
+      this.store.create({ id, model: model.name, modelId: modelCacheId(model), dataset: dataset.name, fingerprint: dataset.fingerprint, layers, k, state: 'QUEUED', nextImage: 0, total: dataset.images.length });
     } else if (row.state === 'DONE' || this.running.has(id)) {
       return this.info(id)!;
     } else {
@@ -93,7 +94,7 @@ export class JobManager extends EventEmitter {
       if (row.state !== 'QUEUED' && row.state !== 'RUNNING') continue;
       const model = this.models.get(row.model);
       const dataset = this.datasets.datasets.get(row.dataset);
-      if (!model || !dataset || model.sha256 !== row.modelSha || dataset.fingerprint !== row.fingerprint) {
+      if (!model || !dataset || modelCacheId(model) !== row.modelId || dataset.fingerprint !== row.fingerprint) {
         this.store.setState(row.id, 'FAILED', 'the model or dataset changed or disappeared before the job finished');
         continue;
       }
@@ -140,7 +141,7 @@ export class JobManager extends EventEmitter {
     return this.store
       .all()
       .reverse()
-      .find((r) => r.state === 'DONE' && r.modelSha === model.sha256 && r.fingerprint === dataset.fingerprint && r.layers.includes(layer));
+      .find((r) => r.state === 'DONE' && r.modelId === modelCacheId(model) && r.fingerprint === dataset.fingerprint && r.layers.includes(layer));
   }
 
   async close(): Promise<void> {
@@ -180,7 +181,8 @@ export class JobManager extends EventEmitter {
     this.store.setState(row.id, 'RUNNING');
     this.emit('progress', this.info(row.id));
 
-    const graph = `maxima-of-pixels/${tensors.join('|')}`;
+    // The graph holds the model's normalisation table: two sidecars over one .onnx differ.
+    const graph = `maxima-of-pixels/${modelCacheId(model)}/${tensors.join('|')}`;
     const compile = () => compileChannelMaxima(model.graph, model.shapes, tensors, model.preprocessing);
     const prepare = (from: number) =>
       Promise.all(

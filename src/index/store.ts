@@ -14,7 +14,8 @@ export type JobState = (typeof JOB_STATES)[number];
 export interface IndexRow {
   id: string;
   model: string;
-  modelSha: string;
+  /** The model's identity: its .onnx sha256 and its sidecar's preprocessing (keys.ts modelCacheId); column model_sha. */
+  modelId: string;
   dataset: string;
   fingerprint: string;
   layers: string[];
@@ -66,7 +67,8 @@ export class IndexStore {
       layer: string;
       channel: number;
     })[];
-    const insert = this.db.prepare('INSERT OR REPLACE INTO top_k (index_id, layer, channel, entries) VALUES (?, ?, ?, ?)');
+    // OR IGNORE: rows of the new layout are newer than old ones left by an older process.
+    const insert = this.db.prepare('INSERT OR IGNORE INTO top_k (index_id, layer, channel, entries) VALUES (?, ?, ?, ?)');
     this.db.transaction(() => {
       for (let i = 0; i < rows.length; ) {
         let j = i;
@@ -94,7 +96,7 @@ export class IndexStore {
         `INSERT INTO indexes (id, model, model_sha, dataset, fingerprint, layers, k, state, next_image, total, error, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
       )
-      .run(row.id, row.model, row.modelSha, row.dataset, row.fingerprint, JSON.stringify(row.layers), row.k, row.state, row.nextImage, row.total, now, now);
+      .run(row.id, row.model, row.modelId, row.dataset, row.fingerprint, JSON.stringify(row.layers), row.k, row.state, row.nextImage, row.total, now, now);
   }
 
   setState(id: string, state: JobState, error: string | null = null): void {
@@ -150,7 +152,7 @@ function toRow(r: Record<string, unknown>): IndexRow {
   return {
     id: r.id as string,
     model: r.model as string,
-    modelSha: r.model_sha as string,
+    modelId: r.model_sha as string,
     dataset: r.dataset as string,
     fingerprint: r.fingerprint as string,
     layers: JSON.parse(r.layers as string),

@@ -69,6 +69,11 @@ export interface Window {
   padsEnd: [number, number];
 }
 
+/** Along one axis, how many input rows `n` consecutive outputs of a window op read: (n−1)·s + d·(k−1) + 1. */
+export function reach(n: number, kernel: number, stride: number, dilation = 1): number {
+  return (n - 1) * stride + dilation * (kernel - 1) + 1;
+}
+
 /** The sliding window of a Conv or pool applied to an input of spatial size [h, w]. */
 export function windowOf(graph: OnnxGraph, node: GraphNode, inputHW: [number, number]): Window {
   const p = node.proto;
