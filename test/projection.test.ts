@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config';
 import { Services } from '../src/context';
+import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
 import { project, ProjectionRequest } from '../src/engine/projections';
 import { createServices } from '../src/server';
 import { FIXTURE_MODELS } from './helpers';
@@ -132,6 +133,29 @@ describe('the other ways of compiling a projection match PyTorch too', () => {
       assertMatches((await project(s.engine, m, { ...req, regions: false })).projection, c, `${c.id} (whole maps)`);
     });
   }
+
+  test('a one-position seed really runs on regions: only its receptive field reaches the input', async () => {
+    // AlexNet layout, relu5: the graph's projection output is the 163×163 region (with its
+    // origin as a fourth output), not the 224×224 image, which only whole maps would give.
+    const c = manifest.cases.filter((k) => k.model === 'alexnet' && k.targetOp === 'Relu').pop()!;
+    const m = model(s, 'alexnet');
+    const graph = compileProjection({ graph: m.graph, shapes: m.shapes, target: c.targetOutput, method: 'DECONVNET', lrn: 'IDENTITY', regions: true });
+    assert.equal(graph.outputs.length, 4, 'the region origin is an output');
+    const session = await s.engine.runtime.createSession(graph.model);
+    const [Ct, Ht, Wt] = m.shapes.get(c.targetOutput)!;
+    const { Tensor } = s.engine.runtime;
+    const channel = new Float32Array(Ct);
+    channel[c.channel] = 1;
+    const out = await session.run({
+      [m.inputName]: new Tensor('float32', loadNpy(manifest.models.alexnet.input).data, [1, ...m.shapes.get(m.inputName)!]),
+      [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.of(0n), [1]),
+      [ITEM_INPUTS.channel]: new Tensor('float32', channel, [1, Ct]),
+      [ITEM_INPUTS.mask]: new Tensor('float32', new Float32Array(Ht * Wt), [1, 1, Ht, Wt]),
+      [ITEM_INPUTS.useMax]: new Tensor('float32', Float32Array.of(1), [1, 1, 1, 1]),
+    });
+    assert.deepEqual(out[graph.outputs[0]].dims, [1, 3, 163, 163]);
+    await session.release();
+  });
 
   test('regions equal whole maps for seeds at every border and corner', async () => {
     // Seeds whose receptive field runs off the image, through strided, padded convs and

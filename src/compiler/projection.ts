@@ -168,7 +168,7 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     const output = node.proto.output[0];
     let g = signal.get(output);
     if (!g) continue;
-    const regionRule = isRegion(g) && !smallerThanMap(g.region, ctx.shape(output)) ? regionRuleFor(ctx, node) : undefined;
+    const regionRule = isRegion(g) && smallerThanMap(g.region, ctx.shape(output)) ? regionRuleFor(ctx, node) : undefined;
     if (!regionRule) g = asWholeMap(g, output);
     const sent: [string, Signal][] = isRegion(g) ? regionRule!(ctx, node, g, regions!) : ruleFor(node)(ctx, node, g);
     for (const [input, s] of sent) {
