@@ -16,7 +16,7 @@ export interface Row {
   projection: number;
 }
 
-export function randomImages(n: number): Float32Array {
+function randomImages(n: number): Float32Array {
   const data = new Float32Array(n * 3 * 224 * 224);
   let seed = 1;
   for (let i = 0; i < data.length; i++) {

@@ -10,7 +10,7 @@
  * conv, the only op that spreads a signal past a map's border). That makes it safe to read
  * forward values with indices clamped to the map.
  */
-import { reach } from '../onnx/ops';
+import { reach, Window } from '../onnx/ops';
 import { GraphBuilder } from './builder';
 
 export interface Region {
@@ -45,11 +45,11 @@ export class Regions {
   ) {}
 
   /** The region a window op's transpose spreads `r` over: rows (h−1)·s + d·(k−1) + 1 from origin·s − pad. */
-  static spread(r: Region, kernel: number[], strides: number[], dilations: number[], padsBegin: number[]): Region {
+  static spread(r: Region, win: Window): Region {
     const [y, x] = AXES.map((a) => ({
-      size: reach(r.size[a], kernel[a], strides[a], dilations[a]),
-      scale: r.scale[a] * strides[a],
-      shift: r.shift[a] * strides[a] - padsBegin[a],
+      size: reach(r.size[a], win.kernel[a], win.strides[a], win.dilations[a]),
+      scale: r.scale[a] * win.strides[a],
+      shift: r.shift[a] * win.strides[a] - win.padsBegin[a],
     }));
     return { size: [y.size, x.size], scale: [y.scale, x.scale], shift: [y.shift, x.shift] };
   }

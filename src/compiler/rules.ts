@@ -73,7 +73,7 @@ function spreadOverWindows(ctx: RuleContext, g: string, weights: string, win: Wi
  * The transposed conv of a Conv node over the whole extent its `size` [h, w] outputs reach:
  * (h−1)·s + d·(k−1) + 1 rows, the first at input row −padBegin (relative to the outputs' origin).
  */
-export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win: Window, size: number[]): string {
+function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win: Window, size: number[]): string {
   const { b } = ctx;
   const group = attrInt(node.proto, 'group', 1);
   const extent = [0, 1].map((a) => reach(size[a], win.kernel[a], win.strides[a], win.dilations[a]));
@@ -309,7 +309,7 @@ const LAST = 2 ** 31 - 1;
  * Adds each value of `g` [N, C, h, w] into a zero canvas [N, …canvas] at its index in `at`
  * (same shape as g) along `axis`: the sum at shared switches that unpooling needs.
  */
-export function scatterSum(ctx: RuleContext, g: string, at: string, win: Window, canvas: number[], axis: number): string {
+function scatterSum(ctx: RuleContext, g: string, at: string, win: Window, canvas: number[], axis: number): string {
   const { b } = ctx;
   const flat = (t: string) => b.reshape(t, [0, ...canvas.slice(0, -1), -1]);
   const items = b.slice(b.op('Shape', [g]), [0], [1], [0]);
@@ -335,13 +335,13 @@ export function scatterSum(ctx: RuleContext, g: string, at: string, win: Window,
  * pool's, and positions off the map are −∞ as its padding is), so the forward MaxPool stays
  * the plain one ORT runs fastest. Then the same scatter as for whole maps.
  */
-export function unpoolRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal, regions: Regions): [string, RegionSignal][] {
+function unpoolRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal, regions: Regions): [string, RegionSignal][] {
   const { b } = ctx;
   const x = data(ctx, node);
   const inShape = ctx.shape(x);
   const [C, H, W] = inShape;
   const win = poolWindow(ctx, node);
-  const region = Regions.spread(g.region, win.kernel, win.strides, win.dilations, win.padsBegin);
+  const region = Regions.spread(g.region, win);
   const [h, w] = region.size;
   const values = b.op('Where', [regions.onMap(region, H, W), regions.gather(x, inShape, region), b.scalar(-Infinity)]);
   const [, switches] = b.opMulti('MaxPool', [values], { kernel_shape: win.kernel, strides: win.strides }, 2);
@@ -358,11 +358,11 @@ export function unpoolRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal,
 }
 
 /** A Conv's transpose on a region signal, over the region it spreads to (masked to the input map). */
-export function convRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal, regions: Regions): [string, RegionSignal][] {
+function convRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal, regions: Regions): [string, RegionSignal][] {
   const x = data(ctx, node);
   const [, H, W] = ctx.shape(x);
   const win = windowOf(ctxGraph(ctx), node, [H, W]);
-  const region = Regions.spread(g.region, win.kernel, win.strides, win.dilations, win.padsBegin);
+  const region = Regions.spread(g.region, win);
   const spread = transposedConv(ctx, node, g.tensor, win, g.region.size);
   return [[x, { tensor: ctx.b.op('Mul', [spread, regions.onMapAsFloat(region, H, W)]), region }]];
 }

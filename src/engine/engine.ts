@@ -176,11 +176,8 @@ export class Engine {
   /** forward() for graphs that take 8-bit pixels (see compileChannelMaxima), [B, H, W, C]. */
   forwardPixels(model: EngineModel, graph: string, compile: () => CompiledGraph, image: PixelImage): Promise<Float32Array[]> {
     return this.forwardBatch(model, graph, compile, image, (images) => {
-      const size = images[0].pixels.length;
-      const data = new Uint8Array(size * images.length);
-      images.forEach((img, i) => data.set(img.pixels, i * size));
       const [C, H, W] = model.inputShape;
-      return { [PIXELS_INPUT]: new this.runtime.Tensor('uint8', data, [images.length, H, W, C]) };
+      return { [PIXELS_INPUT]: new this.runtime.Tensor('uint8', concatenate(images.map((img) => img.pixels), Uint8Array), [images.length, H, W, C]) };
     });
   }
 
@@ -203,10 +200,7 @@ export class Engine {
 
   /** [B, C, H, W] from B images: always a new array, as run() moves its feeds (the images' own arrays are cached). */
   stack(model: EngineModel, images: PreparedImage[]): OrtTensor {
-    const size = images[0].data.length;
-    const data = new Float32Array(size * images.length);
-    images.forEach((img, i) => data.set(img.data, i * size));
-    return new this.runtime.Tensor('float32', data, [images.length, ...model.inputShape]);
+    return new this.runtime.Tensor('float32', concatenate(images.map((img) => img.data), Float32Array), [images.length, ...model.inputShape]);
   }
 
   /** Releases a session that won't be needed again. */
@@ -224,6 +218,14 @@ export class Engine {
     await Promise.all(all.map((p) => p.then((l) => l.session.release()).catch(() => undefined)));
     await this.runtime.close();
   }
+}
+
+/** Equal-sized arrays one after the other, in a new array. */
+function concatenate<A extends Float32Array | Uint8Array>(parts: A[], Type: { new (length: number): A }): A {
+  const size = parts[0].length;
+  const out = new Type(size * parts.length);
+  parts.forEach((p, i) => out.set(p, i * size));
+  return out;
 }
 
 /** Deduplicates the images of a batch: the unique images and, per item, its image's index. */

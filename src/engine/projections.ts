@@ -7,6 +7,7 @@ import { compileProjection, ITEM_INPUTS, pasteRegion, seedShape } from '../compi
 import { LrnMode, Method, Unpool } from '../compiler/rules';
 import { OnnxGraph } from '../onnx/graph';
 import { Engine, EngineModel, PreparedImage, split, uniqueImages } from './engine';
+import { OrtTensor } from './runtime';
 
 export type SeedMode = 'MAX' | 'POSITION' | 'FULL_MAP';
 
@@ -45,6 +46,14 @@ export interface ProjectionResult {
   seedValue: number;
 }
 
+/** Each item's region [C, h, w] of `regions` [N, C, h, w] placed in its image of `shape` at its origin. */
+function pasted(regions: OrtTensor, origins: BigInt64Array, shape: number[]): Float32Array[] {
+  const [N, C, h, w] = regions.dims;
+  const data = regions.data as Float32Array;
+  const size = C * h * w;
+  return Array.from({ length: N }, (_, n) => pasteRegion(data.subarray(n * size, (n + 1) * size), [h, w], [Number(origins[2 * n]), Number(origins[2 * n + 1])], shape));
+}
+
 export function project(engine: Engine, model: ProjectableModel, req: ProjectionRequest): Promise<ProjectionResult> {
   // MAX and POSITION seeds share a graph that runs on regions; FULL_MAP needs whole maps.
   const regions = req.seed !== 'FULL_MAP' && req.regions !== false;
@@ -78,13 +87,7 @@ export function project(engine: Engine, model: ProjectableModel, req: Projection
         N,
       );
       const [projectionName, mapName, argmaxName, originName] = loaded.outputs;
-      let projections = split(out[projectionName], N);
-      if (originName) {
-        const origins = out[originName].data as BigInt64Array;
-        const [, , h, w] = out[projectionName].dims;
-        const shape = model.shapes.get(model.inputName)!;
-        projections = projections.map((region, n) => pasteRegion(region, [h, w], [Number(origins[2 * n]), Number(origins[2 * n + 1])], shape));
-      }
+      const projections = originName ? pasted(out[projectionName], out[originName].data as BigInt64Array, model.shapes.get(model.inputName)!) : split(out[projectionName], N);
       const maps = split(out[mapName], N);
       const argmax = out[argmaxName].data as BigInt64Array;
       return items.map((item, n) => {

@@ -7,6 +7,7 @@
 import sharp from 'sharp';
 import { badInput } from '../errors';
 import type { Preprocessing } from '../registry/models';
+import { withChannels } from './render';
 
 export interface ImageLimits {
   maxImageBytes: number;
@@ -70,14 +71,7 @@ export async function modelPixels(bytes: Buffer, p: Preprocessing, limits: Image
   if (info.width !== p.width || info.height !== p.height) img = img.resize(p.width, p.height, { fit: 'fill' });
   try {
     const { data, info: out } = await img.raw().toBuffer({ resolveWithObject: true });
-    const wanted = p.channels === 'GRAY' ? 1 : 3;
-    if (out.channels === wanted) return data;
-    // sharp keeps a grey image grey under toColourspace('srgb'): replicate or pick channels.
-    const pixels = Buffer.alloc(p.width * p.height * wanted);
-    for (let i = 0; i < p.width * p.height; i++) {
-      for (let c = 0; c < wanted; c++) pixels[i * wanted + c] = data[i * out.channels + Math.min(c, out.channels - 1)];
-    }
-    return pixels;
+    return withChannels(data, out.channels, p.channels === 'GRAY' ? 1 : 3);
   } catch (e) {
     throw badInput(`the image could not be decoded: ${(e as Error).message}`);
   }

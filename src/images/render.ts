@@ -1,6 +1,18 @@
 /** Turns float arrays into pictures: signed maps with 0 at mid-grey, grids of tiles. */
 import sharp from 'sharp';
 
+/**
+ * Interleaved pixels with `from` channels as `to` channels: grey replicated, or the first
+ * channels kept (sharp keeps a grey image grey even when asked for sRGB).
+ */
+export function withChannels(data: Buffer, from: number, to: number): Buffer {
+  if (from === to) return data;
+  const count = data.length / from;
+  const out = Buffer.alloc(count * to);
+  for (let i = 0; i < count; i++) for (let c = 0; c < to; c++) out[i * to + c] = data[i * from + Math.min(c, from - 1)];
+  return out;
+}
+
 /** A float image, channels-first: [channels (1 or 3), height, width]. */
 export interface FloatImage {
   channels: number;

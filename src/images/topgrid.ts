@@ -3,6 +3,7 @@
  * receptive field) beside the same block of image patches; filters in a near-square grid.
  */
 import sharp from 'sharp';
+import { withChannels } from './render';
 
 /** A picture for one tile: a sharp pipeline not yet run, and its size (small ones scale up by nearest neighbour). */
 export interface Tile {
@@ -33,10 +34,7 @@ export async function topGridPng(filters: FilterTiles[], k: number, tile = 48): 
   const scaled = async ({ image, width: w, height: h }: Tile) => {
     const kernel = Math.max(w, h) < tile ? 'nearest' : 'lanczos3';
     const { data, info } = await image.resize(tile, tile, { fit: 'contain', background: '#ffffff', kernel }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    if (info.channels === 3) return data;
-    const rgb = Buffer.alloc(tile * tile * 3); // grey stays grey in sharp: one value, three times
-    for (let i = 0; i < tile * tile; i++) rgb.fill(data[i * info.channels], 3 * i, 3 * i + 3);
-    return rgb;
+    return withChannels(data, info.channels, 3);
   };
   const canvas = Buffer.alloc(width * height * 3, 0xff);
   const paste = (pixels: Buffer, left: number, top: number) => {
