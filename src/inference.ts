@@ -4,7 +4,7 @@
  * and the runtime become API errors here.
  */
 import { compileForward } from './compiler/forward';
-import { pasteRegion, seedTensor } from './compiler/projection';
+import { seedTensor } from './compiler/projection';
 import { UnsupportedOpError } from './compiler/rules';
 import { LruBytes } from './cache/blobs';
 import { Codec, decodeRecord, encodeRecord, FLOATS } from './cache/entry';
@@ -13,7 +13,7 @@ import { TieredStore } from './cache/store';
 import { Config } from './config';
 import { Engine, PixelImage, PreparedImage } from './engine/engine';
 import { occlude, occlusionGrid, OcclusionResult } from './engine/occlusion';
-import { project, ProjectionRequest, ProjectionResult } from './engine/projections';
+import { Box, boxedResult, project, ProjectionRequest, ProjectionResult } from './engine/projections';
 import { probabilityRule } from './compiler/occlusion';
 import { ApiError, engineError, badInput, unsupported } from './errors';
 import { modelPixels, preprocess } from './images/preprocess';
@@ -164,61 +164,17 @@ export class Inference {
  */
 interface ProjectionMeta {
   position: { y: number; x: number };
-  /** [top, left, height, width] */
-  box: [number, number, number, number];
+  box: Box;
 }
 
 /** The codec of projections of an input of `shape` [C, H, W]. */
 export const projectionCodec = (shape: number[]): Codec<ProjectionResult> => ({
-  encode: (r) => {
-    const box = nonZeroBox(r.projection, shape);
-    const [top, left, h, w] = box;
-    const [C, H, W] = shape;
-    const inside = new Float32Array(C * h * w);
-    for (let c = 0; c < C; c++) {
-      for (let y = 0; y < h; y++) inside.set(r.projection.subarray((c * H + top + y) * W + left, (c * H + top + y) * W + left + w), (c * h + y) * w);
-    }
-    return encodeRecord<ProjectionMeta>({ meta: { position: r.position, box }, tensors: [inside, r.map, Float32Array.of(r.seedValue)] });
-  },
+  encode: (r) => encodeRecord<ProjectionMeta>({ meta: { position: r.position, box: r.box }, tensors: [r.inside, r.map, Float32Array.of(r.seedValue)] }),
   decode: (bytes) => {
     const { meta, tensors } = decodeRecord<ProjectionMeta>(bytes);
-    const [top, left, h, w] = meta.box;
-    let projection: Float32Array | undefined;
-    return {
-      // Made whole on first use only: most cache hits are served from cached PNGs and .npy
-      // blobs, or ask for the seed alone, and never read it.
-      get projection() {
-        return (projection ??= pasteRegion(tensors[0], [h, w], [top, left], shape));
-      },
-      map: tensors[1],
-      seedValue: tensors[2][0],
-      position: meta.position,
-    };
+    return boxedResult(tensors[0], meta.box, shape, { map: tensors[1], seedValue: tensors[2][0], position: meta.position });
   },
 });
-
-/** The smallest box [top, left, height, width] outside of which every channel of `data` [C, H, W] is zero. */
-function nonZeroBox(data: Float32Array, [C, H, W]: number[]): [number, number, number, number] {
-  let top = H;
-  let bottom = -1;
-  let left = W;
-  let right = -1;
-  for (let c = 0; c < C; c++) {
-    for (let y = 0; y < H; y++) {
-      const row = data.subarray((c * H + y) * W, (c * H + y + 1) * W);
-      let first = 0;
-      while (first < W && row[first] === 0) first++;
-      if (first === W) continue;
-      let last = W - 1;
-      while (row[last] === 0) last--;
-      top = Math.min(top, y);
-      bottom = Math.max(bottom, y);
-      left = Math.min(left, first);
-      right = Math.max(right, last);
-    }
-  }
-  return bottom < 0 ? [0, 0, 0, 0] : [top, left, bottom - top + 1, right - left + 1];
-}
 
 /** An occlusion result as cache bytes: scalars in JSON; probabilities and the three grids as float32. */
 type OcclusionMeta = Pick<OcclusionResult, 'width' | 'height' | 'channel' | 'channelMax' | 'baselineTotal' | 'targetClass'>;

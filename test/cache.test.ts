@@ -17,6 +17,7 @@ import { DiskTier } from '../src/cache/disk';
 import { decodeEntry, encodeEntry, ENTRY_HEADER, FLOATS } from '../src/cache/entry';
 import { MemoryTier } from '../src/cache/memory';
 import { TieredStore } from '../src/cache/store';
+import { Box, boxedResult, cut, ProjectionResult } from '../src/engine/projections';
 import { projectionCodec } from '../src/inference';
 import { gql, GqlResult, startTestServer } from './helpers';
 
@@ -176,7 +177,7 @@ describe('cache tiers', () => {
 });
 
 describe('the projection codec', () => {
-  test('keeps only the box where a projection is non-zero, and gives back exactly the projection', () => {
+  test('keeps only the box outside of which a projection is zero, and gives back exactly the projection', () => {
     const shape = [3, 40, 30];
     const codec = projectionCodec(shape);
     const make = (box?: [number, number, number, number], channel?: number) => {
@@ -188,7 +189,12 @@ describe('the projection codec', () => {
           for (let y = top; y < top + h; y++) for (let x = left; x < left + w; x++) p[(c * 40 + y) * 30 + x] = Math.sin(c * 1000 + y * 31 + x) + 0.5;
         }
       }
-      return { projection: p, map: Float32Array.of(1, 2, 3), position: { y: 1, x: 2 }, seedValue: 2.5 };
+      const at: Box = box ?? [0, 0, 0, 0];
+      return boxedResult(cut(p, shape, at), at, shape, { map: Float32Array.of(1, 2, 3), position: { y: 1, x: 2 }, seedValue: 2.5 });
+    };
+    const same = (a: ProjectionResult, b: ProjectionResult, what: string) => {
+      assert.deepEqual(a.projection, b.projection, what);
+      assert.deepEqual([a.box, a.map, a.position, a.seedValue], [b.box, b.map, b.position, b.seedValue], what);
     };
     const cases: [string, ReturnType<typeof make>][] = [
       ['a box inside', make([5, 7, 9, 4])],
@@ -198,14 +204,14 @@ describe('the projection codec', () => {
     ];
     const whole = codec.encode(make([0, 0, 40, 30])).length;
     for (const [what, value] of cases) {
-      const bytes = codec.encode(value);
-      assert.deepEqual(codec.decode(bytes), value, what);
+      same(codec.decode(codec.encode(value)), value, what);
     }
     assert.ok(codec.encode(cases[0][1]).length < whole / 10, 'a small box is stored small');
     // Values that are zero inside the box stay zero (not only the box's border is kept).
     const holes = make([5, 5, 10, 10]);
-    holes.projection[(1 * 40 + 8) * 30 + 8] = 0;
-    assert.deepEqual(codec.decode(codec.encode(holes)), holes);
+    holes.inside[(1 * 10 + 3) * 10 + 3] = 0;
+    assert.equal(holes.projection[(1 * 40 + 8) * 30 + 8], 0);
+    same(codec.decode(codec.encode(holes)), holes, 'holes');
   });
 });
 

@@ -177,12 +177,36 @@ describe('the other ways of compiling a projection match PyTorch too', () => {
             const what = `${name} ${method} ${unpool} at (${y}, ${x}), channel ${channel}`;
             assert.ok(whole.projection.some((v) => v !== 0), `${what}: the whole-map projection is not all zero`);
             assert.ok(relativeError(regions.projection, whole.projection) <= 1e-5, `${what}: ${relativeError(regions.projection, whole.projection)}`);
+            // Whole maps are kept as their non-zero box; a region as itself cut to the image, which holds that box.
+            const nonZero = nonZeroBox(whole.projection, m.shapes.get(m.inputName)!);
+            assert.deepEqual(whole.box, nonZero, `${what}: the whole map's box`);
+            const [t, l, h, w] = regions.box;
+            assert.ok(t <= nonZero[0] && l <= nonZero[1] && t + h >= nonZero[0] + nonZero[2] && l + w >= nonZero[1] + nonZero[3], `${what}: region box ${regions.box} holds ${nonZero}`);
           }
         }
       }
     }
   });
 });
+
+/** The smallest [top, left, height, width] outside of which `p` [C, H, W] is zero, pixel by pixel. */
+function nonZeroBox(p: Float32Array, [C, H, W]: number[]): number[] {
+  const ys: number[] = [];
+  const xs: number[] = [];
+  for (let c = 0; c < C; c++) {
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        if (p[(c * H + y) * W + x] !== 0) {
+          ys.push(y);
+          xs.push(x);
+        }
+      }
+    }
+  }
+  if (!ys.length) return [0, 0, 0, 0];
+  const [top, left] = [Math.min(...ys), Math.min(...xs)];
+  return [top, left, Math.max(...ys) - top + 1, Math.max(...xs) - left + 1];
+}
 
 describe('batching', () => {
   let s: Services;

@@ -33,9 +33,14 @@ export interface ProjectionRequest {
 }
 
 export interface ProjectionResult {
+  /** [top, left, height, width]: the part of the input outside of which the projection is zero. */
+  box: Box;
+  /** The projection inside `box`, [C, height, width]. */
+  inside: Float32Array;
   /**
-   * [C, H, W] with respect to the preprocessed input. From the cache it is a getter that makes
-   * the array on first read (inference.ts): don't spread or serialise a result whole.
+   * [C, H, W] with respect to the preprocessed input: a getter that makes the array on first
+   * read (most results are cached, or read for their seed, and never need it whole). Don't
+   * spread or serialise a result whole.
    */
   readonly projection: Float32Array;
   /** The chosen channel's activation map, [Ht·Wt]. */
@@ -46,12 +51,76 @@ export interface ProjectionResult {
   seedValue: number;
 }
 
-/** Each item's region [C, h, w] of `regions` [N, C, h, w] placed in its image of `shape` at its origin. */
-function pasted(regions: OrtTensor, origins: BigInt64Array, shape: number[]): Float32Array[] {
+export type Box = [top: number, left: number, height: number, width: number];
+
+/** A result whose whole projection, of an input of `shape` [C, H, W], is pasted from `inside` when first read. */
+export function boxedResult(inside: Float32Array, box: Box, shape: number[], rest: Omit<ProjectionResult, 'box' | 'inside' | 'projection'>): ProjectionResult {
+  const [top, left, h, w] = box;
+  let projection: Float32Array | undefined;
+  return {
+    ...rest,
+    box,
+    inside,
+    get projection() {
+      return (projection ??= pasteRegion(inside, [h, w], [top, left], shape));
+    },
+  };
+}
+
+/**
+ * Each item's region of `regions` [N, C, h, w] with its origin, as its box in an input of
+ * `shape` [C, H, W] (the region cut to the input: parts off it hold zeros) and the values there.
+ */
+function boxedRegions(regions: OrtTensor, origins: BigInt64Array, [, H, W]: number[]): { box: Box; inside: Float32Array }[] {
   const [N, C, h, w] = regions.dims;
   const data = regions.data as Float32Array;
-  const size = C * h * w;
-  return Array.from({ length: N }, (_, n) => pasteRegion(data.subarray(n * size, (n + 1) * size), [h, w], [Number(origins[2 * n]), Number(origins[2 * n + 1])], shape));
+  return Array.from({ length: N }, (_, n) => {
+    const [oy, ox] = [Number(origins[2 * n]), Number(origins[2 * n + 1])];
+    const [top, left] = [Math.max(0, oy), Math.max(0, ox)];
+    const box: Box = [top, left, Math.max(0, Math.min(H, oy + h) - top), Math.max(0, Math.min(W, ox + w) - left)];
+    const inside = cut(data.subarray(n * C * h * w, (n + 1) * C * h * w), [C, h, w], [top - oy, left - ox, box[2], box[3]]);
+    return { box, inside };
+  });
+}
+
+/** A new array [C, height, width] of `data` [C, H, W] inside `box`. */
+export function cut(data: Float32Array, [C, H, W]: number[], [top, left, h, w]: Box): Float32Array {
+  const inside = new Float32Array(C * h * w);
+  for (let c = 0; c < C; c++) {
+    for (let y = 0; y < h; y++) inside.set(data.subarray((c * H + top + y) * W + left, (c * H + top + y) * W + left + w), (c * h + y) * w);
+  }
+  return inside;
+}
+
+/** Whole projections [C, H, W], each as the box outside of which it is zero (a box of zero size when all of it is). */
+function boxedMaps(projections: Float32Array[], shape: number[]): { box: Box; inside: Float32Array }[] {
+  return projections.map((p) => {
+    const box = nonZeroBox(p, shape);
+    return { box, inside: cut(p, shape, box) };
+  });
+}
+
+/** The smallest box outside of which every channel of `data` [C, H, W] is zero. */
+function nonZeroBox(data: Float32Array, [C, H, W]: number[]): Box {
+  let top = H;
+  let bottom = -1;
+  let left = W;
+  let right = -1;
+  for (let c = 0; c < C; c++) {
+    for (let y = 0; y < H; y++) {
+      const row = data.subarray((c * H + y) * W, (c * H + y + 1) * W);
+      let first = 0;
+      while (first < W && row[first] === 0) first++;
+      if (first === W) continue;
+      let last = W - 1;
+      while (row[last] === 0) last--;
+      top = Math.min(top, y);
+      bottom = Math.max(bottom, y);
+      left = Math.min(left, first);
+      right = Math.max(right, last);
+    }
+  }
+  return bottom < 0 ? [0, 0, 0, 0] : [top, left, bottom - top + 1, right - left + 1];
 }
 
 export function project(engine: Engine, model: ProjectableModel, req: ProjectionRequest): Promise<ProjectionResult> {
@@ -87,17 +156,14 @@ export function project(engine: Engine, model: ProjectableModel, req: Projection
         N,
       );
       const [projectionName, mapName, argmaxName, originName] = loaded.outputs;
-      const projections = originName ? pasted(out[projectionName], out[originName].data as BigInt64Array, model.shapes.get(model.inputName)!) : split(out[projectionName], N);
+      const shape = model.shapes.get(model.inputName)!;
+      const projections = originName ? boxedRegions(out[projectionName], out[originName].data as BigInt64Array, shape) : boxedMaps(split(out[projectionName], N), shape);
       const maps = split(out[mapName], N);
       const argmax = out[argmaxName].data as BigInt64Array;
       return items.map((item, n) => {
         const index = item.seed === 'POSITION' ? item.position!.y * Wt + item.position!.x : Number(argmax[n]);
-        return {
-          projection: projections[n],
-          map: maps[n],
-          position: { y: Math.floor(index / Wt), x: index % Wt },
-          seedValue: maps[n][index],
-        };
+        const { box, inside } = projections[n];
+        return boxedResult(inside, box, shape, { map: maps[n], position: { y: Math.floor(index / Wt), x: index % Wt }, seedValue: maps[n][index] });
       });
     })
     .submit(req);
