@@ -2,11 +2,13 @@
  * Image bytes → the model's input tensor: decode (JPEG, PNG, WebP, GIF, TIFF), honour EXIF
  * orientation, flatten transparency onto white, convert to the model's channels, resize to
  * its input size (an image already that size is used pixel for pixel), then
- * x = ((pixel · scale) − mean) / std per channel, channels-first.
+ * x = ((pixel · scale) − mean) / std per channel, channels-first. A JPEG whose size is n/8 of
+ * the input size is scaled while it is decoded instead (jpeg.ts).
  */
 import sharp from 'sharp';
 import { badInput } from '../errors';
 import type { Preprocessing } from '../registry/models';
+import { decodeJpegAtSize } from './jpeg';
 import { withChannels } from './render';
 
 export interface ImageLimits {
@@ -63,8 +65,28 @@ export async function inspectImage(bytes: Buffer, limits: ImageLimits): Promise<
   return { format: meta.format, width: meta.width, height: meta.height };
 }
 
+/**
+ * Runs decodes one at a time, each in a turn of the event loop of its own: the JPEG decoder
+ * is synchronous, and a batch of 16 decoded at once would hold the loop for about 20 ms.
+ */
+let decoding: Promise<unknown> = Promise.resolve();
+function inItsOwnTurn<T>(decode: () => T): Promise<T> {
+  const result = decoding.then(() => new Promise((resolve) => setImmediate(resolve))).then(decode);
+  decoding = result.catch(() => undefined);
+  return result;
+}
+
 /** 8-bit pixels at the model's input size, channels interleaved in RGB (or grey) order. */
 export async function modelPixels(bytes: Buffer, p: Preprocessing, limits: ImageLimits): Promise<Buffer> {
+  if (bytes.byteLength <= limits.maxImageBytes) {
+    const scaled = await inItsOwnTurn(() => decodeJpegAtSize(bytes, p.width, p.height, p.channels === 'GRAY', limits.maxImagePixels));
+    if (scaled) return scaled;
+  }
+  return sharpPixels(bytes, p, limits);
+}
+
+/** modelPixels() by sharp alone: every format and case, resized with its default (Lanczos 3) kernel. */
+export async function sharpPixels(bytes: Buffer, p: Preprocessing, limits: ImageLimits): Promise<Buffer> {
   const info = await inspectImage(bytes, limits);
   let img = sharp(bytes, { limitInputPixels: limits.maxImagePixels, failOn: 'error' }).rotate().flatten({ background: '#ffffff' });
   img = p.channels === 'GRAY' ? img.grayscale() : img.toColourspace('srgb');

@@ -1,0 +1,119 @@
+/**
+ * JPEGs scaled while they are decoded (src/images/jpeg.ts) against sharp's pipeline: the same
+ * pixels at the input size, close ones when scaled, and every case it must leave to sharp.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import sharp from 'sharp';
+import { decodeJpegAtSize, isPlainJpeg } from '../src/images/jpeg';
+import { modelPixels, sharpPixels } from '../src/images/preprocess';
+import { Preprocessing } from '../src/registry/models';
+
+const LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };
+const MAX_PIXELS = LIMITS.maxImagePixels;
+const rgbModel: Preprocessing = { width: 224, height: 224, channels: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] };
+const greyModel: Preprocessing = { ...rgbModel, channels: 'GRAY', mean: [0], std: [1] };
+
+/** A photo-like picture: smooth colour gradients, a few hard-edged shapes, mild noise. */
+function picture(width: number, height: number, seed = 1): Buffer {
+  const raw = Buffer.alloc(width * height * 3);
+  let s = seed;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      s = (s * 1103515245 + 12345) % 2147483648;
+      const noise = (s / 2147483648 - 0.5) * 16;
+      const inDisc = (x - width * 0.6) ** 2 + (y - height * 0.4) ** 2 < (width * 0.2) ** 2;
+      const inBar = x > width * 0.1 && x < width * 0.25;
+      for (let c = 0; c < 3; c++) {
+        const base = 128 + 90 * Math.sin((x / width) * 3 + c) * Math.cos((y / height) * 2 - c);
+        raw[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, base + noise + (inDisc ? 60 - 40 * c : 0) + (inBar ? -70 : 0)));
+      }
+    }
+  }
+  return raw;
+}
+
+const jpeg = (width: number, height: number, options: sharp.JpegOptions = {}, seed = 1) =>
+  sharp(picture(width, height, seed), { raw: { width, height, channels: 3 } }).jpeg({ quality: 90, ...options }).toBuffer();
+
+function meanAbsDiff(a: Buffer, b: Buffer): number {
+  assert.equal(a.length, b.length);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+  return sum / a.length;
+}
+
+describe('JPEGs scaled while decoded', () => {
+  test("at the input size, the decoder gives exactly sharp's pixels (baseline, progressive, 4:4:4, grey)", async () => {
+    const grey = await sharp(picture(224, 224), { raw: { width: 224, height: 224, channels: 3 } }).toColourspace('b-w').jpeg().toBuffer();
+    const cases: [string, Buffer, Preprocessing][] = [
+      ['baseline 4:2:0', await jpeg(224, 224), rgbModel],
+      ['progressive', await jpeg(224, 224, { progressive: true }), rgbModel],
+      ['4:4:4', await jpeg(224, 224, { chromaSubsampling: '4:4:4' }), rgbModel],
+      ['grey JPEG, RGB model', grey, rgbModel],
+      ['grey JPEG, grey model', grey, greyModel],
+    ];
+    for (const [what, bytes, p] of cases) {
+      const scaled = decodeJpegAtSize(bytes, 224, 224, p.channels === 'GRAY', MAX_PIXELS);
+      assert.ok(scaled, `${what}: decoded in the decoder`);
+      assert.ok(scaled.equals(await sharpPixels(bytes, p, LIMITS)), `${what}: the same bytes as sharp`);
+      assert.ok((await modelPixels(bytes, p, LIMITS)).equals(scaled), `${what}: modelPixels takes this path`);
+    }
+  });
+
+  test("scaled by 7/8 and 4/8, within 1.5 grey levels on average of sharp's Lanczos resize", async () => {
+    for (const size of [256, 448]) {
+      const bytes = await jpeg(size, size, {}, size);
+      const scaled = decodeJpegAtSize(bytes, 224, 224, false, MAX_PIXELS);
+      assert.ok(scaled, `${size}: decoded in the decoder`);
+      const diff = meanAbsDiff(scaled, await sharpPixels(bytes, rgbModel, LIMITS));
+      assert.ok(diff <= 1.5, `${size}×${size} → 224: mean |Δ| ${diff.toFixed(2)} levels`);
+      assert.ok(diff > 0, `${size}: a different resampling, not the same call`);
+    }
+    // Not square: 256×320 → 224×280.
+    const wide = await jpeg(320, 256);
+    const p = { ...rgbModel, width: 280 };
+    const scaled = decodeJpegAtSize(wide, 280, 224, false, MAX_PIXELS)!;
+    assert.ok(meanAbsDiff(scaled, await sharpPixels(wide, p, LIMITS)) <= 1.5);
+  });
+
+  test('leaves to sharp what it does not do: EXIF rotation, ICC profiles, CMYK, other factors, grey from colour, other formats', async () => {
+    const base = sharp(picture(256, 256), { raw: { width: 256, height: 256, channels: 3 } });
+    const cases: [string, Buffer, number, boolean][] = [
+      ['EXIF orientation 6', await base.clone().jpeg().withMetadata({ orientation: 6 }).toBuffer(), 224, false],
+      ['an ICC profile', await base.clone().jpeg().withIccProfile('p3').toBuffer(), 224, false],
+      ['CMYK', await base.clone().toColourspace('cmyk').jpeg().toBuffer(), 224, false],
+      ['300 → 224 (no n/8 factor)', await jpeg(300, 300), 224, false],
+      ['256 → 200 (no n/8 factor)', await jpeg(256, 256), 200, false],
+      ['colour JPEG, grey model', await jpeg(256, 256), 224, true],
+      ['PNG', await base.clone().png().toBuffer(), 224, false],
+      ['over the pixel limit', await jpeg(448, 448), 224, false],
+    ];
+    for (const [what, bytes, size, grey] of cases) {
+      const limit = what === 'over the pixel limit' ? 448 * 448 - 1 : MAX_PIXELS;
+      assert.equal(decodeJpegAtSize(bytes, size, size, grey, limit), undefined, what);
+    }
+    // And modelPixels gives sharp's pixels for them, rotation included.
+    const rotated = cases[0][1];
+    assert.ok((await modelPixels(rotated, rgbModel, LIMITS)).equals(await sharpPixels(rotated, rgbModel, LIMITS)));
+    assert.equal(isPlainJpeg(await base.clone().jpeg().withMetadata({ orientation: 1 }).withIccProfile('srgb').toBuffer()), false, 'sRGB profiles too: sharp converts by them');
+  });
+
+  test('damaged JPEGs are left to sharp, and the decoder decodes the next good one exactly', async () => {
+    const good = await jpeg(256, 256);
+    const expected = decodeJpegAtSize(good, 224, 224, false, MAX_PIXELS)!;
+    const truncated = good.subarray(0, good.length >> 1);
+    const scrambled = Buffer.from(good);
+    for (let i = scrambled.length >> 2; i < scrambled.length - 2; i += 7) scrambled[i] ^= 0x5a;
+    const headerOnly = good.subarray(0, 200);
+    for (const [what, bytes] of [['truncated', truncated], ['scrambled', scrambled], ['header only', headerOnly]] as const) {
+      assert.equal(decodeJpegAtSize(bytes, 224, 224, false, MAX_PIXELS), undefined, what);
+      assert.ok(decodeJpegAtSize(good, 224, 224, false, MAX_PIXELS)!.equals(expected), `after ${what}`);
+      // What sharp makes of it is what modelPixels gives: the same pixels or the same refusal.
+      const viaSharp = await sharpPixels(bytes, rgbModel, LIMITS).catch((e: Error) => e);
+      const viaModel = await modelPixels(bytes, rgbModel, LIMITS).catch((e: Error) => e);
+      if (viaSharp instanceof Error) assert.equal((viaModel as Error).message, viaSharp.message, what);
+      else assert.ok((viaModel as Buffer).equals(viaSharp), what);
+    }
+  });
+});
