@@ -197,7 +197,7 @@ export class JobManager extends EventEmitter {
     // A checkpoint writes every channel whose top-k changed since the last one, and the
     // progress, in one transaction (so they always agree); at most every checkpointMs.
     const save = () => {
-      const changed = layers.flatMap((layer, li) => trackers[li].takeChanged().map((c) => ({ layer: layer.name, ...c })));
+      const changed = layers.flatMap((layer, li) => trackers[li].takeChanged().map(({ channel, entries }) => ({ layer: layer.name, channel, entries })));
       this.store.checkpoint(row.id, next, changed);
       savedAt = Date.now();
       this.emit('progress', this.info(row.id));

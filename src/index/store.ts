@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Candidate } from './topk';
+import { Candidate, packCandidates } from './topk';
 
 export const JOB_STATES = ['QUEUED', 'RUNNING', 'DONE', 'FAILED', 'CANCELLED'] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -73,7 +73,7 @@ export class IndexStore {
       for (let i = 0; i < rows.length; ) {
         let j = i;
         while (j < rows.length && rows[j].index_id === rows[i].index_id && rows[j].layer === rows[i].layer && rows[j].channel === rows[i].channel) j++;
-        insert.run(rows[i].index_id, rows[i].layer, rows[i].channel, packEntries(rows.slice(i, j)));
+        insert.run(rows[i].index_id, rows[i].layer, rows[i].channel, packCandidates(rows.slice(i, j)));
         i = j;
       }
       this.db.exec('DROP TABLE top');
@@ -104,11 +104,11 @@ export class IndexStore {
   }
 
   /** Saves the changed channels' top-k and the progress, atomically. */
-  checkpoint(id: string, nextImage: number, changed: { layer: string; channel: number; entries: Candidate[] }[]): void {
+  checkpoint(id: string, nextImage: number, changed: { layer: string; channel: number; entries: Buffer }[]): void {
     const save = this.db.prepare('INSERT OR REPLACE INTO top_k (index_id, layer, channel, entries) VALUES (?, ?, ?, ?)');
     const progress = this.db.prepare('UPDATE indexes SET next_image = ?, updated_at = ? WHERE id = ?');
     this.db.transaction(() => {
-      for (const c of changed) save.run(id, c.layer, c.channel, packEntries(c.entries));
+      for (const c of changed) save.run(id, c.layer, c.channel, c.entries);
       progress.run(nextImage, Date.now(), id);
     })();
   }
@@ -130,17 +130,11 @@ export class IndexStore {
   }
 }
 
-/** A channel's top-k as stored: float64 [value, image, y, x] per entry, best first. */
+/** A channel's top-k as stored: its entries packed (packCandidates). */
 interface Packed {
   layer: string;
   channel: number;
   entries: Buffer;
-}
-
-function packEntries(entries: Candidate[]): Buffer {
-  const v = new Float64Array(4 * entries.length);
-  entries.forEach((e, r) => v.set([e.value, e.image, e.y, e.x], 4 * r));
-  return Buffer.from(v.buffer);
 }
 
 function unpackEntries({ layer, channel, entries }: Packed): TopRow[] {

@@ -68,19 +68,42 @@ export class LayerTopK {
     return Array.from({ length: this.counts[c] }, (_, r) => ({ value: this.values[base + r], image: this.images[base + r], y: this.ys[base + r], x: this.xs[base + r] }));
   }
 
-  /** The channels changed since the last call, with their entries (and clears the marks). */
-  takeChanged(): { channel: number; entries: Candidate[] }[] {
-    const out: { channel: number; entries: Candidate[] }[] = [];
+  /** The channels changed since the last call, each with its entries packed (packCandidates), and clears the marks. */
+  takeChanged(): { channel: number; entries: Buffer }[] {
+    const channels: number[] = [];
+    let size = 0;
     for (let c = 0; c < this.channels; c++) {
       if (!this.changed[c]) continue;
       this.changed[c] = 0;
-      out.push({ channel: c, entries: this.entries(c) });
+      channels.push(c);
+      size += 4 * this.counts[c];
     }
-    return out;
+    // Straight from the columns into one array for all: a checkpoint packs thousands of
+    // channels, and objects per entry (entries()) made it cost as much as the ORT runs between
+    // two checkpoints.
+    const packed = new Float64Array(size);
+    let at = 0;
+    return channels.map((c) => {
+      const from = at;
+      for (let i = c * this.k; i < c * this.k + this.counts[c]; i++, at += 4) {
+        packed[at] = this.values[i];
+        packed[at + 1] = this.images[i];
+        packed[at + 2] = this.ys[i];
+        packed[at + 3] = this.xs[i];
+      }
+      return { channel: c, entries: Buffer.from(packed.buffer, from * 8, (at - from) * 8) };
+    });
   }
 
   /** Whether (value, image) ranks above the entry at slot i: higher value, or equal and earlier. */
   private beats(value: number, image: number, i: number): boolean {
     return value > this.values[i] || (value === this.values[i] && image < this.images[i]);
   }
+}
+
+/** Entries as the store keeps them: float64 [value, image, y, x] each, best first. */
+export function packCandidates(entries: Candidate[]): Buffer {
+  const packed = new Float64Array(4 * entries.length);
+  entries.forEach((e, r) => packed.set([e.value, e.image, e.y, e.x], 4 * r));
+  return Buffer.from(packed.buffer);
 }
