@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ENGINE_VERSION } from '../engine/engine';
+import { PIXELS_VERSION } from '../images/preprocess';
 
 /** Bump when the layout of cached values changes (entry.ts, the codecs of inference.ts). */
 export const CACHE_FORMAT = 'c2';
@@ -18,12 +19,12 @@ const modelIds = new WeakMap<object, string>();
 
 /**
  * The model's part of every key: its file's sha256 and its preprocessing (a sidecar edit
- * changes every result without changing the ONNX file).
+ * changes every result without changing the ONNX file), and the version of the decoding.
  */
 export function modelCacheId(model: KeyedModel): string {
   let id = modelIds.get(model);
   if (!id) {
-    id = createHash('sha256').update(model.sha256).update('\0').update(JSON.stringify(model.preprocessing)).digest('hex');
+    id = createHash('sha256').update(model.sha256).update('\0').update(JSON.stringify([model.preprocessing, PIXELS_VERSION])).digest('hex');
     modelIds.set(model, id);
   }
   return id;

@@ -11,6 +11,13 @@ import type { Preprocessing } from '../registry/models';
 import { decodeJpegAtSize } from './jpeg';
 import { withChannels } from './render';
 
+/**
+ * Part of every model's cache identity (cache/keys.ts): bump it when modelPixels gives other
+ * pixels for the same bytes, so results and indexes made from the old ones are made again.
+ * p2: JPEGs of n/8 the input size are scaled in the decoder.
+ */
+export const PIXELS_VERSION = 'p2';
+
 export interface ImageLimits {
   maxImageBytes: number;
   maxImagePixels: number;
