@@ -16,6 +16,7 @@ import { loadConfig } from '../src/config';
 import { defaultIndexLayers } from '../src/index/jobs';
 import { DatasetRegistry } from '../src/registry/datasets';
 import { createServices, startServer } from '../src/server';
+import { REPEATS, timeIt, WARMUP } from './timing';
 
 /** CPU time of the whole process (every thread) since the call, in ms, when the returned function is called. */
 function cpuSince(): () => number {
@@ -44,20 +45,16 @@ function cpuSince(): () => number {
   const layers = defaultIndexLayers(model);
   const tensors = layers.map((l) => model.layerByName.get(l)!.tensor);
 
-  // ORT alone: the same graph on ready tensors.
+  // ORT alone: the same graph on ready tensors, before and after the job (this machine's speed
+  // drifts by 20 % over minutes: the job is compared with both).
   const loaded = await s.engine.load('bench', () => compileChannelMaxima(model.graph, model.shapes, tensors));
   const input = new s.engine.runtime.Tensor('float32', new Float32Array(batch * 3 * 224 * 224).map((_, i) => Math.sin(i)), [batch, 3, 224, 224]);
-  await loaded.session.run({ input });
-  const times: number[] = [];
-  const ortCpu = cpuSince();
-  for (let i = 0; i < 5; i++) {
-    const t = performance.now();
-    await loaded.session.run({ input });
-    times.push(performance.now() - t);
-  }
-  const ortCpuPerImage = ortCpu() / (5 * batch);
-  times.sort((a, b) => a - b);
-  const ortRate = (batch * 1000) / times[2];
+  const ortAlone = async () => {
+    const cpu = cpuSince();
+    const ms = await timeIt(() => loaded.session.run({ input }));
+    return { rate: (batch * 1000) / ms, cpuPerImage: cpu() / ((WARMUP + REPEATS) * batch) };
+  };
+  const before = await ortAlone();
 
   // Decoding alone, as the job does it (8-bit pixels at the input size), 16 images at a time.
   const decodeCpu = cpuSince();
@@ -80,8 +77,11 @@ function cpuSince(): () => number {
   const info = await s.jobs.wait(job.id);
   const indexRate = (count * 1000) / (performance.now() - t0);
   const jobCpuPerImage = jobCpu() / count;
+  const after = await ortAlone();
+  const ortRate = (before.rate + after.rate) / 2;
+  const ortCpuPerImage = (before.cpuPerImage + after.cpuPerImage) / 2;
   console.log(`AlexNet, ${layers.length} layers (every Conv and Relu), ${count} JPEGs 256×256, batch ${batch}, ${s.config.threads} ORT threads`);
-  console.log(`ORT alone (median of 5): ${ortRate.toFixed(1)} img/s; index job incl. decode: ${indexRate.toFixed(1)} img/s (${info?.state}); ratio ${(indexRate / ortRate).toFixed(2)}`);
+  console.log(`ORT alone: ${before.rate.toFixed(1)} img/s before the job, ${after.rate.toFixed(1)} after (medians of ${REPEATS}); index job incl. decode: ${indexRate.toFixed(1)} img/s (${info?.state}); ratio ${(indexRate / ortRate).toFixed(2)}`);
   // Both cores are busy either way: the job's throughput is bounded by its CPU time per image.
   const cores = os.availableParallelism();
   console.log(
