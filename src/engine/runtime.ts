@@ -23,7 +23,7 @@ export interface Session {
 
 export interface Runtime {
   backend: Backend;
-  /** The runtime's own Tensor class (tensors of one runtime can't feed another). */
+  /** The Tensor class to make feeds with (onnxruntime-common's, which both bindings re-export). */
   Tensor: typeof Tensor;
   createSession(model: Uint8Array): Promise<Session>;
   /** Frees the runtime (its worker thread, if any). */
@@ -36,12 +36,6 @@ export async function openRuntime(backend: Backend, threads: number, options: { 
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { openWorkerRuntime } = require('./worker-runtime') as typeof import('./worker-runtime');
   return openWorkerRuntime(backend, threads);
-}
-
-/** The Tensor class of a backend's binding (plain JS: no session, no thread). */
-export function tensorClass(backend: Backend): typeof Tensor {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (backend === 'wasm' ? require('onnxruntime-web') : require('onnxruntime-node')).Tensor as typeof Tensor;
 }
 
 const HOW_TO: Record<Backend, string> = {

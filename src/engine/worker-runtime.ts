@@ -8,9 +8,9 @@
  * on this same file, and serve() below answers its messages.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { Tensor } from 'onnxruntime-common';
+import { Tensor } from 'onnxruntime-common';
 import type { Backend } from '../config';
-import { openLocalRuntime, OrtTensor, Runtime, Session, tensorClass } from './runtime';
+import { openLocalRuntime, OrtTensor, Runtime, Session } from './runtime';
 
 /** A tensor as it crosses threads. */
 interface Plain {
@@ -76,7 +76,6 @@ export async function openWorkerRuntime(backend: Backend, threads: number): Prom
     await worker.terminate();
     throw e;
   }
-  const Tensor = tensorClass(backend);
   return {
     backend,
     Tensor,
