@@ -22,6 +22,13 @@ export interface Config {
   batchIdleStart: boolean;
   /** Bytes of preprocessed input tensors kept in memory (PREPARED_MEMORY_MB). Results and blobs live in the cache (CACHE_MEMORY_MB). */
   preparedMemoryBytes: number;
+  /**
+   * Bytes of compiled graphs whose ORT sessions stay loaded (SESSION_MEMORY_MB, default 2048;
+   * decimals allowed). Each session holds its own copy of the weights its graph needs (a graph
+   * through AlexNet's classifier: about 250 MB); past the bound the least recently used idle
+   * sessions are released and loaded again when next needed.
+   */
+  sessionMemoryBytes: number;
   /** Largest accepted HTTP JSON body (inline base64 images live there). */
   bodyLimitBytes: number;
   /** Largest accepted image, in bytes after base64 decoding, and in pixels. */
@@ -123,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchWindowMs: int(env, 'BATCH_WINDOW_MS', 3),
     batchIdleStart: !/^(0|off|false|no)$/i.test(env.BATCH_IDLE_START ?? ''),
     preparedMemoryBytes: int(env, 'PREPARED_MEMORY_MB', 64) * 1024 * 1024,
+    sessionMemoryBytes: megabytes(env, 'SESSION_MEMORY_MB', 2048),
     bodyLimitBytes: int(env, 'BODY_LIMIT_MB', 16, 1) * 1024 * 1024,
     maxImageBytes: int(env, 'MAX_IMAGE_MB', 10, 1) * 1024 * 1024,
     maxImagePixels: int(env, 'MAX_IMAGE_PIXELS', 40_000_000, 1),

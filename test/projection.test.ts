@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config';
 import { Services } from '../src/context';
+import { compileForward } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
 import { project, ProjectionRequest } from '../src/engine/projections';
 import { createServices } from '../src/server';
@@ -16,8 +17,8 @@ import { argmaxAbs, loadManifest, loadNpy, ReferenceCase, relativeError } from '
 const TOLERANCE = 1e-4;
 const manifest = loadManifest();
 
-async function services(backend: string): Promise<Services> {
-  return createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, CACHE_DIR: `/tmp/convscope-test-${backend}`, LOG_LEVEL: 'silent', CONVSCOPE_BACKEND: backend }));
+async function services(backend: string, env: Record<string, string> = {}): Promise<Services> {
+  return createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, CACHE_DIR: `/tmp/convscope-test-${backend}`, LOG_LEVEL: 'silent', CONVSCOPE_BACKEND: backend, ...env }));
 }
 
 function request(services: Services, c: ReferenceCase, input = loadNpy(manifest.models[c.model].input).data, key = c.model): [ReturnType<typeof model>, ProjectionRequest] {
@@ -234,6 +235,43 @@ describe('batching', () => {
       const alone = await project(s.engine, m, seeds[k]);
       assert.ok(relativeError(together[k].projection, alone.projection) <= 1e-6, `channel ${k}: batched = alone`);
       assert.equal(together[k].seedValue, alone.seedValue);
+    }
+  });
+});
+
+describe('sessions within SESSION_MEMORY_MB', () => {
+  test('past the bound the least recently used idle sessions are released; a released graph loads again and gives the same numbers', async () => {
+    // Bound to about two of the zfnet fixture's projection graphs.
+    const cases = manifest.cases.filter((k) => k.model === 'zfnet' && k.seed !== 'FULL_MAP');
+    const targets = [...new Map(cases.map((c) => [`${c.targetOutput}/${c.method}/${c.lrn}`, c])).values()].slice(0, 4);
+    const free = await services('cpu');
+    const reference = await Promise.all(targets.map((c) => project(free.engine, ...request(free, c))));
+    const sizes = free.engine.sessionStats;
+    await free.engine.close();
+    assert.ok(targets.length === 4 && sizes.sessions >= 4, `four graphs: ${targets.length}, ${sizes.sessions} sessions`);
+    const bound = (2.5 * sizes.bytes) / sizes.sessions;
+    const s = await services('cpu', { SESSION_MEMORY_MB: String(bound / 1024 / 1024) });
+    try {
+      for (let round = 0; round < 2; round++) {
+        for (const [i, c] of targets.entries()) {
+          const result = await project(s.engine, ...request(s, c));
+          assert.ok(relativeError(result.projection, reference[i].projection) <= 1e-6, `${c.id}, round ${round}`);
+          assert.ok(s.engine.sessionStats.bytes <= Math.max(bound, sizes.bytes / sizes.sessions * 2), `round ${round}: ${s.engine.sessionStats.bytes} bytes loaded`);
+        }
+      }
+      assert.ok(s.engine.stats.evictions >= 4, `released ${s.engine.stats.evictions} times`);
+      // A session released between a batch's load() and its run() is loaded again for the run.
+      const m = model(s, 'zfnet');
+      const compile = () => compileForward(m.graph, [targets[0].targetOutput]);
+      const loaded = await s.engine.load('forward-to-release', compile);
+      for (const c of targets) await project(s.engine, ...request(s, c));
+      assert.ok(!s.engine.sessionStats.keys.includes('forward-to-release'), 'released by the projections after it');
+      const input = loadNpy(manifest.models.zfnet.input).data;
+      const [out] = Object.values(await s.engine.run(loaded, { [m.inputName]: new s.engine.runtime.Tensor('float32', input.slice(), [1, ...m.inputShape]) }, 1));
+      const expected = Object.values(await (await s.engine.load('forward-again', compile)).session.run({ [m.inputName]: new s.engine.runtime.Tensor('float32', input.slice(), [1, ...m.inputShape]) }))[0];
+      assert.deepEqual(out.data, expected.data);
+    } finally {
+      await s.engine.close();
     }
   });
 });

@@ -35,6 +35,14 @@ export interface EngineModel {
 interface Loaded {
   session: Session;
   outputs: string[];
+  key: string;
+  compile: () => CompiledGraph;
+  /** The compiled graph's size: about what the session holds (its weights). */
+  bytes: number;
+  /** Runs asked for on it and not finished: it is not released while there are any. */
+  active: number;
+  /** Released to keep the sessions within their bound: run() loads the graph again. */
+  released: boolean;
 }
 
 /** Told of every ORT run (items in it, seconds) and of each item's wait in a batcher queue (seconds). */
@@ -50,11 +58,23 @@ export interface EngineOptions {
   idleStart?: boolean;
   /** Items that may wait in all batchers together (MAX_QUEUED_ITEMS); default: unbounded. */
   maxQueued?: number;
+  /**
+   * Bytes of compiled graphs whose sessions stay loaded (SESSION_MEMORY_MB); beyond it the least
+   * recently used idle ones are released. Default: unbounded.
+   */
+  sessionBytes?: number;
 }
 
 export class Engine {
   /** ORT runs and the items they carried, for metrics and for tests that prove caching. */
-  readonly stats = { runs: 0, items: 0, /** items dropped unrun because their request was cancelled */ dropped: 0 };
+  readonly stats = {
+    runs: 0,
+    items: 0,
+    /** items dropped unrun because their request was cancelled */
+    dropped: 0,
+    /** sessions released to stay within sessionBytes */
+    evictions: 0,
+  };
   /** The bound on waiting items shared by every batcher (backpressure; see batcher.ts). */
   readonly budget: QueueBudget;
   /** Recent ORT time per item, ms (moving average): the basis of the retry hint. */
@@ -65,7 +85,11 @@ export class Engine {
   private pendingRuns = 0;
   /** Observers of every ORT run and of every item's wait in a batcher queue (metrics: src/http/metrics.ts). */
   readonly observers: EngineObserver[] = [];
+  /** By graph key, least recently used first. */
   private readonly sessions = new Map<string, Promise<Loaded>>();
+  /** The sessions of `sessions` that have loaded, and their bytes in all. */
+  private readonly loaded = new Map<string, Loaded>();
+  private loadedBytes = 0;
   private readonly batchers = new Map<string, MicroBatcher<unknown, unknown>>();
 
   constructor(
@@ -97,15 +121,57 @@ export class Engine {
   /** The session of a compiled graph, compiled and loaded on first use. */
   load(key: string, compile: () => CompiledGraph): Promise<Loaded> {
     let loaded = this.sessions.get(key);
-    if (!loaded) {
-      loaded = (async () => {
-        const graph = compile();
-        return { session: await this.runtime.createSession(graph.model), outputs: graph.outputs };
-      })();
+    if (loaded) {
+      this.sessions.delete(key); // the most recently used goes last
       this.sessions.set(key, loaded);
-      loaded.catch(() => this.sessions.delete(key));
+      return loaded;
     }
+    loaded = (async () => {
+      const graph = compile();
+      const session = await this.runtime.createSession(graph.model);
+      const l: Loaded = { session, outputs: graph.outputs, key, compile, bytes: graph.model.byteLength, active: 0, released: false };
+      this.loaded.set(key, l);
+      this.loadedBytes += l.bytes;
+      this.releaseBeyondBound(key);
+      return l;
+    })();
+    this.sessions.set(key, loaded);
+    loaded.catch(() => this.sessions.delete(key));
     return loaded;
+  }
+
+  /**
+   * Releases the least recently used sessions that have no run asked for, other than `keep`,
+   * until the loaded graphs fit in sessionBytes. Each session holds its own copy of the weights
+   * its graph needs (about 250 MB for a graph through AlexNet's classifier), and every layer,
+   * method and seed kind asked for makes a graph.
+   */
+  private releaseBeyondBound(keep: string): void {
+    const bound = this.options.sessionBytes ?? Number.POSITIVE_INFINITY;
+    for (const key of this.sessions.keys()) {
+      if (this.loadedBytes <= bound) return;
+      const l = this.loaded.get(key);
+      if (l && key !== keep && l.active === 0) {
+        this.drop(key);
+        this.stats.evictions++;
+      }
+    }
+  }
+
+  /** Forgets a loaded session and releases it (the worker releases it after the runs sent before). */
+  private drop(key: string): Promise<void> {
+    const l = this.loaded.get(key);
+    this.sessions.delete(key);
+    if (!l) return Promise.resolve();
+    this.loaded.delete(key);
+    this.loadedBytes -= l.bytes;
+    l.released = true;
+    return l.session.release().catch(() => undefined);
+  }
+
+  /** The loaded sessions' graph keys (least recently used first) and their graphs' bytes in all. */
+  get sessionStats(): { sessions: number; bytes: number; keys: string[] } {
+    return { sessions: this.loaded.size, bytes: this.loadedBytes, keys: [...this.sessions.keys()].filter((k) => this.loaded.has(k)) };
   }
 
   /** One ORT run. The feeds' buffers are moved to the runtime's thread (then unusable here): build them for this run only. */
@@ -118,14 +184,24 @@ export class Engine {
     let release!: () => void;
     this.lane = new Promise<void>((resolve) => (release = resolve));
     this.pendingRuns++;
-    await previous;
-    await new Promise((resolve) => setImmediate(resolve));
-    this.stats.runs++;
-    this.stats.items += items;
-    const start = performance.now();
+    let current = loaded;
+    current.active++;
+    let start = performance.now();
     try {
-      return await loaded.session.run(feeds, { moveFeeds: true });
+      await previous;
+      await new Promise((resolve) => setImmediate(resolve));
+      if (current.released) {
+        // Released to make room between load() and this run: load it again.
+        current.active--;
+        current = await this.load(current.key, current.compile);
+        current.active++;
+      }
+      this.stats.runs++;
+      this.stats.items += items;
+      start = performance.now();
+      return await current.session.run(feeds, { moveFeeds: true });
     } finally {
+      current.active--;
       this.pendingRuns--;
       release();
       const ms = performance.now() - start;
@@ -205,17 +281,15 @@ export class Engine {
 
   /** Releases a session that won't be needed again. */
   async forget(key: string): Promise<void> {
-    const loaded = this.sessions.get(key);
-    this.sessions.delete(key);
-    await loaded?.then((l) => l.session.release()).catch(() => undefined);
+    await this.sessions.get(key)?.catch(() => undefined);
+    await this.drop(key);
   }
 
   /** Fails waiting work, lets running batches finish, then releases every session. */
   async close(): Promise<void> {
     await Promise.all([...this.batchers.values()].map((b) => b.close()));
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    await Promise.all(all.map((p) => p.then((l) => l.session.release()).catch(() => undefined)));
+    await Promise.all([...this.sessions.values()].map((p) => p.catch(() => undefined)));
+    await Promise.all([...this.loaded.keys()].map((key) => this.drop(key)));
     await this.runtime.close();
   }
 }

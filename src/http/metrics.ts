@@ -108,6 +108,23 @@ export function createMetrics(services: { cache: TieredStore; engine: Engine }):
       this.inc(engine.stats.items);
     },
   });
+  new client.Gauge({
+    name: 'convscope_engine_session_bytes',
+    help: 'Bytes of the compiled graphs whose ORT sessions are loaded (bounded by SESSION_MEMORY_MB).',
+    registers,
+    collect() {
+      this.set(engine.sessionStats.bytes);
+    },
+  });
+  new client.Counter({
+    name: 'convscope_engine_session_evictions_total',
+    help: 'Idle ORT sessions released to stay within SESSION_MEMORY_MB (loaded again when next needed).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(engine.stats.evictions);
+    },
+  });
   const batchSize = new client.Histogram({
     name: 'convscope_engine_batch_size',
     help: 'Items per ORT run (the micro-batcher merges concurrent requests).',

@@ -179,7 +179,7 @@ async function loadModel(name: string, file: string, engine: Engine, limits: Mod
   }
   const preprocessing = resolvePreprocessing(sidecar, inputShape as number[]);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const { shapes, maxBatch } = await probeShapes(graph, inputShape as number[], sha256, engine);
+  const { shapes, maxBatch } = await probeShapes(graph, inputShape as number[], engine);
   const rf = receptiveFields(graph, shapes);
   const layers: Layer[] = graph.dataNodes().map((node) => ({
     name: node.name,
@@ -252,21 +252,26 @@ function resolvePreprocessing(sidecar: Sidecar, [c, h, w]: number[]): Preprocess
  * each tensor's shape. Batch 2 proves the graph runs batched; models with a hard-wired batch
  * of 1 (e.g. a Reshape to [1, -1]) are run one image at a time.
  */
-async function probeShapes(graph: OnnxGraph, inputShape: number[], sha256: string, engine: Engine) {
+async function probeShapes(graph: OnnxGraph, inputShape: number[], engine: Engine) {
   const tensors = [...graph.dataPath].filter((t) => t !== graph.inputName);
-  const loaded = await engine.load(`${sha256}/probe`, () => compileForward(graph, tensors));
+  // A session of its own, outside the engine's (it is used once, and not for serving).
+  const probe = compileForward(graph, tensors);
+  const session = await engine.runtime.createSession(probe.model);
   const size = inputShape.reduce((a, b) => a * b, 1);
   let maxBatch = 2;
   let out;
   try {
-    out = await loaded.session.run({ [graph.inputName]: new engine.runtime.Tensor('float32', new Float32Array(size * 2), [2, ...inputShape]) });
-    if (Object.values(out).some((t) => t.dims[0] !== 2)) throw new Error('batch not preserved');
-  } catch {
-    maxBatch = 1;
-    out = await loaded.session.run({ [graph.inputName]: new engine.runtime.Tensor('float32', new Float32Array(size), [1, ...inputShape]) });
+    try {
+      out = await session.run({ [graph.inputName]: new engine.runtime.Tensor('float32', new Float32Array(size * 2), [2, ...inputShape]) });
+      if (Object.values(out).some((t) => t.dims[0] !== 2)) throw new Error('batch not preserved');
+    } catch {
+      maxBatch = 1;
+      out = await session.run({ [graph.inputName]: new engine.runtime.Tensor('float32', new Float32Array(size), [1, ...inputShape]) });
+    }
+  } finally {
+    await session.release();
   }
   const shapes = new Map<string, number[]>([[graph.inputName, inputShape]]);
-  tensors.forEach((t, i) => shapes.set(t, out[loaded.outputs[i]].dims.slice(1).map(Number)));
-  await engine.forget(`${sha256}/probe`);
+  tensors.forEach((t, i) => shapes.set(t, out[probe.outputs[i]].dims.slice(1).map(Number)));
   return { shapes, maxBatch: maxBatch === 1 ? 1 : Number.MAX_SAFE_INTEGER };
 }
