@@ -13,7 +13,7 @@ import { TieredStore } from './cache/store';
 import { Config } from './config';
 import { Engine, PixelImage, PreparedImage } from './engine/engine';
 import { occlude, occlusionGrid, OcclusionResult } from './engine/occlusion';
-import { Box, boxedResult, project, ProjectionRequest, ProjectionResult } from './engine/projections';
+import { Extent, boxedResult, project, ProjectionRequest, ProjectionResult } from './engine/projections';
 import { probabilityRule } from './compiler/occlusion';
 import { ApiError, engineError, badInput, unsupported } from './errors';
 import { modelPixels, preprocess } from './images/preprocess';
@@ -158,13 +158,14 @@ export class Inference {
 
 /**
  * A projection as cache bytes: in JSON the position and the box outside of which the
- * projection is zero; as float32 the projection inside that box, the map and the seed
- * value. A unit's projection is zero outside its receptive field (a relu1 unit of AlexNet
- * touches 19×19 of 224×224 pixels), so this keeps most entries a fraction of the whole.
+ * projection is zero; as float32 the projection inside that box, the map and the seed value.
+ * The box is the seed's receptive field cut to the image (a relu1 unit of AlexNet reaches 19×19
+ * of 224×224 pixels), or for whole-map projections (FULL_MAP) the part that is non-zero, so
+ * most entries are a fraction of the whole.
  */
 interface ProjectionMeta {
   position: { y: number; x: number };
-  box: Box;
+  box: Extent;
 }
 
 /** The codec of projections of an input of `shape` [C, H, W]. */

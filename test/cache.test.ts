@@ -17,7 +17,7 @@ import { DiskTier } from '../src/cache/disk';
 import { decodeEntry, encodeEntry, ENTRY_HEADER, FLOATS } from '../src/cache/entry';
 import { MemoryTier } from '../src/cache/memory';
 import { TieredStore } from '../src/cache/store';
-import { Box, boxedResult, cut, ProjectionResult } from '../src/engine/projections';
+import { Extent, boxedResult, cut, ProjectionResult } from '../src/engine/projections';
 import { projectionCodec } from '../src/inference';
 import { gql, GqlResult, startTestServer } from './helpers';
 
@@ -189,7 +189,7 @@ describe('the projection codec', () => {
           for (let y = top; y < top + h; y++) for (let x = left; x < left + w; x++) p[(c * 40 + y) * 30 + x] = Math.sin(c * 1000 + y * 31 + x) + 0.5;
         }
       }
-      const at: Box = box ?? [0, 0, 0, 0];
+      const at: Extent = box ?? [0, 0, 0, 0];
       return boxedResult(cut(p, shape, at), at, shape, { map: Float32Array.of(1, 2, 3), position: { y: 1, x: 2 }, seedValue: 2.5 });
     };
     const same = (a: ProjectionResult, b: ProjectionResult, what: string) => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
-import { decodeJpegAtSize, isPlainJpeg } from '../src/images/jpeg';
+import { decodeJpegAtSize, jpegFrame } from '../src/images/jpeg';
 import { modelPixels, sharpPixels } from '../src/images/preprocess';
 import { Preprocessing } from '../src/registry/models';
 
@@ -41,6 +41,37 @@ function meanAbsDiff(a: Buffer, b: Buffer): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
   return sum / a.length;
+}
+
+/** A JPEG with an EXIF block (little- or big-endian) whose IFD0 holds the orientation; `truncated`: an IFD that claims more entries than it has, none of them the orientation. */
+function withExif(jpeg: Buffer, orientation: number, little: boolean, truncated = false): Buffer {
+  const tiff = Buffer.alloc(26);
+  const u16 = (v: number, at: number) => (little ? tiff.writeUInt16LE(v, at) : tiff.writeUInt16BE(v, at));
+  tiff.write(little ? 'II' : 'MM', 0, 'latin1');
+  u16(42, 2);
+  if (little) tiff.writeUInt32LE(8, 4);
+  else tiff.writeUInt32BE(8, 4);
+  u16(truncated ? 5 : 1, 8); // entries
+  u16(truncated ? 0x010f : 0x0112, 10); // tag: Make, or Orientation
+  u16(3, 12); // SHORT
+  if (little) tiff.writeUInt32LE(1, 14);
+  else tiff.writeUInt32BE(1, 14);
+  u16(orientation, 18);
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(2 + 6 + tiff.length);
+  return Buffer.concat([jpeg.subarray(0, 2), Buffer.from([0xff, 0xe1]), length, Buffer.from('Exif\0\0', 'latin1'), tiff, jpeg.subarray(2)]);
+}
+
+/** The JPEG with its first `from` marker (a start of frame) renamed `to`. */
+function withMarker(jpeg: Buffer, from: number, to: number): Buffer {
+  const out = Buffer.from(jpeg);
+  for (let i = 2; i + 1 < out.length; i++) {
+    if (out[i] === 0xff && out[i + 1] === from) {
+      out[i + 1] = to;
+      return out;
+    }
+  }
+  throw new Error('no such marker');
 }
 
 describe('JPEGs scaled while decoded', () => {
@@ -88,6 +119,8 @@ describe('JPEGs scaled while decoded', () => {
       ['colour JPEG, grey model', await jpeg(256, 256), 224, true],
       ['PNG', await base.clone().png().toBuffer(), 224, false],
       ['over the pixel limit', await jpeg(448, 448), 224, false],
+      ['112 → 224 (enlarging: 16/8)', await jpeg(112, 112), 224, false],
+      ['arithmetic coding', await jpeg(256, 256).then((b) => withMarker(b, 0xc0, 0xc9)), 224, false],
     ];
     for (const [what, bytes, size, grey] of cases) {
       const limit = what === 'over the pixel limit' ? 448 * 448 - 1 : MAX_PIXELS;
@@ -96,7 +129,34 @@ describe('JPEGs scaled while decoded', () => {
     // And modelPixels gives sharp's pixels for them, rotation included.
     const rotated = cases[0][1];
     assert.ok((await modelPixels(rotated, rgbModel, LIMITS)).equals(await sharpPixels(rotated, rgbModel, LIMITS)));
-    assert.equal(isPlainJpeg(await base.clone().jpeg().withMetadata({ orientation: 1 }).withIccProfile('srgb').toBuffer()), false, 'sRGB profiles too: sharp converts by them');
+    assert.equal(jpegFrame(await base.clone().jpeg().withMetadata({ orientation: 1 }).withIccProfile('srgb').toBuffer()), undefined, 'sRGB profiles too: sharp converts by them');
+  });
+
+  test('EXIF orientation 1 (either byte order) is decoded here; any other, or an unreadable IFD, goes to sharp', async () => {
+    const plain = await jpeg(256, 256);
+    const expected = decodeJpegAtSize(plain, 224, 224, false, MAX_PIXELS)!;
+    for (const little of [true, false]) {
+      const upright = withExif(plain, 1, little);
+      assert.ok(decodeJpegAtSize(upright, 224, 224, false, MAX_PIXELS)?.equals(expected), `orientation 1, ${little ? 'II' : 'MM'}`);
+      assert.ok((await sharpPixels(upright, rgbModel, LIMITS)).equals(await sharpPixels(plain, rgbModel, LIMITS)), 'sharp reads that EXIF block too');
+      for (const orientation of [6, 3, 0, 9]) assert.equal(jpegFrame(withExif(plain, orientation, little)), undefined, `orientation ${orientation}`);
+      assert.equal(jpegFrame(withExif(plain, 1, little, true)), undefined, 'a truncated IFD');
+    }
+    // sharp agrees that orientation 6 turns the image.
+    const turned = withExif(plain, 6, false);
+    assert.ok(!(await modelPixels(turned, rgbModel, LIMITS)).equals(expected));
+    assert.ok((await modelPixels(turned, rgbModel, LIMITS)).equals(await sharpPixels(turned, rgbModel, LIMITS)));
+  });
+
+  test('the byte and pixel limits refuse a JPEG the decoder could take, with the same errors as sharp', async () => {
+    const bytes = await jpeg(448, 448);
+    for (const limits of [{ ...LIMITS, maxImagePixels: 448 * 448 - 1 }, { ...LIMITS, maxImageBytes: bytes.length - 1 }]) {
+      const viaSharp = await sharpPixels(bytes, rgbModel, limits).catch((e: Error) => e);
+      const viaModel = await modelPixels(bytes, rgbModel, limits).catch((e: Error) => e);
+      assert.ok(viaSharp instanceof Error && viaModel instanceof Error);
+      assert.equal(viaModel.message, viaSharp.message);
+      assert.equal((viaModel as { extensions?: { code?: string } }).extensions?.code, 'BAD_USER_INPUT');
+    }
   });
 
   test('damaged JPEGs are left to sharp, and the decoder decodes the next good one exactly', async () => {

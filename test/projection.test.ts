@@ -183,6 +183,9 @@ describe('the other ways of compiling a projection match PyTorch too', () => {
             assert.deepEqual(whole.box, nonZero, `${what}: the whole map's box`);
             const [t, l, h, w] = regions.box;
             assert.ok(t <= nonZero[0] && l <= nonZero[1] && t + h >= nonZero[0] + nonZero[2] && l + w >= nonZero[1] + nonZero[3], `${what}: region box ${regions.box} holds ${nonZero}`);
+            const [C, H, W] = m.shapes.get(m.inputName)!;
+            assert.ok(t >= 0 && l >= 0 && t + h <= H && l + w <= W, `${what}: region box ${regions.box} is inside the image`);
+            assert.equal(regions.inside.length, C * h * w);
           }
         }
       }

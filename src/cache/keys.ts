@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ENGINE_VERSION } from '../engine/engine';
-import { PIXELS_VERSION } from '../images/preprocess';
+import { PIXELS_VERSION } from '../images/pixels-version';
 
 /** Bump when the layout of cached values changes (entry.ts, the codecs of inference.ts). */
 export const CACHE_FORMAT = 'c2';

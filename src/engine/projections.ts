@@ -34,7 +34,7 @@ export interface ProjectionRequest {
 
 export interface ProjectionResult {
   /** [top, left, height, width]: the part of the input outside of which the projection is zero. */
-  box: Box;
+  box: Extent;
   /** The projection inside `box`, [C, height, width]. */
   inside: Float32Array;
   /**
@@ -51,12 +51,22 @@ export interface ProjectionResult {
   seedValue: number;
 }
 
-export type Box = [top: number, left: number, height: number, width: number];
+/** A box in an input image's pixels as [top, left, height, width] (the API's Box is {x y width height}). */
+export type Extent = [top: number, left: number, height: number, width: number];
 
-/** A result whose whole projection, of an input of `shape` [C, H, W], is pasted from `inside` when first read. */
-export function boxedResult(inside: Float32Array, box: Box, shape: number[], rest: Omit<ProjectionResult, 'box' | 'inside' | 'projection'>): ProjectionResult {
+/**
+ * A result whose whole projection, of an input of `shape` [C, H, W], is pasted from `inside`
+ * when first read (unless given whole).
+ */
+export function boxedResult(
+  inside: Float32Array,
+  box: Extent,
+  shape: number[],
+  rest: Omit<ProjectionResult, 'box' | 'inside' | 'projection'>,
+  whole?: Float32Array,
+): ProjectionResult {
   const [top, left, h, w] = box;
-  let projection: Float32Array | undefined;
+  let projection = whole;
   return {
     ...rest,
     box,
@@ -71,20 +81,21 @@ export function boxedResult(inside: Float32Array, box: Box, shape: number[], res
  * Each item's region of `regions` [N, C, h, w] with its origin, as its box in an input of
  * `shape` [C, H, W] (the region cut to the input: parts off it hold zeros) and the values there.
  */
-function boxedRegions(regions: OrtTensor, origins: BigInt64Array, [, H, W]: number[]): { box: Box; inside: Float32Array }[] {
+function boxedRegions(regions: OrtTensor, origins: BigInt64Array, [, H, W]: number[]): { box: Extent; inside: Float32Array; whole?: Float32Array }[] {
   const [N, C, h, w] = regions.dims;
   const data = regions.data as Float32Array;
   return Array.from({ length: N }, (_, n) => {
     const [oy, ox] = [Number(origins[2 * n]), Number(origins[2 * n + 1])];
     const [top, left] = [Math.max(0, oy), Math.max(0, ox)];
-    const box: Box = [top, left, Math.max(0, Math.min(H, oy + h) - top), Math.max(0, Math.min(W, ox + w) - left)];
+    const [height, width] = [Math.min(H, oy + h) - top, Math.min(W, ox + w) - left];
+    const box: Extent = height > 0 && width > 0 ? [top, left, height, width] : [0, 0, 0, 0];
     const inside = cut(data.subarray(n * C * h * w, (n + 1) * C * h * w), [C, h, w], [top - oy, left - ox, box[2], box[3]]);
     return { box, inside };
   });
 }
 
 /** A new array [C, height, width] of `data` [C, H, W] inside `box`. */
-export function cut(data: Float32Array, [C, H, W]: number[], [top, left, h, w]: Box): Float32Array {
+export function cut(data: Float32Array, [C, H, W]: number[], [top, left, h, w]: Extent): Float32Array {
   const inside = new Float32Array(C * h * w);
   for (let c = 0; c < C; c++) {
     for (let y = 0; y < h; y++) inside.set(data.subarray((c * H + top + y) * W + left, (c * H + top + y) * W + left + w), (c * h + y) * w);
@@ -93,15 +104,15 @@ export function cut(data: Float32Array, [C, H, W]: number[], [top, left, h, w]: 
 }
 
 /** Whole projections [C, H, W], each as the box outside of which it is zero (a box of zero size when all of it is). */
-function boxedMaps(projections: Float32Array[], shape: number[]): { box: Box; inside: Float32Array }[] {
+function boxedMaps(projections: Float32Array[], shape: number[]): { box: Extent; inside: Float32Array; whole: Float32Array }[] {
   return projections.map((p) => {
     const box = nonZeroBox(p, shape);
-    return { box, inside: cut(p, shape, box) };
+    return { box, inside: cut(p, shape, box), whole: p };
   });
 }
 
 /** The smallest box outside of which every channel of `data` [C, H, W] is zero. */
-function nonZeroBox(data: Float32Array, [C, H, W]: number[]): Box {
+function nonZeroBox(data: Float32Array, [C, H, W]: number[]): Extent {
   let top = H;
   let bottom = -1;
   let left = W;
@@ -162,8 +173,8 @@ export function project(engine: Engine, model: ProjectableModel, req: Projection
       const argmax = out[argmaxName].data as BigInt64Array;
       return items.map((item, n) => {
         const index = item.seed === 'POSITION' ? item.position!.y * Wt + item.position!.x : Number(argmax[n]);
-        const { box, inside } = projections[n];
-        return boxedResult(inside, box, shape, { map: maps[n], position: { y: Math.floor(index / Wt), x: index % Wt }, seedValue: maps[n][index] });
+        const { box, inside, whole } = projections[n];
+        return boxedResult(inside, box, shape, { map: maps[n], position: { y: Math.floor(index / Wt), x: index % Wt }, seedValue: maps[n][index] }, whole);
       });
     })
     .submit(req);

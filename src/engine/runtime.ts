@@ -23,7 +23,7 @@ export interface Session {
 
 export interface Runtime {
   backend: Backend;
-  /** The Tensor class to make feeds with (onnxruntime-common's, which both bindings re-export). */
+  /** The Tensor class to make feeds with: the binding's own, or in the worker runtime onnxruntime-common's (which both bindings re-export). */
   Tensor: typeof Tensor;
   createSession(model: Uint8Array): Promise<Session>;
   /** Frees the runtime (its worker thread, if any). */

@@ -1,22 +1,25 @@
 /**
  * JPEG decoding straight to a model's input size, by libjpeg-turbo's scaling in the decoder
- * (the inverse DCT computed at n/8 of the size: 7/8 turns the usual 256×256 dataset image into
- * 224×224). It is the shrink-on-load libvips does for 1/2, 1/4 and 1/8, for the other factors
- * libjpeg-turbo has, and it replaces a resize that costs more than the decoding itself: sharp's
+ * (the inverse DCT computed at n/8 of the size: at 7/8, the usual 256×256 dataset image comes
+ * out 224×224). It is the shrink-on-load libvips does at 1/2, 1/4 and 1/8, for the other
+ * factors libjpeg-turbo has, and it replaces a resize that costs more than decoding: sharp's
  * whole pipeline takes 3–6 ms of CPU per 256×256 image, this about 1.2 ms. At n = 8 (an image
- * already at the input size) it gives exactly sharp's pixels.
+ * already at the input size) it gives exactly sharp's pixels; it never enlarges (n > 8).
  *
- * libjpeg-turbo runs as WebAssembly (@cwasm/jpeg-turbo's build): sandboxed, with no native
- * install. Only plain cases take this path; anything else gives undefined and the caller uses
- * sharp, which applies what this does not: EXIF orientation, ICC profiles, CMYK, any other
- * factor, and its own error reporting for damaged files.
+ * libjpeg-turbo runs as WebAssembly (the build in @cwasm/jpeg-turbo): sandboxed, no native
+ * install. Only plain cases take this path (canScaleJpeg); sharp does the rest, and applies
+ * what this does not: EXIF orientation, ICC profiles, CMYK, other factors, and its own error
+ * reporting for damaged files.
  */
 import fs from 'node:fs';
 
 const TJPF_RGB = 0;
 const TJPF_GRAY = 6;
-/** tjDecompressHeader3's colourspaces this path decodes: RGB, YCbCr, grey (not CMYK, YCCK). */
+/** tjDecompressHeader3's colourspaces up to grey: RGB, YCbCr, grey (not CMYK, YCCK). */
 const TJCS_GRAY = 2;
+
+/** Compiled when this module loads: a missing or broken build fails the start, not each image. */
+const MODULE = new WebAssembly.Module(fs.readFileSync(require.resolve('@cwasm/jpeg-turbo/jpeg-turbo.wasm')));
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -27,8 +30,6 @@ interface Exports {
   tjDecompress2(handle: number, jpeg: number, size: number, out: number, width: number, pitch: number, height: number, format: number, flags: number): number;
 }
 
-let compiled: WebAssembly.Module | undefined;
-
 /** One decompressor and its buffers in one instance (a failure discards the whole instance). */
 class Decoder {
   private readonly wasm: Exports;
@@ -38,13 +39,17 @@ class Decoder {
   private output = { pointer: 0, size: 0 };
 
   constructor() {
-    compiled ??= new WebAssembly.Module(fs.readFileSync(require.resolve('@cwasm/jpeg-turbo/jpeg-turbo.wasm')));
     const unavailable = () => {
       throw new Error('not available to the JPEG decoder');
     };
-    const instance = new WebAssembly.Instance(compiled, {
+    const instance = new WebAssembly.Instance(MODULE, {
       // libjpeg leaves a failed decode by longjmp: here a throw, out of the whole call.
-      env: { setjmp: () => 0, longjmp: () => { throw new Error('libjpeg error'); } },
+      env: {
+        setjmp: () => 0,
+        longjmp: () => {
+          throw new Error('libjpeg error');
+        },
+      },
       wasi_snapshot_preview1: { environ_sizes_get: () => 0, environ_get: unavailable, proc_exit: unavailable, fd_close: unavailable, fd_seek: unavailable, fd_write: unavailable },
     });
     this.wasm = instance.exports as unknown as Exports;
@@ -62,61 +67,79 @@ class Decoder {
     return buffer.pointer;
   }
 
-  decode(bytes: Buffer, width: number, height: number, grey: boolean, maxPixels: number): Buffer | undefined {
+  decode(bytes: Buffer, width: number, height: number, grey: boolean): Buffer | undefined {
     const w = this.wasm;
     const input = this.reserve(this.input, bytes.byteLength);
     new Uint8Array(w.memory.buffer, input, bytes.byteLength).set(bytes);
     if (w.tjDecompressHeader3(this.handle, input, bytes.byteLength, this.header, this.header + 4, this.header + 8, this.header + 12) !== 0) return undefined;
-    const [fileWidth, fileHeight, , colourspace] = new Int32Array(w.memory.buffer, this.header, 4);
-    if (fileWidth * fileHeight > maxPixels || colourspace > TJCS_GRAY) return undefined;
-    // A grey model takes sharp's luminance of a colour image, which isn't libjpeg's Y.
-    if (grey && colourspace !== TJCS_GRAY) return undefined;
-    const n = (8 * width) / fileWidth;
-    if (!Number.isInteger(n) || n < 1 || n > 16 || n * fileHeight !== 8 * height) return undefined;
+    if (new Int32Array(w.memory.buffer, this.header, 4)[3] > TJCS_GRAY) return undefined;
     const channels = grey ? 1 : 3;
     const out = this.reserve(this.output, width * height * channels);
     // Non-zero: an error or a warning (a truncated file, say): sharp decides what it is.
     if (w.tjDecompress2(this.handle, input, bytes.byteLength, out, width, width * channels, height, grey ? TJPF_GRAY : TJPF_RGB, 0) !== 0) return undefined;
-    return Buffer.from(new Uint8Array(w.memory.buffer, out, width * height * channels));
+    return Buffer.from(new Uint8Array(w.memory.buffer, out, width * height * channels)); // a copy
   }
 }
 
 let decoder: Decoder | undefined;
 
 /**
- * The pixels of a JPEG at width × height (RGB interleaved, or grey), when it is a plain JPEG
- * whose size is exactly n/8 of that (n = 1…16); else undefined.
+ * Whether a JPEG can be decoded here to width × height: a plain JPEG (see jpegFrame) of at most
+ * maxPixels, whose size that is n/8 of (n = 1…8) on both axes, and for a grey model (`grey`) a
+ * grey JPEG (sharp's luminance of a colour image isn't libjpeg's Y). Reads the headers only.
  */
-export function decodeJpegAtSize(bytes: Buffer, width: number, height: number, grey: boolean, maxPixels: number): Buffer | undefined {
-  if (!isPlainJpeg(bytes)) return undefined;
+export function canScaleJpeg(bytes: Buffer, width: number, height: number, grey: boolean, maxPixels: number): boolean {
+  const frame = jpegFrame(bytes);
+  if (!frame || frame.width * frame.height > maxPixels || (grey && frame.components !== 1)) return false;
+  const n = (8 * width) / frame.width;
+  return Number.isInteger(n) && n >= 1 && n <= 8 && n * frame.height === 8 * height;
+}
+
+/** A JPEG that canScaleJpeg accepts, decoded to width × height (RGB interleaved, or grey); undefined if it is damaged. */
+export function decodeScaledJpeg(bytes: Buffer, width: number, height: number, grey: boolean): Buffer | undefined {
   try {
     decoder ??= new Decoder();
-    return decoder.decode(bytes, width, height, grey, maxPixels);
+    return decoder.decode(bytes, width, height, grey);
   } catch {
     decoder = undefined; // a throw leaves libjpeg's state undefined: start afresh next time
     return undefined;
   }
 }
 
-/** A JPEG whose pixels need nothing sharp would apply: no ICC profile, EXIF orientation 1 or none. */
-export function isPlainJpeg(b: Buffer): boolean {
-  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return false;
+/** canScaleJpeg, then decodeScaledJpeg. */
+export function decodeJpegAtSize(bytes: Buffer, width: number, height: number, grey: boolean, maxPixels: number): Buffer | undefined {
+  return canScaleJpeg(bytes, width, height, grey, maxPixels) ? decodeScaledJpeg(bytes, width, height, grey) : undefined;
+}
+
+/**
+ * The frame of a plain JPEG: 8-bit, Huffman-coded baseline, extended or progressive, with one
+ * or three components, no ICC profile, EXIF orientation 1 or none. Else undefined.
+ */
+export function jpegFrame(b: Buffer): { width: number; height: number; components: number } | undefined {
+  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
+  let frame: { width: number; height: number; components: number } | undefined;
   for (let i = 2; i + 4 <= b.length; ) {
-    if (b[i] !== 0xff) return false;
+    if (b[i] !== 0xff) return undefined;
     const marker = b[i + 1];
     if (marker === 0xff) {
       i++; // fill byte
       continue;
     }
-    if (marker === 0xda) return true; // start of scan: the headers are done
+    if (marker === 0xda) return frame; // start of scan: the headers are done
     const start = i + 4;
     const end = i + 2 + b.readUInt16BE(i + 2);
-    if (end > b.length) return false;
-    if (marker === 0xe2 && b.toString('latin1', start, start + 12) === 'ICC_PROFILE\0') return false;
-    if (marker === 0xe1 && b.toString('latin1', start, start + 6) === 'Exif\0\0' && exifOrientation(b.subarray(start + 6, end)) !== 1) return false;
+    if (end > b.length) return undefined;
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      // A start of frame: SOF0–2 are 8-bit Huffman; lossless, hierarchical and arithmetic ones go to sharp.
+      if (marker > 0xc2 || end - start < 6 || b[start] !== 8) return undefined;
+      frame = { height: b.readUInt16BE(start + 1), width: b.readUInt16BE(start + 3), components: b[start + 5] };
+      if (frame.components !== 1 && frame.components !== 3) return undefined;
+    }
+    if (marker === 0xe2 && b.toString('latin1', start, start + 12) === 'ICC_PROFILE\0') return undefined;
+    if (marker === 0xe1 && b.toString('latin1', start, start + 6) === 'Exif\0\0' && exifOrientation(b.subarray(start + 6, end)) !== 1) return undefined;
     i = end;
   }
-  return false;
+  return undefined;
 }
 
 /** The orientation tag of an EXIF block (a TIFF header and IFD0), 1 when absent; 0 when unreadable. */

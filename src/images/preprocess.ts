@@ -2,21 +2,14 @@
  * Image bytes → the model's input tensor: decode (JPEG, PNG, WebP, GIF, TIFF), honour EXIF
  * orientation, flatten transparency onto white, convert to the model's channels, resize to
  * its input size (an image already that size is used pixel for pixel), then
- * x = ((pixel · scale) − mean) / std per channel, channels-first. A JPEG whose size is n/8 of
- * the input size is scaled while it is decoded instead (jpeg.ts).
+ * x = ((pixel · scale) − mean) / std per channel, channels-first. A JPEG that the input size
+ * is n/8 of (n = 1…8: 256×256 for 224×224) is scaled while it is decoded instead (jpeg.ts).
  */
 import sharp from 'sharp';
 import { badInput } from '../errors';
 import type { Preprocessing } from '../registry/models';
-import { decodeJpegAtSize } from './jpeg';
+import { canScaleJpeg, decodeScaledJpeg } from './jpeg';
 import { withChannels } from './render';
-
-/**
- * Part of every model's cache identity (cache/keys.ts): bump it when modelPixels gives other
- * pixels for the same bytes, so results and indexes made from the old ones are made again.
- * p2: JPEGs of n/8 the input size are scaled in the decoder.
- */
-export const PIXELS_VERSION = 'p2';
 
 export interface ImageLimits {
   maxImageBytes: number;
@@ -85,9 +78,10 @@ function inItsOwnTurn<T>(decode: () => T): Promise<T> {
 
 /** 8-bit pixels at the model's input size, channels interleaved in RGB (or grey) order. */
 export async function modelPixels(bytes: Buffer, p: Preprocessing, limits: ImageLimits): Promise<Buffer> {
-  if (bytes.byteLength <= limits.maxImageBytes) {
-    const scaled = await inItsOwnTurn(() => decodeJpegAtSize(bytes, p.width, p.height, p.channels === 'GRAY', limits.maxImagePixels));
-    if (scaled) return scaled;
+  const grey = p.channels === 'GRAY';
+  if (bytes.byteLength <= limits.maxImageBytes && canScaleJpeg(bytes, p.width, p.height, grey, limits.maxImagePixels)) {
+    const scaled = await inItsOwnTurn(() => decodeScaledJpeg(bytes, p.width, p.height, grey));
+    if (scaled) return scaled; // else a damaged file: sharp says what is wrong with it
   }
   return sharpPixels(bytes, p, limits);
 }

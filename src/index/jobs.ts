@@ -95,7 +95,7 @@ export class JobManager extends EventEmitter {
       const model = this.models.get(row.model);
       const dataset = this.datasets.datasets.get(row.dataset);
       if (!model || !dataset || modelCacheId(model) !== row.modelId || dataset.fingerprint !== row.fingerprint) {
-        this.store.setState(row.id, 'FAILED', 'the model or dataset changed or disappeared before the job finished');
+        this.store.setState(row.id, 'FAILED', 'the model (its file, its preprocessing or convscope\'s decoding of images) or the dataset changed or disappeared before the job finished: run buildIndex again');
         continue;
       }
       log.info({ job: row.id, model: row.model, dataset: row.dataset, from: row.nextImage }, 'resuming index job');
@@ -177,7 +177,7 @@ export class JobManager extends EventEmitter {
     for (const saved of this.store.tops(row.id)) {
       trackers[row.layers.indexOf(saved.layer)].offer(saved.channel, saved.value, saved.image, saved.y, saved.x);
     }
-    for (const t of trackers) t.takeChanged(); // restored, not changed
+    for (const t of trackers) t.clearChanged(); // restored, not changed
     this.store.setState(row.id, 'RUNNING');
     this.emit('progress', this.info(row.id));
 

@@ -85,14 +85,14 @@ export class LayerTopK {
     let at = 0;
     return channels.map((c) => {
       const from = at;
-      for (let i = c * this.k; i < c * this.k + this.counts[c]; i++, at += 4) {
-        packed[at] = this.values[i];
-        packed[at + 1] = this.images[i];
-        packed[at + 2] = this.ys[i];
-        packed[at + 3] = this.xs[i];
-      }
+      for (let i = c * this.k; i < c * this.k + this.counts[c]; i++, at += 4) pack(packed, at, this.values[i], this.images[i], this.ys[i], this.xs[i]);
       return { channel: c, entries: Buffer.from(packed.buffer, from * 8, (at - from) * 8) };
     });
+  }
+
+  /** Clears the marks of changed channels (after restoring saved entries). */
+  clearChanged(): void {
+    this.changed.fill(0);
   }
 
   /** Whether (value, image) ranks above the entry at slot i: higher value, or equal and earlier. */
@@ -104,6 +104,14 @@ export class LayerTopK {
 /** Entries as the store keeps them: float64 [value, image, y, x] each, best first. */
 export function packCandidates(entries: Candidate[]): Buffer {
   const packed = new Float64Array(4 * entries.length);
-  entries.forEach((e, r) => packed.set([e.value, e.image, e.y, e.x], 4 * r));
+  entries.forEach((e, r) => pack(packed, 4 * r, e.value, e.image, e.y, e.x));
   return Buffer.from(packed.buffer);
+}
+
+/** One entry in the stored layout (packCandidates). */
+function pack(packed: Float64Array, at: number, value: number, image: number, y: number, x: number): void {
+  packed[at] = value;
+  packed[at + 1] = image;
+  packed[at + 2] = y;
+  packed[at + 3] = x;
 }
