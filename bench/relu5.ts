@@ -26,7 +26,8 @@ function randomImages(n: number): Float32Array {
   return data;
 }
 
-export async function measure(engine: Engine, model: Model, batches: number[]): Promise<Row[]> {
+/** Raw runs of the forward graph to relu5 and of the projection graph at batch n, on random images. */
+export async function relu5Runs(engine: Engine, model: Model, n: number): Promise<{ forward: () => Promise<unknown>; projection: () => Promise<unknown> }> {
   const layer = model.layerByName.get(TARGET)!;
   const { Tensor } = engine.runtime;
   const fwd = await engine.load('bench-fwd', () => compileForward(model.graph, [layer.tensor]));
@@ -34,21 +35,24 @@ export async function measure(engine: Engine, model: Model, batches: number[]): 
     compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY', regions: true }),
   );
   const [Ct, Ht, Wt] = layer.outputShape;
+  const input = new Tensor('float32', randomImages(n), [n, 3, 224, 224]);
+  const channels = new Float32Array(n * Ct);
+  for (let i = 0; i < n; i++) channels[i * Ct + ((i * 37) % Ct)] = 1;
+  const feeds = {
+    input,
+    [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]),
+    [ITEM_INPUTS.channel]: new Tensor('float32', channels, [n, Ct]),
+    [ITEM_INPUTS.mask]: new Tensor('float32', new Float32Array(n * Ht * Wt), [n, 1, Ht, Wt]),
+    [ITEM_INPUTS.useMax]: new Tensor('float32', new Float32Array(n).fill(1), [n, 1, 1, 1]),
+  };
+  return { forward: () => fwd.session.run({ input }), projection: () => proj.session.run(feeds) };
+}
+
+export async function measure(engine: Engine, model: Model, batches: number[]): Promise<Row[]> {
   const rows: Row[] = [];
   for (const n of batches) {
-    const input = new Tensor('float32', randomImages(n), [n, 3, 224, 224]);
-    const forward = await timeIt(() => fwd.session.run({ input }));
-    const channels = new Float32Array(n * Ct);
-    for (let i = 0; i < n; i++) channels[i * Ct + ((i * 37) % Ct)] = 1;
-    const feeds = {
-      input,
-      [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]),
-      [ITEM_INPUTS.channel]: new Tensor('float32', channels, [n, Ct]),
-      [ITEM_INPUTS.mask]: new Tensor('float32', new Float32Array(n * Ht * Wt), [n, 1, Ht, Wt]),
-      [ITEM_INPUTS.useMax]: new Tensor('float32', new Float32Array(n).fill(1), [n, 1, 1, 1]),
-    };
-    const projection = await timeIt(() => proj.session.run(feeds));
-    rows.push({ batch: n, forward, projection });
+    const runs = await relu5Runs(engine, model, n);
+    rows.push({ batch: n, forward: await timeIt(runs.forward), projection: await timeIt(runs.projection) });
   }
   return rows;
 }
