@@ -37,9 +37,9 @@ export class BlobStore {
    * Stores the bytes and returns their hash. Always written (the same bytes under the same name),
    * so a damaged copy that has not been read yet is replaced rather than trusted.
    */
-  async put(kind: BlobKind, bytes: Buffer): Promise<string> {
+  async put(kind: BlobKind, bytes: Uint8Array): Promise<string> {
     const hash = createHash('sha256').update(bytes).digest('hex');
-    await this.store.set(BlobStore.key(kind, hash), bytes);
+    await this.store.set(BlobStore.key(kind, hash), Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     return hash;
   }
 
@@ -50,7 +50,7 @@ export class BlobStore {
   }
 
   /** The URL of the blob that `produce` makes for `key`: produced once, and again only if evicted. */
-  async cached(key: string, kind: BlobKind, produce: () => Promise<Buffer> | Buffer): Promise<string> {
+  async cached(key: string, kind: BlobKind, produce: () => Promise<Uint8Array> | Uint8Array): Promise<string> {
     const indexKey = `blobidx:${kind}:${key}`;
     const lookup = async (): Promise<string | undefined> => {
       const known = await this.store.get(indexKey);

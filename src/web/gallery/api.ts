@@ -3,6 +3,7 @@
  * (graphql-ws over a WebSocket at /graphql) and the URLs it hands out (/img, /tensors, /datasets).
  */
 import { createClient, Client } from 'graphql-ws/client';
+import { decodeNpy } from '../../cache/npy';
 
 export interface GraphQLErrorInfo {
   message: string;
@@ -135,20 +136,11 @@ export async function fetchNpy(url: string, signal?: AbortSignal): Promise<{ sha
   const res = await fetch(url, { signal });
   if (!res.ok) throw new ApiError([{ message: `${url}: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`, code: `HTTP_${res.status}` }]);
   const bytes = new Uint8Array(await res.arrayBuffer());
-  const text = (from: number, to: number) => String.fromCharCode(...bytes.subarray(from, to));
-  if (text(0, 6) !== '\x93NUMPY') throw new ApiError([{ message: `${url} is not a .npy file`, code: 'BAD_TENSOR' }]);
-  const view = new DataView(bytes.buffer);
-  const start = bytes[6] === 1 ? 10 : 12;
-  const headerLength = bytes[6] === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
-  const header = text(start, start + headerLength);
-  if (!/'descr':\s*'<f4'/.test(header)) throw new ApiError([{ message: `${url}: not little-endian float32 (${header.trim()})`, code: 'BAD_TENSOR' }]);
-  const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map(Number);
-  const body = bytes.slice(start + headerLength); // a copy: Float32Array needs a 4-byte aligned offset
-  return { shape, data: new Float32Array(body.buffer) };
+  try {
+    return decodeNpy(bytes);
+  } catch (e) {
+    throw new ApiError([{ message: `${url}: ${(e as Error).message}`, code: 'BAD_TENSOR' }]);
+  }
 }
 
 /** A file as base64 (no data: prefix), for uploadImage. */
