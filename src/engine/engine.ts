@@ -128,8 +128,9 @@ export class Engine {
     }
     loaded = (async () => {
       const graph = compile();
-      const session = await this.runtime.createSession(graph.model);
-      const l: Loaded = { session, outputs: graph.outputs, key, compile, bytes: graph.model.byteLength, active: 0, released: false };
+      const bytes = graph.model.byteLength; // before the bytes move to the runtime
+      const session = await this.runtime.createSession(graph.model, { moveModel: true });
+      const l: Loaded = { session, outputs: graph.outputs, key, compile, bytes, active: 0, released: false };
       this.loaded.set(key, l);
       this.loadedBytes += l.bytes;
       this.releaseBeyondBound(key);

@@ -25,7 +25,8 @@ export interface Runtime {
   backend: Backend;
   /** The Tensor class to make feeds with: the binding's own, or in the worker runtime onnxruntime-common's (which both bindings re-export). */
   Tensor: typeof Tensor;
-  createSession(model: Uint8Array): Promise<Session>;
+  /** `moveModel`: the caller won't read the bytes again, so they may be moved (not copied) to another thread. */
+  createSession(model: Uint8Array, options?: { moveModel?: boolean }): Promise<Session>;
   /** Frees the runtime (its worker thread, if any). */
   close(): Promise<void>;
 }

@@ -79,10 +79,12 @@ export async function openWorkerRuntime(backend: Backend, threads: number): Prom
   return {
     backend,
     Tensor,
-    async createSession(model: Uint8Array): Promise<Session> {
+    async createSession(model: Uint8Array, options?: { moveModel?: boolean }): Promise<Session> {
       const session = nextSession++;
-      // One copy, moved to the worker (a structured clone would copy twice, and models are big).
-      const bytes = new Uint8Array(model); // a copy (Buffer.slice would share, and the move would detach the caller's)
+      // Moved to the worker, not cloned: models are hundreds of MB. Bytes the caller keeps, or
+      // that share their buffer with others (a Buffer's pool, a view), are copied once first.
+      const owned = options?.moveModel && model.byteOffset === 0 && model.byteLength === model.buffer.byteLength;
+      const bytes = owned ? model : new Uint8Array(model);
       await call({ op: 'create', session, model: bytes }, [bytes.buffer as ArrayBuffer]);
       return {
         async run(feeds, options) {

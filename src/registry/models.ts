@@ -256,7 +256,7 @@ async function probeShapes(graph: OnnxGraph, inputShape: number[], engine: Engin
   const tensors = [...graph.dataPath].filter((t) => t !== graph.inputName);
   // A session of its own, outside the engine's (it is used once, and not for serving).
   const probe = compileForward(graph, tensors);
-  const session = await engine.runtime.createSession(probe.model);
+  const session = await engine.runtime.createSession(probe.model, { moveModel: true });
   const size = inputShape.reduce((a, b) => a * b, 1);
   let maxBatch = 2;
   let out;
