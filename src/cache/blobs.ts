@@ -39,7 +39,7 @@ export class BlobStore {
    */
   async put(kind: BlobKind, bytes: Uint8Array): Promise<string> {
     const hash = createHash('sha256').update(bytes).digest('hex');
-    await this.store.set(BlobStore.key(kind, hash), Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    await this.store.set(BlobStore.key(kind, hash), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     return hash;
   }
 

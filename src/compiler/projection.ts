@@ -9,7 +9,7 @@
  * and cs_item_max [N, 1, 1, 1] (1 for MAX: the map's first maximum in raster order).
  * Outputs: the projection [N, C, H, W], the chosen channel's map [N, Ht·Wt] and its argmax [N, 1];
  * with regions, the projection is the region [N, C, h, w] the seed reaches in the input, and a
- * fourth output gives its origin [N, 2] (row, column; see pasteRegion).
+ * fourth output gives its origin [N, 2] (row, column; parts off the input hold zeros).
  * Many seeds of one image share its forward pass.
  */
 import { GraphNode, OnnxGraph } from '../onnx/graph';
@@ -41,27 +41,6 @@ export interface ProjectionGraphSpec {
    * run on the regions the seed reaches (regions.ts) instead of whole maps.
    */
   regions?: boolean;
-}
-
-/**
- * A projection region [C, h, w] whose top-left is at `origin` in a [C, H, W] image, placed in
- * the image: parts off the image are dropped (they hold zeros), the rest of the image is zero.
- */
-export function pasteRegion(region: Float32Array, size: [number, number], origin: [number, number], shape: number[]): Float32Array {
-  const [C, H, W] = shape;
-  const [h, w] = size;
-  const [oy, ox] = origin;
-  const image = new Float32Array(C * H * W);
-  const x0 = Math.max(0, ox);
-  const x1 = Math.min(W, ox + w);
-  if (x1 <= x0) return image;
-  for (let c = 0; c < C; c++) {
-    for (let y = Math.max(0, oy); y < Math.min(H, oy + h); y++) {
-      const from = (c * h + (y - oy)) * w - ox;
-      image.set(region.subarray(from + x0, from + x1), (c * H + y) * W + x0);
-    }
-  }
-  return image;
 }
 
 /** Whether a region has fewer positions than the whole [C, H, W] map (else nothing is saved by it). */

@@ -159,7 +159,7 @@ export class Engine {
     }
   }
 
-  /** Forgets a loaded session and releases it (the worker releases it after the runs sent before). */
+  /** Forgets a session and releases it if it had loaded (the worker releases it after the runs sent before). */
   private drop(key: string): Promise<void> {
     const l = this.loaded.get(key);
     this.sessions.delete(key);
@@ -171,8 +171,8 @@ export class Engine {
   }
 
   /** The loaded sessions' graph keys (least recently used first) and their graphs' bytes in all. */
-  get sessionStats(): { sessions: number; bytes: number; keys: string[] } {
-    return { sessions: this.loaded.size, bytes: this.loadedBytes, keys: [...this.sessions.keys()].filter((k) => this.loaded.has(k)) };
+  get sessionStats(): { bytes: number; keys: string[] } {
+    return { bytes: this.loadedBytes, keys: [...this.sessions.keys()].filter((k) => this.loaded.has(k)) };
   }
 
   /** One ORT run. The feeds' buffers are moved to the runtime's thread (then unusable here): build them for this run only. */
@@ -278,12 +278,6 @@ export class Engine {
   /** [B, C, H, W] from B images: always a new array, as run() moves its feeds (the images' own arrays are cached). */
   stack(model: EngineModel, images: PreparedImage[]): OrtTensor {
     return new this.runtime.Tensor('float32', concatenate(images.map((img) => img.data), Float32Array), [images.length, ...model.inputShape]);
-  }
-
-  /** Releases a session that won't be needed again. */
-  async forget(key: string): Promise<void> {
-    await this.sessions.get(key)?.catch(() => undefined);
-    await this.drop(key);
   }
 
   /** Fails waiting work, lets running batches finish, then releases every session. */

@@ -3,7 +3,7 @@
  * and concurrent requests for it merged into batched runs in which each image's forward pass
  * is computed once, however many of its units are projected.
  */
-import { compileProjection, ITEM_INPUTS, pasteRegion, seedShape } from '../compiler/projection';
+import { compileProjection, ITEM_INPUTS, seedShape } from '../compiler/projection';
 import { LrnMode, Method, Unpool } from '../compiler/rules';
 import { OnnxGraph } from '../onnx/graph';
 import { Engine, EngineModel, PreparedImage, split, uniqueImages } from './engine';
@@ -65,14 +65,13 @@ export function boxedResult(
   rest: Omit<ProjectionResult, 'box' | 'inside' | 'projection'>,
   whole?: Float32Array,
 ): ProjectionResult {
-  const [top, left, h, w] = box;
   let projection = whole;
   return {
     ...rest,
     box,
     inside,
     get projection() {
-      return (projection ??= pasteRegion(inside, [h, w], [top, left], shape));
+      return (projection ??= paste(inside, box, shape));
     },
   };
 }
@@ -101,6 +100,15 @@ export function cut(data: Float32Array, [C, H, W]: number[], [top, left, h, w]: 
     for (let y = 0; y < h; y++) inside.set(data.subarray((c * H + top + y) * W + left, (c * H + top + y) * W + left + w), (c * h + y) * w);
   }
   return inside;
+}
+
+/** cut()'s inverse: a new zero array of `shape` [C, H, W] with `inside` [C, height, width] at `box`. */
+function paste(inside: Float32Array, [top, left, h, w]: Extent, [C, H, W]: number[]): Float32Array {
+  const whole = new Float32Array(C * H * W);
+  for (let c = 0; c < C; c++) {
+    for (let y = 0; y < h; y++) whole.set(inside.subarray((c * h + y) * w, (c * h + y + 1) * w), (c * H + top + y) * W + left);
+  }
+  return whole;
 }
 
 /** Whole projections [C, H, W], each as the box outside of which it is zero (a box of zero size when all of it is). */

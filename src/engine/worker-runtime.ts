@@ -83,8 +83,7 @@ export async function openWorkerRuntime(backend: Backend, threads: number): Prom
       const session = nextSession++;
       // Moved to the worker, not cloned: models are hundreds of MB. Bytes the caller keeps, or
       // that share their buffer with others (a Buffer's pool, a view), are copied once first.
-      const owned = options?.moveModel && model.byteOffset === 0 && model.byteLength === model.buffer.byteLength;
-      const bytes = owned ? model : new Uint8Array(model);
+      const bytes = options?.moveModel && ownsBuffer(model) ? model : new Uint8Array(model);
       await call({ op: 'create', session, model: bytes }, [bytes.buffer as ArrayBuffer]);
       return {
         async run(feeds, options) {
@@ -93,7 +92,7 @@ export async function openWorkerRuntime(backend: Backend, threads: number): Prom
           for (const [name, t] of Object.entries(feeds)) {
             plain[name] = { type: t.type, data: t.data, dims: t.dims };
             const data = t.data as Float32Array;
-            if (options?.moveFeeds && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) moved.push(data.buffer as ArrayBuffer);
+            if (options?.moveFeeds && ownsBuffer(data)) moved.push(data.buffer as ArrayBuffer);
           }
           // Feeds are copied unless the caller lets them move (a batch's images: megabytes).
           const { outputs } = await call({ op: 'run', session, feeds: plain }, moved);
@@ -111,6 +110,11 @@ export async function openWorkerRuntime(backend: Backend, threads: number): Prom
       await worker.terminate();
     },
   };
+}
+
+/** Whether an array is the whole of its buffer (so moving the buffer moves nothing else). */
+function ownsBuffer(a: ArrayBufferView): boolean {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength;
 }
 
 /** The worker's side: one local runtime, its sessions by number. */

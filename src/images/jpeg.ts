@@ -15,8 +15,6 @@ import fs from 'node:fs';
 
 const TJPF_RGB = 0;
 const TJPF_GRAY = 6;
-/** tjDecompressHeader3's colourspaces up to grey: RGB, YCbCr, grey (not CMYK, YCCK). */
-const TJCS_GRAY = 2;
 
 /** Compiled when this module loads: a missing or broken build fails the start, not each image. */
 const MODULE = new WebAssembly.Module(fs.readFileSync(require.resolve('@cwasm/jpeg-turbo/jpeg-turbo.wasm')));
@@ -26,7 +24,6 @@ interface Exports {
   malloc(size: number): number;
   free(pointer: number): void;
   tjInitDecompress(): number;
-  tjDecompressHeader3(handle: number, jpeg: number, size: number, width: number, height: number, subsampling: number, colourspace: number): number;
   tjDecompress2(handle: number, jpeg: number, size: number, out: number, width: number, pitch: number, height: number, format: number, flags: number): number;
 }
 
@@ -34,7 +31,6 @@ interface Exports {
 class Decoder {
   private readonly wasm: Exports;
   private readonly handle: number;
-  private readonly header: number;
   private input = { pointer: 0, size: 0 };
   private output = { pointer: 0, size: 0 };
 
@@ -54,7 +50,6 @@ class Decoder {
     });
     this.wasm = instance.exports as unknown as Exports;
     this.handle = this.wasm.tjInitDecompress();
-    this.header = this.wasm.malloc(16);
   }
 
   private reserve(buffer: { pointer: number; size: number }, size: number): number {
@@ -71,8 +66,6 @@ class Decoder {
     const w = this.wasm;
     const input = this.reserve(this.input, bytes.byteLength);
     new Uint8Array(w.memory.buffer, input, bytes.byteLength).set(bytes);
-    if (w.tjDecompressHeader3(this.handle, input, bytes.byteLength, this.header, this.header + 4, this.header + 8, this.header + 12) !== 0) return undefined;
-    if (new Int32Array(w.memory.buffer, this.header, 4)[3] > TJCS_GRAY) return undefined;
     const channels = grey ? 1 : 3;
     const out = this.reserve(this.output, width * height * channels);
     // Non-zero: an error or a warning (a truncated file, say): sharp decides what it is.

@@ -62,12 +62,6 @@ export class LayerTopK {
     this.changed[c] = 1;
   }
 
-  /** Channel c's entries, best first. */
-  entries(c: number): Candidate[] {
-    const base = c * this.k;
-    return Array.from({ length: this.counts[c] }, (_, r) => ({ value: this.values[base + r], image: this.images[base + r], y: this.ys[base + r], x: this.xs[base + r] }));
-  }
-
   /** The channels changed since the last call, each with its entries packed (packCandidates), and clears the marks. */
   takeChanged(): { channel: number; entries: Buffer }[] {
     const channels: number[] = [];
@@ -79,8 +73,8 @@ export class LayerTopK {
       size += 4 * this.counts[c];
     }
     // Straight from the columns into one array for all: a checkpoint packs thousands of
-    // channels, and objects per entry (entries()) made it cost as much as the ORT runs between
-    // two checkpoints.
+    // channels, and an object per entry made it cost as much as the ORT runs between two
+    // checkpoints.
     const packed = new Float64Array(size);
     let at = 0;
     return channels.map((c) => {
