@@ -4,6 +4,7 @@
  * and the runtime become API errors here.
  */
 import { compileForward } from './compiler/forward';
+import { unitGridValues } from './compiler/units';
 import { seedTensor } from './compiler/projection';
 import { UnsupportedOpError } from './compiler/rules';
 import { LruBytes } from './cache/blobs';
@@ -77,12 +78,12 @@ export class Inference {
     return { key: image.sha256, pixels: await modelPixels(image.bytes, model.preprocessing, this.config) };
   }
 
-  /** A layer's whole activation [C, H, W] (or [F]) for one image. */
+  /** A layer's whole activation as its unit grid (units.ts: [C, H, W], [F], or [D, T] for tokens) for one image. */
   async activation(model: Model, layer: Layer, image: SourceImage): Promise<Float32Array> {
     return this.cached(resultKey('activation', model, image.sha256, { layer: layer.name }), FLOATS, async () => {
       const prepared = await this.prepare(model, image);
       const [out] = await guard(() => this.engine.forward(model, `forward/${layer.tensor}`, () => compileForward(model.graph, [layer.tensor]), prepared));
-      return out;
+      return unitGridValues(out, layer.outputShape);
     });
   }
 

@@ -102,6 +102,12 @@ export class GraphBuilder {
       : this.op('ReduceSum', [x], { axes, keepdims });
   }
 
+  reduceMean(x: string, axes: number[], keepdims = 1): string {
+    return this.opset >= 18
+      ? this.op('ReduceMean', [x, this.ints(axes)], { keepdims })
+      : this.op('ReduceMean', [x], { axes, keepdims });
+  }
+
   reduceMax(x: string, axes: number[], keepdims = 1): string {
     return this.opset >= 18
       ? this.op('ReduceMax', [x, this.ints(axes)], { keepdims })

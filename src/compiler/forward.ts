@@ -4,6 +4,7 @@ import { OnnxGraph } from '../onnx/graph';
 import { DataType, ValueInfoProto } from '../onnx/proto';
 import type { Preprocessing } from '../registry/models';
 import { ancestors, batchInput, GraphBuilder } from './builder';
+import { asUnitGrid, seedShape } from './units';
 
 export interface CompiledGraph {
   model: Uint8Array;
@@ -22,7 +23,8 @@ export function compileForward(graph: OnnxGraph, tensors: string[]): CompiledGra
 /**
  * For the top-k index: per activation, each channel's spatial maximum and the flat position of
  * its first occurrence (as float32, exact below 2^24), [N, C] each — so only 2·C numbers per
- * image and layer leave the runtime. Dense [N, F] activations are their own maxima, at 0.
+ * image and layer leave the runtime. Dense [N, F] activations are their own maxima, at 0;
+ * token layers [N, T, D] are D channels over T positions (units.ts).
  */
 export function compileChannelMaxima(graph: OnnxGraph, shapes: Map<string, number[]>, tensors: string[], pixels?: Preprocessing): CompiledGraph {
   const b = new GraphBuilder(graph);
@@ -31,8 +33,8 @@ export function compileChannelMaxima(graph: OnnxGraph, shapes: Map<string, numbe
   const outputs: string[] = [];
   for (const t of tensors) {
     const shape = shapes.get(t)!;
-    const [C, H, W] = shape.length === 3 ? shape : [shape[0], 1, 1];
-    const flat = b.reshape(t, [-1, C, H * W]);
+    const [C, H, W] = seedShape(shape);
+    const flat = b.reshape(asUnitGrid(b, t, shape), [-1, C, H * W]);
     outputs.push(b.reduceMax(flat, [2], 0));
     outputs.push(b.op('Cast', [b.op('ArgMax', [flat], { axis: 2, keepdims: 0 })], { to: 1 }));
   }

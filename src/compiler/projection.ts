@@ -18,6 +18,9 @@ import { ancestors, batchInput, GraphBuilder } from './builder';
 import { CompiledGraph } from './forward';
 import { isRegion, Region, Regions, Signal } from './regions';
 import { LrnMode, Method, regionRuleFor, ruleFor, RuleContext, Unpool, UnsupportedOpError } from './rules';
+import { asUnitGrid, fromUnitGrid, seedShape } from './units';
+
+export { seedShape } from './units';
 
 export const ITEM_INPUTS = {
   image: 'cs_item_image',
@@ -41,6 +44,8 @@ export interface ProjectionGraphSpec {
    * run on the regions the seed reaches (regions.ts) instead of whole maps.
    */
   regions?: boolean;
+  /** Run the forward pass once per item rather than once per image (ctx.forwardPerItem in rules.ts). */
+  forwardPerItem?: boolean;
 }
 
 /** Whether a region has fewer positions than the whole [C, H, W] map (else nothing is saved by it). */
@@ -57,13 +62,6 @@ export function seedTensor(graph: OnnxGraph, node: GraphNode): string {
   return node.proto.output[0];
 }
 
-/** Target shapes as [channels, height, width]; dense [F] is [F, 1, 1]. */
-export function seedShape(shape: number[]): [number, number, number] {
-  if (shape.length === 3) return shape as [number, number, number];
-  if (shape.length === 1) return [shape[0], 1, 1];
-  throw new Error(`activations of shape [${shape}] can't be seeded: expected [C, H, W] or [F]`);
-}
-
 export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
   const { graph, shapes, target, method, lrn } = spec;
   const b = new GraphBuilder(graph);
@@ -71,24 +69,44 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
   if (!targetShape) throw new Error(`no activation "${target}"`);
   const [Ct, Ht, Wt] = seedShape(targetShape);
 
-  // Forward: the target's ancestors, unchanged.
+  // Forward: the target's ancestors, unchanged; run on each item's image when the batch axis moves.
+  const forwardPerItem = spec.forwardPerItem === true;
+  const itemImages = forwardPerItem ? b.op('Gather', [graph.inputName, ITEM_INPUTS.image], { axis: 0 }) : graph.inputName;
   const needed = new Set(ancestors(graph, [target]));
   const forward = graph.nodes.filter((node) => needed.has(node.proto));
-  for (const node of forward) b.copy(node.proto);
+  for (const node of forward) {
+    const reads = node.proto.input.map((i) => (i === graph.inputName ? itemImages : i));
+    b.copy(forwardPerItem ? { ...node.proto, input: reads } : node.proto);
+  }
 
   const gathered = new Map<string, string>();
   const isData = (t: string) => graph.dataPath.has(t);
+  /** The data tensors between `tensor` and `source` (exclusive), or undefined if `tensor` also depends on the image otherwise. */
+  const between = (tensor: string, source: string): Set<string> | undefined => {
+    const stack = [tensor];
+    const seen = new Set<string>();
+    while (stack.length) {
+      const t = stack.pop()!;
+      if (t === source || seen.has(t) || !isData(t)) continue;
+      if (t === graph.inputName) return undefined;
+      seen.add(t);
+      stack.push(...(graph.producer.get(t)?.reads ?? []));
+    }
+    return seen;
+  };
   const ctx: RuleContext = {
     b,
     method,
     lrn,
     unpool: spec.unpool ?? (b.opset >= 16 ? 'SCATTER_ADD' : b.opset >= 11 ? 'SCATTER_GROUPS' : 'TAPS'),
+    forwardPerItem,
     shape: (t) => {
       const s = shapes.get(t);
-      if (!s) throw new Error(`no shape for activation "${t}"`);
+      if (!s) throw new Error(`no shape for tensor "${t}"`);
       return s;
     },
     perItem: (t) => {
+      if (forwardPerItem) return t === graph.inputName ? itemImages : t;
       let g = gathered.get(t);
       if (!g) {
         g = b.op('Gather', [t, ITEM_INPUTS.image], { axis: 0 });
@@ -97,26 +115,19 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
       return g;
     },
     perItemIndices: (indices, size) => {
-      const offsets = b.reshape(b.op('Mul', [ITEM_INPUTS.image, b.ints([size], [])]), [-1, 1, 1, 1]);
+      // Item n's image starts at n·size (forward per item) or at its image's place in the batch.
+      const place = forwardPerItem ? b.op('Sub', [b.op('CumSum', [b.op('Add', [b.op('Mul', [ITEM_INPUTS.image, b.ints([0], [])]), b.ints([1], [])]), b.ints([0], [])]), b.ints([1], [])]) : ITEM_INPUTS.image;
+      const offsets = b.reshape(b.op('Mul', [place, b.ints([size], [])]), [-1, 1, 1, 1]);
       return b.op('Sub', [ctx.perItem(indices), offsets]);
     },
     isData,
-    dependsOnlyOn: (tensor, source) => {
-      const stack = [tensor];
-      const seen = new Set<string>();
-      while (stack.length) {
-        const t = stack.pop()!;
-        if (t === source || seen.has(t) || !isData(t)) continue;
-        if (t === graph.inputName) return false;
-        seen.add(t);
-        stack.push(...(graph.producer.get(t)?.reads ?? []));
-      }
-      return true;
-    },
+    dependsOnlyOn: (tensor, source) => between(tensor, source) !== undefined,
+    reachesThrough: (tensor, source, op) => [...(between(tensor, source) ?? [])].some((t) => graph.producer.get(t)?.op === op),
+    value: (t) => graph.constant(t),
   };
 
   // Seed: the chosen channel's activations at the chosen positions, everything else zero.
-  const activation = b.reshape(ctx.perItem(target), [-1, Ct, Ht, Wt]);
+  const activation = asUnitGrid(b, ctx.perItem(target), targetShape);
   const channel = b.reshape(ITEM_INPUTS.channel, [-1, Ct, 1, 1]);
   const channelMap = b.reduceSum(b.op('Mul', [activation, channel]), [1]);
   const flatMap = b.reshape(channelMap, [-1, Ht * Wt]);
@@ -126,7 +137,7 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
 
   // With one position per item, signals start as that unit's 1×1 region (regions.ts), which
   // needs ScatterElements and GatherElements (opset 11).
-  const withRegions = spec.regions === true && targetShape.length === 3 && ctx.unpool !== 'TAPS';
+  const withRegions = spec.regions === true && targetShape.length === 3 && ctx.unpool !== 'TAPS' && !forwardPerItem;
   let regions: Regions | undefined;
   let seed: Signal;
   if (withRegions) {
@@ -137,7 +148,7 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     const value = b.reshape(b.op('GatherElements', [flatMap, at], { axis: 1 }), [-1, 1, 1, 1]);
     seed = { tensor: b.op('Mul', [channel, value]), region: { size: [1, 1], scale: [1, 1], shift: [0, 0] } };
   } else {
-    seed = b.reshape(b.op('Mul', [b.op('Mul', [activation, channel]), mask]), [-1, ...targetShape]);
+    seed = fromUnitGrid(b, b.op('Mul', [b.op('Mul', [activation, channel]), mask]), targetShape);
   }
   const asWholeMap = (s: Signal, tensor: string) => (isRegion(s) ? regions!.whole(s, ctx.shape(tensor)) : s);
 
@@ -145,11 +156,20 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
   const signal = new Map<string, Signal>([[target, seed]]);
   for (const node of [...forward].reverse()) {
     const output = node.proto.output[0];
-    let g = signal.get(output);
+    const received = node.proto.output.map((o) => signal.get(o));
+    let g = received[0];
+    if (received.slice(1).some(Boolean)) {
+      // Several outputs carry signals (Split): the rule takes them all, as whole maps.
+      const outputs = received.map((s, i) => s && asWholeMap(s, node.proto.output[i]));
+      sendDown(ruleFor(node)(ctx, node, outputs[0] ?? '', outputs));
+      continue;
+    }
     if (!g) continue;
     const regionRule = isRegion(g) && smallerThanMap(g.region, ctx.shape(output)) ? regionRuleFor(ctx, node) : undefined;
     if (!regionRule) g = asWholeMap(g, output);
-    const sent: [string, Signal][] = isRegion(g) ? regionRule!(ctx, node, g, regions!) : ruleFor(node)(ctx, node, g);
+    sendDown(isRegion(g) ? regionRule!(ctx, node, g, regions!) : ruleFor(node)(ctx, node, g, [g]));
+  }
+  function sendDown(sent: [string, Signal][]): void {
     for (const [input, s] of sent) {
       if (!isData(input)) continue;
       const previous = signal.get(input);

@@ -3,7 +3,8 @@
  * and concurrent requests for it merged into batched runs in which each image's forward pass
  * is computed once, however many of its units are projected.
  */
-import { compileProjection, ITEM_INPUTS, seedShape } from '../compiler/projection';
+import { compileProjection, ITEM_INPUTS } from '../compiler/projection';
+import { seedShape } from '../compiler/units';
 import { LrnMode, Method, Unpool } from '../compiler/rules';
 import { OnnxGraph } from '../onnx/graph';
 import { Engine, EngineModel, PreparedImage, split, uniqueImages } from './engine';
@@ -14,6 +15,7 @@ export type SeedMode = 'MAX' | 'POSITION' | 'FULL_MAP';
 export interface ProjectableModel extends EngineModel {
   graph: OnnxGraph;
   shapes: Map<string, number[]>;
+  forwardPerItem: boolean;
 }
 
 export interface ProjectionRequest {
@@ -146,7 +148,7 @@ export function project(engine: Engine, model: ProjectableModel, req: Projection
   // MAX and POSITION seeds share a graph that runs on regions; FULL_MAP needs whole maps.
   const regions = req.seed !== 'FULL_MAP' && req.regions !== false;
   const key = `${model.sha256}/project/${req.method}/${req.lrn}/${req.target}/${req.unpool ?? ''}/${regions ? 'regions' : 'maps'}`;
-  const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn, unpool: req.unpool, regions });
+  const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn, unpool: req.unpool, regions, forwardPerItem: model.forwardPerItem });
   const [Ct, Ht, Wt] = seedShape(model.shapes.get(req.target)!);
   return engine
     .batcher<ProjectionRequest, ProjectionResult>(key, model.maxBatch, async (items) => {

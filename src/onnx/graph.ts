@@ -130,7 +130,15 @@ export class OnnxGraph {
     return this.nodes.find((n) => n.name === name);
   }
 
-  /** Value of a constant tensor (initializer or Constant node), or undefined if it is computed. */
+  /**
+   * Records the value of a tensor that shape subgraphs compute (Shape → Gather → … → Slice's
+   * ends) but that is fixed for the model's input size: the backward rules read it as a constant.
+   */
+  fold(tensor: string, values: number[]): void {
+    if (!this.dataPath.has(tensor)) this.constantCache.set(tensor, values);
+  }
+
+  /** Value of a constant tensor (initializer, Constant node, or folded), or undefined if it is computed. */
   constant(tensor: string): number[] | undefined {
     if (!tensor) return undefined;
     const cached = this.constantCache.get(tensor);

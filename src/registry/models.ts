@@ -9,7 +9,7 @@ import path from 'node:path';
 import { compileForward } from '../compiler/forward';
 import { Engine } from '../engine/engine';
 import { log } from '../log';
-import { GraphNode, OnnxGraph } from '../onnx/graph';
+import { attrInts, GraphNode, OnnxGraph } from '../onnx/graph';
 import { decodeModel } from '../onnx/proto';
 import { checkModel } from '../onnx/validate';
 import { LayerKind, layerKind, ReceptiveField, receptiveFields } from '../onnx/ops';
@@ -63,6 +63,8 @@ export interface Model {
   /** [C, H, W] */
   inputShape: number[];
   maxBatch: number;
+  /** The forward pass of projections runs per item: the model moves the batch axis (see compiler/rule-context.ts). */
+  forwardPerItem: boolean;
   layers: Layer[];
   layerByName: Map<string, Layer>;
   /** Per-image shape of every activation tensor. */
@@ -179,9 +181,11 @@ async function loadModel(name: string, file: string, engine: Engine, limits: Mod
   }
   const preprocessing = resolvePreprocessing(sidecar, inputShape as number[]);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const { shapes, maxBatch } = await probeShapes(graph, inputShape as number[], engine);
+  const { shapes, maxBatch, forwardPerItem, batchFirst } = await probeShapes(graph, inputShape as number[], engine);
   const rf = receptiveFields(graph, shapes);
-  const layers: Layer[] = graph.dataNodes().map((node) => ({
+  // A layer's units are per image: tensors with the batch axis elsewhere (inside attention) are not layers.
+  const layerNodes = graph.dataNodes().filter((node) => maxBatch === 1 || batchFirst.has(node.proto.output[0]));
+  const layers: Layer[] = layerNodes.map((node) => ({
     name: node.name,
     index: node.index,
     op: node.op,
@@ -205,6 +209,7 @@ async function loadModel(name: string, file: string, engine: Engine, limits: Mod
     inputName: graph.inputName,
     inputShape: inputShape as number[],
     maxBatch,
+    forwardPerItem,
     layers,
     layerByName: new Map(layers.map((l) => [l.name, l])),
     shapes,
@@ -250,22 +255,27 @@ function resolvePreprocessing(sidecar: Sidecar, [c, h, w]: number[]): Preprocess
 /**
  * Runs the model once on zeros with every activation as an output: the runtime itself says
  * each tensor's shape. Batch 2 proves the graph runs batched; models with a hard-wired batch
- * of 1 (e.g. a Reshape to [1, -1]) are run one image at a time.
+ * of 1 (e.g. a Reshape to [1, -1]) are run one image at a time. The same run folds the values
+ * the backward rules need as constants (Slice bounds, Gather indices … computed by shape
+ * subgraphs for the model's fixed input size) and gives the shapes of the other tensors the
+ * activations are combined with (a ViT's class token).
  */
 async function probeShapes(graph: OnnxGraph, inputShape: number[], engine: Engine) {
-  const tensors = [...graph.dataPath].filter((t) => t !== graph.inputName);
+  const activations = [...graph.dataPath].filter((t) => t !== graph.inputName);
+  const parameters = [...new Set(graph.dataNodes().flatMap((n) => n.proto.input))].filter((t) => t && !graph.dataPath.has(t) && graph.constant(t) === undefined && graph.producer.has(t));
+  const tensors = [...activations, ...parameters];
   // A session of its own, outside the engine's (it is used once, and not for serving).
   const probe = compileForward(graph, tensors);
   const session = await engine.runtime.createSession(probe.model, { moveModel: true });
   const size = inputShape.reduce((a, b) => a * b, 1);
-  let maxBatch = 2;
+  let batch = 2;
   let out;
   try {
     try {
       out = await session.run({ [graph.inputName]: new engine.runtime.Tensor('float32', new Float32Array(size * 2), [2, ...inputShape]) });
-      if (Object.values(out).some((t) => t.dims[0] !== 2)) throw new Error('batch not preserved');
+      if (graph.outputNames.some((o) => out![o] && out![o].dims[0] !== 2)) throw new Error('batch not preserved');
     } catch {
-      maxBatch = 1;
+      batch = 1;
       out = await session.run({ [graph.inputName]: new engine.runtime.Tensor('float32', new Float32Array(size), [1, ...inputShape]) });
     }
   } finally {
@@ -273,5 +283,12 @@ async function probeShapes(graph: OnnxGraph, inputShape: number[], engine: Engin
   }
   const shapes = new Map<string, number[]>([[graph.inputName, inputShape]]);
   tensors.forEach((t, i) => shapes.set(t, out[probe.outputs[i]].dims.slice(1).map(Number)));
-  return { shapes, maxBatch: maxBatch === 1 ? 1 : Number.MAX_SAFE_INTEGER };
+  for (const [i, t] of parameters.entries()) {
+    const value = out[probe.outputs[activations.length + i]];
+    if (value.type !== 'float32' && value.data.length <= 4096) graph.fold(t, Array.from(value.data as ArrayLike<number | bigint>, Number));
+  }
+  // Tensors whose first axis is not the batch (ViT's attention works on [tokens, batch, dim]).
+  const batchFirst = new Set(activations.filter((t, i) => batch === 2 && out[probe.outputs[i]].dims[0] === 2));
+  const movesBatch = activations.some((t) => !batchFirst.has(t)) || graph.dataNodes().some((n) => n.op === 'Transpose' && attrInts(n.proto, 'perm')?.[0] !== 0);
+  return { shapes, maxBatch: batch === 1 ? 1 : Number.MAX_SAFE_INTEGER, forwardPerItem: batch === 2 && movesBatch, batchFirst };
 }

@@ -1,0 +1,82 @@
+/**
+ * Check (run by hand): every layer of torchvision's architectures serves and projects.
+ *   /usr/bin/python3 scripts/export_zoo.py /tmp/zoo            # or name a few models
+ *   npm run build && node dist/bench/zoo.js /tmp/zoo [model …] [--all-layers]
+ * Per model: load time, layers, and for a sample of layers (first conv, layers of every op kind,
+ * the last 4-D layer, the logits; every layer with --all-layers) one projection per method
+ * (MAX seed) on a random image, timing the first (compile + session) and a second one.
+ * Prints the failures with their error code and message.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../src/config';
+import { seedTensor } from '../src/compiler/projection';
+import { Method } from '../src/compiler/rules';
+import { project } from '../src/engine/projections';
+import { Layer, Model } from '../src/registry/models';
+import { createServices } from '../src/server';
+
+const args = process.argv.slice(2);
+const dir = args[0];
+const allLayers = args.includes('--all-layers');
+const only = new Set(args.slice(1).filter((a) => !a.startsWith('--')));
+const METHODS: Method[] = ['DECONVNET', 'GUIDED_BACKPROP', 'SALIENCY'];
+
+function sample(model: Model): Layer[] {
+  const layers = model.layers;
+  if (allLayers) return layers;
+  const picked = new Set<Layer>();
+  picked.add(layers.find((l) => l.op === 'Conv')!);
+  const byOp = new Map<string, Layer[]>();
+  for (const l of layers) byOp.set(l.op, [...(byOp.get(l.op) ?? []), l]);
+  for (const list of byOp.values()) picked.add(list[Math.floor(list.length / 2)]);
+  const last4d = [...layers].reverse().find((l) => l.outputShape.length === 3);
+  if (last4d) picked.add(last4d);
+  picked.add(layers[layers.length - 1]);
+  return [...picked].filter(Boolean).sort((a, b) => a.index - b.index);
+}
+
+(async () => {
+  const models = fs.readdirSync(dir).filter((f) => f.endsWith('.onnx')).map((f) => f.slice(0, -5)).filter((m) => only.size === 0 || only.has(m));
+  let failures = 0;
+  for (const name of models) {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-zoo-'));
+    fs.symlinkSync(path.resolve(dir, `${name}.onnx`), path.join(work, `${name}.onnx`));
+    if (fs.existsSync(path.join(dir, `${name}.json`))) fs.copyFileSync(path.join(dir, `${name}.json`), path.join(work, `${name}.json`));
+    const started = Date.now();
+    const s = await createServices(loadConfig({ MODELS_DIR: work, CACHE_DIR: path.join(work, 'cache'), LOG_LEVEL: 'silent' }));
+    const model = s.registry.models.get(name);
+    if (!model) {
+      console.log(`${name}: failed to load: ${s.registry.errors.map((e) => e.message).join('; ')}`);
+      failures++;
+      await s.engine.close();
+      continue;
+    }
+    const kinds = new Set(model.layers.map((l) => l.op));
+    console.log(`${name}: loaded in ${Date.now() - started} ms, ${model.layers.length} layers (${[...kinds].join(' ')})${model.forwardPerItem ? ', forward per item' : ''}`);
+    const data = Float32Array.from({ length: model.inputShape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898) * 1.5);
+    for (const layer of sample(model)) {
+      for (const method of METHODS) {
+        const req = { target: seedTensor(model.graph, layer.node), method, lrn: 'IDENTITY' as const, image: { key: 'zoo', data }, channel: 0, seed: 'MAX' as const };
+        try {
+          const t0 = Date.now();
+          const first = await project(s.engine, model, req);
+          const t1 = Date.now();
+          await project(s.engine, model, { ...req, channel: 1 % model.layers.length });
+          const t2 = Date.now();
+          let max = 0;
+          for (const v of first.projection) max = Math.max(max, Math.abs(v));
+          console.log(`  ok   ${layer.name} [${layer.outputShape}] ${method}: first ${t1 - t0} ms, next ${t2 - t1} ms, max|p| ${max.toExponential(2)}`);
+        } catch (e) {
+          failures++;
+          console.log(`  FAIL ${layer.name} [${layer.outputShape}] ${method}: ${(e as Error).message.split('\n')[0].slice(0, 300)}`);
+          break;
+        }
+      }
+    }
+    await s.engine.close();
+  }
+  console.log(`${failures} failures`);
+  process.exit(failures ? 1 : 0);
+})();

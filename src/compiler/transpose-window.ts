@@ -1,0 +1,134 @@
+/**
+ * Transposes of window ops (Conv, pools): the signal sent back over each output's window, with
+ * the fastest form ORT runs for each case, cut or padded to the input's size.
+ */
+import { attrInt, GraphNode } from '../onnx/graph';
+import { reach, Window } from '../onnx/ops';
+import { toFloat32 } from '../onnx/tensor';
+import { GraphBuilder } from './builder';
+import { RuleContext } from './rule-context';
+
+/**
+ * Sends each output unit's signal back over its window: `weights` [C·kk, 1, kh, kw] per
+ * group (one group per channel), then crops or zero-pads to the input size.
+ */
+export function spreadOverWindows(ctx: RuleContext, g: string, weights: string, win: Window, inShape: number[], outShape: number[]): string {
+  const full = ctx.b.op('ConvTranspose', [g, weights], { group: inShape[0], strides: win.strides, dilations: win.dilations });
+  return cropTo(ctx, full, win, inShape, outShape);
+}
+
+
+/**
+ * The transposed conv of a Conv node over the whole extent its `size` [h, w] outputs reach:
+ * (h−1)·s + d·(k−1) + 1 rows, the first at input row −padBegin (relative to the outputs' origin).
+ */
+export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win: Window, size: number[]): string {
+  const { b } = ctx;
+  const group = attrInt(node.proto, 'group', 1);
+  const extent = [0, 1].map((a) => reach(size[a], win.kernel[a], win.strides[a], win.dilations[a]));
+  const flipped = win.strides.every((st) => st === 1) ? transposedKernel(ctx, node.proto.input[1], group) : undefined;
+  if (flipped) {
+    // Stride 1: the transposed conv is a plain conv with the kernel flipped and its in/out
+    // channels swapped, which ORT runs with its fastest kernels.
+    const span = [0, 1].map((a) => (win.kernel[a] - 1) * win.dilations[a]);
+    return b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...span, ...span] });
+  }
+  const phases = group === 1 && win.dilations.every((d) => d === 1) ? phaseKernel(ctx, node.proto.input[1], win) : undefined;
+  if (phases) {
+    // Strided: the transposed conv is, per output phase (Y mod s, X mod s), a plain conv with
+    // a sub-kernel; one conv computes all s² phases as channels, DepthToSpace interleaves them.
+    const [Th, Tw] = phases.taps;
+    const stacked = b.op('Conv', [g, phases.kernel], { pads: [Th - 1, Tw - 1, Th - 1, Tw - 1] });
+    const canvas = b.op('DepthToSpace', [stacked], { blocksize: win.strides[0], mode: 'CRD' });
+    return b.slice(canvas, [0, 0], extent, [2, 3]);
+  }
+  return b.op('ConvTranspose', [g, node.proto.input[1]], { group, strides: win.strides, dilations: win.dilations });
+}
+
+
+/** A transposed window op's full output starts at −padBegin: cut or extend it to [H, W]. */
+export function cropTo(ctx: RuleContext, full: string, win: Window, inShape: number[], outShape: number[]): string {
+  const { b } = ctx;
+  const [, H, W] = inShape;
+  const [, Ho, Wo] = outShape;
+  const span = [0, 1].map((a) => reach([Ho, Wo][a], win.kernel[a], win.strides[a], win.dilations[a]));
+  const [pt, pl] = win.padsBegin;
+  const uncut = pt === 0 && pl === 0 && span[0] <= H && span[1] <= W;
+  let out = uncut ? full : b.slice(full, [pt, pl], [Math.min(span[0], pt + H), Math.min(span[1], pl + W)], [2, 3]);
+  const missing = [H - (span[0] - pt), W - (span[1] - pl)].map((m) => Math.max(0, m));
+  if (missing[0] || missing[1]) out = b.pad(out, [0, 0, 0, 0, 0, 0, missing[0], missing[1]]);
+  return out;
+}
+
+/** Flipped kernels already in a graph being built, by weight (one copy however often asked for). */
+const flippedKernels = new WeakMap<GraphBuilder, Map<string, string>>();
+
+/**
+ * A conv kernel W [M, C/g, kh, kw] flipped in space with in/out channels swapped per group:
+ * [C, M/g, kh, kw], the kernel of the conv that is its transpose at stride 1.
+ */
+export function transposedKernel(ctx: RuleContext, weight: string, group: number): string | undefined {
+  const t = ctx.b.source.initializers.get(weight);
+  if (!t) return undefined;
+  let made = flippedKernels.get(ctx.b);
+  if (!made) flippedKernels.set(ctx.b, (made = new Map()));
+  const done = made.get(weight);
+  if (done) return done;
+  const [M, Cg, kh, kw] = (t.dims ?? []).map(Number);
+  const w = toFloat32(t);
+  const Mg = M / group;
+  const out = new Float32Array(w.length);
+  for (let gi = 0; gi < group; gi++) {
+    for (let m = 0; m < Mg; m++) {
+      for (let c = 0; c < Cg; c++) {
+        for (let i = 0; i < kh; i++) {
+          for (let j = 0; j < kw; j++) {
+            out[(((gi * Cg + c) * Mg + m) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)] = w[(((gi * Mg + m) * Cg + c) * kh + i) * kw + j];
+          }
+        }
+      }
+    }
+  }
+  const flipped = ctx.b.floats(out, [Cg * group, Mg, kh, kw], 'flipped_kernel');
+  made.set(weight, flipped);
+  return flipped;
+}
+
+/**
+ * For a stride-s conv (one group, no dilation) with kernel W [M, C, kh, kw]: the kernel of the
+ * conv whose output channel c·s² + py·s + px is phase (py, px) of the transposed conv's canvas,
+ * [C·sh·sw, M, Th, Tw] with T = ⌈k/s⌉ taps per phase: K[c, py, px][m, u, v] =
+ * W[m, c, py + s·(Th−1−u), px + s·(Tw−1−v)] (zero where that is outside the kernel).
+ * Only when the stride divides the work: otherwise (s = 1 is handled by transposedKernel).
+ */
+function phaseKernel(ctx: RuleContext, weight: string, win: Window): { kernel: string; taps: [number, number] } | undefined {
+  const t = ctx.b.source.initializers.get(weight);
+  if (!t) return undefined;
+  const [M, C, kh, kw] = (t.dims ?? []).map(Number);
+  const [sh, sw] = win.strides;
+  if (sh !== sw) return undefined; // DepthToSpace takes one block size
+  const w = toFloat32(t);
+  const Th = Math.ceil(kh / sh);
+  const Tw = Math.ceil(kw / sw);
+  const out = new Float32Array(C * sh * sw * M * Th * Tw);
+  for (let c = 0; c < C; c++) {
+    for (let py = 0; py < sh; py++) {
+      for (let px = 0; px < sw; px++) {
+        const o = (c * sh + py) * sw + px;
+        for (let m = 0; m < M; m++) {
+          for (let u = 0; u < Th; u++) {
+            const i = py + sh * (Th - 1 - u);
+            if (i >= kh) continue;
+            for (let v = 0; v < Tw; v++) {
+              const j = px + sw * (Tw - 1 - v);
+              if (j >= kw) continue;
+              out[((o * M + m) * Th + u) * Tw + v] = w[((m * C + c) * kh + i) * kw + j];
+            }
+          }
+        }
+      }
+    }
+  }
+  return { kernel: ctx.b.floats(out, [C * sh * sw, M, Th, Tw], 'phase_kernel'), taps: [Th, Tw] };
+}
+
