@@ -215,9 +215,10 @@ class RefMaxPool(nn.Module):
         return RefMaxPoolFn.apply(x, self.k, self.s, self.p, self.d, self.ceil, self.mode, self.stats)
 
 
-def reference_copy(model, method, lrn, pool_mode='sum', stats=None):
-    """A copy of model with every ReLU/ReLU6/LRN/MaxPool swapped for its reference-backward version.
-    Module names are unchanged, so hooks by qualified name still work."""
+def reference_copy(model, method, lrn, pool_mode='sum', stats=None, strict=True):
+    """A copy of model with every ReLU/ReLU6/Hardtanh(0,6)/LRN/MaxPool swapped for its reference-backward version.
+    Module names are unchanged, so hooks by qualified name still work. strict: raise on an activation without a
+    rule (Tanh, Sigmoid, ...); otherwise it keeps its true gradient (Captum's Deconvolution/GuidedBackprop)."""
     m = copy.deepcopy(model)
     stats = stats if stats is not None else {'tiedWindows': 0}
     for _, mod in list(m.named_modules()):
@@ -225,9 +226,9 @@ def reference_copy(model, method, lrn, pool_mode='sum', stats=None):
             new = None
             if isinstance(child, nn.ReLU):
                 new = RuleReLU(method)
-            elif isinstance(child, nn.ReLU6):
+            elif isinstance(child, nn.Hardtanh) and (child.min_val, child.max_val) == (0.0, 6.0):  # ReLU6 too
                 new = RuleReLU(method, 6.0)
-            elif isinstance(child, (nn.Hardtanh, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)):
+            elif strict and isinstance(child, (nn.Hardtanh, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)):
                 raise ValueError('no reference rule for %s' % type(child).__name__)
             elif isinstance(child, (LRN, nn.LocalResponseNorm)):
                 new = LRN(child.size, child.alpha, child.beta, child.k,
@@ -553,6 +554,16 @@ def scope_of(qualname):
     return '/' + '/'.join(comps)
 
 
+def layer_table(mp, shapes):
+    """The manifest's 'layers': every node in graph order with the inferred shape of its first output."""
+    layers = []
+    for n in mp.graph.node:
+        osh, batched = strip_batch(shapes.get(n.output[0]))
+        layers.append(OrderedDict([('name', n.name), ('op', n.op_type), ('inputs', list(n.input)),
+                                   ('outputs', list(n.output)), ('outputShape', osh), ('batched', batched)]))
+    return layers
+
+
 def module_node(mp, qualname):
     """The ONNX node that produces a module's output: the last non-Constant node directly in its scope."""
     scope = scope_of(qualname)
@@ -572,7 +583,8 @@ def producer(mp, tensor):
 # Projections
 # ---------------------------------------------------------------------------------------------------------
 
-def capture(model, x, qualname, at):
+def module_tensor(model, x, qualname, at):
+    """A module's output (or its first input) in a forward pass of x."""
     mod = dict(model.named_modules())[qualname]
     box = {}
     if at == 'output':
@@ -584,6 +596,13 @@ def capture(model, x, qualname, at):
     finally:
         h.remove()
     return box['y']
+
+
+def capture(model, x, qualname, at):
+    """module_tensor as convscope serves it: a token layer's [N, T, D] (tokens x hidden) as its [N, D, T, 1] view,
+    D channels over T positions."""
+    y = module_tensor(model, x, qualname, at)
+    return y.transpose(1, 2).unsqueeze(3) if y.dim() == 3 else y
 
 
 def seed_of(y, channel, seed, position):
@@ -612,9 +631,9 @@ def seed_of(y, channel, seed, position):
     raise ValueError(seed)
 
 
-def project(model, x, qualname, at, channel, method, seed, position, lrn, pool_mode='sum'):
+def project(model, x, qualname, at, channel, method, seed, position, lrn, pool_mode='sum', strict=True):
     stats = {'tiedWindows': 0}
-    ref = reference_copy(model, method, lrn, pool_mode, stats)
+    ref = reference_copy(model, method, lrn, pool_mode, stats, strict)
     xin = x.clone().requires_grad_(True)
     y = capture(ref, xin, qualname, at)
     grad, value, pos, ties = seed_of(y, channel, seed, position)
@@ -762,6 +781,13 @@ def make_input(name, shape):
     return torch.randn(1, C, H, W, generator=g)
 
 
+def recreate(*dirs):
+    for d in dirs:
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+
+
 def save_npy(path, arr):
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, np.ascontiguousarray(arr, dtype=np.float32))
@@ -769,10 +795,7 @@ def save_npy(path, arr):
 
 def main():
     t0 = time.time()
-    for d in (MODELS, BAD, REF):
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
+    recreate(MODELS, BAD, REF)
 
     manifest = OrderedDict([
         ('version', 1),
@@ -837,11 +860,7 @@ def main():
             continue
 
         shapes = inferred_shapes(mp)
-        layers = []
-        for n in mp.graph.node:
-            osh, batched = strip_batch(shapes.get(n.output[0]))
-            layers.append(OrderedDict([('name', n.name), ('op', n.op_type), ('inputs', list(n.input)),
-                                       ('outputs', list(n.output)), ('outputShape', osh), ('batched', batched)]))
+        layers = layer_table(mp, shapes)
         save_npy(REF / 'inputs' / (name + '.npy'), x.numpy())
         save_npy(REF / 'outputs' / (name + '-logits.npy'), logits)
         manifest['models'][name] = OrderedDict([
