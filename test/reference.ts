@@ -5,6 +5,9 @@ import { decodeNpy } from '../src/cache/npy';
 import { FIXTURES } from './paths';
 
 export const REFERENCE = path.join(FIXTURES, 'reference');
+/** The modern architectures' fixtures (scripts/make_modern_fixtures.py). */
+export const MODERN = path.join(FIXTURES, 'modern');
+export const MODERN_REFERENCE = path.join(MODERN, 'reference');
 
 export interface ReferenceCase {
   id: string;
@@ -28,12 +31,12 @@ export interface Manifest {
   cases: ReferenceCase[];
 }
 
-export function loadManifest(): Manifest {
-  return JSON.parse(fs.readFileSync(path.join(REFERENCE, 'manifest.json'), 'utf8'));
+export function loadManifest(root = REFERENCE): Manifest {
+  return JSON.parse(fs.readFileSync(path.join(root, 'manifest.json'), 'utf8'));
 }
 
-export function loadNpy(relative: string) {
-  return decodeNpy(fs.readFileSync(path.join(REFERENCE, relative)));
+export function loadNpy(relative: string, root = REFERENCE) {
+  return decodeNpy(fs.readFileSync(path.join(root, relative)));
 }
 
 /** max |a − b| / max |b|: the tolerance measure of the reference tests. */

@@ -82,6 +82,13 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A float initializer that shares `values` (not copied: leave it unchanged). */
+  floatArray(values: Float32Array, dims: number[], hint = 'const'): string {
+    const name = this.fresh(hint);
+    this.initializers.push({ name, dims, dataType: DataType.FLOAT, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
+    return name;
+  }
+
   ints(values: number[], dims: number[] = [values.length], hint = 'shape'): string {
     const name = this.fresh(hint);
     this.initializers.push(int64Tensor(name, dims, values));

@@ -2,7 +2,7 @@
  * Transposes of window ops (Conv, pools): the signal sent back over each output's window, with
  * the fastest form ORT runs for each case, cut or padded to the input's size.
  */
-import { attrInt, GraphNode } from '../onnx/graph';
+import { attrInt, GraphNode, OnnxGraph } from '../onnx/graph';
 import { reach, Window } from '../onnx/ops';
 import { toFloat32 } from '../onnx/tensor';
 import { GraphBuilder } from './builder';
@@ -64,6 +64,20 @@ export function cropTo(ctx: RuleContext, full: string, win: Window, inShape: num
 const flippedKernels = new WeakMap<GraphBuilder, Map<string, string>>();
 
 /**
+ * Kernels derived from a model's weights (flipped, phase-split), kept with the model: each is
+ * made once however many graphs use it (making one costs ~1 s on ResNet-50's convs).
+ */
+const derivedKernels = new WeakMap<OnnxGraph, Map<string, Float32Array>>();
+
+function derived(graph: OnnxGraph, key: string, make: () => Float32Array): Float32Array {
+  let made = derivedKernels.get(graph);
+  if (!made) derivedKernels.set(graph, (made = new Map()));
+  let values = made.get(key);
+  if (!values) made.set(key, (values = make()));
+  return values;
+}
+
+/**
  * A conv kernel W [M, C/g, kh, kw] flipped in space with in/out channels swapped per group:
  * [C, M/g, kh, kw], the kernel of the conv that is its transpose at stride 1.
  */
@@ -75,21 +89,24 @@ export function transposedKernel(ctx: RuleContext, weight: string, group: number
   const done = made.get(weight);
   if (done) return done;
   const [M, Cg, kh, kw] = (t.dims ?? []).map(Number);
-  const w = toFloat32(t);
   const Mg = M / group;
-  const out = new Float32Array(w.length);
-  for (let gi = 0; gi < group; gi++) {
-    for (let m = 0; m < Mg; m++) {
-      for (let c = 0; c < Cg; c++) {
-        for (let i = 0; i < kh; i++) {
-          for (let j = 0; j < kw; j++) {
-            out[(((gi * Cg + c) * Mg + m) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)] = w[(((gi * Mg + m) * Cg + c) * kh + i) * kw + j];
+  const out = derived(ctx.b.source, `flipped/${weight}/${group}`, () => {
+    const w = toFloat32(t);
+    const flippedValues = new Float32Array(w.length);
+    for (let gi = 0; gi < group; gi++) {
+      for (let m = 0; m < Mg; m++) {
+        for (let c = 0; c < Cg; c++) {
+          for (let i = 0; i < kh; i++) {
+            for (let j = 0; j < kw; j++) {
+              flippedValues[(((gi * Cg + c) * Mg + m) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)] = w[(((gi * Mg + m) * Cg + c) * kh + i) * kw + j];
+            }
           }
         }
       }
     }
-  }
-  const flipped = ctx.b.floats(out, [Cg * group, Mg, kh, kw], 'flipped_kernel');
+    return flippedValues;
+  });
+  const flipped = ctx.b.floatArray(out, [Cg * group, Mg, kh, kw], 'flipped_kernel');
   made.set(weight, flipped);
   return flipped;
 }
@@ -107,28 +124,34 @@ function phaseKernel(ctx: RuleContext, weight: string, win: Window): { kernel: s
   const [M, C, kh, kw] = (t.dims ?? []).map(Number);
   const [sh, sw] = win.strides;
   if (sh !== sw) return undefined; // DepthToSpace takes one block size
-  const w = toFloat32(t);
+  // A kernel smaller than the stride leaves phases without taps: all-zero channels, as much
+  // work again as the rest (a 1×1 stride-2 conv: four times); ConvTranspose does it plainly.
+  if (kh < sh || kw < sw) return undefined;
   const Th = Math.ceil(kh / sh);
   const Tw = Math.ceil(kw / sw);
-  const out = new Float32Array(C * sh * sw * M * Th * Tw);
-  for (let c = 0; c < C; c++) {
-    for (let py = 0; py < sh; py++) {
-      for (let px = 0; px < sw; px++) {
-        const o = (c * sh + py) * sw + px;
-        for (let m = 0; m < M; m++) {
-          for (let u = 0; u < Th; u++) {
-            const i = py + sh * (Th - 1 - u);
-            if (i >= kh) continue;
-            for (let v = 0; v < Tw; v++) {
-              const j = px + sw * (Tw - 1 - v);
-              if (j >= kw) continue;
-              out[((o * M + m) * Th + u) * Tw + v] = w[((m * C + c) * kh + i) * kw + j];
+  const out = derived(ctx.b.source, `phases/${weight}/${sh}`, () => {
+    const w = toFloat32(t);
+    const phases = new Float32Array(C * sh * sw * M * Th * Tw);
+    for (let c = 0; c < C; c++) {
+      for (let py = 0; py < sh; py++) {
+        for (let px = 0; px < sw; px++) {
+          const o = (c * sh + py) * sw + px;
+          for (let m = 0; m < M; m++) {
+            for (let u = 0; u < Th; u++) {
+              const i = py + sh * (Th - 1 - u);
+              if (i >= kh) continue;
+              for (let v = 0; v < Tw; v++) {
+                const j = px + sw * (Tw - 1 - v);
+                if (j >= kw) continue;
+                phases[((o * M + m) * Th + u) * Tw + v] = w[((m * C + c) * kh + i) * kw + j];
+              }
             }
           }
         }
       }
     }
-  }
-  return { kernel: ctx.b.floats(out, [C * sh * sw, M, Th, Tw], 'phase_kernel'), taps: [Th, Tw] };
+    return phases;
+  });
+  return { kernel: ctx.b.floatArray(out, [C * sh * sw, M, Th, Tw], 'phase_kernel'), taps: [Th, Tw] };
 }
 

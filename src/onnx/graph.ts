@@ -138,6 +138,11 @@ export class OnnxGraph {
     if (!this.dataPath.has(tensor)) this.constantCache.set(tensor, values);
   }
 
+  /** Whether a tensor is given in the file (an initializer or a Constant node's output), without decoding it. */
+  isConstant(tensor: string): boolean {
+    return this.initializers.has(tensor) || this.producer.get(tensor)?.op === 'Constant';
+  }
+
   /** Value of a constant tensor (initializer, Constant node, or folded), or undefined if it is computed. */
   constant(tensor: string): number[] | undefined {
     if (!tensor) return undefined;

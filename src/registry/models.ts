@@ -262,7 +262,7 @@ function resolvePreprocessing(sidecar: Sidecar, [c, h, w]: number[]): Preprocess
  */
 async function probeShapes(graph: OnnxGraph, inputShape: number[], engine: Engine) {
   const activations = [...graph.dataPath].filter((t) => t !== graph.inputName);
-  const parameters = [...new Set(graph.dataNodes().flatMap((n) => n.proto.input))].filter((t) => t && !graph.dataPath.has(t) && graph.constant(t) === undefined && graph.producer.has(t));
+  const parameters = [...new Set(graph.dataNodes().flatMap((n) => n.proto.input))].filter((t) => t && !graph.dataPath.has(t) && !graph.isConstant(t) && graph.producer.has(t));
   const tensors = [...activations, ...parameters];
   // A session of its own, outside the engine's (it is used once, and not for serving).
   const probe = compileForward(graph, tensors);
