@@ -21,6 +21,12 @@ const args = process.argv.slice(2);
 const dir = args[0];
 const allLayers = args.includes('--all-layers');
 const only = new Set(args.slice(1).filter((a) => !a.startsWith('--')));
+/** The process's peak resident memory so far (Linux: VmHWM). */
+function peakRss(): number {
+  const line = fs.readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+  return line ? Number(line.split(/\s+/)[1]) * 1024 : process.memoryUsage().rss;
+}
+
 const METHODS: Method[] = ['DECONVNET', 'GUIDED_BACKPROP', 'SALIENCY'];
 
 function sample(model: Model): Layer[] {
@@ -75,6 +81,7 @@ function sample(model: Model): Layer[] {
         }
       }
     }
+    console.log(`  ${name}: peak RSS ${(peakRss() / 2 ** 20).toFixed(0)} MB for a ${(fs.statSync(path.join(dir, `${name}.onnx`)).size / 2 ** 20).toFixed(0)} MB model`);
     await s.engine.close();
   }
   console.log(`${failures} failures`);

@@ -29,6 +29,8 @@ export interface Config {
    * sessions are released and loaded again when next needed.
    */
   sessionMemoryBytes: number;
+  /** Seconds after which a session nobody asked for is released (SESSION_IDLE_S, default 600; 0 = never). */
+  sessionIdleSeconds: number;
   /** Largest accepted HTTP JSON body (inline base64 images live there). */
   bodyLimitBytes: number;
   /** Largest accepted image, in bytes after base64 decoding, and in pixels. */
@@ -131,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchIdleStart: !/^(0|off|false|no)$/i.test(env.BATCH_IDLE_START ?? ''),
     preparedMemoryBytes: int(env, 'PREPARED_MEMORY_MB', 64) * 1024 * 1024,
     sessionMemoryBytes: megabytes(env, 'SESSION_MEMORY_MB', 2048),
+    sessionIdleSeconds: int(env, 'SESSION_IDLE_S', 600),
     bodyLimitBytes: int(env, 'BODY_LIMIT_MB', 16, 1) * 1024 * 1024,
     maxImageBytes: int(env, 'MAX_IMAGE_MB', 10, 1) * 1024 * 1024,
     maxImagePixels: int(env, 'MAX_IMAGE_PIXELS', 40_000_000, 1),

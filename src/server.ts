@@ -46,7 +46,7 @@ export interface RunningServer {
 export async function createServices(config: Config): Promise<Services> {
   log.level = config.logLevel;
   const runtime = await openRuntime(config.backend, config.threads, { worker: config.ortWorker });
-  const engine = new Engine(runtime, { maxBatch: config.maxBatch, windowMs: config.batchWindowMs, idleStart: config.batchIdleStart, maxQueued: config.maxQueuedItems, sessionBytes: config.sessionMemoryBytes });
+  const engine = new Engine(runtime, { maxBatch: config.maxBatch, windowMs: config.batchWindowMs, idleStart: config.batchIdleStart, maxQueued: config.maxQueuedItems, sessionBytes: config.sessionMemoryBytes, sessionIdleMs: config.sessionIdleSeconds * 1000 });
   const registry = await ModelRegistry.load(config.modelsDir, engine, config);
   const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
   const blobs = new BlobStore(cache);

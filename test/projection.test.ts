@@ -279,6 +279,26 @@ describe('sessions within SESSION_MEMORY_MB', () => {
   });
 });
 
+describe('sessions released after SESSION_IDLE_S', () => {
+  test('a graph nobody asks for is released; asked for again, it loads again and gives the same numbers', async () => {
+    const c = manifest.cases.find((k) => k.model === 'zfnet' && k.seed === 'MAX')!;
+    const s = await services('cpu', { SESSION_IDLE_S: '1' });
+    try {
+      const first = await project(s.engine, ...request(s, c));
+      assert.equal(s.engine.sessionStats.keys.length, 1);
+      const deadline = Date.now() + 5000;
+      while (s.engine.sessionStats.keys.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(s.engine.sessionStats, { bytes: 0, keys: [] }, 'released after a second unused');
+      assert.equal(s.engine.stats.idleReleases, 1);
+      const again = await project(s.engine, ...request(s, c, undefined, 'again'));
+      assert.deepEqual(again.projection, first.projection);
+      assert.equal(s.engine.sessionStats.keys.length, 1, 'loaded again');
+    } finally {
+      await s.engine.close();
+    }
+  });
+});
+
 describe('the wasm backend gives the cpu numbers', () => {
   let cpu: Services;
   let wasm: Services;

@@ -43,6 +43,8 @@ interface Loaded {
   active: number;
   /** Released to keep the sessions within their bound: run() loads the graph again. */
   released: boolean;
+  /** When it was last asked for (performance.now()). */
+  lastUsed: number;
 }
 
 /** Told of every ORT run (items in it, seconds) and of each item's wait in a batcher queue (seconds). */
@@ -63,6 +65,8 @@ export interface EngineOptions {
    * recently used idle ones are released. Default: unbounded.
    */
   sessionBytes?: number;
+  /** Sessions not asked for in this long are released (SESSION_IDLE_S): a model nobody uses holds no session. Default: never. */
+  sessionIdleMs?: number;
 }
 
 export class Engine {
@@ -74,6 +78,8 @@ export class Engine {
     dropped: 0,
     /** sessions released to stay within sessionBytes */
     evictions: 0,
+    /** sessions released after sessionIdleMs without use */
+    idleReleases: 0,
   };
   /** The bound on waiting items shared by every batcher (backpressure; see batcher.ts). */
   readonly budget: QueueBudget;
@@ -97,6 +103,21 @@ export class Engine {
     private readonly options: EngineOptions,
   ) {
     this.budget = new QueueBudget(options.maxQueued ?? Number.POSITIVE_INFINITY, () => this.retryAfterMs());
+    const idleMs = options.sessionIdleMs;
+    if (idleMs) this.idleSweep = setInterval(() => this.releaseIdle(idleMs), Math.max(250, idleMs / 4)).unref();
+  }
+
+  private readonly idleSweep?: NodeJS.Timeout;
+
+  /** Releases the sessions with no run asked for in the last `idleMs`. */
+  private releaseIdle(idleMs: number): void {
+    const now = performance.now();
+    for (const [key, l] of this.loaded) {
+      if (l.active === 0 && now - l.lastUsed > idleMs) {
+        void this.drop(key);
+        this.stats.idleReleases++;
+      }
+    }
   }
 
   /** Items waiting in all batchers. */
@@ -124,13 +145,15 @@ export class Engine {
     if (loaded) {
       this.sessions.delete(key); // the most recently used goes last
       this.sessions.set(key, loaded);
+      const l = this.loaded.get(key);
+      if (l) l.lastUsed = performance.now();
       return loaded;
     }
     loaded = (async () => {
       const graph = compile();
       const bytes = graph.model.byteLength; // before the bytes move to the runtime
       const session = await this.runtime.createSession(graph.model, { moveModel: true });
-      const l: Loaded = { session, outputs: graph.outputs, key, compile, bytes, active: 0, released: false };
+      const l: Loaded = { session, outputs: graph.outputs, key, compile, bytes, active: 0, released: false, lastUsed: performance.now() };
       this.loaded.set(key, l);
       this.loadedBytes += l.bytes;
       this.releaseBeyondBound(key);
@@ -187,6 +210,7 @@ export class Engine {
     this.pendingRuns++;
     let current = loaded;
     current.active++;
+    current.lastUsed = performance.now();
     let start = performance.now();
     try {
       await previous;
@@ -282,6 +306,7 @@ export class Engine {
 
   /** Fails waiting work, lets running batches finish, then releases every session. */
   async close(): Promise<void> {
+    clearInterval(this.idleSweep);
     await Promise.all([...this.batchers.values()].map((b) => b.close()));
     await Promise.all([...this.sessions.values()].map((p) => p.catch(() => undefined)));
     await Promise.all([...this.loaded.keys()].map((key) => this.drop(key)));

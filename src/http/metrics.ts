@@ -125,6 +125,15 @@ export function createMetrics(services: { cache: TieredStore; engine: Engine }):
       this.inc(engine.stats.evictions);
     },
   });
+  new client.Counter({
+    name: 'convscope_engine_session_idle_releases_total',
+    help: 'ORT sessions released after SESSION_IDLE_S without use (loaded again when next needed).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(engine.stats.idleReleases);
+    },
+  });
   const batchSize = new client.Histogram({
     name: 'convscope_engine_batch_size',
     help: 'Items per ORT run (the micro-batcher merges concurrent requests).',
