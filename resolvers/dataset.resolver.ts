@@ -16,7 +16,7 @@ import { unitBox } from '../src/onnx/ops';
 import { SourceImage } from '../src/inference';
 import { JOB_PROGRESS } from '../src/pubsub';
 import { Dataset } from '../src/registry/datasets';
-import { CacheFor, InheritMaxAge, NoCache } from './cache-control';
+import { InheritMaxAge, NoCache } from './cache-control';
 import { COST, costs, pageSize, perItem } from './complexity';
 import { Connection, PageArgs, paginate } from './connection';
 import { projectUnit } from './filter.resolver';
@@ -26,7 +26,7 @@ import { findLayer, findModel } from './lookup';
 import { fromGlobalId, NodeInterface, toGlobalId } from './node';
 import { FilterType, LayerType } from './types';
 
-@CacheFor()
+@NoCache() // its images are what its folder holds
 @ObjectType('Dataset', { implements: NodeInterface, description: 'A folder of images under DATASETS_DIR.' })
 export class DatasetType implements NodeInterface {
   static graphqlName = 'Dataset';
@@ -49,7 +49,7 @@ export class DatasetType implements NodeInterface {
 export const JobStateEnum = Object.fromEntries(JOB_STATES.map((s) => [s, s])) as { [S in JobState]: S };
 registerEnumType(JobStateEnum, { name: 'JobState' });
 
-@NoCache()
+@NoCache() // its state and progress change while it runs
 @ObjectType('Job', { implements: NodeInterface, description: 'A top-k index job: a model run over a dataset. Poll it with node(id) or subscribe to jobProgress.' })
 export class JobType implements NodeInterface {
   static graphqlName = 'Job';
@@ -138,6 +138,7 @@ function topRows(ctx: Context, unit: FilterType, dataset: Dataset): TopRow[] {
 
 @Resolver(() => DatasetType)
 export class DatasetResolver {
+  @NoCache()
   @Query(() => DatasetConnection, { description: 'The datasets under DATASETS_DIR.', complexity: perItem() })
   datasets(@Args() page: PageArgs, @Ctx() ctx: Context) {
     return paginate([...ctx.services.datasets.datasets.values()].map((d) => new DatasetType(d)), page, ctx.services.config.maxPageSize);
@@ -207,6 +208,7 @@ export function jobKey(id: string): string {
 
 @Resolver(() => FilterType)
 export class TopActivationsResolver {
+  @NoCache() // read from the newest finished index
   @FieldResolver(() => TopActivationConnection, {
     description: 'The images of a dataset that excite this filter most (one per image, best first), from a built index.',
     complexity: perItem(9),
@@ -253,6 +255,7 @@ export class TopActivationResolver {
 
 @Resolver(() => LayerType)
 export class TopActivationsGridResolver {
+  @NoCache() // read from the newest finished index
   @FieldResolver(() => String, {
     description:
       'ZF Fig. 2 for a page of this layer\'s filters as one PNG: for each, its top-k projections (cropped to the receptive field) beside the image patches. Needs a built index.',

@@ -1,7 +1,7 @@
 import { Arg, Args, Ctx, FieldResolver, Query, Resolver, Root } from 'type-graphql';
 import { Context } from '../src/context';
 import { LayerKind } from '../src/onnx/ops';
-import { CacheFor } from './cache-control';
+import { NoCache } from './cache-control';
 import { PageArgs, paginate } from './connection';
 import { findLayer, findModel } from './lookup';
 import { LayerConnection, LayerType, ModelConnection, ModelErrorType, ModelType } from './types';
@@ -9,7 +9,7 @@ import { perItem } from './complexity';
 
 @Resolver(() => ModelType)
 export class ModelResolver {
-  @CacheFor()
+  @NoCache()
   @Query(() => ModelConnection, { description: 'The models loaded from MODELS_DIR, by name.', complexity: perItem() })
   models(@Args() page: PageArgs, @Ctx() ctx: Context) {
     const models = [...ctx.services.registry.models.values()].map((m) => new ModelType(m));
@@ -21,6 +21,7 @@ export class ModelResolver {
     return new ModelType(findModel(ctx, name));
   }
 
+  @NoCache()
   @Query(() => [ModelErrorType], { description: 'Files in MODELS_DIR that failed to load, and why.' })
   modelErrors(@Ctx() ctx: Context): ModelErrorType[] {
     return ctx.services.registry.errors.map((e) => new ModelErrorType(e));
@@ -42,6 +43,7 @@ export class ModelResolver {
     return new LayerType(root.model, findLayer(root.model, name));
   }
 
+  @NoCache()
   @FieldResolver(() => [ModelType], { description: 'Training snapshots of this model, oldest first (ZF Fig. 4).' })
   snapshots(@Root() root: ModelType, @Ctx() ctx: Context): ModelType[] {
     return [...ctx.services.registry.models.values()]

@@ -1,12 +1,16 @@
 /** The Relay `Node` interface and opaque global IDs. */
 import { Field, ID, InterfaceType } from 'type-graphql';
 import { badInput } from '../src/errors';
-import { CacheFor } from './cache-control';
+import { NoCache } from './cache-control';
 
-@CacheFor()
+/** The GraphQL object type of a Node's value: its class's static `graphqlName`. */
+export const nodeTypeName = (value: { constructor: unknown }) => (value.constructor as { graphqlName: string }).graphqlName;
+
+// A Job must not be cached, a Model may: node(id) applies its object's hint (hintFromRuntimeType).
+@NoCache()
 @InterfaceType('Node', {
   description: 'An object with a global ID, fetchable with `Query.node(id)`.',
-  resolveType: (value: { constructor: { graphqlName?: string } }) => value.constructor.graphqlName,
+  resolveType: nodeTypeName,
 })
 export abstract class NodeInterface {
   @Field(() => ID, { description: 'Opaque global ID.' })

@@ -102,8 +102,8 @@ export async function startServer(config: Config, services?: Services): Promise<
       overloadPlugin<Context>(),
     ],
   });
-  // Whole-response cache for operations whose @cacheControl hints allow it, keyed also by the served models.
-  const fingerprint = servedFingerprint(services.registry.models.values());
+  // Whole-response cache for operations whose @cacheControl hints allow it, keyed also by the served models and datasets.
+  const fingerprint = servedFingerprint(services.registry.models.values(), services.datasets.datasets.values());
   if (config.responseCache) apollo.addPlugin(responseCache<Context>(services.cache, () => fingerprint));
   await apollo.start();
   const metrics = createMetrics(services);

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import sharp from 'sharp';
 import { compileChannelMaxima } from '../src/compiler/forward';
 import { loadConfig } from '../src/config';
 import { Services } from '../src/context';
@@ -32,6 +33,30 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       fs.rmSync(cacheDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A folder of PNGs: `count` patterned images, with image 2's bytes repeated as 9 and 14 (ties). */
+export async function makeDataset(dir: string, count: number, width: number, height: number): Promise<string[]> {
+  fs.mkdirSync(dir, { recursive: true });
+  const names: string[] = [];
+  const labels: Record<string, string> = {};
+  for (let i = 0; i < count; i++) {
+    const source = i === 9 || i === 14 ? 2 : i;
+    const raw = Buffer.alloc(width * height * 3);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        for (let c = 0; c < 3; c++) {
+          raw[(y * width + x) * 3 + c] = Math.round(127.5 + 127 * Math.sin((x * (1 + (source % 5)) + y * (source % 3) + c * source) / (3 + (source % 7))));
+        }
+      }
+    }
+    const name = `img-${String(i).padStart(3, '0')}.png`;
+    fs.writeFileSync(path.join(dir, name), await sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer());
+    names.push(name);
+    labels[name] = `class ${i % 3}`;
+  }
+  fs.writeFileSync(path.join(dir, 'labels.json'), JSON.stringify(labels));
+  return names;
 }
 
 export async function gql<T = any>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<GqlResult<T>> {

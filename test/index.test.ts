@@ -16,33 +16,9 @@ import sharp from 'sharp';
 import WebSocket from 'ws';
 import { topGridPng } from '../src/images/topgrid';
 import { IndexStore } from '../src/index/store';
-import { errorCode, gql, ROOT, startTestServer, FIXTURE_MODELS } from './helpers';
+import { errorCode, gql, makeDataset, ROOT, startTestServer, FIXTURE_MODELS } from './helpers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
-
-/** A folder of PNGs: `count` patterned images, with image 2's bytes repeated as 9 and 14 (ties). */
-async function makeDataset(dir: string, count: number, width: number, height: number): Promise<string[]> {
-  fs.mkdirSync(dir, { recursive: true });
-  const names: string[] = [];
-  const labels: Record<string, string> = {};
-  for (let i = 0; i < count; i++) {
-    const source = i === 9 || i === 14 ? 2 : i;
-    const raw = Buffer.alloc(width * height * 3);
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        for (let c = 0; c < 3; c++) {
-          raw[(y * width + x) * 3 + c] = Math.round(127.5 + 127 * Math.sin((x * (1 + (source % 5)) + y * (source % 3) + c * source) / (3 + (source % 7))));
-        }
-      }
-    }
-    const name = `img-${String(i).padStart(3, '0')}.png`;
-    fs.writeFileSync(path.join(dir, name), await sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer());
-    names.push(name);
-    labels[name] = `class ${i % 3}`;
-  }
-  fs.writeFileSync(path.join(dir, 'labels.json'), JSON.stringify(labels));
-  return names;
-}
 
 /** Toolbox rule, by hand: unit (y, x) of a layer with RF (size, stride, offset) sees [o + s·i, o + s·i + size) ∩ image. */
 function expectedBox(y: number, x: number, rf: { size: number; stride: number; offset: number }, input: number, original: { width: number; height: number }) {

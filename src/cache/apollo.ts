@@ -56,12 +56,15 @@ export function apolloCache(store: TieredStore): KeyValueCache<string> {
 
 /**
  * A fingerprint of what responses depend on besides the query: the served models (file and
- * preprocessing) and the engine version. Part of every response-cache key, so a swapped model
- * file never gets an old answer.
+ * preprocessing), the datasets (their fingerprints: image names, sizes, times and labels) and
+ * the engine version. Part of every response-cache key, so a model file or a dataset image
+ * swapped under the same name never gets an old answer (resolvers/cache-control.ts).
  */
-export function servedFingerprint(models: Iterable<KeyedModel & { name: string }>): string {
+export function servedFingerprint(models: Iterable<KeyedModel & { name: string }>, datasets: Iterable<{ name: string; fingerprint: string }>): string {
   const h = createHash('sha256').update(`${ENGINE_VERSION}/${CACHE_FORMAT}`);
   for (const m of [...models].sort((a, b) => a.name.localeCompare(b.name))) h.update(`\0${m.name}\0${modelCacheId(m)}`);
+  h.update('\0datasets');
+  for (const d of [...datasets].sort((a, b) => a.name.localeCompare(b.name))) h.update(`\0${d.name}\0${d.fingerprint}`);
   return h.digest('hex');
 }
 
@@ -93,7 +96,7 @@ export class BlobCheckingCache implements KeyValueCache<string> {
   }
 }
 
-/** Whole responses of cacheable operations (every field's @cacheControl maxAge > 0), for maxAge seconds. */
+/** Whole responses of cacheable operations (every field's @cacheControl maxAge > 0, resolvers/cache-control.ts), for maxAge seconds. */
 export function responseCache<C extends BaseContext>(store: TieredStore, fingerprint: () => string): ApolloServerPlugin<C> {
   return responseCachePlugin<C>({ cache: new BlobCheckingCache(apolloCache(store), store), extraCacheKeyData: async () => fingerprint() });
 }
