@@ -23,10 +23,10 @@ export interface Config {
   /** Bytes of preprocessed input tensors kept in memory (PREPARED_MEMORY_MB). Results and blobs live in the cache (CACHE_MEMORY_MB). */
   preparedMemoryBytes: number;
   /**
-   * Bytes of compiled graphs whose ORT sessions stay loaded (SESSION_MEMORY_MB, default 2048;
-   * decimals allowed). Each session holds its own copy of the weights its graph needs (a graph
-   * through AlexNet's classifier: about 250 MB); past the bound the least recently used idle
-   * sessions are released and loaded again when next needed.
+   * Memory the loaded ORT sessions may hold (SESSION_MEMORY_MB, default 2048; decimals allowed),
+   * estimated at 2.5× each compiled graph's bytes (its copy of the weights it needs and their
+   * pre-packed forms; a graph through AlexNet's classifier is about 250 MB); past the bound the
+   * least recently used idle sessions are released and loaded again when next needed.
    */
   sessionMemoryBytes: number;
   /** Seconds after which a session nobody asked for is released (SESSION_IDLE_S, default 600; 0 = never). */

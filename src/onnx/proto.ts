@@ -8,6 +8,8 @@ import descriptor from './onnx.proto.json';
 
 const root = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
 const ModelProtoType = root.lookupType('onnx.ModelProto');
+const GraphProtoType = root.lookupType('onnx.GraphProto');
+const TensorProtoType = root.lookupType('onnx.TensorProto');
 
 export enum DataType {
   FLOAT = 1,
@@ -99,6 +101,58 @@ export function decodeModel(bytes: Uint8Array): ModelProto {
   return model;
 }
 
+/** Weights at least this large are written by encodeModel itself, straight into the output. */
+const LARGE = 64 * 1024;
+// Field numbers (onnx.proto) of the fields encodeModel writes by hand: ModelProto.graph,
+// GraphProto.initializer, TensorProto.raw_data; each length-delimited (wire type 2).
+const MODEL_GRAPH = (7 << 3) | 2;
+const GRAPH_INITIALIZER = (5 << 3) | 2;
+const TENSOR_RAW_DATA = (9 << 3) | 2;
+
+/**
+ * Serialises a model into one buffer, copying each large weight once: protobufjs would copy
+ * it into its writer's chunks and again into the result (a graph through ViT-B/16 is 330 MB).
+ * The graph's large initializers are written after its other fields, which protobuf allows.
+ */
 export function encodeModel(model: ModelProto): Uint8Array {
-  return ModelProtoType.encode(ModelProtoType.fromObject(model as unknown as Record<string, unknown>)).finish();
+  const encode = (type: protobuf.Type, value: object) => type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+  const initializers = model.graph.initializer ?? [];
+  const large = initializers.filter((t) => (t.rawData?.byteLength ?? 0) >= LARGE);
+  const head = encode(ModelProtoType, { ...model, graph: undefined });
+  const graphHead = encode(GraphProtoType, { ...model.graph, initializer: initializers.filter((t) => !large.includes(t)) });
+  const tensors = large.map((t) => {
+    const header = encode(TensorProtoType, { ...t, rawData: undefined });
+    const raw = t.rawData!;
+    return { header, raw, size: header.length + 1 + varintLength(raw.byteLength) + raw.byteLength };
+  });
+  const graphSize = graphHead.length + tensors.reduce((n, t) => n + 1 + varintLength(t.size) + t.size, 0);
+  const out = new Uint8Array(head.length + 1 + varintLength(graphSize) + graphSize);
+  let at = 0;
+  const put = (bytes: Uint8Array) => {
+    out.set(bytes, at);
+    at += bytes.length;
+  };
+  const varint = (value: number) => {
+    for (; value >= 0x80; value = Math.floor(value / 128)) out[at++] = (value % 128) | 0x80;
+    out[at++] = value;
+  };
+  put(head);
+  out[at++] = MODEL_GRAPH;
+  varint(graphSize);
+  put(graphHead);
+  for (const t of tensors) {
+    out[at++] = GRAPH_INITIALIZER;
+    varint(t.size);
+    put(t.header);
+    out[at++] = TENSOR_RAW_DATA;
+    varint(t.raw.byteLength);
+    put(t.raw);
+  }
+  return out;
+}
+
+function varintLength(value: number): number {
+  let n = 1;
+  for (; value >= 0x80; value = Math.floor(value / 128)) n++;
+  return n;
 }
