@@ -29,6 +29,8 @@ export interface Config {
    * least recently used idle sessions are released and loaded again when next needed.
    */
   sessionMemoryBytes: number;
+  /** Bytes of compiled graphs kept under CACHE_DIR/graphs (GRAPH_CACHE_MB, default 4096; 0 = none): loaded without compiling after a restart. */
+  graphCacheBytes: number;
   /** Seconds after which a session nobody asked for is released (SESSION_IDLE_S, default 600; 0 = never). */
   sessionIdleSeconds: number;
   /** Largest accepted HTTP JSON body (inline base64 images live there). */
@@ -134,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     preparedMemoryBytes: int(env, 'PREPARED_MEMORY_MB', 64) * 1024 * 1024,
     sessionMemoryBytes: megabytes(env, 'SESSION_MEMORY_MB', 2048),
     sessionIdleSeconds: int(env, 'SESSION_IDLE_S', 600),
+    graphCacheBytes: megabytes(env, 'GRAPH_CACHE_MB', 4096),
     bodyLimitBytes: int(env, 'BODY_LIMIT_MB', 16, 1) * 1024 * 1024,
     maxImageBytes: int(env, 'MAX_IMAGE_MB', 10, 1) * 1024 * 1024,
     maxImagePixels: int(env, 'MAX_IMAGE_PIXELS', 40_000_000, 1),

@@ -5,6 +5,7 @@
 import 'reflect-metadata';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
@@ -17,6 +18,7 @@ import { openStore } from './cache/store';
 import { Config } from './config';
 import { Context, createContext, Services } from './context';
 import { Engine } from './engine/engine';
+import { GraphCache } from './engine/graph-cache';
 import { openRuntime } from './engine/runtime';
 import { blobRoutes } from './http/blobs';
 import { datasetRoutes } from './http/datasets';
@@ -46,7 +48,11 @@ export interface RunningServer {
 export async function createServices(config: Config): Promise<Services> {
   log.level = config.logLevel;
   const runtime = await openRuntime(config.backend, config.threads, { worker: config.ortWorker });
-  const engine = new Engine(runtime, { maxBatch: config.maxBatch, windowMs: config.batchWindowMs, idleStart: config.batchIdleStart, maxQueued: config.maxQueuedItems, sessionBytes: config.sessionMemoryBytes, sessionIdleMs: config.sessionIdleSeconds * 1000 });
+  const engine = new Engine(runtime, {
+    maxBatch: config.maxBatch, windowMs: config.batchWindowMs, idleStart: config.batchIdleStart, maxQueued: config.maxQueuedItems, sessionBytes: config.sessionMemoryBytes,
+    sessionIdleMs: config.sessionIdleSeconds * 1000,
+    graphCache: config.graphCacheBytes > 0 ? new GraphCache(path.join(config.cacheDir, 'graphs'), config.graphCacheBytes) : undefined,
+  });
   const registry = await ModelRegistry.load(config.modelsDir, engine, config);
   const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
   const blobs = new BlobStore(cache);

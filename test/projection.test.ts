@@ -4,6 +4,9 @@
  * Tolerance: max |ours − torch| ≤ 1e-4 · max |torch|, and the same position of the largest |value|.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config';
 import { Services } from '../src/context';
@@ -275,6 +278,39 @@ describe('sessions within SESSION_MEMORY_MB', () => {
       assert.deepEqual(out.data, expected.data);
     } finally {
       await s.engine.close();
+    }
+  });
+});
+
+describe('compiled graphs on disk (GRAPH_CACHE_MB)', () => {
+  test('after a restart a graph is loaded from CACHE_DIR/graphs, not compiled, and gives the same numbers; past the bound the oldest go', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-graphs-'));
+    const cases = manifest.cases.filter((k) => k.model === 'vgg' && k.seed === 'MAX');
+    const env = { CACHE_DIR: dir };
+    const first = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', ...env }));
+    const before = await Promise.all(cases.map((c) => project(first.engine, ...request(first, c))));
+    const compiled = first.engine.stats.compiled;
+    await first.engine.close();
+    assert.ok(compiled >= 2, `${compiled} graphs compiled`);
+    const files = fs.readdirSync(path.join(dir, 'graphs')).filter((f) => f.endsWith('.onnx'));
+    assert.equal(files.length, compiled);
+    const again = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', ...env }));
+    try {
+      const after = await Promise.all(cases.map((c) => project(again.engine, ...request(again, c))));
+      assert.equal(again.engine.stats.compiled, 0, 'nothing compiled after the restart');
+      assert.equal(again.engine.stats.graphsFromDisk, compiled);
+      after.forEach((r, i) => assert.deepEqual(r.projection, before[i].projection));
+    } finally {
+      await again.engine.close();
+    }
+    // A bound smaller than any graph keeps only the one just written.
+    const small = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', CACHE_DIR: dir, GRAPH_CACHE_MB: '0.001' }));
+    try {
+      await project(small.engine, ...request(small, manifest.cases.find((k) => k.model === 'zfnet')!));
+      assert.equal(small.engine.stats.compiled, 1);
+      assert.equal(fs.readdirSync(path.join(dir, 'graphs')).filter((f) => f.endsWith('.onnx')).length, 1, 'the older graphs were evicted');
+    } finally {
+      await small.engine.close();
     }
   });
 });

@@ -5,6 +5,7 @@
  */
 import { CompiledGraph, PIXELS_INPUT } from '../compiler/forward';
 import { currentSignal, MicroBatcher, QueueBudget } from './batcher';
+import type { GraphCache } from './graph-cache';
 import { OrtTensor, Runtime, Session } from './runtime';
 
 /** Part of every cache key of computed results: bump it when the numbers a graph gives change. */
@@ -47,6 +48,11 @@ interface Loaded {
   lastUsed: number;
 }
 
+/** The engine's key of a model's compiled graph: the model file, its input size, what the graph computes. */
+export function graphKey(model: EngineModel, graph: string): string {
+  return `${model.sha256}/${model.inputShape.join('x')}/${graph}`;
+}
+
 /**
  * What an ORT session holds for each byte of its graph: its own copy of the weights and the
  * matrices it pre-packs (resident memory measured 1.7× on ViT-B/16, 2.1× on ConvNeXt-T and
@@ -72,6 +78,8 @@ export interface EngineOptions {
    * recently used idle ones are released. Default: unbounded.
    */
   sessionBytes?: number;
+  /** Compiled graphs kept on disk across restarts and releases (GRAPH_CACHE_MB); none: compiled each time a session loads. */
+  graphCache?: GraphCache;
   /** Sessions not asked for in this long are released (SESSION_IDLE_S): a model nobody uses holds no session. Default: never. */
   sessionIdleMs?: number;
 }
@@ -87,6 +95,9 @@ export class Engine {
     evictions: 0,
     /** sessions released after sessionIdleMs without use */
     idleReleases: 0,
+    /** graphs compiled, and graphs loaded from the graph cache instead */
+    compiled: 0,
+    graphsFromDisk: 0,
   };
   /** The bound on waiting items shared by every batcher (backpressure; see batcher.ts). */
   readonly budget: QueueBudget;
@@ -157,10 +168,10 @@ export class Engine {
       return loaded;
     }
     loaded = (async () => {
-      const graph = compile();
-      const bytes = SESSION_BYTES_PER_GRAPH_BYTE * graph.model.byteLength; // read before the bytes move to the runtime
-      const session = await this.runtime.createSession(graph.model, { moveModel: true });
-      const l: Loaded = { session, outputs: graph.outputs, key, compile, bytes, active: 0, released: false, lastUsed: performance.now() };
+      const { source, outputs, graphBytes } = await this.graph(key, compile);
+      const session = await this.runtime.createSession(source, { moveModel: true });
+      const bytes = SESSION_BYTES_PER_GRAPH_BYTE * graphBytes;
+      const l: Loaded = { session, outputs, key, compile, bytes, active: 0, released: false, lastUsed: performance.now() };
       this.loaded.set(key, l);
       this.loadedBytes += l.bytes;
       this.releaseBeyondBound(key);
@@ -169,6 +180,22 @@ export class Engine {
     this.sessions.set(key, loaded);
     loaded.catch(() => this.sessions.delete(key));
     return loaded;
+  }
+
+  /** A graph to load: from the graph cache on disk, else compiled now (and stored there). */
+  private async graph(key: string, compile: () => CompiledGraph): Promise<{ source: Uint8Array | string; outputs: string[]; graphBytes: number }> {
+    const cache = this.options.graphCache;
+    const stored = cache?.get(key);
+    if (stored) {
+      this.stats.graphsFromDisk++;
+      return { source: stored.file, outputs: stored.outputs, graphBytes: stored.bytes };
+    }
+    const graph = compile();
+    this.stats.compiled++;
+    const graphBytes = graph.model.byteLength; // read before the bytes move to the runtime
+    // A graph that could not be stored (a full disk) is loaded from its bytes.
+    const source = cache ? await cache.put(key, graph).catch(() => graph.model) : graph.model;
+    return { source, outputs: graph.outputs, graphBytes };
   }
 
   /**
@@ -296,7 +323,7 @@ export class Engine {
     image: T,
     feeds: (images: T[]) => Record<string, OrtTensor>,
   ): Promise<Float32Array[]> {
-    const key = `${model.sha256}/${graph}`;
+    const key = graphKey(model, graph);
     return this.batcher<T, Float32Array[]>(key, model.maxBatch, async (items) => {
       const loaded = await this.load(key, compile);
       const { images, itemImage } = uniqueImages(items);

@@ -16,7 +16,7 @@
  */
 import { compileOcclusion, OCCLUSION_INPUTS } from '../compiler/occlusion';
 import { OnnxGraph } from '../onnx/graph';
-import { Engine, EngineModel, PreparedImage, split, uniqueImages } from './engine';
+import { Engine, EngineModel, graphKey, PreparedImage, split, uniqueImages } from './engine';
 
 export interface OcclusionModel extends EngineModel {
   graph: OnnxGraph;
@@ -84,7 +84,7 @@ export function argmax(values: ArrayLike<number>): number {
 
 /** The batcher is shared by every request for (model, layer): its closure holds nothing of a request. */
 function runItem(engine: Engine, model: OcclusionModel, layerTensor: string, layerShape: number[], item: Item): Promise<ItemResult> {
-  const key = `${model.sha256}/occlusion/${layerTensor}`;
+  const key = graphKey(model, `occlusion/${layerTensor}`);
   const [C, H, W] = model.inputShape;
   return engine
     .batcher<Item, ItemResult>(key, model.maxBatch, async (items) => {

@@ -7,7 +7,7 @@ import { compileProjection, ITEM_INPUTS } from '../compiler/projection';
 import { seedShape } from '../compiler/units';
 import { LrnMode, Method, Unpool } from '../compiler/rules';
 import { OnnxGraph } from '../onnx/graph';
-import { Engine, EngineModel, PreparedImage, split, uniqueImages } from './engine';
+import { Engine, EngineModel, graphKey, PreparedImage, split, uniqueImages } from './engine';
 import { OrtTensor } from './runtime';
 
 export type SeedMode = 'MAX' | 'POSITION' | 'FULL_MAP';
@@ -147,7 +147,7 @@ function nonZeroBox(data: Float32Array, [C, H, W]: number[]): Extent {
 export function project(engine: Engine, model: ProjectableModel, req: ProjectionRequest): Promise<ProjectionResult> {
   // MAX and POSITION seeds share a graph that runs on regions; FULL_MAP needs whole maps.
   const regions = req.seed !== 'FULL_MAP' && req.regions !== false;
-  const key = `${model.sha256}/project/${req.method}/${req.lrn}/${req.target}/${req.unpool ?? ''}/${regions ? 'regions' : 'maps'}`;
+  const key = graphKey(model, `project/${req.method}/${req.lrn}/${req.target}/${req.unpool ?? ''}/${regions ? 'regions' : 'maps'}`);
   const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn, unpool: req.unpool, regions, forwardPerItem: model.forwardPerItem });
   const [Ct, Ht, Wt] = seedShape(model.shapes.get(req.target)!);
   return engine

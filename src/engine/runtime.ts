@@ -25,8 +25,11 @@ export interface Runtime {
   backend: Backend;
   /** The Tensor class to make feeds with: the binding's own, or in the worker runtime onnxruntime-common's (which both bindings re-export). */
   Tensor: typeof Tensor;
-  /** `moveModel`: the caller won't read the bytes again, so they may be moved (not copied) to another thread. */
-  createSession(model: Uint8Array, options?: { moveModel?: boolean }): Promise<Session>;
+  /**
+   * A session of a model given as bytes or as the path of an .onnx file (read by the runtime).
+   * `moveModel`: the caller won't read the bytes again, so they may be moved (not copied) to another thread.
+   */
+  createSession(model: Uint8Array | string, options?: { moveModel?: boolean }): Promise<Session>;
   /** Frees the runtime (its worker thread, if any). */
   close(): Promise<void>;
 }
@@ -57,7 +60,8 @@ export async function openLocalRuntime(backend: Backend, threads: number): Promi
     runtime = {
       backend,
       Tensor: ort.Tensor,
-      createSession: async (model) => local(await ort.InferenceSession.create(model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' })),
+      createSession: async (model) =>
+        local(await ort.InferenceSession.create(typeof model === 'string' ? fs.readFileSync(model) : model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' })),
       close: async () => undefined,
     };
   } else {
@@ -72,7 +76,7 @@ export async function openLocalRuntime(backend: Backend, threads: number): Promi
       Tensor: ort.Tensor,
       createSession: async (model) =>
         local(
-          await ort.InferenceSession.create(model, {
+          await ort.InferenceSession.create(model as Uint8Array, {
             executionProviders: [backend],
             intraOpNumThreads: threads,
             interOpNumThreads: 1,

@@ -21,7 +21,7 @@ interface Plain {
 
 type Request =
   | { op: 'open'; id: number }
-  | { op: 'create'; id: number; session: number; model: Uint8Array }
+  | { op: 'create'; id: number; session: number; model: Uint8Array | string }
   | { op: 'run'; id: number; session: number; feeds: Record<string, Plain> }
   | { op: 'release'; id: number; session: number };
 
@@ -79,12 +79,16 @@ export async function openWorkerRuntime(backend: Backend, threads: number): Prom
   return {
     backend,
     Tensor,
-    async createSession(model: Uint8Array, options?: { moveModel?: boolean }): Promise<Session> {
+    async createSession(model: Uint8Array | string, options?: { moveModel?: boolean }): Promise<Session> {
       const session = nextSession++;
-      // Moved to the worker, not cloned: models are hundreds of MB. Bytes the caller keeps, or
-      // that share their buffer with others (a Buffer's pool, a view), are copied once first.
-      const bytes = options?.moveModel && ownsBuffer(model) ? model : new Uint8Array(model);
-      await call({ op: 'create', session, model: bytes }, [bytes.buffer as ArrayBuffer]);
+      if (typeof model === 'string') {
+        await call({ op: 'create', session, model }); // a file: the worker's runtime reads it
+      } else {
+        // Moved to the worker, not cloned: models are hundreds of MB. Bytes the caller keeps, or
+        // that share their buffer with others (a Buffer's pool, a view), are copied once first.
+        const bytes = options?.moveModel && ownsBuffer(model) ? model : new Uint8Array(model);
+        await call({ op: 'create', session, model: bytes }, [bytes.buffer as ArrayBuffer]);
+      }
       return {
         async run(feeds, options) {
           const plain: Record<string, Plain> = {};
