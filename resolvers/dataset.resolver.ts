@@ -4,10 +4,12 @@
  */
 import sharp from 'sharp';
 import { Arg, Args, Ctx, Field, FieldResolver, Float, ID, Int, Mutation, ObjectType, Query, registerEnumType, Resolver, Root, Subscription } from 'type-graphql';
+import { modelCacheId } from '../src/cache/keys';
 import { Context } from '../src/context';
 import { ApiError, badInput, listSome, notFound } from '../src/errors';
 import { projectionPixels } from '../src/images/maps';
-import { patch, patchPng, toOriginal } from '../src/images/patches';
+import { patch, patchPng } from '../src/images/patches';
+import { toOriginal } from '../src/images/placement';
 import { topGridPng } from '../src/images/topgrid';
 import { inspectImage } from '../src/images/preprocess';
 import { defaultIndexLayers, JobInfo } from '../src/index/jobs';
@@ -273,7 +275,7 @@ export class TopActivationsGridResolver {
     const count = root.layer.outputShape[0] ?? 0;
     const units = paginate(Array.from({ length: count }, (_, i) => new FilterType(root.model, root.layer, i)), { first: page.first ?? 16, after: page.after }, ctx.services.config.maxPageSize).nodes;
     const index = ctx.services.jobs.finished(root.model, dataset, root.layer.name);
-    const key = `top-grid/v1/${root.model.sha256}/${dataset.fingerprint}/${index?.id}/${root.layer.name}/${units.map((u) => u.index).join(',')}/${k}`;
+    const key = `top-grid/v1/${modelCacheId(root.model)}/${dataset.fingerprint}/${index?.id}/${root.layer.name}/${units.map((u) => u.index).join(',')}/${k}`;
     return ctx.services.blobs.cached(key, 'png', async () => {
       const tiles = await Promise.all(
         units.map(async (unit) => {
@@ -284,7 +286,7 @@ export class TopActivationsGridResolver {
               const image = top.source(ctx);
               const projection = await projectUnit(ctx, unit, image, { method: ProjectionMethod.DECONVNET, seed: Seed.MAX });
               const { box } = await originalBox(ctx, top);
-              const picture = projectionPixels(projection.result.projection, unit.model.preprocessing, projection.box);
+              const picture = projectionPixels(projection.result.projection, unit.model.preprocessing, projection.inputBox);
               const { pixels, width, height, channels } = picture;
               return {
                 projection: { image: sharp(pixels, { raw: { width, height, channels: channels as 1 | 3 } }), width, height },
@@ -306,6 +308,6 @@ async function originalBox(ctx: Context, root: TopActivationType) {
   const [, H, W] = model.inputShape;
   const inputBox = unitBox(layer.receptiveField, root.row.y, root.row.x, [H, W]);
   const info = await inspectImage(image.bytes, ctx.services.config);
-  return { image, box: toOriginal(inputBox, { height: H, width: W }, info) };
+  return { image, box: toOriginal(inputBox, info, model.preprocessing) };
 }
 

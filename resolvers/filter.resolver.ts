@@ -101,11 +101,11 @@ export async function projectUnit(ctx: Context, unit: FilterType, image: SourceI
   const result = await ctx.projections.load({ model, layer, image, options });
   const imageHW: [number, number] = [model.inputShape[1], model.inputShape[2]];
   const rf = layer.receptiveField;
-  let box = unitBox(rf, result.position.y, result.position.x, imageHW);
+  let inputBox = unitBox(rf, result.position.y, result.position.x, imageHW);
   if (seed === Seed.FULL_MAP) {
     const last = unitBox(rf, Ht - 1, Wt - 1, imageHW);
-    box = { x: box.x, y: box.y, width: last.x + last.width - box.x, height: last.y + last.height - box.y };
+    inputBox = { x: inputBox.x, y: inputBox.y, width: last.x + last.width - inputBox.x, height: last.y + last.height - inputBox.y };
   }
   const key = `projection/${ENGINE_VERSION}/${modelCacheId(model)}/${image.sha256}/${layer.name}/${index}/${method}/${seed}/${result.position.y},${result.position.x}/${lrn}`;
-  return new ProjectionType({ model, layer, key }, result, box, { method, seed, lrn });
+  return new ProjectionType({ model, layer, key }, image, result, inputBox, { method, seed, lrn });
 }

@@ -5,6 +5,9 @@ import { Context } from '../src/context';
 import { encodeNpy } from '../src/cache/npy';
 import { ProjectionResult, SeedMode } from '../src/engine/projections';
 import { Box, projectionPng } from '../src/images/maps';
+import { toOriginal } from '../src/images/placement';
+import { inspectImage } from '../src/images/preprocess';
+import { SourceImage } from '../src/inference';
 import { Layer, Model } from '../src/registry/models';
 import { CacheFor, InheritMaxAge } from './cache-control';
 
@@ -63,7 +66,7 @@ export class Position {
 }
 
 @InheritMaxAge()
-@ObjectType('Box', { description: 'A rectangle in input pixels (clipped to the image).' })
+@ObjectType('Box', { description: "A rectangle of pixels, (x, y) its top-left corner, clipped to the image: the original image's pixels, or the model input's where the field says so." })
 export class BoxType implements Box {
   @Field(() => Int) x!: number;
   @Field(() => Int) y!: number;
@@ -84,18 +87,20 @@ export interface Computed {
 export class ProjectionType {
   constructor(
     readonly computed: Computed,
+    readonly image: SourceImage,
     readonly result: ProjectionResult,
-    boxValue: Box,
+    inputBox: Box,
     options: { method: Method; seed: SeedMode; lrn: LrnMode },
   ) {
     this.seedValue = result.seedValue;
     this.position = result.position;
-    this.box = boxValue;
+    this.inputBox = inputBox;
     Object.assign(this, options);
   }
   @Field(() => Float, { description: 'The activation sent down (for FULL_MAP: the map’s maximum).' }) seedValue: number;
   @Field(() => Position, { description: 'Where in the feature map the seed is (FULL_MAP: the maximum).' }) position: Position;
-  @Field(() => BoxType, { description: "The seed unit's receptive field in input pixels (FULL_MAP: the whole map's)." }) box: Box;
+  @Field(() => BoxType, { description: "The seed unit's receptive field in the model input's pixels (FULL_MAP: the whole map's): where the projection's pictures and tensor are." })
+  inputBox: Box;
   @Field(() => ProjectionMethod) method!: ProjectionMethod;
   @Field(() => Seed) seed!: Seed;
   @Field(() => Lrn) lrn!: Lrn;
@@ -103,11 +108,16 @@ export class ProjectionType {
 
 @Resolver(() => ProjectionType)
 export class ProjectionResolver {
-  @FieldResolver(() => String, { description: 'PNG: 0 at mid-grey, scaled by the largest |value|; `crop` cuts it to `box`.' })
+  @FieldResolver(() => BoxType, { description: "inputBox in the original image's pixels (through the model's resize: stretch, centre crop or letterbox)." })
+  async box(@Root() root: ProjectionType, @Ctx() ctx: Context): Promise<Box> {
+    return toOriginal(root.inputBox, await inspectImage(root.image.bytes, ctx.services.config), root.computed.model.preprocessing);
+  }
+
+  @FieldResolver(() => String, { description: 'PNG at the model input size: 0 at mid-grey, scaled by the largest |value|; `crop` cuts it to `inputBox`.' })
   imageUrl(@Root() root: ProjectionType, @Arg('crop', { defaultValue: false }) crop: boolean, @Ctx() ctx: Context): Promise<string> {
     const { model } = root.computed;
     return ctx.services.blobs.cached(`${root.computed.key}/png/${crop}`, 'png', () =>
-      projectionPng(root.result.projection, model.preprocessing, crop ? root.box : undefined),
+      projectionPng(root.result.projection, model.preprocessing, crop ? root.inputBox : undefined),
     );
   }
 

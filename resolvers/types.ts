@@ -12,7 +12,9 @@ import { NodeInterface, toGlobalId } from './node';
 registerEnumType(LayerKind, { name: 'LayerKind', description: 'What a layer does, grouped over ONNX op types.' });
 
 @InheritMaxAge()
-@ObjectType('Preprocessing', { description: 'How an image becomes the input tensor: x = ((pixel · scale) − mean) / std per channel, after resizing to height × width.' })
+@ObjectType('Preprocessing', {
+  description: 'How an image becomes the input tensor (the sidecar\'s "input"): x = ((pixel · scale) − mean) / std per channel, after bringing it to height × width as `resize` says.',
+})
 export class PreprocessingType {
   constructor(p: Preprocessing) {
     Object.assign(this, p);
@@ -23,6 +25,14 @@ export class PreprocessingType {
   @Field(() => Float) scale!: number;
   @Field(() => [Float]) mean!: number[];
   @Field(() => [Float]) std!: number[];
+  @Field({ description: 'stretch (to height × width), center-crop (the shorter side scaled to shorterSide, then the centre cut out) or letterbox (fitted inside, on bars of pad).' })
+  resize!: string;
+  @Field(() => Int, { nullable: true, description: 'center-crop: the length the shorter side is scaled to (torchvision: Resize(256) before CenterCrop(224)).' })
+  shorterSide?: number;
+  @Field(() => Int, { nullable: true, description: 'center-crop and letterbox: the 8-bit value of the input pixels the image does not cover.' })
+  pad?: number;
+  @Field({ description: 'ignore (an embedded ICC profile is not applied: the stored values, as PIL and TensorFlow read them) or convert-to-srgb.' })
+  colorProfile!: string;
 }
 
 @InheritMaxAge()

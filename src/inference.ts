@@ -39,6 +39,14 @@ export interface OcclusionOptions {
   targetClass?: number;
 }
 
+/**
+ * Names an image's input tensor: the model's preprocessing too, not only the bytes (models that
+ * share an .onnx, and so the engine's batches, may crop or colour the same image differently).
+ */
+function preparedKey(model: Model, image: SourceImage): string {
+  return `${modelCacheId(model)}/${image.sha256}`;
+}
+
 export class Inference {
   private readonly prepared: LruBytes<Float32Array>;
   private readonly preparing = new Map<string, Promise<Float32Array>>();
@@ -54,7 +62,7 @@ export class Inference {
 
   async prepare(model: Model, image: SourceImage): Promise<PreparedImage> {
     this.engine.admit(); // backpressure: refuse (OVERLOADED) before decoding when the queue is full
-    const key = `${modelCacheId(model)}/${image.sha256}`; // the sidecar's preprocessing too, not only the .onnx
+    const key = preparedKey(model, image);
     let data = this.prepared.get(key);
     if (!data) {
       let pending = this.preparing.get(key);
@@ -66,7 +74,7 @@ export class Inference {
       data = await pending;
       this.prepared.set(key, data);
     }
-    return { key: image.sha256, data };
+    return { key, data };
   }
 
   /**
@@ -75,7 +83,7 @@ export class Inference {
    */
   async pixels(model: Model, image: SourceImage): Promise<PixelImage> {
     this.engine.admit();
-    return { key: image.sha256, pixels: await modelPixels(image.bytes, model.preprocessing, this.config) };
+    return { key: preparedKey(model, image), pixels: await modelPixels(image.bytes, model.preprocessing, this.config) };
   }
 
   /** A layer's whole activation as its unit grid (units.ts: [C, H, W], [F], or [D, T] for tokens) for one image. */

@@ -11,7 +11,7 @@ import { Preprocessing } from '../src/registry/models';
 
 const LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };
 const MAX_PIXELS = LIMITS.maxImagePixels;
-const rgbModel: Preprocessing = { width: 224, height: 224, channels: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] };
+const rgbModel: Preprocessing = { width: 224, height: 224, channels: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], resize: 'stretch', colorProfile: 'ignore' };
 const greyModel: Preprocessing = { ...rgbModel, channels: 'GRAY', mean: [0], std: [1] };
 
 /** A photo-like picture: smooth colour gradients, a few hard-edged shapes, mild noise. */
@@ -108,7 +108,7 @@ describe('JPEGs scaled while decoded', () => {
     assert.ok(meanAbsDiff(scaled, await sharpPixels(wide, p, LIMITS)) <= 1.5);
   });
 
-  test('leaves to sharp what it does not do: EXIF rotation, ICC profiles, CMYK, other factors, grey from colour, other formats', async () => {
+  test('leaves to sharp what it does not do: EXIF rotation, ICC profiles to convert by, CMYK, other factors, grey from colour, other formats', async () => {
     const base = sharp(picture(256, 256), { raw: { width: 256, height: 256, channels: 3 } });
     const cases: [string, Buffer, number, boolean][] = [
       ['EXIF orientation 6', await base.clone().jpeg().withMetadata({ orientation: 6 }).toBuffer(), 224, false],
@@ -129,7 +129,20 @@ describe('JPEGs scaled while decoded', () => {
     // And modelPixels gives sharp's pixels for them, rotation included.
     const rotated = cases[0][1];
     assert.ok((await modelPixels(rotated, rgbModel, LIMITS)).equals(await sharpPixels(rotated, rgbModel, LIMITS)));
-    assert.equal(jpegFrame(await base.clone().jpeg().withMetadata({ orientation: 1 }).withIccProfile('srgb').toBuffer()), undefined, 'sRGB profiles too: sharp converts by them');
+    const srgb = await base.clone().jpeg().withMetadata({ orientation: 1 }).withIccProfile('srgb').toBuffer();
+    assert.equal(jpegFrame(srgb)?.icc, true, 'sRGB profiles are seen too');
+    assert.equal(decodeJpegAtSize(srgb, 224, 224, false, MAX_PIXELS), undefined, 'sharp converts by them');
+  });
+
+  test('a JPEG with an ICC profile, for a model that ignores profiles, is decoded here to the stored values, exactly as sharp told to ignore it', async () => {
+    const p3 = await sharp(picture(224, 224), { raw: { width: 224, height: 224, channels: 3 } }).withIccProfile('p3').jpeg().toBuffer();
+    const ignoring = decodeJpegAtSize(p3, 224, 224, false, MAX_PIXELS, true);
+    assert.ok(ignoring, 'decoded in the decoder');
+    assert.ok(ignoring.equals(await sharpPixels(p3, rgbModel, LIMITS)), "sharp's pixels with ignoreIcc");
+    assert.ok((await modelPixels(p3, rgbModel, LIMITS)).equals(ignoring), 'modelPixels takes this path');
+    const converting: Preprocessing = { ...rgbModel, colorProfile: 'convert-to-srgb' };
+    assert.ok(!(await modelPixels(p3, converting, LIMITS)).equals(ignoring), 'converted by the profile: other values');
+    assert.ok((await modelPixels(p3, converting, LIMITS)).equals(await sharpPixels(p3, converting, LIMITS)), 'by sharp');
   });
 
   test('EXIF orientation 1 (either byte order) is decoded here; any other, or an unreadable IFD, goes to sharp', async () => {

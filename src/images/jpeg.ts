@@ -8,8 +8,8 @@
  *
  * libjpeg-turbo runs as WebAssembly (the build in @cwasm/jpeg-turbo): sandboxed, no native
  * install. Only plain cases take this path (canScaleJpeg); sharp does the rest, and applies
- * what this does not: EXIF orientation, ICC profiles, CMYK, other factors, and its own error
- * reporting for damaged files.
+ * what this does not: EXIF orientation, ICC profiles (for models that convert by them), CMYK,
+ * other factors, and its own error reporting for damaged files.
  */
 import fs from 'node:fs';
 
@@ -77,13 +77,14 @@ class Decoder {
 let decoder: Decoder | undefined;
 
 /**
- * Whether a JPEG can be decoded here to width × height: a plain JPEG (see jpegFrame) of at most
- * maxPixels, whose size that is n/8 of (n = 1…8) on both axes, and for a grey model (`grey`) a
- * grey JPEG (sharp's luminance of a colour image isn't libjpeg's Y). Reads the headers only.
+ * Whether a JPEG of `frame` (see jpegFrame) can be decoded here to width × height: at most
+ * maxPixels, a size that is n/8 of it (n = 1…8) on both axes, for a grey model (`grey`) a grey
+ * JPEG (sharp's luminance of a colour image isn't libjpeg's Y), and no ICC profile unless the
+ * model ignores profiles (`ignoreIcc`: the stored values are what this decoder gives; else sharp
+ * converts by the profile).
  */
-export function canScaleJpeg(bytes: Buffer, width: number, height: number, grey: boolean, maxPixels: number): boolean {
-  const frame = jpegFrame(bytes);
-  if (!frame || frame.width * frame.height > maxPixels || (grey && frame.components !== 1)) return false;
+export function canScaleJpeg(frame: JpegFrame | undefined, width: number, height: number, grey: boolean, maxPixels: number, ignoreIcc: boolean): boolean {
+  if (!frame || frame.width * frame.height > maxPixels || (grey && frame.components !== 1) || (frame.icc && !ignoreIcc)) return false;
   const n = (8 * width) / frame.width;
   return Number.isInteger(n) && n >= 1 && n <= 8 && n * frame.height === 8 * height;
 }
@@ -100,17 +101,26 @@ export function decodeScaledJpeg(bytes: Buffer, width: number, height: number, g
 }
 
 /** canScaleJpeg, then decodeScaledJpeg. */
-export function decodeJpegAtSize(bytes: Buffer, width: number, height: number, grey: boolean, maxPixels: number): Buffer | undefined {
-  return canScaleJpeg(bytes, width, height, grey, maxPixels) ? decodeScaledJpeg(bytes, width, height, grey) : undefined;
+export function decodeJpegAtSize(bytes: Buffer, width: number, height: number, grey: boolean, maxPixels: number, ignoreIcc = false): Buffer | undefined {
+  return canScaleJpeg(jpegFrame(bytes), width, height, grey, maxPixels, ignoreIcc) ? decodeScaledJpeg(bytes, width, height, grey) : undefined;
+}
+
+export interface JpegFrame {
+  width: number;
+  height: number;
+  components: number;
+  /** It carries an ICC profile. */
+  icc: boolean;
 }
 
 /**
  * The frame of a plain JPEG: 8-bit, Huffman-coded baseline, extended or progressive, with one
- * or three components, no ICC profile, EXIF orientation 1 or none. Else undefined.
+ * or three components, EXIF orientation 1 or none. Else undefined.
  */
-export function jpegFrame(b: Buffer): { width: number; height: number; components: number } | undefined {
+export function jpegFrame(b: Buffer): JpegFrame | undefined {
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
-  let frame: { width: number; height: number; components: number } | undefined;
+  let frame: Omit<JpegFrame, 'icc'> | undefined;
+  let icc = false;
   for (let i = 2; i + 4 <= b.length; ) {
     if (b[i] !== 0xff) return undefined;
     const marker = b[i + 1];
@@ -118,7 +128,7 @@ export function jpegFrame(b: Buffer): { width: number; height: number; component
       i++; // fill byte
       continue;
     }
-    if (marker === 0xda) return frame; // start of scan: the headers are done
+    if (marker === 0xda) return frame && { ...frame, icc }; // start of scan: the headers are done
     const start = i + 4;
     const end = i + 2 + b.readUInt16BE(i + 2);
     if (end > b.length) return undefined;
@@ -128,7 +138,7 @@ export function jpegFrame(b: Buffer): { width: number; height: number; component
       frame = { height: b.readUInt16BE(start + 1), width: b.readUInt16BE(start + 3), components: b[start + 5] };
       if (frame.components !== 1 && frame.components !== 3) return undefined;
     }
-    if (marker === 0xe2 && b.toString('latin1', start, start + 12) === 'ICC_PROFILE\0') return undefined;
+    if (marker === 0xe2 && b.toString('latin1', start, start + 12) === 'ICC_PROFILE\0') icc = true;
     if (marker === 0xe1 && b.toString('latin1', start, start + 6) === 'Exif\0\0' && exifOrientation(b.subarray(start + 6, end)) !== 1) return undefined;
     i = end;
   }

@@ -2,17 +2,6 @@
 import sharp from 'sharp';
 import type { Box } from './maps';
 
-/** A box in model-input pixels mapped onto the original image (which was resized to the input). */
-export function toOriginal(box: Box, input: { height: number; width: number }, original: { height: number; width: number }): Box {
-  const sy = original.height / input.height;
-  const sx = original.width / input.width;
-  const x = Math.floor(box.x * sx);
-  const y = Math.floor(box.y * sy);
-  const right = Math.min(original.width, Math.ceil((box.x + box.width) * sx));
-  const bottom = Math.min(original.height, Math.ceil((box.y + box.height) * sy));
-  return { x, y, width: Math.max(1, right - x), height: Math.max(1, bottom - y) };
-}
-
 /** The box of an image, as a sharp pipeline not yet run. */
 export function patch(bytes: Buffer, box: Box): sharp.Sharp {
   return sharp(bytes).rotate().extract({ left: box.x, top: box.y, width: box.width, height: box.height });

@@ -1,14 +1,17 @@
 /**
  * Image bytes → the model's input tensor: decode (JPEG, PNG, WebP, GIF, TIFF), honour EXIF
- * orientation, flatten transparency onto white, convert to the model's channels, resize to
- * its input size (an image already that size is used pixel for pixel), then
- * x = ((pixel · scale) − mean) / std per channel, channels-first. A JPEG that the input size
- * is n/8 of (n = 1…8: 256×256 for 224×224) is scaled while it is decoded instead (jpeg.ts).
+ * orientation, apply or ignore an embedded ICC profile (the sidecar's colorProfile), flatten
+ * transparency onto white, convert to the model's channels, bring it to its input size as the
+ * sidecar's resize mode says (placement.ts: stretch, centre crop or letterbox; an image that
+ * needs no scaling is used pixel for pixel), then x = ((pixel · scale) − mean) / std per
+ * channel, channels-first. A JPEG whose scaled size is n/8 of it (n = 1…8: 256×256 for
+ * 224×224 stretched) is scaled while it is decoded instead (jpeg.ts).
  */
 import sharp from 'sharp';
 import { badInput } from '../errors';
 import type { Preprocessing } from '../registry/models';
-import { canScaleJpeg, decodeScaledJpeg } from './jpeg';
+import { canScaleJpeg, decodeScaledJpeg, jpegFrame } from './jpeg';
+import { place, placement } from './placement';
 import { withChannels } from './render';
 
 export interface ImageLimits {
@@ -38,11 +41,12 @@ function hasImageSignature(b: Buffer): boolean {
 
 export interface ImageInfo {
   format: string;
+  /** As shown: EXIF orientation applied. */
   width: number;
   height: number;
 }
 
-/** Reads only the header: format and size, with the limits enforced. */
+/** Reads only the header: format and size (as shown), with the limits enforced. */
 export async function inspectImage(bytes: Buffer, limits: ImageLimits): Promise<ImageInfo> {
   if (bytes.byteLength > limits.maxImageBytes) {
     throw badInput(`image of ${bytes.byteLength} bytes is over the limit of ${limits.maxImageBytes} (MAX_IMAGE_MB)`);
@@ -62,7 +66,7 @@ export async function inspectImage(bytes: Buffer, limits: ImageLimits): Promise<
   if (meta.width * meta.height > limits.maxImagePixels) {
     throw badInput(`image of ${meta.width}×${meta.height} pixels is over the limit of ${limits.maxImagePixels} (MAX_IMAGE_PIXELS)`);
   }
-  return { format: meta.format, width: meta.width, height: meta.height };
+  return { format: meta.format, width: meta.autoOrient.width, height: meta.autoOrient.height };
 }
 
 /**
@@ -79,22 +83,27 @@ function inItsOwnTurn<T>(decode: () => T): Promise<T> {
 /** 8-bit pixels at the model's input size, channels interleaved in RGB (or grey) order. */
 export async function modelPixels(bytes: Buffer, p: Preprocessing, limits: ImageLimits): Promise<Buffer> {
   const grey = p.channels === 'GRAY';
-  if (bytes.byteLength <= limits.maxImageBytes && canScaleJpeg(bytes, p.width, p.height, grey, limits.maxImagePixels)) {
-    const scaled = await inItsOwnTurn(() => decodeScaledJpeg(bytes, p.width, p.height, grey));
-    if (scaled) return scaled; // else a damaged file: sharp says what is wrong with it
+  const frame = bytes.byteLength <= limits.maxImageBytes ? jpegFrame(bytes) : undefined;
+  const at = frame && placement(frame, p); // a JPEG that jpegFrame accepts is upright
+  if (at && canScaleJpeg(frame, at.width, at.height, grey, limits.maxImagePixels, p.colorProfile === 'ignore')) {
+    const scaled = await inItsOwnTurn(() => decodeScaledJpeg(bytes, at.width, at.height, grey));
+    if (scaled) return place(scaled, grey ? 1 : 3, at, p); // else a damaged file: sharp says what is wrong with it
   }
   return sharpPixels(bytes, p, limits);
 }
 
-/** modelPixels() by sharp alone: every format and case, resized with its default (Lanczos 3) kernel. */
+/** modelPixels() by sharp alone: every format and case, scaled with its default (Lanczos 3) kernel. */
 export async function sharpPixels(bytes: Buffer, p: Preprocessing, limits: ImageLimits): Promise<Buffer> {
   const info = await inspectImage(bytes, limits);
-  let img = sharp(bytes, { limitInputPixels: limits.maxImagePixels, failOn: 'error' }).rotate().flatten({ background: '#ffffff' });
+  const at = placement(info, p);
+  const ignoreIcc = p.colorProfile === 'ignore';
+  let img = sharp(bytes, { limitInputPixels: limits.maxImagePixels, failOn: 'error', ignoreIcc }).rotate().flatten({ background: '#ffffff' });
   img = p.channels === 'GRAY' ? img.grayscale() : img.toColourspace('srgb');
-  if (info.width !== p.width || info.height !== p.height) img = img.resize(p.width, p.height, { fit: 'fill' });
+  if (info.width !== at.width || info.height !== at.height) img = img.resize(at.width, at.height, { fit: 'fill' });
   try {
     const { data, info: out } = await img.raw().toBuffer({ resolveWithObject: true });
-    return withChannels(data, out.channels, p.channels === 'GRAY' ? 1 : 3);
+    const channels = p.channels === 'GRAY' ? 1 : 3;
+    return place(withChannels(data, out.channels, channels), channels, at, p);
   } catch (e) {
     throw badInput(`the image could not be decoded: ${(e as Error).message}`);
   }

@@ -16,6 +16,17 @@ import { LayerKind, layerKind, ReceptiveField, receptiveFields } from '../onnx/o
 
 export type ChannelOrder = 'RGB' | 'BGR' | 'GRAY';
 
+/**
+ * How an image is brought to the input size (images/placement.ts): `stretch` scales it to
+ * exactly height × width; `center-crop` scales its shorter side to `shorterSide` and cuts the
+ * centre (torchvision's Resize then CenterCrop); `letterbox` fits it inside, keeping its aspect
+ * ratio, on bars of `pad`.
+ */
+export type ResizeMode = 'stretch' | 'center-crop' | 'letterbox';
+
+/** An embedded ICC profile is ignored (the stored values, as PIL and TensorFlow read them) or converts the pixels to sRGB. */
+export type ColorProfile = 'ignore' | 'convert-to-srgb';
+
 /** x = ((pixel · scale) − mean) / std per channel, after resizing to [height, width]. */
 export interface Preprocessing {
   height: number;
@@ -24,11 +35,27 @@ export interface Preprocessing {
   scale: number;
   mean: number[];
   std: number[];
+  resize: ResizeMode;
+  /** center-crop: the length the shorter side is scaled to before the centre height × width is cut. */
+  shorterSide?: number;
+  /** center-crop and letterbox: the 8-bit value of the input pixels the image does not cover. */
+  pad?: number;
+  colorProfile: ColorProfile;
 }
 
 export interface Sidecar {
   description?: string;
-  input?: { size?: [number, number]; channels?: ChannelOrder; scale?: number; mean?: number[]; std?: number[] };
+  input?: {
+    size?: [number, number];
+    channels?: ChannelOrder;
+    scale?: number;
+    mean?: number[];
+    std?: number[];
+    resize?: ResizeMode;
+    shorterSide?: number;
+    pad?: number;
+    colorProfile?: ColorProfile;
+  };
   labels?: string[];
   snapshotOf?: string;
   epoch?: number;
@@ -249,7 +276,31 @@ function resolvePreprocessing(sidecar: Sidecar, [c, h, w]: number[]): Preprocess
   };
   const std = perChannel(input.std, 1, 'std');
   if (std.some((s) => s === 0)) throw new Error('sidecar: input.std must not contain 0');
-  return { height: h, width: w, channels, scale: input.scale ?? 1 / 255, mean: perChannel(input.mean, 0, 'mean'), std };
+  const normalise = { height: h, width: w, channels, scale: input.scale ?? 1 / 255, mean: perChannel(input.mean, 0, 'mean'), std };
+  return { ...normalise, ...resizing(input, h, w), colorProfile: oneOf(input.colorProfile ?? 'ignore', COLOR_PROFILES, 'colorProfile') };
+}
+
+const RESIZE_MODES: readonly ResizeMode[] = ['stretch', 'center-crop', 'letterbox'];
+const COLOR_PROFILES: readonly ColorProfile[] = ['ignore', 'convert-to-srgb'];
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], what: string): T {
+  if (!allowed.includes(value as T)) throw new Error(`sidecar: input.${what} must be ${allowed.map((a) => `"${a}"`).join(', ')}; got ${JSON.stringify(value)}`);
+  return value as T;
+}
+
+/** The sidecar's resize mode with only the settings it uses, so that keys (cache/keys.ts) hold nothing that changes no pixel. */
+function resizing(input: NonNullable<Sidecar['input']>, h: number, w: number): Pick<Preprocessing, 'resize' | 'shorterSide' | 'pad'> {
+  const resize = oneOf(input.resize ?? 'stretch', RESIZE_MODES, 'resize');
+  const integer = (v: unknown, min: number, max: number, what: string) => {
+    if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw new Error(`sidecar: input.${what} must be an integer from ${min} to ${max}; got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  if (input.shorterSide !== undefined && resize !== 'center-crop') throw new Error('sidecar: input.shorterSide is only used with "resize": "center-crop"');
+  if (input.pad !== undefined && resize === 'stretch') throw new Error('sidecar: input.pad is only used with "resize": "center-crop" or "letterbox"');
+  if (resize === 'stretch') return { resize };
+  const pad = integer(input.pad ?? 0, 0, 255, 'pad');
+  if (resize === 'letterbox') return { resize, pad };
+  return { resize, shorterSide: integer(input.shorterSide ?? Math.min(h, w), 1, 8192, 'shorterSide'), pad };
 }
 
 /**
