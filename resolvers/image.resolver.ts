@@ -21,7 +21,7 @@ export class ImageType implements NodeInterface {
   @Field(() => ID) id!: string;
   @Field({ description: 'sha256 of the file bytes.' }) sha256!: string;
   @Field() format!: string;
-  @Field(() => Int) width!: number;
+  @Field(() => Int, { description: 'As shown: EXIF orientation applied. Boxes in this image are in these pixels.' }) width!: number;
   @Field(() => Int) height!: number;
   @Field(() => String, { nullable: true, description: 'File name, for dataset images.' }) name?: string;
   @Field(() => String, { nullable: true, description: "The dataset's label (labels.json)." }) label?: string;

@@ -16,7 +16,8 @@ interface TopActivation {
   box: Box;
   patchUrl: string;
   image: { id: string; name: string | null; label: string | null; url: string | null; width: number; height: number };
-  projection: { crop: string; full: string; box: Box };
+  /** The projection is a picture of the model's input: its box is in the input's pixels. */
+  projection: { crop: string; full: string; inputBox: Box };
 }
 
 interface FilterDetail {
@@ -28,7 +29,7 @@ const TOP9 = `query Top9($model: String!, $layer: String!, $filter: Int!, $datas
   model(name: $model) { layer(name: $layer) { filter(index: $filter) { topActivations(dataset: $dataset, first: 9) {
     nodes { rank value position { x y } box { x y width height } patchUrl
       image { id name label url width height }
-      projection { crop: imageUrl(crop: true) full: imageUrl box { x y width height } } } } } } } }`;
+      projection { crop: imageUrl(crop: true) full: imageUrl inputBox { x y width height } } } } } } } }`;
 
 export function FilterView({ route, model, dataset }: { route: Route; model: ModelSummary; dataset: string }) {
   const name = route.layer!;
@@ -135,7 +136,7 @@ function Top9AndEvolution({ model, dataset, route, layer, top }: { model: ModelS
               ))}
             </div>
           </figure>
-          {opened && <WholeImage t={opened} model={model.name} layer={name} filter={index} dataset={route.dataset} onClose={() => setOpened(undefined)} />}
+          {opened && <WholeImage t={opened} model={model} layer={name} filter={index} dataset={route.dataset} onClose={() => setOpened(undefined)} />}
         </div>
       )}
       {model.snapshots.length > 0 && layer && <Evolution model={model} dataset={dataset} layer={layer} filter={index} top1={top1?.image} />}
@@ -144,7 +145,7 @@ function Top9AndEvolution({ model, dataset, route, layer, top }: { model: ModelS
 }
 
 /** The whole image of a top activation, with the unit's receptive field drawn on it and on the full projection. */
-function WholeImage({ t, model, layer, filter, dataset, onClose }: { t: TopActivation; model: string; layer: string; filter: number; dataset?: string; onClose: () => void }) {
+function WholeImage({ t, model, layer, filter, dataset, onClose }: { t: TopActivation; model: ModelSummary; layer: string; filter: number; dataset?: string; onClose: () => void }) {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => e.key === 'Escape' && onClose();
     window.addEventListener('keydown', onKey);
@@ -171,11 +172,11 @@ function WholeImage({ t, model, layer, filter, dataset, onClose }: { t: TopActiv
           <figcaption>The image, receptive field boxed</figcaption>
         </figure>
         <figure>
-          <BoxedImage src={t.projection.full} alt="projection" width={t.image.width} height={t.image.height} box={t.projection.box} size={size} />
-          <figcaption>Its projection</figcaption>
+          <BoxedImage src={t.projection.full} alt="projection" width={model.inputShape[2]} height={model.inputShape[1]} box={t.projection.inputBox} size={size} />
+          <figcaption>Its projection, on the model's input</figcaption>
         </figure>
       </div>
-      <Link to={{ model, dataset, view: 'image', image: t.image.id, layer, unit: { channel: filter, x: t.position.x, y: t.position.y } }}>Open in the image view →</Link>
+      <Link to={{ model: model.name, dataset, view: 'image', image: t.image.id, layer, unit: { channel: filter, x: t.position.x, y: t.position.y } }}>Open in the image view →</Link>
     </div>
   );
 }
