@@ -18,6 +18,7 @@ import { placement } from '../src/images/placement';
 import { modelPixels, preprocess, sharpPixels } from '../src/images/preprocess';
 import { Preprocessing } from '../src/registry/models';
 import { FIXTURE_MODELS, FIXTURES, gql, startTestServer } from './helpers';
+import { picture } from './pictures';
 
 const LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };
 const REFERENCE = path.join(FIXTURES, 'preprocessing');
@@ -25,19 +26,6 @@ const base: Preprocessing = { width: 224, height: 224, channels: 'RGB', scale: 1
 const crop = (shorterSide: number, height = 224, width = 224): Preprocessing => ({ ...base, height, width, resize: 'center-crop', shorterSide, pad: 0 });
 const letterbox = (pad: number): Preprocessing => ({ ...base, resize: 'letterbox', pad });
 
-/** Noisy colour gradients and hard shapes: any misplaced pixel shows. */
-function picture(width: number, height: number, seed = 1): Buffer {
-  const raw = Buffer.alloc(width * height * 3);
-  let s = seed;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      s = (s * 1103515245 + 12345) % 2147483648;
-      const inDisc = (x - width * 0.6) ** 2 + (y - height * 0.4) ** 2 < (width * 0.2) ** 2;
-      for (let c = 0; c < 3; c++) raw[(y * width + x) * 3 + c] = Math.round(128 + 80 * Math.sin(x / 7 + c) * Math.cos(y / 5 - c) + (s / 2147483648 - 0.5) * 40 + (inDisc ? 30 : 0));
-    }
-  }
-  return raw;
-}
 const png = (raw: Buffer, width: number, height: number) => sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer();
 const jpeg = (width: number, height: number) => sharp(picture(width, height), { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
 
