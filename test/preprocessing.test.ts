@@ -15,7 +15,7 @@ import sharp from 'sharp';
 import { modelCacheId } from '../src/cache/keys';
 import { decodeJpegAtSize } from '../src/images/jpeg';
 import { placement } from '../src/images/placement';
-import { modelPixels, preprocess, sharpPixels } from '../src/images/preprocess';
+import { inspectImage, modelPixels, preprocess, sharpPixels } from '../src/images/preprocess';
 import { Preprocessing } from '../src/registry/models';
 import { FIXTURE_MODELS, FIXTURES, gql, startTestServer } from './helpers';
 import { picture } from './pictures';
@@ -89,6 +89,26 @@ describe('resize modes', () => {
       assert.ok(row.subarray(0, 16 * 3).every((v) => v === 7) && row.subarray((16 + 256) * 3).every((v) => v === 7), `row ${y}: pad`);
       assert.ok(row.subarray(16 * 3, (16 + 256) * 3).equals(scaled.subarray((y + 58) * 256 * 3, (y + 59) * 256 * 3)), `row ${y}: image`);
     }
+  });
+
+  test('the geometry is of the image as shown: a landscape JPEG turned by EXIF orientation 6 is cropped as a portrait', async () => {
+    const bytes = await sharp(picture(500, 375), { raw: { width: 500, height: 375, channels: 3 } }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    assert.deepEqual(await inspectImage(bytes, LIMITS), { format: 'jpeg', width: 375, height: 500 });
+    const r = reference(375, 500, 256);
+    const shown = await scaledBySharp(await sharp(bytes).rotate().png().toBuffer(), r.resized[0], r.resized[1]);
+    assert.ok((await modelPixels(bytes, crop(256), LIMITS)).equals(cut(shown, r.resized[0], -r.left, -r.top, 224, 224)));
+  });
+
+  test('a centre crop of a long strip scales only what it keeps; one too long to scale is BAD_USER_INPUT', async () => {
+    const strip = (length: number) => sharp(Buffer.alloc(length * 3, 77), { raw: { width: 1, height: length, channels: 3 } }).png().toBuffer();
+    // 1 × 40000 → 256 × 10240000 (7.9 GB if it were made whole).
+    const rss = process.memoryUsage().rss;
+    const pixels = await modelPixels(await strip(40000), crop(256), LIMITS);
+    assert.ok(pixels.length === 224 * 224 * 3 && pixels.every((v) => v === 77));
+    assert.ok(process.memoryUsage().rss - rss < 256 * 2 ** 20, 'no whole scaled strip');
+    const error = await modelPixels(await strip(400000), crop(256), LIMITS).catch((e) => e);
+    assert.equal(error.extensions?.code, 'BAD_USER_INPUT');
+    assert.match(error.message, /1×400000 pixels is too elongated for this model's centre crop: it would be scaled to 256×102400000/);
   });
 
   test('letterbox fits the image inside on bars of pad, centred (the odd row below)', async () => {

@@ -53,19 +53,25 @@ function centred(length: number, target: number): number {
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 
+/** The part of the scaled image that lands inside the input, in the scaled image's pixels. */
+export function visiblePart(at: Placement, p: Preprocessing): Box {
+  const x = Math.max(0, -at.left);
+  const y = Math.max(0, -at.top);
+  return { x, y, width: Math.min(at.width, p.width - at.left) - x, height: Math.min(at.height, p.height - at.top) - y };
+}
+
 /**
- * The scaled image's pixels [at.height, at.width, C] (interleaved) put into the input
- * [p.height, p.width, C]: cut where they overhang, `p.pad` where they do not reach.
+ * The input [p.height, p.width, C] (interleaved) made of the scaled image's pixels `held` (the
+ * part of it they are: all of it, or at least its visiblePart) and `p.pad` where it does not reach.
  */
-export function place(pixels: Buffer, channels: number, at: Placement, p: Preprocessing): Buffer {
+export function place(pixels: Buffer, channels: number, at: Placement, p: Preprocessing, held: Box = { x: 0, y: 0, width: at.width, height: at.height }): Buffer {
   const { width: W, height: H } = p;
   if (at.left === 0 && at.top === 0 && at.width === W && at.height === H) return pixels;
   const out = Buffer.alloc(W * H * channels, p.pad ?? 0);
-  const x0 = Math.max(0, at.left);
-  const x1 = Math.min(W, at.left + at.width);
-  for (let y = Math.max(0, at.top); y < Math.min(H, at.top + at.height); y++) {
-    const row = (y - at.top) * at.width - at.left;
-    pixels.copy(out, (y * W + x0) * channels, (row + x0) * channels, (row + x1) * channels);
+  const part = visiblePart(at, p);
+  for (let y = part.y; y < part.y + part.height; y++) {
+    const from = ((y - held.y) * held.width + part.x - held.x) * channels;
+    pixels.copy(out, ((y + at.top) * W + part.x + at.left) * channels, from, from + part.width * channels);
   }
   return out;
 }

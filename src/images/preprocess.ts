@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { badInput } from '../errors';
 import type { Preprocessing } from '../registry/models';
 import { canScaleJpeg, decodeScaledJpeg, jpegFrame } from './jpeg';
-import { place, placement } from './placement';
+import { place, placement, visiblePart } from './placement';
 import { withChannels } from './render';
 
 export interface ImageLimits {
@@ -92,18 +92,27 @@ export async function modelPixels(bytes: Buffer, p: Preprocessing, limits: Image
   return sharpPixels(bytes, p, limits);
 }
 
+/** The longest side sharp scales to. */
+const MAX_SCALED_SIDE = 100_000_000;
+
 /** modelPixels() by sharp alone: every format and case, scaled with its default (Lanczos 3) kernel. */
 export async function sharpPixels(bytes: Buffer, p: Preprocessing, limits: ImageLimits): Promise<Buffer> {
   const info = await inspectImage(bytes, limits);
   const at = placement(info, p);
-  const ignoreIcc = p.colorProfile === 'ignore';
-  let img = sharp(bytes, { limitInputPixels: limits.maxImagePixels, failOn: 'error', ignoreIcc }).rotate().flatten({ background: '#ffffff' });
-  img = p.channels === 'GRAY' ? img.grayscale() : img.toColourspace('srgb');
-  if (info.width !== at.width || info.height !== at.height) img = img.resize(at.width, at.height, { fit: 'fill' });
+  // Only what lands in the input is computed (libvips works on demand): a centre crop of a
+  // panorama would otherwise scale the whole strip.
+  const part = visiblePart(at, p);
+  if (Math.max(at.width, at.height) > MAX_SCALED_SIDE) {
+    throw badInput(`an image of ${info.width}×${info.height} pixels is too elongated for this model's centre crop: it would be scaled to ${at.width}×${at.height}`);
+  }
+  const channels = p.channels === 'GRAY' ? 1 : 3;
   try {
+    let img = sharp(bytes, { limitInputPixels: limits.maxImagePixels, failOn: 'error', ignoreIcc: p.colorProfile === 'ignore' }).rotate().flatten({ background: '#ffffff' });
+    img = channels === 1 ? img.grayscale() : img.toColourspace('srgb');
+    if (info.width !== at.width || info.height !== at.height) img = img.resize(at.width, at.height, { fit: 'fill' });
+    if (part.width !== at.width || part.height !== at.height) img = img.extract({ left: part.x, top: part.y, width: part.width, height: part.height });
     const { data, info: out } = await img.raw().toBuffer({ resolveWithObject: true });
-    const channels = p.channels === 'GRAY' ? 1 : 3;
-    return place(withChannels(data, out.channels, channels), channels, at, p);
+    return place(withChannels(data, out.channels, channels), channels, at, p, part);
   } catch (e) {
     throw badInput(`the image could not be decoded: ${(e as Error).message}`);
   }
