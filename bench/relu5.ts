@@ -3,7 +3,7 @@
  * raw ORT runs of the forward graph to relu5 and of the projection graph, per batch size.
  */
 import { compileForward } from '../src/compiler/forward';
-import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
+import { compileProjection, ITEM_INPUTS, seedShape } from '../src/compiler/projection';
 import { Engine } from '../src/engine/engine';
 import { Model } from '../src/registry/models';
 import { timeIt } from './timing';
@@ -16,8 +16,8 @@ export interface Row {
   projection: number;
 }
 
-function randomImages(n: number): Float32Array {
-  const data = new Float32Array(n * 3 * 224 * 224);
+function randomImages(n: number, [C, H, W]: number[]): Float32Array {
+  const data = new Float32Array(n * C * H * W);
   let seed = 1;
   for (let i = 0; i < data.length; i++) {
     seed = (seed * 1103515245 + 12345) % 2147483648;
@@ -27,25 +27,30 @@ function randomImages(n: number): Float32Array {
 }
 
 /** Raw runs of the forward graph to relu5 and of the projection graph at batch n, on random images. */
-export async function relu5Runs(engine: Engine, model: Model, n: number): Promise<{ forward: () => Promise<unknown>; projection: () => Promise<unknown> }> {
-  const layer = model.layerByName.get(TARGET)!;
+export function relu5Runs(engine: Engine, model: Model, n: number): Promise<{ forward: () => Promise<unknown>; projection: () => Promise<unknown> }> {
+  return projectionRuns(engine, model, TARGET, n);
+}
+
+/** Raw runs of the forward graph to a layer and of its DECONVNET projection graph (MAX seeds) at batch n, on random images. */
+export async function projectionRuns(engine: Engine, model: Model, target: string, n: number): Promise<{ forward: () => Promise<unknown>; projection: () => Promise<unknown> }> {
+  const layer = model.layerByName.get(target)!;
   const { Tensor } = engine.runtime;
-  const fwd = await engine.load('bench-fwd', () => compileForward(model.graph, [layer.tensor]));
-  const proj = await engine.load('bench-proj', () =>
-    compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY', regions: true }),
+  const fwd = await engine.load(`bench-fwd/${target}`, () => compileForward(model.graph, [layer.tensor]));
+  const proj = await engine.load(`bench-proj/${target}`, () =>
+    compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY', regions: true, forwardPerItem: model.forwardPerItem }),
   );
-  const [Ct, Ht, Wt] = layer.outputShape;
-  const input = new Tensor('float32', randomImages(n), [n, 3, 224, 224]);
+  const [Ct, Ht, Wt] = seedShape(layer.outputShape);
+  const input = new Tensor('float32', randomImages(n, model.inputShape), [n, ...model.inputShape]);
   const channels = new Float32Array(n * Ct);
   for (let i = 0; i < n; i++) channels[i * Ct + ((i * 37) % Ct)] = 1;
   const feeds = {
-    input,
+    [model.inputName]: input,
     [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]),
     [ITEM_INPUTS.channel]: new Tensor('float32', channels, [n, Ct]),
     [ITEM_INPUTS.mask]: new Tensor('float32', new Float32Array(n * Ht * Wt), [n, 1, Ht, Wt]),
     [ITEM_INPUTS.useMax]: new Tensor('float32', new Float32Array(n).fill(1), [n, 1, 1, 1]),
   };
-  return { forward: () => fwd.session.run({ input }), projection: () => proj.session.run(feeds) };
+  return { forward: () => fwd.session.run({ [model.inputName]: input }), projection: () => proj.session.run(feeds) };
 }
 
 export async function measure(engine: Engine, model: Model, batches: number[]): Promise<Row[]> {

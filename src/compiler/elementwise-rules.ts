@@ -26,17 +26,21 @@ function clipBound(ctx: RuleContext, node: GraphNode, input: number, name: strin
   return attrFloat(node.proto, name, fallback);
 }
 
-/** Forward values of the item, made lazily: x is the node's input, y its output. */
+/** A node's forward values (of the batch's images): x is its input, y its output. */
 interface Values {
-  x(): string;
-  y(): string;
+  x: string;
+  y: string;
 }
 
-/** g · f'(x) for an op of one input, f' written with the forward values. */
+/**
+ * g · f'(x) for an op of one input. f' is written with the forward values and computed once
+ * per image of the batch, then gathered per item: one gather, however many values f' reads.
+ */
 function chain(derivative: (ctx: RuleContext, v: Values, node: GraphNode) => string): Rule {
   return (ctx, node, g) => {
-    const v: Values = { x: () => ctx.perItem(dataInput(node)), y: () => ctx.perItem(node.proto.output[0]) };
-    return [[dataInput(node), ctx.b.op('Mul', [g, derivative(ctx, v, node)])]];
+    const x = dataInput(node);
+    const slope = derivative(ctx, { x, y: node.proto.output[0] }, node);
+    return [[x, ctx.b.op('Mul', [g, ctx.perItem(slope, x)])]];
   };
 }
 
@@ -100,24 +104,24 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
   },
 
   // σ' = σ(1 − σ); tanh' = 1 − tanh²
-  Sigmoid: chain(({ b }, v) => b.op('Mul', [v.y(), b.op('Sub', [b.scalar(1), v.y()])])),
-  Tanh: chain(({ b }, v) => b.op('Sub', [b.scalar(1), b.op('Mul', [v.y(), v.y()])])),
+  Sigmoid: chain(({ b }, v) => b.op('Mul', [v.y, b.op('Sub', [b.scalar(1), v.y])])),
+  Tanh: chain(({ b }, v) => b.op('Sub', [b.scalar(1), b.op('Mul', [v.y, v.y])])),
   // α inside the linear part (0 < αx + β < 1), as torch's hardsigmoid_backward
   HardSigmoid: chain((ctx, v, node) => {
     const { b } = ctx;
     const alpha = attrFloat(node.proto, 'alpha', 0.2);
-    const z = b.op('Add', [b.op('Mul', [v.x(), b.scalar(alpha)]), b.scalar(attrFloat(node.proto, 'beta', 0.5))]);
+    const z = b.op('Add', [b.op('Mul', [v.x, b.scalar(alpha)]), b.scalar(attrFloat(node.proto, 'beta', 0.5))]);
     return select(ctx, b.op('And', [b.op('Greater', [z, b.scalar(0)]), b.op('Less', [z, b.scalar(1)])]), b.scalar(alpha), 0);
   }),
   // x·relu6(x + 3)/6: 0 below −3, x/3 + 1/2 up to 3, 1 above (torch's hardswish_backward)
   HardSwish: chain((ctx, v) => {
     const { b } = ctx;
-    const x = v.x();
+    const x = v.x;
     const ramp = b.op('Add', [b.op('Div', [x, b.scalar(3)]), b.scalar(0.5)]);
     const upper = b.op('Where', [b.op('Greater', [x, b.scalar(3)]), b.scalar(1), ramp]);
     return b.op('Where', [b.op('Less', [x, b.scalar(-3)]), b.scalar(0), upper]);
   }),
-  LeakyRelu: chain((ctx, v, node) => select(ctx, ctx.b.op('Greater', [v.x(), ctx.b.scalar(0)]), ctx.b.scalar(1), attrFloat(node.proto, 'alpha', 0.01))),
+  LeakyRelu: chain((ctx, v, node) => select(ctx, ctx.b.op('Greater', [v.x, ctx.b.scalar(0)]), ctx.b.scalar(1), attrFloat(node.proto, 'alpha', 0.01))),
   PRelu: (ctx, node, g) => {
     const slope = node.proto.input[1];
     if (ctx.isData(slope)) throw new UnsupportedOpError(node, 'has a computed slope');
@@ -128,14 +132,14 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
   Elu: chain((ctx, v, node) => {
     const { b } = ctx;
     const alpha = attrFloat(node.proto, 'alpha', 1);
-    return b.op('Where', [b.op('Greater', [v.x(), b.scalar(0)]), b.scalar(1), b.op('Add', [v.y(), b.scalar(alpha)])]);
+    return b.op('Where', [b.op('Greater', [v.x, b.scalar(0)]), b.scalar(1), b.op('Add', [v.y, b.scalar(alpha)])]);
   }),
   // erf'(x) = 2/√π · e^(−x²)
-  Erf: chain(({ b }, v) => b.op('Mul', [b.op('Exp', [b.op('Neg', [b.op('Mul', [v.x(), v.x()])])]), b.scalar(2 / Math.sqrt(Math.PI))])),
+  Erf: chain(({ b }, v) => b.op('Mul', [b.op('Exp', [b.op('Neg', [b.op('Mul', [v.x, v.x])])]), b.scalar(2 / Math.sqrt(Math.PI))])),
   // GELU (opset 20 node): Φ(x) + x·φ(x), or its tanh approximation's derivative
   Gelu: chain((ctx, v, node) => {
     const { b } = ctx;
-    const x = v.x();
+    const x = v.x;
     if (attrString(node.proto, 'approximate', 'none') === 'tanh') {
       const inner = b.op('Mul', [b.op('Add', [x, b.op('Mul', [b.op('Mul', [x, b.op('Mul', [x, x])]), b.scalar(0.044715)])]), b.scalar(SQRT_2_OVER_PI)]);
       const t = b.op('Tanh', [inner]);
@@ -147,13 +151,13 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
     const pdf = b.op('Mul', [b.op('Exp', [b.op('Mul', [b.op('Mul', [x, x]), b.scalar(-0.5)])]), b.scalar(1 / Math.sqrt(2 * Math.PI))]);
     return b.op('Add', [cdf, b.op('Mul', [x, pdf])]);
   }),
-  Softplus: chain(({ b }, v) => b.op('Sigmoid', [v.x()])),
-  Exp: chain((ctx, v) => v.y()),
-  Log: chain(({ b }, v) => b.op('Reciprocal', [v.x()])),
-  Sqrt: chain(({ b }, v) => b.op('Div', [b.scalar(0.5), v.y()])),
-  Reciprocal: chain(({ b }, v) => b.op('Neg', [b.op('Mul', [v.y(), v.y()])])),
+  Softplus: chain(({ b }, v) => b.op('Sigmoid', [v.x])),
+  Exp: chain((ctx, v) => v.y),
+  Log: chain(({ b }, v) => b.op('Reciprocal', [v.x])),
+  Sqrt: chain(({ b }, v) => b.op('Div', [b.scalar(0.5), v.y])),
+  Reciprocal: chain(({ b }, v) => b.op('Neg', [b.op('Mul', [v.y, v.y])])),
   Neg: (ctx, node, g) => [[dataInput(node), ctx.b.op('Neg', [g])]],
-  Abs: chain(({ b }, v) => b.op('Sign', [v.x()])),
+  Abs: chain(({ b }, v) => b.op('Sign', [v.x])),
   // x^p with a constant p: p·x^(p−1)
   Pow: (ctx, node, g) => {
     const [x, exponent] = node.proto.input;
@@ -180,7 +184,18 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
 
   Add: binary((ctx, g) => [g, g]),
   Sub: binary((ctx, g) => [g, ctx.b.op('Neg', [g])]),
-  Mul: binary((ctx, g, a, c) => [ctx.b.op('Mul', [g, operand(ctx, c)]), ctx.b.op('Mul', [g, operand(ctx, a)])]),
+  Mul: (ctx, node, g) => {
+    const silu = siluInput(ctx, node);
+    if (silu) {
+      // SiLU, x·σ(x) (EfficientNet): one rule for the pair, σ·(1 + x·(1 − σ)), instead of the
+      // product rule and Sigmoid's each reading the item's x and σ.
+      const { b } = ctx;
+      const sigma = ctx.b.source.producer.get(silu.sigmoid)!.proto.output[0];
+      const slope = b.op('Mul', [sigma, b.op('Add', [b.scalar(1), b.op('Mul', [silu.x, b.op('Sub', [b.scalar(1), sigma])])])]);
+      return [[silu.x, b.op('Mul', [g, ctx.perItem(slope, silu.x)])]];
+    }
+    return binary((ctx, g, a, c) => [ctx.b.op('Mul', [g, operand(ctx, c)]), ctx.b.op('Mul', [g, operand(ctx, a)])])(ctx, node, g);
+  },
   Div: (ctx, node, g) => {
     const [a, c] = node.proto.input;
     // x / f(x) through an AveragePool: torch's decomposed LocalResponseNorm, which lrn: IDENTITY passes as identity.
@@ -208,6 +223,20 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
     return signals;
   },
 };
+
+/** For Mul(x, Sigmoid(x)) whose Sigmoid feeds nothing else: x and the Sigmoid's output. */
+function siluInput(ctx: RuleContext, node: GraphNode): { x: string; sigmoid: string } | undefined {
+  const graph = ctx.b.source;
+  const [a, c] = node.proto.input;
+  for (const [x, s] of [
+    [a, c],
+    [c, a],
+  ]) {
+    const producer = graph.producer.get(s);
+    if (producer?.op === 'Sigmoid' && producer.proto.input[0] === x && graph.consumers.get(s)?.length === 1) return { x, sigmoid: s };
+  }
+  return undefined;
+}
 
 function softmaxAxis(ctx: RuleContext, node: GraphNode): number {
   const rank = ctx.shape(dataInput(node)).length + 1;

@@ -27,8 +27,11 @@ export interface RuleContext {
   forwardPerItem: boolean;
   /** Per-image shape of an activation (the probe's dims without the first). */
   shape(tensor: string): number[];
-  /** A forward tensor, gathered so that row n belongs to item n of the batch. */
-  perItem(tensor: string): string;
+  /**
+   * A forward tensor, gathered so that row n belongs to item n of the batch; `like`: for a tensor
+   * computed from forward values, a forward tensor of its shape.
+   */
+  perItem(tensor: string, like?: string): string;
   /** Flat indices into the images of the batch (MaxPool's Indices), gathered per item and made relative to the item's image of `size` elements. */
   perItemIndices(indices: string, size: number): string;
   /** True for activations (tensors computed from the image). */

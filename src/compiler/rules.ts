@@ -29,7 +29,7 @@ export type RegionRule = (ctx: RuleContext, node: GraphNode, g: RegionSignal, re
 const POINTWISE = new Set([...POINTWISE_OPS, 'BatchNormalization', 'LRN']);
 
 const pointwiseRegion: RegionRule = (ctx, node, g, regions) => {
-  const local: RuleContext = { ...ctx, perItem: (t) => regions.gather(t, ctx.shape(t), g.region) };
+  const local: RuleContext = { ...ctx, perItem: (t, like) => regions.gather(t, ctx.shape(like ?? t), g.region) };
   return ruleFor(node)(local, node, g.tensor).map(([input, t]) => [input, { tensor: t, region: g.region }]);
 };
 
