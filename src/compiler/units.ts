@@ -16,6 +16,9 @@ export function seedShape(shape: number[]): [number, number, number] {
 
 export const isTokenShape = (shape: number[]): boolean => shape.length === 2;
 
+/** Whether a per-image activation shape is a grid of units: [C, H, W], [T, D] or [F]. */
+export const isUnitShape = (shape: number[]): boolean => shape.length >= 1 && shape.length <= 3;
+
 /** An activation [N, …shape] in the graph as its unit grid [N, C, H, W]. */
 export function asUnitGrid(b: GraphBuilder, tensor: string, shape: number[]): string {
   const grid = seedShape(shape);

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { compileForward } from '../compiler/forward';
+import { isUnitShape } from '../compiler/units';
 import { Engine } from '../engine/engine';
 import { log } from '../log';
 import { attrInts, GraphNode, OnnxGraph } from '../onnx/graph';
@@ -210,8 +211,10 @@ async function loadModel(name: string, file: string, engine: Engine, limits: Mod
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const { shapes, maxBatch, forwardPerItem, batchFirst } = await probeShapes(graph, inputShape as number[], engine);
   const rf = receptiveFields(graph, shapes);
-  // A layer's units are per image: tensors with the batch axis elsewhere (inside attention) are not layers.
-  const layerNodes = graph.dataNodes().filter((node) => maxBatch === 1 || batchFirst.has(node.proto.output[0]));
+  // A layer's units are a grid per image (units.ts): tensors with the batch axis elsewhere
+  // (inside attention) or of other ranks (ShuffleNet's [groups, C, H, W] shuffle) are not layers.
+  const isLayer = (t: string) => (maxBatch === 1 || batchFirst.has(t)) && isUnitShape(shapes.get(t) ?? []);
+  const layerNodes = graph.dataNodes().filter((node) => isLayer(node.proto.output[0]));
   const layers: Layer[] = layerNodes.map((node) => ({
     name: node.name,
     index: node.index,
