@@ -15,7 +15,7 @@ import { compileOcclusion, OCCLUSION_INPUTS } from '../src/compiler/occlusion';
 import { loadConfig } from '../src/config';
 import { defaultOcclusionLayer, occlude } from '../src/engine/occlusion';
 import { createServices, startServer } from '../src/server';
-import { median, REPEATS, timeIt } from './timing';
+import { median, REPEATS } from './timing';
 
 const dir = process.argv[2] ?? '/tmp/alexnet';
 const BATCH = Number(process.argv[3] ?? 16);

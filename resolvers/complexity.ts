@@ -1,6 +1,6 @@
 /**
  * Query cost of fields (type-graphql's `complexity` option), read by the cost limit of
- * src/http/limits.ts (MAX_QUERY_COST). Every field costs 1 unless it says otherwise; a field's
+ * src/http/query-limits.ts (MAX_QUERY_COST). Every field costs 1 unless it says otherwise; a field's
  * cost includes its selection's (`childComplexity`).
  *
  * Inference is what a query can make expensive, so it is priced by what it runs: a projection is

@@ -45,7 +45,7 @@ export interface Config {
   /** Least time between two checkpoints of an index job (each is a SQLite transaction). */
   indexCheckpointMs: number;
 
-  // ---- hardening: query limits, backpressure, time limits (src/http/limits.ts) ----
+  // ---- hardening: query limits, backpressure, time limits (src/http/query-limits.ts, overload.ts, signals.ts) ----
   /**
    * Largest query cost (MAX_QUERY_COST, default 10000). A field costs 1; inference fields cost
    * more (resolvers/complexity.ts: a projection 100, an activation or featureMaps 50); a

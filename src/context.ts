@@ -39,7 +39,7 @@ export interface Context {
   /** Within one request, the same activation or projection is computed once. */
   activations: DataLoader<ActivationKey, Float32Array, string>;
   projections: DataLoader<ProjectionKey, ProjectionResult, string>;
-  /** Fires when the client goes away or the request's time is up (src/http/limits.ts). */
+  /** Fires when the client goes away or the request's time is up (src/http/signals.ts). */
   signal?: AbortSignal;
 }
 

@@ -1,5 +1,7 @@
 import { GraphQLError } from 'graphql';
+import { UnsupportedOpError } from './compiler/rules';
 import { CancelledError, OverloadedError } from './engine/batcher';
+import { ImageError } from './images/preprocess';
 
 /**
  * The stable error codes of the API (`extensions.code`):
@@ -36,8 +38,15 @@ export const badInput = (message: string, extra?: Record<string, unknown>) => ne
 export const unsupported = (message: string, extra?: Record<string, unknown>) =>
   new ApiError('UNSUPPORTED_MODEL', message, extra);
 
-/** The API error for the engine's backpressure and cancellation errors; undefined for any other. */
-export function engineError(e: unknown): ApiError | undefined {
+/**
+ * The one place where the lower layers' plain errors become API errors (the compiler, engine and
+ * images know nothing of GraphQL): the engine's backpressure and cancellation, an op without a
+ * top-down rule, an unusable image. An ApiError is itself; undefined for any other error.
+ */
+export function toApiError(e: unknown): ApiError | undefined {
+  if (e instanceof ApiError) return e;
+  if (e instanceof ImageError) return badInput(e.message);
+  if (e instanceof UnsupportedOpError) return unsupported(e.message, { node: e.node.name, op: e.node.op });
   if (e instanceof OverloadedError) {
     return new ApiError('OVERLOADED', e.message, { retryAfterMs: e.retryAfterMs, queued: e.queued, limit: e.limit });
   }

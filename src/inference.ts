@@ -6,7 +6,6 @@
 import { compileForward } from './compiler/forward';
 import { unitGridValues } from './compiler/units';
 import { seedTensor } from './compiler/projection';
-import { UnsupportedOpError } from './compiler/rules';
 import { LruBytes } from './cache/blobs';
 import { Codec, decodeRecord, encodeRecord, FLOATS } from './cache/entry';
 import { modelCacheId, resultKey } from './cache/keys';
@@ -16,7 +15,7 @@ import { Engine, PixelImage, PreparedImage } from './engine/engine';
 import { occlude, occlusionGrid, OcclusionResult } from './engine/occlusion';
 import { Extent, boxedResult, project, ProjectionRequest, ProjectionResult } from './engine/projections';
 import { probabilityRule } from './compiler/occlusion';
-import { ApiError, engineError, badInput, unsupported } from './errors';
+import { ApiError, badInput, toApiError } from './errors';
 import { modelPixels, preprocess } from './images/preprocess';
 import { Layer, Model } from './registry/models';
 
@@ -202,10 +201,6 @@ async function guard<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (e) {
-    if (e instanceof ApiError) throw e;
-    const limited = engineError(e); // OVERLOADED, TIMEOUT, CANCELLED
-    if (limited) throw limited;
-    if (e instanceof UnsupportedOpError) throw unsupported(e.message, { node: e.node.name, op: e.node.op });
-    throw new ApiError('INFERENCE_FAILED', `the runtime failed: ${(e as Error).message}`);
+    throw toApiError(e) ?? new ApiError('INFERENCE_FAILED', `the runtime failed: ${(e as Error).message}`);
   }
 }

@@ -11,7 +11,6 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { ErrorRequestHandler } from 'express';
-import { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { BlobStore } from './cache/blobs';
 import { apolloCache, responseCache, servedFingerprint } from './cache/apollo';
 import { openStore } from './cache/store';
@@ -27,8 +26,10 @@ import { startAutoIndexes } from './index/auto';
 import { graphiqlRoutes } from './http/graphiql';
 import { galleryRoutes } from './http/gallery';
 import { createMetrics } from './http/metrics';
-import { admission, asLimitError, overloadPlugin, queryLimits, requestSignal } from './http/limits';
-import { ApiError, engineError } from './errors';
+import { formatError } from './http/errors';
+import { admission, overloadPlugin } from './http/overload';
+import { queryLimits } from './http/query-limits';
+import { requestSignal } from './http/signals';
 import { log } from './log';
 import { ImageStore } from './images/store';
 import { IndexStore } from './index/store';
@@ -64,29 +65,13 @@ export async function createServices(config: Config): Promise<Services> {
   return { config, engine, registry, blobs, images, cache, inference, datasets, jobs };
 }
 
-/** Errors the API did not mean to raise keep their message but lose any stack or internals. */
-export function formatError(formatted: GraphQLFormattedError, error?: unknown): GraphQLFormattedError {
-  const { stacktrace: _stack, exception: _exception, ...extensions } = (formatted.extensions ?? {}) as Record<string, unknown>;
-  // Limits raised during validation keep their own code (Apollo marks every validation error
-  // GRAPHQL_VALIDATION_FAILED); engine errors that reached here unmapped get theirs.
-  const original = error instanceof GraphQLError ? error.originalError : error;
-  const mapped = original instanceof ApiError ? original : engineError(original);
-  if (mapped) {
-    const { http: _http, ...own } = mapped.extensions as Record<string, unknown>;
-    return { ...formatted, message: mapped.message, extensions: { ...extensions, ...own } };
-  }
-  const limit = asLimitError(formatted.message);
-  if (limit) return { ...formatted, ...limit };
-  return { ...formatted, extensions: { ...extensions, code: extensions.code ?? 'INTERNAL_SERVER_ERROR' } };
-}
-
 export async function startServer(config: Config, services?: Services): Promise<RunningServer> {
   services ??= await createServices(config);
   const app = express();
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
 
-  // Hardening (src/http/limits.ts): query cost/depth/alias/directive/token limits, 503 + Retry-After.
+  // Hardening: query cost/depth/alias/directive/token limits (src/http/query-limits.ts), 503 + Retry-After (overload.ts).
   const limits = queryLimits<Context>(config);
   const apollo = new ApolloServer<Context>({
     schema: buildAppSchema(),

@@ -1,6 +1,7 @@
 /** Backend selection: unknown names are refused; a backend that cannot start says how to get it. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { listSupportedBackends } from 'onnxruntime-node';
 import { loadConfig } from '../src/config';
 import { openRuntime } from '../src/engine/runtime';
 
@@ -9,8 +10,7 @@ test('CONVSCOPE_BACKEND must name a backend', () => {
 });
 
 test('the CUDA backend, absent from this install, fails at start-up with the install command', async () => {
-  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
-  const cuda = ort.listSupportedBackends().find((b) => b.name === 'cuda');
+  const cuda = listSupportedBackends().find((b) => b.name === 'cuda');
   assert.ok(cuda && cuda.bundled === false, 'the default install (onnxruntime-node-install=skip) has no CUDA provider');
   await assert.rejects(openRuntime('cuda', 2), /ONNXRUNTIME_NODE_INSTALL=cuda12 npm install/);
 });

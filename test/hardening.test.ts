@@ -17,7 +17,7 @@ import sharp from 'sharp';
 import WebSocket from 'ws';
 import { Engine } from '../src/engine/engine';
 import { openRuntime } from '../src/engine/runtime';
-import { queryCost } from '../src/http/limits';
+import { queryCost } from '../src/http/query-limits';
 import { decodeModel, encodeModel, ModelProto, NodeProto, TensorProto } from '../src/onnx/proto';
 import { ModelRegistry } from '../src/registry/models';
 import { buildAppSchema } from '../src/schema';

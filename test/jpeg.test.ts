@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
+import { toApiError } from '../src/errors';
 import { decodeJpegAtSize, jpegFrame } from '../src/images/jpeg';
 import { modelPixels, sharpPixels } from '../src/images/preprocess';
 import { Preprocessing } from '../src/registry/models';
@@ -150,7 +151,7 @@ describe('JPEGs scaled while decoded', () => {
       const viaModel = await modelPixels(bytes, rgbModel, limits).catch((e: Error) => e);
       assert.ok(viaSharp instanceof Error && viaModel instanceof Error);
       assert.equal(viaModel.message, viaSharp.message);
-      assert.equal((viaModel as { extensions?: { code?: string } }).extensions?.code, 'BAD_USER_INPUT');
+      assert.equal(toApiError(viaModel)?.extensions.code, 'BAD_USER_INPUT');
     }
   });
 

@@ -8,11 +8,13 @@
  * 224×224 stretched) is scaled while it is decoded instead (jpeg.ts).
  */
 import sharp from 'sharp';
-import { badInput } from '../errors';
 import type { Preprocessing } from '../registry/models';
 import { canScaleJpeg, decodeScaledJpeg, jpegFrame } from './jpeg';
 import { place, placement, visiblePart } from './placement';
 import { withChannels } from './render';
+
+/** The bytes are not an image this server can use (format, size, damage): the caller's fault (BAD_USER_INPUT). */
+export class ImageError extends Error {}
 
 export interface ImageLimits {
   maxImageBytes: number;
@@ -49,22 +51,22 @@ export interface ImageInfo {
 /** Reads only the header: format and size (as shown), with the limits enforced. */
 export async function inspectImage(bytes: Buffer, limits: ImageLimits): Promise<ImageInfo> {
   if (bytes.byteLength > limits.maxImageBytes) {
-    throw badInput(`image of ${bytes.byteLength} bytes is over the limit of ${limits.maxImageBytes} (MAX_IMAGE_MB)`);
+    throw new ImageError(`image of ${bytes.byteLength} bytes is over the limit of ${limits.maxImageBytes} (MAX_IMAGE_MB)`);
   }
-  if (!hasImageSignature(bytes)) throw badInput('the bytes are not an image convscope can read (JPEG, PNG, WebP, GIF or TIFF)');
+  if (!hasImageSignature(bytes)) throw new ImageError('the bytes are not an image convscope can read (JPEG, PNG, WebP, GIF or TIFF)');
   let meta: sharp.Metadata;
   try {
     // Only the header is read here (no pixels are decoded), so no pixel limit is needed to read
     // it; the size is checked below with a message that says so (decompression bombs).
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch {
-    throw badInput('the bytes are not an image convscope can read (JPEG, PNG, WebP, GIF or TIFF)');
+    throw new ImageError('the bytes are not an image convscope can read (JPEG, PNG, WebP, GIF or TIFF)');
   }
   if (!meta.format || !FORMATS.has(meta.format) || !meta.width || !meta.height) {
-    throw badInput(`unsupported image format "${meta.format ?? 'unknown'}": use JPEG, PNG, WebP, GIF or TIFF`);
+    throw new ImageError(`unsupported image format "${meta.format ?? 'unknown'}": use JPEG, PNG, WebP, GIF or TIFF`);
   }
   if (meta.width * meta.height > limits.maxImagePixels) {
-    throw badInput(`image of ${meta.width}×${meta.height} pixels is over the limit of ${limits.maxImagePixels} (MAX_IMAGE_PIXELS)`);
+    throw new ImageError(`image of ${meta.width}×${meta.height} pixels is over the limit of ${limits.maxImagePixels} (MAX_IMAGE_PIXELS)`);
   }
   return { format: meta.format, width: meta.autoOrient.width, height: meta.autoOrient.height };
 }
@@ -114,7 +116,7 @@ export async function sharpPixels(bytes: Buffer, p: Preprocessing, limits: Image
     const { data, info: out } = await img.raw().toBuffer({ resolveWithObject: true });
     return place(withChannels(data, out.channels, channels), channels, at, p, part);
   } catch (e) {
-    throw badInput(`the image could not be decoded: ${(e as Error).message}`);
+    throw new ImageError(`the image could not be decoded: ${(e as Error).message}`);
   }
 }
 

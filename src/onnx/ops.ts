@@ -2,7 +2,7 @@
  * What each ONNX op is, for the model browser: its layer kind and how it moves the
  * receptive field. (How each op is run backwards lives in src/compiler/rules.ts.)
  */
-import { attrInt, attrInts, attrString, GraphNode, OnnxGraph } from './graph';
+import { attrInts, attrString, GraphNode, OnnxGraph } from './graph';
 
 export enum LayerKind {
   INPUT = 'INPUT',

@@ -1,7 +1,7 @@
 /**
- * What keeps one request from taking the server down: limits on the query document (cost, depth,
- * aliases, directives, tokens), a time limit and a cancel signal per request, and the HTTP side
- * of overload (503 + Retry-After). The limits are set in src/config.ts; see there for defaults.
+ * Limits on the query document, so that one request cannot take the server down: cost, depth,
+ * aliases, directives and tokens, over HTTP and over WebSocket alike. The limits are set in
+ * src/config.ts; see there for defaults.
  *
  * - Cost: graphql-query-complexity over the operation with its variables, reading the
  *   `complexity` of type-graphql's `@Field`/`@FieldResolver` (resolvers/complexity.ts); every
@@ -14,19 +14,11 @@
  *   from a hook, which Apollo answers with 500), graphql-js's validation work budget
  *   ("Validation aborted.") and its introspection depth rule: all reported as
  *   QUERY_TOO_COMPLEX, HTTP 400 (see asLimitError).
- * - Time and cancellation: each /graphql request gets an AbortSignal that fires when the client
- *   goes away (the response closes before it was sent) or after REQUEST_TIMEOUT_MS. It is in the
- *   GraphQL context (`ctx.signal`) and, through an AsyncLocalStorage, visible to the engine's
- *   micro-batchers, which drop the request's work that has not started yet.
- * - Requests in flight (admission): at most MAX_INFLIGHT_REQUESTS at once; more are refused
- *   before their body is read (503, OVERLOADED). The inference queue bound (MAX_QUEUED_ITEMS)
- *   lives in engine/batcher.ts; overloadPlugin gives its errors HTTP 503 and Retry-After.
- * - GraphQL over WebSocket (graphql-ws): wsLimits applies the same document limits and signal.
+ * - GraphQL over WebSocket (graphql-ws): wsLimits applies the same document limits, and the
+ *   operation's signal (signals.ts).
  */
-import { setMaxListeners } from 'node:events';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { ApolloServerPlugin, GraphQLRequestContext } from '@apollo/server';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import {
   DocumentNode,
   GraphQLError,
@@ -41,9 +33,8 @@ import {
 } from 'graphql';
 import { ComplexityEstimator, fieldExtensionsEstimator, getComplexity, simpleEstimator } from 'graphql-query-complexity';
 import type { Config } from '../config';
-import { CancelledError, runWithSignal } from '../engine/batcher';
+import { runWithSignal } from '../engine/batcher';
 import { ApiError } from '../errors';
-import { log } from '../log';
 
 type QueryLimits = Pick<Config, 'maxQueryCost' | 'maxQueryDepth' | 'maxAliases' | 'maxDirectives' | 'maxQueryTokens'>;
 
@@ -214,123 +205,6 @@ export function asLimitError(message: string): { message: string; extensions: Re
   return undefined;
 }
 
-// ---- per-request signal --------------------------------------------------------------------
-
-/**
- * Express middleware (after the body parser): gives the request an AbortSignal (res.locals.signal)
- * and runs the rest of its handling with that signal as the engine's current one.
- *
- * "Client gone" is the response closing before it was fully written: in Node ≥ 16 the request's
- * own 'close' fires as soon as its body has been read, so it cannot be used for this.
- */
-export function requestSignal(timeoutMs: number): RequestHandler {
-  return (_req: Request, res: Response, next: NextFunction) => {
-    const controller = new AbortController();
-    setMaxListeners(0, controller.signal); // one listener per queued item of the request
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(() => {
-            controller.abort(new CancelledError('timeout', `the request took longer than the limit of ${timeoutMs} ms (REQUEST_TIMEOUT_MS)`));
-          }, timeoutMs)
-        : undefined;
-    timer?.unref();
-    res.once('close', () => {
-      if (timer) clearTimeout(timer);
-      if (!res.writableFinished && !controller.signal.aborted) {
-        controller.abort(new CancelledError('client-gone', 'the client closed the connection'));
-        log.debug('client went away; its queued work is dropped');
-      }
-    });
-    res.locals.signal = controller.signal;
-    runWithSignal(controller.signal, next);
-  };
-}
-
-// ---- requests in flight ---------------------------------------------------------------------
-
-export interface Admission extends RequestHandler {
-  /** /graphql requests being handled now. */
-  readonly inFlight: number;
-  /** Requests refused so far. */
-  readonly refused: number;
-}
-
-/**
- * Express middleware (before the body parser): at most `limit` /graphql requests are handled at
- * once; one more is refused at once with 503, OVERLOADED, `retryAfterMs` and Retry-After,
- * before its body is read. This bounds all the work of requests, including what comes before
- * the inference queue (body parsing, image decoding) and what onnxruntime-node's runs, which
- * hold the event loop, make wait: without it, requests over capacity wait, unbounded, for the
- * event loop instead of failing fast. The retry hint is the recent mean time of a request.
- */
-export function admission(limit: number): Admission {
-  let inFlight = 0;
-  let refused = 0;
-  let meanMs = 100;
-  const handler = ((req: Request, res: Response, next: NextFunction) => {
-    if (inFlight >= limit) {
-      refused++;
-      const retryAfterMs = Math.min(30_000, Math.max(100, Math.round(meanMs)));
-      res.set('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
-      // The body is not read: the connection is closed rather than drained (measured: draining
-      // refused bodies on kept connections cost a third of the answered throughput).
-      if (!req.complete) res.set('Connection', 'close');
-      res.status(503).json({
-        errors: [
-          {
-            message: `the server is at capacity (${inFlight} requests in flight, limit ${limit}, MAX_INFLIGHT_REQUESTS): retry in ${retryAfterMs} ms`,
-            extensions: { code: 'OVERLOADED', retryAfterMs, limit },
-          },
-        ],
-      });
-      return;
-    }
-    inFlight++;
-    const started = performance.now();
-    res.once('close', () => {
-      inFlight--;
-      meanMs = 0.9 * meanMs + 0.1 * (performance.now() - started);
-    });
-    next();
-  }) as Admission;
-  Object.defineProperty(handler, 'inFlight', { get: () => inFlight });
-  Object.defineProperty(handler, 'refused', { get: () => refused });
-  return handler;
-}
-
-// ---- HTTP status and Retry-After of overload ------------------------------------------------
-
-/**
- * Apollo plugin: a response carrying OVERLOADED errors gets `Retry-After` (seconds, from the
- * largest `retryAfterMs`); if it also has no data, HTTP 503. A response with no data that
- * failed on TIMEOUT gets HTTP 504. Partial results stay 200, as GraphQL over HTTP expects.
- * Every response says how long the server spent on it: `Server-Timing: graphql;dur=<ms>`.
- */
-export function overloadPlugin<C extends object>(): ApolloServerPlugin<C> {
-  return {
-    async requestDidStart() {
-      const started = performance.now();
-      return {
-        async willSendResponse({ response }) {
-          response.http.headers.set('server-timing', `graphql;dur=${(performance.now() - started).toFixed(1)}`);
-          if (response.body.kind !== 'single') return;
-          const { data, errors } = response.body.singleResult;
-          if (!errors?.length) return;
-          const codes = errors.map((e) => e.extensions?.code);
-          const noData = data === null || data === undefined;
-          if (codes.includes('OVERLOADED')) {
-            const retryMs = Math.max(0, ...errors.map((e) => Number(e.extensions?.retryAfterMs) || 0));
-            response.http.headers.set('retry-after', String(Math.max(1, Math.ceil(retryMs / 1000))));
-            if (noData) response.http.status = 503;
-          } else if (noData && codes.includes('TIMEOUT')) {
-            response.http.status = 504;
-          }
-        },
-      };
-    },
-  };
-}
-
 // ---- the same limits for GraphQL over WebSocket (graphql-ws) --------------------------------
 
 type WsExecutionArgs = import('graphql').ExecutionArgs;
@@ -377,19 +251,4 @@ export function wsLimits(config: QueryLimits): {
     execute: guarded(graphql.execute),
     subscribe: guarded(graphql.subscribe as (args: WsExecutionArgs) => WsResult),
   };
-}
-
-const socketSignals = new WeakMap<object, AbortSignal>();
-
-/** An AbortSignal that fires when the WebSocket closes (its operations' queued work is dropped). */
-export function socketSignal(socket: { once(event: 'close', listener: () => void): unknown }): AbortSignal {
-  let signal = socketSignals.get(socket);
-  if (!signal) {
-    const controller = new AbortController();
-    setMaxListeners(0, controller.signal); // one listener per queued item of the request
-    socket.once('close', () => controller.abort(new CancelledError('client-gone', 'the WebSocket closed')));
-    signal = controller.signal;
-    socketSignals.set(socket, signal);
-  }
-  return signal;
 }

@@ -1,0 +1,20 @@
+// `npm run test:unit`: the tests that need neither a browser nor a Redis server, for the inner
+// loop (run after `tsc`). `npm test` runs every test.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const NEEDS = {
+  'gallery.test.js': 'Chromium',
+  'graphiql.test.js': 'Chromium',
+  'cache.test.js': 'redis-server',
+};
+
+const dir = path.join(import.meta.dirname, '..', 'dist', 'test');
+const files = fs
+  .readdirSync(dir)
+  .filter((f) => f.endsWith('.test.js') && !(f in NEEDS))
+  .sort()
+  .map((f) => path.join(dir, f));
+const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+process.exit(run.status ?? 1);
