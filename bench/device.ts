@@ -37,7 +37,7 @@ async function check(backend: Backend, cpuResults: Map<string, Float32Array>, al
   }
   const outcome: Outcome = { backend, cases: 0, passed: 0, worstVsTorch: 0, worstVsCpu: 0, failures: [] };
   try {
-    const registry = await ModelRegistry.load(FIXTURE_MODELS, engine);
+    const registry = await ModelRegistry.load(FIXTURE_MODELS, engine.runtime);
     const manifest = loadManifest();
     for (const c of manifest.cases) {
       outcome.cases!++;
@@ -61,7 +61,7 @@ async function check(backend: Backend, cpuResults: Map<string, Float32Array>, al
     }
     console.log(JSON.stringify(outcome));
     if (alexnetDir) {
-      const alexnet = (await ModelRegistry.load(alexnetDir, engine)).models.get('alexnet');
+      const alexnet = (await ModelRegistry.load(alexnetDir, engine.runtime)).models.get('alexnet');
       if (alexnet) report(`${backend}: AlexNet relu5, ms (img/s)`, await measure(engine, alexnet, [1, 8, 32]));
     }
   } finally {

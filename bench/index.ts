@@ -15,7 +15,8 @@ import { compileChannelMaxima } from '../src/compiler/forward';
 import { loadConfig } from '../src/config';
 import { defaultIndexLayers } from '../src/index/jobs';
 import { DatasetRegistry } from '../src/registry/datasets';
-import { createServices, startServer } from '../src/server';
+import { startServer } from '../src/server';
+import { createServices } from '../src/services';
 import { REPEATS, timeIt, WARMUP } from './timing';
 
 /** CPU time of the whole process (every thread) since the call, in ms, when the returned function is called. */

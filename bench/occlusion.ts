@@ -14,7 +14,8 @@ import { compileForward } from '../src/compiler/forward';
 import { compileOcclusion, OCCLUSION_INPUTS } from '../src/compiler/occlusion';
 import { loadConfig } from '../src/config';
 import { defaultOcclusionLayer, occlude } from '../src/engine/occlusion';
-import { createServices, startServer } from '../src/server';
+import { startServer } from '../src/server';
+import { createServices } from '../src/services';
 import { median, REPEATS } from './timing';
 
 const dir = process.argv[2] ?? '/tmp/alexnet';

@@ -12,7 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
-import { createServices, startServer } from '../src/server';
+import { startServer } from '../src/server';
+import { createServices } from '../src/services';
 import { measure, relu5Runs, report, TARGET } from './relu5';
 import { median, REPEATS, WARMUP } from './timing';
 

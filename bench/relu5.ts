@@ -5,7 +5,7 @@
 import { compileForward } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS, seedShape } from '../src/compiler/projection';
 import { Engine } from '../src/engine/engine';
-import { Model } from '../src/registry/models';
+import type { Model } from '../src/model';
 import { timeIt } from './timing';
 
 export const TARGET = '/features/features.11/Relu';

@@ -14,8 +14,8 @@ import { loadConfig } from '../src/config';
 import { seedTensor } from '../src/compiler/projection';
 import { Method } from '../src/compiler/rules';
 import { project } from '../src/engine/projections';
-import { Layer, Model } from '../src/registry/models';
-import { createServices } from '../src/server';
+import type { Layer, Model } from '../src/model';
+import { createServices } from '../src/services';
 
 const args = process.argv.slice(2);
 const dir = args[0];

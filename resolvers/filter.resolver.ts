@@ -1,8 +1,7 @@
 import { Arg, Ctx, FieldResolver, Resolver, Root } from 'type-graphql';
 import { seedShape } from '../src/compiler/projection';
-import { modelCacheId } from '../src/cache/keys';
+import { ENGINE_VERSION, modelCacheId } from '../src/cache/keys';
 import { Context } from '../src/context';
-import { ENGINE_VERSION } from '../src/engine/engine';
 import { badInput } from '../src/errors';
 import { hasKernelImages, kernelPng } from '../src/images/filters';
 import { channelStats, mapPng } from '../src/images/maps';

@@ -8,7 +8,7 @@ import { Box, projectionPng } from '../src/images/maps';
 import { toOriginal } from '../src/images/placement';
 import { inspectImage } from '../src/images/preprocess';
 import { SourceImage } from '../src/inference';
-import { Layer, Model } from '../src/registry/models';
+import type { Layer, Model } from '../src/model';
 import { CacheFor, InheritMaxAge } from './cache-control';
 
 export enum ProjectionMethod {

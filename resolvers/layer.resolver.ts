@@ -1,9 +1,8 @@
 import { Arg, Args, Ctx, FieldResolver, Int, Resolver, Root } from 'type-graphql';
 import { encodeNpy } from '../src/cache/npy';
 import { seedShape } from '../src/compiler/projection';
-import { modelCacheId } from '../src/cache/keys';
+import { ENGINE_VERSION, modelCacheId } from '../src/cache/keys';
 import { Context } from '../src/context';
-import { ENGINE_VERSION } from '../src/engine/engine';
 import { channelStats, featureGridPng } from '../src/images/maps';
 import { ImageInput, resolveImage } from './image.resolver';
 import { FeatureMapsType } from './inference';

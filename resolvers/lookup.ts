@@ -1,7 +1,7 @@
 /** Finding what a query names, with errors that say what exists. */
 import { Context } from '../src/context';
 import { badInput, listSome, notFound } from '../src/errors';
-import { Layer, Model } from '../src/registry/models';
+import type { Layer, Model } from '../src/model';
 
 export function findModel(ctx: Context, name: string): Model {
   const { registry } = ctx.services;

@@ -3,17 +3,16 @@
  * The work is in src/inference.ts (checks, result cache) and src/engine/occlusion.ts (the grid).
  */
 import { Arg, Ctx, Field, FieldResolver, Float, Int, ObjectType, registerEnumType, Resolver, Root } from 'type-graphql';
-import { modelCacheId } from '../src/cache/keys';
+import { ENGINE_VERSION, modelCacheId } from '../src/cache/keys';
 import { encodeNpy } from '../src/cache/npy';
 import { seedShape } from '../src/compiler/projection';
 import { Context } from '../src/context';
-import { ENGINE_VERSION } from '../src/engine/engine';
 import { defaultOcclusionLayer, OcclusionResult } from '../src/engine/occlusion';
 import { badInput } from '../src/errors';
 import { classColor, FillMode, occlusionFill, occlusionPng } from '../src/images/occlusion';
 import { modelPixels } from '../src/images/preprocess';
 import { SourceImage } from '../src/inference';
-import { Layer, Model } from '../src/registry/models';
+import type { Layer, Model } from '../src/model';
 import { projectUnit } from './filter.resolver';
 import { ImageInput, resolveImage } from './image.resolver';
 import { Lrn, ProjectionMethod, ProjectionType, Seed } from './inference';

@@ -4,7 +4,7 @@
  */
 import { Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { LayerKind, ReceptiveField } from '../src/onnx/ops';
-import { Layer, Model, ModelError, Preprocessing } from '../src/registry/models';
+import type { Layer, Model, ModelError, Preprocessing } from '../src/model';
 import { CacheFor, InheritMaxAge } from './cache-control';
 import { Connection } from './connection';
 import { NodeInterface, toGlobalId } from './node';

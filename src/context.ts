@@ -1,28 +1,9 @@
 /** What resolvers can reach: the long-lived services, and per request, the DataLoaders. */
 import DataLoader from 'dataloader';
-import { BlobStore } from './cache/blobs';
-import { TieredStore } from './cache/store';
-import { Config } from './config';
-import { Engine } from './engine/engine';
 import { ProjectionResult } from './engine/projections';
-import { ImageStore } from './images/store';
-import { JobManager } from './index/jobs';
-import { DatasetRegistry } from './registry/datasets';
-import { Inference, ProjectionOptions, SourceImage } from './inference';
-import { Layer, Model, ModelRegistry } from './registry/models';
-
-export interface Services {
-  config: Config;
-  registry: ModelRegistry;
-  engine: Engine;
-  inference: Inference;
-  blobs: BlobStore;
-  /** The tiered result cache (memory → disk → Redis) under blobs, inference and Apollo's caches. */
-  cache: TieredStore;
-  images: ImageStore;
-  datasets: DatasetRegistry;
-  jobs: JobManager;
-}
+import { ProjectionOptions, SourceImage } from './inference';
+import type { Layer, Model } from './model';
+import type { Services } from './services';
 
 interface ActivationKey {
   model: Model;

@@ -17,7 +17,7 @@ import { Extent, boxedResult, project, ProjectionRequest, ProjectionResult } fro
 import { probabilityRule } from './compiler/occlusion';
 import { ApiError, badInput, toApiError } from './errors';
 import { modelPixels, preprocess } from './images/preprocess';
-import { Layer, Model } from './registry/models';
+import type { Layer, Model } from './model';
 
 /** An image the API was given: its bytes and their hash. */
 export interface SourceImage {

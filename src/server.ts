@@ -5,24 +5,19 @@
 import 'reflect-metadata';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { ErrorRequestHandler } from 'express';
-import { BlobStore } from './cache/blobs';
 import { apolloCache, responseCache, servedFingerprint } from './cache/apollo';
-import { openStore } from './cache/store';
 import { Config } from './config';
-import { Context, createContext, Services } from './context';
-import { Engine } from './engine/engine';
-import { GraphCache } from './engine/graph-cache';
-import { openRuntime } from './engine/runtime';
+import { Context, createContext } from './context';
 import { blobRoutes } from './http/blobs';
 import { datasetRoutes } from './http/datasets';
 import { subscriptionServer } from './http/subscriptions';
 import { startAutoIndexes } from './index/auto';
+import type { JobInfo } from './index/jobs';
 import { graphiqlRoutes } from './http/graphiql';
 import { galleryRoutes } from './http/gallery';
 import { createMetrics } from './http/metrics';
@@ -31,14 +26,9 @@ import { admission, overloadPlugin } from './http/overload';
 import { queryLimits } from './http/query-limits';
 import { requestSignal } from './http/signals';
 import { log } from './log';
-import { ImageStore } from './images/store';
-import { IndexStore } from './index/store';
-import { JobManager } from './index/jobs';
-import { Inference } from './inference';
 import { JOB_PROGRESS, pubSub } from './pubsub';
-import { DatasetRegistry } from './registry/datasets';
-import { ModelRegistry } from './registry/models';
 import { buildAppSchema } from './schema';
+import { createServices, Services } from './services';
 
 export interface RunningServer {
   url: string;
@@ -46,27 +36,10 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function createServices(config: Config): Promise<Services> {
-  log.level = config.logLevel;
-  const runtime = await openRuntime(config.backend, config.threads, { worker: config.ortWorker });
-  const engine = new Engine(runtime, {
-    maxBatch: config.maxBatch, windowMs: config.batchWindowMs, idleStart: config.batchIdleStart, maxQueued: config.maxQueuedItems, sessionBytes: config.sessionMemoryBytes,
-    sessionIdleMs: config.sessionIdleSeconds * 1000,
-    graphCache: config.graphCacheBytes > 0 ? new GraphCache(path.join(config.cacheDir, 'graphs'), config.graphCacheBytes) : undefined,
-  });
-  const registry = await ModelRegistry.load(config.modelsDir, engine, config);
-  const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
-  const blobs = new BlobStore(cache);
-  const images = new ImageStore(config.cacheDir, config, config.uploadsBytes);
-  const inference = new Inference(engine, config, cache);
-  const datasets = DatasetRegistry.load(config.datasetsDir);
-  const jobs = new JobManager(new IndexStore(config.cacheDir), registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs);
-  jobs.on('progress', (info) => info && pubSub.publish(JOB_PROGRESS, info));
-  return { config, engine, registry, blobs, images, cache, inference, datasets, jobs };
-}
-
 export async function startServer(config: Config, services?: Services): Promise<RunningServer> {
   services ??= await createServices(config);
+  const publishProgress = (info: JobInfo | undefined) => info && pubSub.publish(JOB_PROGRESS, info); // to jobProgress subscriptions
+  services.jobs.on('progress', publishProgress);
   const app = express();
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
@@ -153,6 +126,7 @@ export async function startServer(config: Config, services?: Services): Promise<
     services,
     async close() {
       await services.jobs.close(); // running index jobs stop at their next checkpoint
+      services.jobs.off('progress', publishProgress);
       await subscriptions.close();
       await apollo.stop();
       await services.engine.close();

@@ -556,7 +556,7 @@ describe('hostile ONNX files in MODELS_DIR', () => {
 
     engine = new Engine(await openRuntime('cpu', 1), { maxBatch: 4, windowMs: 1 });
     const started = Date.now();
-    registry = await ModelRegistry.load(dir, engine, { maxModelBytes: 8 * 1024 * 1024, maxModelInputElements: 4 * 1024 * 1024 });
+    registry = await ModelRegistry.load(dir, engine.runtime, { maxModelBytes: 8 * 1024 * 1024, maxModelInputElements: 4 * 1024 * 1024 });
     loadMs = Date.now() - started;
   });
   after(async () => {

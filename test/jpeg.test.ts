@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { toApiError } from '../src/errors';
 import { decodeJpegAtSize, jpegFrame } from '../src/images/jpeg';
 import { modelPixels, sharpPixels } from '../src/images/preprocess';
-import { Preprocessing } from '../src/registry/models';
+import type { Preprocessing } from '../src/model';
 import { picture } from './pictures';
 
 const LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };

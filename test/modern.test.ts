@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config';
-import { Services } from '../src/context';
 import { project } from '../src/engine/projections';
-import { createServices } from '../src/server';
+import { createServices, Services } from '../src/services';
 import { argmaxAbs, loadManifest, loadNpy, MODERN, MODERN_REFERENCE, relativeError } from './reference';
 
 const TOLERANCE = 1e-4;

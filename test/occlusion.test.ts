@@ -11,10 +11,9 @@ import sharp from 'sharp';
 import { decodeNpy } from '../src/cache/npy';
 import { compileForward } from '../src/compiler/forward';
 import { loadConfig } from '../src/config';
-import { Services } from '../src/context';
 import { defaultOcclusionLayer, occlude, OcclusionResult } from '../src/engine/occlusion';
 import { preprocess } from '../src/images/preprocess';
-import { createServices } from '../src/server';
+import { createServices, Services } from '../src/services';
 import { errorCode, FIXTURE_MODELS, gql, startTestServer } from './helpers';
 import { loadManifest, loadNpy, REFERENCE, relativeError } from './reference';
 

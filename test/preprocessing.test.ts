@@ -16,7 +16,7 @@ import { modelCacheId } from '../src/cache/keys';
 import { decodeJpegAtSize } from '../src/images/jpeg';
 import { placement } from '../src/images/placement';
 import { inspectImage, modelPixels, preprocess, sharpPixels } from '../src/images/preprocess';
-import { Preprocessing } from '../src/registry/models';
+import type { Preprocessing } from '../src/model';
 import { FIXTURE_MODELS, FIXTURES, gql, startTestServer } from './helpers';
 import { picture } from './pictures';
 

@@ -9,11 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config';
-import { Services } from '../src/context';
 import { compileForward } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
 import { project, ProjectionRequest } from '../src/engine/projections';
-import { createServices } from '../src/server';
+import { createServices, Services } from '../src/services';
 import { FIXTURE_MODELS } from './helpers';
 import { argmaxAbs, loadManifest, loadNpy, ReferenceCase, relativeError } from './reference';
 

@@ -11,9 +11,8 @@ import responseCachePlugin from '@apollo/server-plugin-response-cache';
 import { KeyvAdapter } from '@apollo/utils.keyvadapter';
 import type { KeyValueCache } from '@apollo/utils.keyvaluecache';
 import Keyv, { KeyvStoreAdapter } from 'keyv';
-import { ENGINE_VERSION } from '../engine/engine';
 import { BlobKind, BlobStore } from './blobs';
-import { CACHE_FORMAT, KeyedModel, modelCacheId } from './keys';
+import { CACHE_FORMAT, ENGINE_VERSION, KeyedModel, modelCacheId } from './keys';
 import { TieredStore } from './store';
 
 /** Keyv's store interface over the tiered store: strings in, strings out, under a prefix. */

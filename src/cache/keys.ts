@@ -1,12 +1,22 @@
 /**
- * Cache keys: a computation is named by the sha256 of everything its result depends on, so a
- * key never changes meaning and results can be shared by processes and kept across restarts.
+ * Cache keys: a computation is named by the sha256 of everything its result depends on, the
+ * versions below included, so a key never changes meaning and results can be shared by
+ * processes and kept across restarts. Bump a version when what it names gives other bytes.
  */
 import { createHash } from 'node:crypto';
-import { ENGINE_VERSION } from '../engine/engine';
-import { PIXELS_VERSION } from '../images/pixels-version';
 
-/** Bump when the layout of cached values changes (entry.ts, the codecs of inference.ts). */
+/** The numbers a compiled graph gives (src/compiler, src/engine): part of every result's key. */
+export const ENGINE_VERSION = 'e1';
+
+/**
+ * The pixels modelPixels (images/preprocess.ts) makes of the same bytes: part of every model's
+ * identity, so results and indexes made from the old pixels are made again.
+ * p2: JPEGs are scaled in the decoder (images/jpeg.ts).
+ * p3: embedded ICC profiles are ignored by default (the sidecar's colorProfile).
+ */
+export const PIXELS_VERSION = 'p3';
+
+/** The layout of cached values (entry.ts, the codecs of inference.ts). */
 export const CACHE_FORMAT = 'c2';
 
 /** What of a model its results depend on: the ONNX file and how images are preprocessed (the sidecar). */

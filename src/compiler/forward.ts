@@ -2,7 +2,7 @@
 import { normalisationTable, sourceChannel } from '../images/preprocess';
 import { OnnxGraph } from '../onnx/graph';
 import { DataType, ValueInfoProto } from '../onnx/proto';
-import type { Preprocessing } from '../registry/models';
+import type { Preprocessing } from '../model';
 import { ancestors, batchInput, GraphBuilder } from './builder';
 import { asUnitGrid, seedShape } from './units';
 

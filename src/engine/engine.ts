@@ -1,15 +1,12 @@
 /**
  * Runs compiled graphs: ORT sessions are built once per (model, graph) and reused, and every
  * call goes through a per-graph micro-batcher so that concurrent requests share ORT runs.
- * Knows nothing of GraphQL.
+ * Knows nothing of GraphQL. When the numbers a graph gives change, bump ENGINE_VERSION (cache/keys.ts).
  */
 import { CompiledGraph, PIXELS_INPUT } from '../compiler/forward';
 import { currentSignal, MicroBatcher, QueueBudget } from './batcher';
 import type { GraphCache } from './graph-cache';
 import { OrtTensor, Runtime, Session } from './runtime';
-
-/** Part of every cache key of computed results: bump it when the numbers a graph gives change. */
-export const ENGINE_VERSION = 'e1';
 
 /** A preprocessed image: float32 [C, H, W] and a key that identifies its content. */
 export interface PreparedImage {

@@ -1,5 +1,5 @@
 /** Pictures of first-layer kernels (ZF Fig. 6): RGB or grey, 0 at mid-grey, upscaled. */
-import { Model } from '../registry/models';
+import type { Model } from '../model';
 import { LayerWeights } from '../registry/weights';
 import { FloatImage, grid, png, signedToPixels, upscaleFor, upscalePixels } from './render';
 

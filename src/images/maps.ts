@@ -1,5 +1,5 @@
 /** Pictures of computed tensors: projections, activation maps, feature-map grids. */
-import type { Preprocessing } from '../registry/models';
+import type { Preprocessing } from '../model';
 import { grid, png, rangeToPixels, signedToPixels, upscaleFor, upscalePixels } from './render';
 
 export interface Box {

@@ -4,7 +4,7 @@
  * blended 50 % over the image as the model sees it. Continuous maps use a jet colour ramp, the
  * most-probable-class map a fixed palette (classColor).
  */
-import type { Preprocessing } from '../registry/models';
+import type { Preprocessing } from '../model';
 import { png, upscaleFor } from './render';
 
 export type FillMode = 'MEAN' | 'ZERO' | 'VALUE';

@@ -4,7 +4,7 @@
  * offsets cut the overhang off (center-crop); positive ones leave bars of `pad` (letterbox).
  * Boxes in input pixels map back to the original image through the same placement.
  */
-import type { Preprocessing } from '../registry/models';
+import type { Preprocessing } from '../model';
 import type { Box } from './maps';
 
 export interface Size {

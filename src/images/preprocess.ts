@@ -5,10 +5,11 @@
  * sidecar's resize mode says (placement.ts: stretch, centre crop or letterbox; an image that
  * needs no scaling is used pixel for pixel), then x = ((pixel · scale) − mean) / std per
  * channel, channels-first. A JPEG whose scaled size is n/8 of it (n = 1…8: 256×256 for
- * 224×224 stretched) is scaled while it is decoded instead (jpeg.ts).
+ * 224×224 stretched) is scaled while it is decoded instead (jpeg.ts). When modelPixels gives
+ * other pixels for the same bytes, bump PIXELS_VERSION (cache/keys.ts).
  */
 import sharp from 'sharp';
-import type { Preprocessing } from '../registry/models';
+import type { Preprocessing } from '../model';
 import { canScaleJpeg, decodeScaledJpeg, jpegFrame } from './jpeg';
 import { place, placement, visiblePart } from './placement';
 import { withChannels } from './render';
@@ -105,7 +106,7 @@ export async function sharpPixels(bytes: Buffer, p: Preprocessing, limits: Image
   // panorama would otherwise scale the whole strip.
   const part = visiblePart(at, p);
   if (Math.max(at.width, at.height) > MAX_SCALED_SIDE) {
-    throw badInput(`an image of ${info.width}×${info.height} pixels is too elongated for this model's centre crop: it would be scaled to ${at.width}×${at.height}`);
+    throw new ImageError(`an image of ${info.width}×${info.height} pixels is too elongated for this model's centre crop: it would be scaled to ${at.width}×${at.height}`);
   }
   const channels = p.channels === 'GRAY' ? 1 : 3;
   try {

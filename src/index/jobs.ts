@@ -15,7 +15,7 @@ import { Inference } from '../inference';
 import { log } from '../log';
 import { LayerKind } from '../onnx/ops';
 import { Dataset, DatasetRegistry } from '../registry/datasets';
-import { Model } from '../registry/models';
+import type { Model } from '../model';
 import { IndexRow, IndexStore, JobState } from './store';
 import { LayerTopK } from './topk';
 

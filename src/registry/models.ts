@@ -8,103 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { compileForward } from '../compiler/forward';
 import { isUnitShape } from '../compiler/units';
-import { Engine } from '../engine/engine';
+import type { Runtime } from '../engine/runtime';
 import { log } from '../log';
-import { attrInts, GraphNode, OnnxGraph } from '../onnx/graph';
+import type { ColorProfile, Layer, Model, ModelError, Preprocessing, ResizeMode, Sidecar } from '../model';
+import { attrInts, OnnxGraph } from '../onnx/graph';
 import { decodeModel } from '../onnx/proto';
 import { checkModel } from '../onnx/validate';
-import { LayerKind, layerKind, ReceptiveField, receptiveFields } from '../onnx/ops';
-
-export type ChannelOrder = 'RGB' | 'BGR' | 'GRAY';
-
-/**
- * How an image is brought to the input size (images/placement.ts): `stretch` scales it to
- * exactly height × width; `center-crop` scales its shorter side to `shorterSide` and cuts the
- * centre (torchvision's Resize then CenterCrop); `letterbox` fits it inside, keeping its aspect
- * ratio, on bars of `pad`.
- */
-export type ResizeMode = 'stretch' | 'center-crop' | 'letterbox';
-
-/** An embedded ICC profile is ignored (the stored values, as PIL and TensorFlow read them) or converts the pixels to sRGB. */
-export type ColorProfile = 'ignore' | 'convert-to-srgb';
-
-/** x = ((pixel · scale) − mean) / std per channel, after resizing to [height, width]. */
-export interface Preprocessing {
-  height: number;
-  width: number;
-  channels: ChannelOrder;
-  scale: number;
-  mean: number[];
-  std: number[];
-  resize: ResizeMode;
-  /** center-crop: the length the shorter side is scaled to before the centre height × width is cut. */
-  shorterSide?: number;
-  /** center-crop and letterbox: the 8-bit value of the input pixels the image does not cover. */
-  pad?: number;
-  colorProfile: ColorProfile;
-}
-
-export interface Sidecar {
-  description?: string;
-  input?: {
-    size?: [number, number];
-    channels?: ChannelOrder;
-    scale?: number;
-    mean?: number[];
-    std?: number[];
-    resize?: ResizeMode;
-    shorterSide?: number;
-    pad?: number;
-    colorProfile?: ColorProfile;
-  };
-  labels?: string[];
-  snapshotOf?: string;
-  epoch?: number;
-  accuracy?: Record<string, number>;
-  /** Datasets to index at start-up (top-9 of every Conv and Relu). */
-  autoIndex?: string[];
-}
-
-export interface Layer {
-  name: string;
-  index: number;
-  op: string;
-  kind: LayerKind;
-  /** The activation tensor this layer outputs. */
-  tensor: string;
-  /** Per image: [C, H, W], or [F] for dense outputs. */
-  outputShape: number[];
-  receptiveField: ReceptiveField;
-  node: GraphNode;
-}
-
-export interface Model {
-  name: string;
-  file: string;
-  sha256: string;
-  bytes: number;
-  graph: OnnxGraph;
-  sidecar: Sidecar;
-  preprocessing: Preprocessing;
-  labels: string[];
-  inputName: string;
-  /** [C, H, W] */
-  inputShape: number[];
-  maxBatch: number;
-  /** The forward pass of projections runs per item: the model moves the batch axis (see compiler/rule-context.ts). */
-  forwardPerItem: boolean;
-  layers: Layer[];
-  layerByName: Map<string, Layer>;
-  /** Per-image shape of every activation tensor. */
-  shapes: Map<string, number[]>;
-  snapshotOf?: string;
-  epoch?: number;
-}
-
-export interface ModelError {
-  file: string;
-  message: string;
-}
+import { layerKind, receptiveFields } from '../onnx/ops';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
 
@@ -120,12 +30,12 @@ export class ModelRegistry {
   readonly models = new Map<string, Model>();
   readonly errors: ModelError[] = [];
 
-  static async load(dir: string, engine: Engine, limits: ModelLimits = NO_LIMITS): Promise<ModelRegistry> {
+  static async load(dir: string, runtime: Runtime, limits: ModelLimits = NO_LIMITS): Promise<ModelRegistry> {
     const registry = new ModelRegistry();
     for (const { name, file } of listModelFiles(dir)) {
       const started = Date.now();
       try {
-        const model = await loadModel(name, file, engine, limits);
+        const model = await loadModel(name, file, runtime, limits);
         registry.models.set(name, model);
         log.info({ model: name, layers: model.layers.length, ms: Date.now() - started }, 'model loaded');
       } catch (e) {
@@ -163,7 +73,7 @@ function listModelFiles(dir: string): { name: string; file: string }[] {
   return found;
 }
 
-async function loadModel(name: string, file: string, engine: Engine, limits: ModelLimits): Promise<Model> {
+async function loadModel(name: string, file: string, runtime: Runtime, limits: ModelLimits): Promise<Model> {
   if (!NAME.test(name)) throw new Error(`"${name}" is not a usable model name (letters, digits, . _ @ - only)`);
   const stat = fs.statSync(file);
   // A FIFO or device named *.onnx would block the read forever.
@@ -209,7 +119,7 @@ async function loadModel(name: string, file: string, engine: Engine, limits: Mod
   }
   const preprocessing = resolvePreprocessing(sidecar, inputShape as number[]);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const { shapes, maxBatch, forwardPerItem, batchFirst } = await probeShapes(graph, inputShape as number[], engine);
+  const { shapes, maxBatch, forwardPerItem, batchFirst } = await probeShapes(graph, inputShape as number[], runtime);
   const rf = receptiveFields(graph, shapes);
   // A layer's units are a grid per image (units.ts): tensors with the batch axis elsewhere
   // (inside attention) or of other ranks (ShuffleNet's [groups, C, H, W] shuffle) are not layers.
@@ -314,23 +224,23 @@ function resizing(input: NonNullable<Sidecar['input']>, h: number, w: number): P
  * subgraphs for the model's fixed input size) and gives the shapes of the other tensors the
  * activations are combined with (a ViT's class token).
  */
-async function probeShapes(graph: OnnxGraph, inputShape: number[], engine: Engine) {
+async function probeShapes(graph: OnnxGraph, inputShape: number[], runtime: Runtime) {
   const activations = [...graph.dataPath].filter((t) => t !== graph.inputName);
   const parameters = [...new Set(graph.dataNodes().flatMap((n) => n.proto.input))].filter((t) => t && !graph.dataPath.has(t) && !graph.isConstant(t) && graph.producer.has(t));
   const tensors = [...activations, ...parameters];
   // A session of its own, outside the engine's (it is used once, and not for serving).
   const probe = compileForward(graph, tensors);
-  const session = await engine.runtime.createSession(probe.model, { moveModel: true });
+  const session = await runtime.createSession(probe.model, { moveModel: true });
   const size = inputShape.reduce((a, b) => a * b, 1);
   let batch = 2;
   let out;
   try {
     try {
-      out = await session.run({ [graph.inputName]: new engine.runtime.Tensor('float32', new Float32Array(size * 2), [2, ...inputShape]) });
+      out = await session.run({ [graph.inputName]: new runtime.Tensor('float32', new Float32Array(size * 2), [2, ...inputShape]) });
       if (graph.outputNames.some((o) => out![o] && out![o].dims[0] !== 2)) throw new Error('batch not preserved');
     } catch {
       batch = 1;
-      out = await session.run({ [graph.inputName]: new engine.runtime.Tensor('float32', new Float32Array(size), [1, ...inputShape]) });
+      out = await session.run({ [graph.inputName]: new runtime.Tensor('float32', new Float32Array(size), [1, ...inputShape]) });
     }
   } finally {
     await session.release();

@@ -1,7 +1,7 @@
 /** Filter weights: one slice of a Conv, Gemm or MatMul weight tensor per output unit. */
 import { attrInt } from '../onnx/graph';
 import { toFloat32 } from '../onnx/tensor';
-import { Layer, Model } from './models';
+import type { Layer, Model } from '../model';
 
 export interface LayerWeights {
   /** Shape of one filter: [C/groups, kh, kw] for convs, [inputs] for dense units. */

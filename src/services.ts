@@ -1,0 +1,50 @@
+/**
+ * The long-lived services of a convscope process, and how they are made from the configuration.
+ * The server (server.ts) puts GraphQL and HTTP in front of them; the command line (cli.ts) uses
+ * them without either.
+ */
+import path from 'node:path';
+import { BlobStore } from './cache/blobs';
+import { openStore, TieredStore } from './cache/store';
+import { Config } from './config';
+import { Engine } from './engine/engine';
+import { GraphCache } from './engine/graph-cache';
+import { openRuntime } from './engine/runtime';
+import { ImageStore } from './images/store';
+import { JobManager } from './index/jobs';
+import { IndexStore } from './index/store';
+import { Inference } from './inference';
+import { log } from './log';
+import { DatasetRegistry } from './registry/datasets';
+import { ModelRegistry } from './registry/models';
+
+export interface Services {
+  config: Config;
+  registry: ModelRegistry;
+  engine: Engine;
+  inference: Inference;
+  blobs: BlobStore;
+  /** The tiered result cache (memory → disk → Redis) under blobs, inference and Apollo's caches. */
+  cache: TieredStore;
+  images: ImageStore;
+  datasets: DatasetRegistry;
+  jobs: JobManager;
+}
+
+export async function createServices(config: Config): Promise<Services> {
+  log.level = config.logLevel;
+  const runtime = await openRuntime(config.backend, config.threads, { worker: config.ortWorker });
+  const engine = new Engine(runtime, {
+    maxBatch: config.maxBatch, windowMs: config.batchWindowMs, idleStart: config.batchIdleStart, maxQueued: config.maxQueuedItems, sessionBytes: config.sessionMemoryBytes,
+    sessionIdleMs: config.sessionIdleSeconds * 1000,
+    graphCache: config.graphCacheBytes > 0 ? new GraphCache(path.join(config.cacheDir, 'graphs'), config.graphCacheBytes) : undefined,
+  });
+  const registry = await ModelRegistry.load(config.modelsDir, runtime, config);
+  const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
+  const blobs = new BlobStore(cache);
+  const images = new ImageStore(config.cacheDir, config, config.uploadsBytes);
+  const inference = new Inference(engine, config, cache);
+  const datasets = DatasetRegistry.load(config.datasetsDir);
+  const jobs = new JobManager(new IndexStore(config.cacheDir), registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs);
+  return { config, engine, registry, blobs, images, cache, inference, datasets, jobs };
+}
