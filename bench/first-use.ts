@@ -14,7 +14,7 @@ import { loadConfig } from '../src/config';
 import { seedTensor } from '../src/compiler/projection';
 import { Method } from '../src/compiler/rules';
 import { project } from '../src/engine/projections';
-import { createServices } from '../src/services';
+import { createServices } from '../src/service/services';
 
 const [file, ...names] = process.argv.slice(2);
 const METHODS: Method[] = ['DECONVNET', 'SALIENCY'];

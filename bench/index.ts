@@ -16,7 +16,7 @@ import { loadConfig } from '../src/config';
 import { defaultIndexLayers } from '../src/index/jobs';
 import { DatasetRegistry } from '../src/registry/datasets';
 import { startServer } from '../src/server';
-import { createServices } from '../src/services';
+import { createServices } from '../src/service/services';
 import { REPEATS, timeIt, WARMUP } from './timing';
 
 /** CPU time of the whole process (every thread) since the call, in ms, when the returned function is called. */

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
-import { createServices } from '../src/services';
+import { createServices } from '../src/service/services';
 import { projectionRuns } from './relu5';
 import { REPEATS, timeIt, WARMUP } from './timing';
 

@@ -15,7 +15,7 @@ import { compileOcclusion, OCCLUSION_INPUTS } from '../src/compiler/occlusion';
 import { loadConfig } from '../src/config';
 import { defaultOcclusionLayer, occlude } from '../src/engine/occlusion';
 import { startServer } from '../src/server';
-import { createServices } from '../src/services';
+import { createServices } from '../src/service/services';
 import { median, REPEATS } from './timing';
 
 const dir = process.argv[2] ?? '/tmp/alexnet';

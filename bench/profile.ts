@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadConfig } from '../src/config';
 import { compileProjection, ITEM_INPUTS, seedShape } from '../src/compiler/projection';
-import { createServices } from '../src/services';
+import { createServices } from '../src/service/services';
 
 const [dir, name, layerName, runsArg] = process.argv.slice(2);
 const runs = Number(runsArg ?? 3);

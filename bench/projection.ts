@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { startServer } from '../src/server';
-import { createServices } from '../src/services';
+import { createServices } from '../src/service/services';
 import { measure, relu5Runs, report, TARGET } from './relu5';
 import { median, REPEATS, WARMUP } from './timing';
 

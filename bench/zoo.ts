@@ -15,7 +15,7 @@ import { seedTensor } from '../src/compiler/projection';
 import { Method } from '../src/compiler/rules';
 import { project } from '../src/engine/projections';
 import type { Layer, Model } from '../src/model';
-import { createServices } from '../src/services';
+import { createServices } from '../src/service/services';
 
 const args = process.argv.slice(2);
 const dir = args[0];

@@ -1,56 +1,12 @@
 /** GraphQL types of computed results: projections, activations, feature maps. */
-import { Ctx, Field, FieldResolver, Float, InputType, Int, ObjectType, registerEnumType, Resolver, Root, Arg } from 'type-graphql';
-import { LrnMode, Method } from '../src/compiler/rules';
+import { Arg, ArgsType, Ctx, Field, FieldResolver, Float, InputType, Int, ObjectType, Resolver, Root } from 'type-graphql';
 import { Context } from '../src/context';
-import { encodeNpy } from '../src/cache/npy';
-import { ProjectionResult, SeedMode } from '../src/engine/projections';
-import { Box, projectionPng } from '../src/images/maps';
-import { toOriginal } from '../src/images/placement';
-import { inspectImage } from '../src/images/preprocess';
-import { SourceImage } from '../src/inference';
-import type { Layer, Model } from '../src/model';
+import { Box } from '../src/images/maps';
+import { PROJECTION_DEFAULTS, ProjectionRequest } from '../src/service/projection';
+import { originalBox, Projection, projectionImageUrl, projectionTensorUrl } from '../src/service/views';
+import type { LrnMode, Method, SeedMode } from '../src/vocabulary';
 import { CacheFor, InheritMaxAge } from './cache-control';
-
-export enum ProjectionMethod {
-  DECONVNET = 'DECONVNET',
-  GUIDED_BACKPROP = 'GUIDED_BACKPROP',
-  SALIENCY = 'SALIENCY',
-}
-export enum Seed {
-  MAX = 'MAX',
-  POSITION = 'POSITION',
-  FULL_MAP = 'FULL_MAP',
-}
-export enum Lrn {
-  IDENTITY = 'IDENTITY',
-  GRADIENT = 'GRADIENT',
-}
-registerEnumType(ProjectionMethod, {
-  name: 'ProjectionMethod',
-  description: 'The top-down rule at ReLUs.',
-  valuesConfig: {
-    DECONVNET: { description: 'Zeiler & Fergus: relu of the signal from above, ignoring the forward activation.' },
-    GUIDED_BACKPROP: { description: 'Springenberg et al.: relu of the signal, and only where the forward input was positive.' },
-    SALIENCY: { description: 'Simonyan et al.: the plain gradient.' },
-  },
-});
-registerEnumType(Seed, {
-  name: 'SeedMode',
-  description: 'Which activations of the filter’s map are sent down.',
-  valuesConfig: {
-    MAX: { description: 'The strongest (first in raster order on ties).' },
-    POSITION: { description: 'The one at `position`.' },
-    FULL_MAP: { description: 'The whole map.' },
-  },
-});
-registerEnumType(Lrn, {
-  name: 'LrnMode',
-  description: 'How local response normalisation is crossed going down.',
-  valuesConfig: {
-    IDENTITY: { description: 'As identity (the paper is silent; the common choice).' },
-    GRADIENT: { description: 'Its true gradient.' },
-  },
-});
+import { Lrn, ProjectionMethod, Seed } from './enums';
 
 @InputType({ description: 'A position in a feature map.' })
 export class PositionInput {
@@ -74,56 +30,56 @@ export class BoxType implements Box {
   @Field(() => Int) height!: number;
 }
 
-/** A computed tensor with what is needed to name its blobs. */
-export interface Computed {
-  model: Model;
-  layer: Layer;
-  /** Identifies the computation (model, image, unit, options): the blob cache key. */
-  key: string;
+/** The arguments of every field that projects: a ProjectionRequest (src/service/projection.ts). */
+@ArgsType()
+export class ProjectionArgs implements ProjectionRequest {
+  @Field(() => ProjectionMethod, { defaultValue: PROJECTION_DEFAULTS.method }) method!: Method;
+  @Field(() => Seed, { defaultValue: PROJECTION_DEFAULTS.seed }) seed!: SeedMode;
+  @Field(() => PositionInput, { nullable: true }) position?: PositionInput;
+  @Field(() => Lrn, { nullable: true }) lrn?: LrnMode;
 }
 
 @CacheFor()
 @ObjectType('Projection', { description: "A unit's activation projected down to the input pixels." })
 export class ProjectionType {
-  constructor(
-    readonly computed: Computed,
-    readonly image: SourceImage,
-    readonly result: ProjectionResult,
-    inputBox: Box,
-    options: { method: Method; seed: SeedMode; lrn: LrnMode },
-  ) {
-    this.seedValue = result.seedValue;
-    this.position = result.position;
-    this.inputBox = inputBox;
-    Object.assign(this, options);
+  constructor(readonly projection: Projection) {}
+  @Field(() => Float, { description: 'The activation sent down (for FULL_MAP: the map’s maximum).' }) get seedValue(): number {
+    return this.projection.result.seedValue;
   }
-  @Field(() => Float, { description: 'The activation sent down (for FULL_MAP: the map’s maximum).' }) seedValue: number;
-  @Field(() => Position, { description: 'Where in the feature map the seed is (FULL_MAP: the maximum).' }) position: Position;
+  @Field(() => Position, { description: 'Where in the feature map the seed is (FULL_MAP: the maximum).' }) get position(): Position {
+    return this.projection.result.position;
+  }
   @Field(() => BoxType, { description: "The seed unit's receptive field in the model input's pixels (FULL_MAP: the whole map's): where the projection's pictures and tensor are." })
-  inputBox: Box;
-  @Field(() => ProjectionMethod) method!: ProjectionMethod;
-  @Field(() => Seed) seed!: Seed;
-  @Field(() => Lrn) lrn!: Lrn;
+  get inputBox(): Box {
+    return this.projection.inputBox;
+  }
+  @Field(() => ProjectionMethod) get method(): Method {
+    return this.projection.method;
+  }
+  @Field(() => Seed) get seed(): SeedMode {
+    return this.projection.seed;
+  }
+  @Field(() => Lrn) get lrn(): LrnMode {
+    return this.projection.lrn;
+  }
 }
 
 @Resolver(() => ProjectionType)
 export class ProjectionResolver {
   @FieldResolver(() => BoxType, { description: "inputBox in the original image's pixels (through the model's resize: stretch, centre crop or letterbox)." })
-  async box(@Root() root: ProjectionType, @Ctx() ctx: Context): Promise<Box> {
-    return toOriginal(root.inputBox, await inspectImage(root.image.bytes, ctx.services.config), root.computed.model.preprocessing);
+  box(@Root() root: ProjectionType, @Ctx() ctx: Context): Promise<Box> {
+    const { unit, image, inputBox } = root.projection;
+    return originalBox(ctx.services, unit.model, image, inputBox);
   }
 
   @FieldResolver(() => String, { description: 'PNG at the model input size: 0 at mid-grey, scaled by the largest |value|; `crop` cuts it to `inputBox`.' })
-  imageUrl(@Root() root: ProjectionType, @Arg('crop', { defaultValue: false }) crop: boolean, @Ctx() ctx: Context): Promise<string> {
-    const { model } = root.computed;
-    return ctx.services.blobs.cached(`${root.computed.key}/png/${crop}`, 'png', () =>
-      projectionPng(root.result.projection, model.preprocessing, crop ? root.inputBox : undefined),
-    );
+  imageUrl(@Root() root: ProjectionType, @Arg('crop', { defaultValue: PROJECTION_DEFAULTS.crop }) crop: boolean, @Ctx() ctx: Context): Promise<string> {
+    return projectionImageUrl(ctx.services, root.projection, crop);
   }
 
   @FieldResolver(() => String, { description: 'Raw float32 [C, H, W] as .npy, with respect to the preprocessed input tensor.' })
   tensorUrl(@Root() root: ProjectionType, @Ctx() ctx: Context): Promise<string> {
-    return ctx.services.blobs.cached(`${root.computed.key}/npy`, 'npy', () => encodeNpy(root.result.projection, root.computed.model.inputShape));
+    return projectionTensorUrl(ctx.services, root.projection);
   }
 }
 

@@ -3,7 +3,7 @@ import { Context } from '../src/context';
 import { LayerKind } from '../src/onnx/ops';
 import { NoCache } from './cache-control';
 import { PageArgs, paginate } from './connection';
-import { findLayer, findModel } from './lookup';
+import { findLayer, findModel } from '../src/service/lookup';
 import { LayerConnection, LayerType, ModelConnection, ModelErrorType, ModelType } from './types';
 import { perItem } from './complexity';
 
@@ -18,7 +18,7 @@ export class ModelResolver {
 
   @Query(() => ModelType, { description: 'A model by name (its file name without .onnx).' })
   model(@Arg('name') name: string, @Ctx() ctx: Context): ModelType {
-    return new ModelType(findModel(ctx, name));
+    return new ModelType(findModel(ctx.services, name));
   }
 
   @NoCache()

@@ -2,9 +2,10 @@ import { GraphQLResolveInfo } from 'graphql';
 import { Arg, Ctx, ID, Info, Query, Resolver } from 'type-graphql';
 import { Context } from '../src/context';
 import { notFound } from '../src/errors';
-import { DatasetType, findDataset, JobType } from './dataset.resolver';
-import { describeImage, resolveImage } from './image.resolver';
-import { checkFilterIndex, findLayer, findModel } from './lookup';
+import { findDataset, findLayer, findModel, findUnit } from '../src/service/lookup';
+import { DatasetType } from './dataset.resolver';
+import { imageType, resolveImage } from './image.resolver';
+import { JobType } from './job.resolver';
 import { hintFromRuntimeType } from './cache-control';
 import { fromGlobalId, NodeInterface, nodeTypeName } from './node';
 import { FilterType, LayerType, ModelType } from './types';
@@ -20,26 +21,26 @@ export class NodeResolver {
 }
 
 async function findNode(ctx: Context, id: string): Promise<NodeInterface> {
+  const { services } = ctx;
   const { type, parts } = fromGlobalId(id);
   const [modelName, layerName, index] = parts;
   switch (type) {
     case 'Model':
-      return new ModelType(findModel(ctx, String(modelName)));
+      return new ModelType(findModel(services, String(modelName)));
     case 'Layer': {
-      const model = findModel(ctx, String(modelName));
+      const model = findModel(services, String(modelName));
       return new LayerType(model, findLayer(model, String(layerName)));
     }
     case 'Filter': {
-      const model = findModel(ctx, String(modelName));
-      const layer = findLayer(model, String(layerName));
-      return new FilterType(model, layer, checkFilterIndex(model, layer, Number(index)));
+      const model = findModel(services, String(modelName));
+      return new FilterType(findUnit(model, findLayer(model, String(layerName)), Number(index)));
     }
     case 'Image':
-      return describeImage(ctx, await resolveImage(ctx, { id }));
+      return imageType(ctx, await resolveImage(ctx, { id }));
     case 'Dataset':
-      return new DatasetType(findDataset(ctx, String(parts[0])));
+      return new DatasetType(findDataset(services, String(parts[0])));
     case 'Job': {
-      const info = ctx.services.jobs.info(String(parts[0]));
+      const info = services.jobs.info(String(parts[0]));
       if (!info) throw notFound(`no job ${id}`);
       return new JobType(info);
     }

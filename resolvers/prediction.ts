@@ -1,40 +1,20 @@
 /**
  * Predictions and occlusion sensitivity (ZF §4.2, Fig. 7) as fields of Model, and their types.
- * The work is in src/inference.ts (checks, result cache) and src/engine/occlusion.ts (the grid).
+ * The work is in src/service/occlusion.ts (defaults, checks), src/inference.ts (result cache)
+ * and src/engine/occlusion.ts (the grid).
  */
-import { Arg, Ctx, Field, FieldResolver, Float, Int, ObjectType, registerEnumType, Resolver, Root } from 'type-graphql';
-import { ENGINE_VERSION, modelCacheId } from '../src/cache/keys';
-import { encodeNpy } from '../src/cache/npy';
-import { seedShape } from '../src/compiler/projection';
+import { Arg, Ctx, Field, FieldResolver, Float, Int, ObjectType, Resolver, Root } from 'type-graphql';
 import { Context } from '../src/context';
-import { defaultOcclusionLayer, OcclusionResult } from '../src/engine/occlusion';
-import { badInput } from '../src/errors';
-import { classColor, FillMode, occlusionFill, occlusionPng } from '../src/images/occlusion';
-import { modelPixels } from '../src/images/preprocess';
-import { SourceImage } from '../src/inference';
-import type { Layer, Model } from '../src/model';
-import { projectUnit } from './filter.resolver';
-import { ImageInput, resolveImage } from './image.resolver';
-import { Lrn, ProjectionMethod, ProjectionType, Seed } from './inference';
+import { classLabel, occlusion, occlusionMaps, predict, topClasses } from '../src/service/occlusion';
+import { projectUnit } from '../src/service/projection';
+import { Occlusion, OcclusionMap, occlusionMapImageUrl, occlusionMapTensorUrl } from '../src/service/views';
+import type { FillMode } from '../src/vocabulary';
 import { CacheFor, InheritMaxAge } from './cache-control';
 import { COST, costs } from './complexity';
-import { findLayer } from './lookup';
+import { OcclusionFill } from './enums';
+import { ImageInput, resolveImage } from './image.resolver';
+import { ProjectionType } from './inference';
 import { FilterType, ModelType } from './types';
-
-export enum OcclusionFill {
-  MEAN = 'MEAN',
-  ZERO = 'ZERO',
-  VALUE = 'VALUE',
-}
-registerEnumType(OcclusionFill, {
-  name: 'OcclusionFill',
-  description: 'What the occluder is filled with. It replaces every channel of the PREPROCESSED input tensor inside the square.',
-  valuesConfig: {
-    MEAN: { description: 'The dataset mean: preprocessed value 0 (ZF’s grey square).' },
-    ZERO: { description: 'A black pixel: (0 · scale − mean) / std per channel.' },
-    VALUE: { description: '`fillValue`, a preprocessed value, in every channel.' },
-  },
-});
 
 @CacheFor()
 @ObjectType('Prediction', { description: 'A class and its probability.' })
@@ -44,53 +24,34 @@ export class PredictionType {
   @Field(() => Float, { description: 'Softmax of the logits, or the model’s output if it ends in a Softmax.' }) probability!: number;
 }
 
-/** What a map's blobs are made from. */
-interface MapSource {
-  model: Model;
-  image: SourceImage;
-  key: string;
-  values: Float32Array;
-  result: OcclusionResult;
-  size: number;
-  stride: number;
-  range: { min: number; max: number } | 'classes';
-}
-
 @InheritMaxAge()
 @ObjectType('OcclusionMap', { description: 'One value per occluder position: a [height, width] grid.' })
 export class OcclusionMapType {
-  constructor(readonly source: MapSource) {
-    let min = Infinity;
-    let max = -Infinity;
-    for (const v of source.values) {
-      min = Math.min(min, v);
-      max = Math.max(max, v);
-    }
-    this.min = min;
-    this.max = max;
+  constructor(readonly map: OcclusionMap) {}
+  @Field(() => Float) get min(): number {
+    return this.map.min;
   }
-  @Field(() => Float) min: number;
-  @Field(() => Float) max: number;
+  @Field(() => Float) get max(): number {
+    return this.map.max;
+  }
 }
 
 @InheritMaxAge()
 @ObjectType('OcclusionFeatureMap', { description: 'The feature map occlusion follows: the layer’s strongest on the unoccluded image.' })
 export class OcclusionFeatureMapType {
-  constructor(
-    readonly model: Model,
-    readonly layerValue: Layer,
-    channel: number,
-    maxActivation: number,
-  ) {
-    this.layer = layerValue.name;
-    this.channel = channel;
-    this.maxActivation = maxActivation;
+  constructor(readonly occlusion: Occlusion) {}
+  @Field({ description: 'The layer’s name.' }) get layer(): string {
+    return this.occlusion.layer.name;
   }
-  @Field({ description: 'The layer’s name.' }) layer: string;
-  @Field(() => Int, { description: 'Its channel: the one with the largest max activation (first on ties).' }) channel: number;
-  @Field(() => Float, { description: 'That largest activation.' }) maxActivation: number;
+  @Field(() => Int, { description: 'Its channel: the one with the largest max activation (first on ties).' }) get channel(): number {
+    return this.occlusion.result.channel;
+  }
+  @Field(() => Float, { description: 'That largest activation.' }) get maxActivation(): number {
+    return this.occlusion.result.channelMax;
+  }
   @Field(() => FilterType) get filter(): FilterType {
-    return new FilterType(this.model, this.layerValue, this.channel);
+    const { model, layer, result } = this.occlusion;
+    return new FilterType({ model, layer, index: result.channel });
   }
 }
 
@@ -111,48 +72,55 @@ export class OcclusionClassType {
     'input tensor at the model’s input size, every channel inside it set to the fill. Maps are [height, width] grids, row-major.',
 })
 export class OcclusionType {
-  constructor(
-    readonly model: Model,
-    readonly layerValue: Layer,
-    readonly image: SourceImage,
-    readonly result: OcclusionResult,
-    params: { size: number; stride: number; fill: OcclusionFill; fillValues: number[] },
-  ) {
-    Object.assign(this, params);
-    this.width = result.width;
-    this.height = result.height;
-    this.targetClass = result.targetClass;
-    this.targetLabel = model.labels[result.targetClass] ?? `class ${result.targetClass}`;
-    this.unoccludedActivation = result.baselineTotal;
-    this.unoccludedProbability = result.baselineProbabilities[result.targetClass];
-    this.strongestMap = new OcclusionFeatureMapType(model, layerValue, result.channel, result.channelMax);
-    const key = `occlusion/${ENGINE_VERSION}/${modelCacheId(model)}/${image.sha256}/${layerValue.name}/${params.size}/${params.stride}/${params.fill}/${params.fillValues.join(',')}/${result.targetClass}`;
-    const map = (name: string, values: Float32Array, range: MapSource['range'] | null) => {
-      const m = new OcclusionMapType({ model, image, key: `${key}/${name}`, values, result, size: params.size, stride: params.stride, range: range ?? { min: 0, max: 0 } });
-      if (!range) m.source.range = { min: m.min, max: m.max };
-      return m;
-    };
-    this.strongestMapActivation = map('activation', result.activation, null);
-    this.classProbability = map('probability', result.probability, { min: 0, max: 1 });
-    this.topClass = map('top-class', result.topClass, 'classes');
+  private readonly maps: ReturnType<typeof occlusionMaps>;
+  constructor(readonly occlusion: Occlusion) {
+    this.maps = occlusionMaps(occlusion);
   }
-  @Field(() => Int, { description: 'Occluder positions across (grid columns).' }) width: number;
-  @Field(() => Int, { description: 'Occluder positions down (grid rows).' }) height: number;
-  @Field(() => Int, { description: 'Side of the square, in input pixels.' }) size!: number;
-  @Field(() => Int, { description: 'Pixels between neighbouring positions.' }) stride!: number;
-  @Field(() => OcclusionFill) fill!: OcclusionFill;
-  @Field(() => [Float], { description: 'The preprocessed value put in each input channel.' }) fillValues!: number[];
-  @Field(() => Int, { description: 'The class of classProbability: as asked, or the top class of the unoccluded image.' }) targetClass: number;
-  @Field() targetLabel: string;
-  @Field(() => OcclusionFeatureMapType) strongestMap: OcclusionFeatureMapType;
-  @Field(() => Float, { description: 'strongestMap’s total activation on the unoccluded image.' }) unoccludedActivation: number;
-  @Field(() => Float, { description: 'targetClass’s probability on the unoccluded image.' }) unoccludedProbability: number;
+  @Field(() => Int, { description: 'Occluder positions across (grid columns).' }) get width(): number {
+    return this.occlusion.result.width;
+  }
+  @Field(() => Int, { description: 'Occluder positions down (grid rows).' }) get height(): number {
+    return this.occlusion.result.height;
+  }
+  @Field(() => Int, { description: 'Side of the square, in input pixels.' }) get size(): number {
+    return this.occlusion.size;
+  }
+  @Field(() => Int, { description: 'Pixels between neighbouring positions.' }) get stride(): number {
+    return this.occlusion.stride;
+  }
+  @Field(() => OcclusionFill) get fill(): FillMode {
+    return this.occlusion.fill;
+  }
+  @Field(() => [Float], { description: 'The preprocessed value put in each input channel.' }) get fillValues(): number[] {
+    return this.occlusion.fillValues;
+  }
+  @Field(() => Int, { description: 'The class of classProbability: as asked, or the top class of the unoccluded image.' }) get targetClass(): number {
+    return this.occlusion.result.targetClass;
+  }
+  @Field() get targetLabel(): string {
+    return classLabel(this.occlusion.model, this.occlusion.result.targetClass);
+  }
+  @Field(() => OcclusionFeatureMapType) get strongestMap(): OcclusionFeatureMapType {
+    return new OcclusionFeatureMapType(this.occlusion);
+  }
+  @Field(() => Float, { description: 'strongestMap’s total activation on the unoccluded image.' }) get unoccludedActivation(): number {
+    return this.occlusion.result.baselineTotal;
+  }
+  @Field(() => Float, { description: 'targetClass’s probability on the unoccluded image.' }) get unoccludedProbability(): number {
+    return this.occlusion.result.baselineProbabilities[this.occlusion.result.targetClass];
+  }
   @Field(() => OcclusionMapType, { description: '(b) Per position, the total activation (sum over the map) of strongestMap. PNG: jet from min to max.' })
-  strongestMapActivation: OcclusionMapType;
+  get strongestMapActivation(): OcclusionMapType {
+    return new OcclusionMapType(this.maps.activation);
+  }
   @Field(() => OcclusionMapType, { description: '(d) Per position, the probability of targetClass. PNG: jet from 0 to 1.' })
-  classProbability: OcclusionMapType;
+  get classProbability(): OcclusionMapType {
+    return new OcclusionMapType(this.maps.probability);
+  }
   @Field(() => OcclusionMapType, { description: '(e) Per position, the most probable class index (first on ties). PNG: colours of topClassLegend.' })
-  topClass: OcclusionMapType;
+  get topClass(): OcclusionMapType {
+    return new OcclusionMapType(this.maps.topClass);
+  }
 }
 
 @Resolver(() => OcclusionMapType)
@@ -161,17 +129,12 @@ export class OcclusionMapResolver {
     description: 'PNG: the grid upsampled to the model’s input size (nearest occluder centre), blended 50 % over the image as the model sees it (after its resize: centre-cropped, or with the letterbox’s bars).',
   })
   imageUrl(@Root() root: OcclusionMapType, @Ctx() ctx: Context): Promise<string> {
-    const s = root.source;
-    return ctx.services.blobs.cached(`${s.key}/png`, 'png', async () => {
-      const pixels = await modelPixels(s.image.bytes, s.model.preprocessing, ctx.services.config);
-      return occlusionPng(pixels, s.model.preprocessing, { values: s.values, width: s.result.width, height: s.result.height, size: s.size, stride: s.stride }, s.range);
-    });
+    return occlusionMapImageUrl(ctx.services, root.map);
   }
 
   @FieldResolver(() => String, { description: 'Raw float32 [height, width] grid as .npy.' })
   tensorUrl(@Root() root: OcclusionMapType, @Ctx() ctx: Context): Promise<string> {
-    const s = root.source;
-    return ctx.services.blobs.cached(`${s.key}/npy`, 'npy', () => encodeNpy(s.values, [s.result.height, s.result.width]));
+    return occlusionMapTensorUrl(ctx.services, root.map);
   }
 }
 
@@ -179,11 +142,7 @@ export class OcclusionMapResolver {
 export class OcclusionResolver {
   @FieldResolver(() => [OcclusionClassType], { description: 'The classes of topClass, most positions first.' })
   topClassLegend(@Root() root: OcclusionType): OcclusionClassType[] {
-    const counts = new Map<number, number>();
-    for (const k of root.result.topClass) counts.set(k, (counts.get(k) ?? 0) + 1);
-    return [...counts]
-      .sort((a, b) => b[1] - a[1] || a[0] - b[0])
-      .map(([k, positions]) => ({ classIndex: k, label: root.model.labels[k] ?? `class ${k}`, color: classColor(k), positions }));
+    return topClasses(root.occlusion);
   }
 
   @FieldResolver(() => ProjectionType, {
@@ -191,10 +150,10 @@ export class OcclusionResolver {
     description: '(c) The deconvnet projection of strongestMap’s strongest activation on the unoccluded image (null, with an error, if the model has an op without a projection rule).',
     complexity: costs(COST.projection),
   })
-  projection(@Root() root: OcclusionType, @Ctx() ctx: Context): Promise<ProjectionType> {
-    // Filter.projection's own path, so a query asking for both computes it once.
-    const unit = new FilterType(root.model, root.layerValue, root.result.channel);
-    return projectUnit(ctx, unit, root.image, { method: ProjectionMethod.DECONVNET, seed: Seed.MAX, lrn: Lrn.IDENTITY });
+  async projection(@Root() root: OcclusionType, @Ctx() ctx: Context): Promise<ProjectionType> {
+    // Filter.projection's own path (the default request), so a query asking for both computes it once.
+    const { model, layer, image, result } = root.occlusion;
+    return new ProjectionType(await projectUnit(ctx, { model, layer, index: result.channel }, image, {}));
   }
 }
 
@@ -210,11 +169,7 @@ export class ModelPredictionResolver {
     @Arg('top', () => Int, { defaultValue: 5, description: 'How many; more than the classes gives them all.' }) top: number,
     @Ctx() ctx: Context,
   ): Promise<PredictionType[]> {
-    if (!Number.isInteger(top) || top < 1) throw badInput(`top must be at least 1, got ${top}`, { argument: 'top' });
-    const image = await resolveImage(ctx, imageInput);
-    const probabilities = await ctx.services.inference.predict(root.model, image);
-    const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a] || a - b);
-    return order.slice(0, top).map((k) => ({ classIndex: k, label: root.model.labels[k] ?? `class ${k}`, probability: probabilities[k] }));
+    return predict(ctx, root.model, await resolveImage(ctx, imageInput), top);
   }
 
   @FieldResolver(() => OcclusionType, {
@@ -227,35 +182,17 @@ export class ModelPredictionResolver {
   async occlusion(
     @Root() root: ModelType,
     @Arg('image', () => ImageInput) imageInput: ImageInput,
-    @Arg('size', () => Int, { nullable: true, description: 'Side of the square in input pixels; default: min(H, W) / 7, rounded (32 at 224).' }) sizeArg: number | undefined,
-    @Arg('stride', () => Int, { nullable: true, description: 'Pixels between positions; default: size / 4, rounded (8 at size 32).' }) strideArg: number | undefined,
-    @Arg('fill', () => OcclusionFill, { defaultValue: OcclusionFill.MEAN }) fill: OcclusionFill,
+    @Arg('size', () => Int, { nullable: true, description: 'Side of the square in input pixels; default: min(H, W) / 7, rounded (32 at 224).' }) size: number | undefined,
+    @Arg('stride', () => Int, { nullable: true, description: 'Pixels between positions; default: size / 4, rounded (8 at size 32).' }) stride: number | undefined,
+    @Arg('fill', () => OcclusionFill, { defaultValue: OcclusionFill.MEAN }) fill: FillMode,
     @Arg('fillValue', () => Float, { nullable: true, description: 'The preprocessed value for fill: VALUE.' }) fillValue: number | undefined,
     @Arg('layer', () => String, { nullable: true, description: 'The layer whose strongest feature map is followed; default: the last convolution with spatial output, through the ReLU (or BatchNormalization, residual Add…) right after it.' })
-    layerName: string | undefined,
+    layer: string | undefined,
     @Arg('targetClass', () => Int, { nullable: true, description: 'Class of classProbability; default: the top class of the unoccluded image.' }) targetClass: number | undefined,
     @Ctx() ctx: Context,
   ): Promise<OcclusionType> {
-    const model = root.model;
-    if ((fill === OcclusionFill.VALUE) !== (fillValue != null)) {
-      throw badInput(fill === OcclusionFill.VALUE ? 'fill: VALUE needs a `fillValue`' : '`fillValue` is only used with fill: VALUE', { argument: 'fillValue' });
-    }
-    const layer = layerName != null ? findLayer(model, layerName) : defaultOcclusionLayer(model.graph, model.layers);
-    if (!layer) throw badInput(`model "${model.name}" has no layer with spatial feature maps: give a \`layer\``, { argument: 'layer' });
-    seedShapeOrBadInput(layer);
-    const size = sizeArg ?? Math.max(1, Math.round(Math.min(model.inputShape[1], model.inputShape[2]) / 7));
-    const stride = strideArg ?? Math.max(1, Math.round(size / 4));
     const image = await resolveImage(ctx, imageInput);
-    const fillValues = occlusionFill(model.preprocessing, fill as FillMode, fillValue ?? undefined);
-    const result = await ctx.services.inference.occlusion(model, layer, image, { size, stride, fill: fillValues, targetClass: targetClass ?? undefined });
-    return new OcclusionType(model, layer, image, result, { size, stride, fill, fillValues });
-  }
-}
-
-function seedShapeOrBadInput(layer: Layer): void {
-  try {
-    seedShape(layer.outputShape);
-  } catch {
-    throw badInput(`layer "${layer.name}" outputs [${layer.outputShape}], not feature maps [C, H, W] or units [F]`, { argument: 'layer' });
+    const request = { size: size ?? undefined, stride: stride ?? undefined, fill, fillValue: fillValue ?? undefined, layer: layer ?? undefined, targetClass: targetClass ?? undefined };
+    return new OcclusionType(await occlusion(ctx, root.model, image, request));
   }
 }

@@ -4,7 +4,8 @@
  */
 import { Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { LayerKind, ReceptiveField } from '../src/onnx/ops';
-import type { Layer, Model, ModelError, Preprocessing } from '../src/model';
+import type { Layer, Model, ModelError, Preprocessing, Unit } from '../src/model';
+import { filterCount } from '../src/service/lookup';
 import { CacheFor, InheritMaxAge } from './cache-control';
 import { Connection } from './connection';
 import { NodeInterface, toGlobalId } from './node';
@@ -145,19 +146,22 @@ export class LayerType implements NodeInterface {
     return new ReceptiveFieldType(this.layer.receptiveField);
   }
   @Field(() => Int, { description: 'Channels (or dense units): the number of filters.' }) get filterCount(): number {
-    return this.layer.outputShape[0] ?? 0;
+    return filterCount(this.layer);
   }
 }
 
 @CacheFor()
 @ObjectType('Filter', { implements: NodeInterface, description: 'One output channel of a layer (or one unit of a dense layer).' })
-export class FilterType implements NodeInterface {
+export class FilterType implements NodeInterface, Unit {
   static graphqlName = 'Filter';
-  constructor(
-    readonly model: Model,
-    readonly layer: Layer,
-    readonly index: number,
-  ) {}
+  readonly model: Model;
+  readonly layer: Layer;
+  readonly index: number;
+  constructor({ model, layer, index }: Unit) {
+    this.model = model;
+    this.layer = layer;
+    this.index = index;
+  }
   @Field(() => ID) get id(): string {
     return toGlobalId('Filter', this.model.name, this.layer.name, this.index);
   }

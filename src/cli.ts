@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config';
 import { defaultIndexLayers, JobInfo } from './index/jobs';
-import { createServices } from './services';
+import { createServices } from './service/services';
 
 const USAGE = `usage: convscope index --model <name> --dataset <name> [--layers <a,b,…>] [--k <9>]`;
 

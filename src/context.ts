@@ -1,48 +1,12 @@
-/** What resolvers can reach: the long-lived services, and per request, the DataLoaders. */
-import DataLoader from 'dataloader';
-import { ProjectionResult } from './engine/projections';
-import { ProjectionOptions, SourceImage } from './inference';
-import type { Layer, Model } from './model';
-import type { Services } from './services';
+/** The GraphQL context: a request's scope of the services (service/scope.ts) and its cancel signal. */
+import { createScope, Scope } from './service/scope';
+import type { Services } from './service/services';
 
-interface ActivationKey {
-  model: Model;
-  layer: Layer;
-  image: SourceImage;
-}
-
-interface ProjectionKey extends ActivationKey {
-  options: ProjectionOptions;
-}
-
-export interface Context {
-  services: Services;
-  /** Within one request, the same activation or projection is computed once. */
-  activations: DataLoader<ActivationKey, Float32Array, string>;
-  projections: DataLoader<ProjectionKey, ProjectionResult, string>;
+export interface Context extends Scope {
   /** Fires when the client goes away or the request's time is up (src/http/signals.ts). */
   signal?: AbortSignal;
 }
 
-const keyOf = (k: ActivationKey) => `${k.model.sha256}/${k.layer.name}/${k.image.sha256}`;
-
 export function createContext(services: Services): Context {
-  const { inference } = services;
-  // Batch functions fan out to the engine, whose micro-batcher merges them (and other
-  // requests' work) into ORT runs; DataLoader's part is deduplication within the request.
-  return {
-    services,
-    activations: new DataLoader(async (keys) => settle(keys.map((k) => inference.activation(k.model, k.layer, k.image))), {
-      cacheKeyFn: keyOf,
-    }),
-    projections: new DataLoader(async (keys) => settle(keys.map((k) => inference.projection(k.model, k.layer, k.image, k.options))), {
-      cacheKeyFn: (k) => `${keyOf(k)}/${JSON.stringify(k.options)}`,
-    }),
-  };
-}
-
-/** DataLoader wants per-key errors as values, not one rejected promise. */
-async function settle<T>(promises: Promise<T>[]): Promise<(T | Error)[]> {
-  const results = await Promise.allSettled(promises);
-  return results.map((r) => (r.status === 'fulfilled' ? r.value : r.reason instanceof Error ? r.reason : new Error(String(r.reason))));
+  return createScope(services);
 }

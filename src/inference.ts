@@ -1,7 +1,7 @@
 /**
- * What resolvers ask of the models: prepared input tensors (memoised per model and image),
- * activations and projections, each through the engine's batchers. Errors from the compiler
- * and the runtime become API errors here.
+ * What the service layer (src/service/) asks of the models: prepared input tensors (memoised per
+ * model and image), activations, projections, predictions and occlusion maps, each through the
+ * engine's batchers and kept in the result cache. Errors of the runtime become API errors here.
  */
 import { compileForward } from './compiler/forward';
 import { unitGridValues } from './compiler/units';
@@ -12,10 +12,10 @@ import { modelCacheId, resultKey } from './cache/keys';
 import { TieredStore } from './cache/store';
 import { Config } from './config';
 import { Engine, PixelImage, PreparedImage } from './engine/engine';
-import { occlude, occlusionGrid, OcclusionResult } from './engine/occlusion';
-import { Extent, boxedResult, project, ProjectionRequest, ProjectionResult } from './engine/projections';
+import { occlude, OcclusionResult } from './engine/occlusion';
+import { Extent, boxedResult, project, ProjectionItem, ProjectionResult } from './engine/projections';
 import { probabilityRule } from './compiler/occlusion';
-import { ApiError, badInput, toApiError } from './errors';
+import { ApiError, toApiError } from './errors';
 import { modelPixels, preprocess } from './images/preprocess';
 import type { Layer, Model } from './model';
 
@@ -28,7 +28,7 @@ export interface SourceImage {
   name?: string;
 }
 
-export type ProjectionOptions = Omit<ProjectionRequest, 'image' | 'target'>;
+export type ProjectionOptions = Omit<ProjectionItem, 'image' | 'target'>;
 
 export interface OcclusionOptions {
   size: number;
@@ -131,35 +131,13 @@ export class Inference {
     return (model.shapes.get(model.graph.outputNames[0]) ?? [0]).reduce((a, b) => a * b, 1);
   }
 
-  /** Occlusion sensitivity maps (ZF §4.2; engine/occlusion.ts), checked, cached per parameters. */
+  /** Occlusion sensitivity maps (ZF §4.2; engine/occlusion.ts) with parameters checked by service/occlusion.ts, cached per parameters. */
   async occlusion(model: Model, layer: Layer, image: SourceImage, o: OcclusionOptions): Promise<OcclusionResult> {
-    const [, H, W] = model.inputShape;
-    for (const [name, v] of [['size', o.size], ['stride', o.stride]] as const) {
-      if (!Number.isInteger(v) || v < 1 || v > Math.min(H, W)) {
-        throw badInput(`${name} ${v} is out of range: give 1 to ${Math.min(H, W)} pixels (the model's input is ${H}×${W})`, { argument: name });
-      }
-    }
-    const grid = occlusionGrid(H, W, o.size, o.stride);
-    const positions = grid.width * grid.height;
-    if (positions > this.config.maxOcclusionPositions) {
-      throw badInput(
-        `size ${o.size} and stride ${o.stride} make ${grid.width}×${grid.height} = ${positions} occluder positions, over the limit of ${this.config.maxOcclusionPositions} (MAX_OCCLUSION_POSITIONS): use a larger stride`,
-        { argument: 'stride', positions, limit: this.config.maxOcclusionPositions },
-      );
-    }
-    const classes = this.classCount(model);
-    if (o.targetClass !== undefined && (!Number.isInteger(o.targetClass) || o.targetClass < 0 || o.targetClass >= classes)) {
-      throw badInput(`targetClass ${o.targetClass} is out of range: the model has classes 0 to ${classes - 1}`, { argument: 'targetClass' });
-    }
-    const shape = layer.outputShape;
-    if (!(shape.length === 3 || shape.length === 1) || shape.some((d) => !(d > 0))) {
-      throw badInput(`layer "${layer.name}" outputs [${shape}], not feature maps [C, H, W] or units [F]`, { argument: 'layer' });
-    }
     const key = resultKey('occlusion', model, image.sha256, { layer: layer.name, size: o.size, stride: o.stride, fill: o.fill, target: o.targetClass ?? null });
     return this.cached(key, OCCLUSION, async () => {
       const prepared = await this.prepare(model, image);
       const batch = Math.min(model.maxBatch, this.config.maxBatch);
-      return guard(() => occlude(this.engine, model, { layerTensor: layer.tensor, layerShape: shape, image: prepared, ...o, batch }));
+      return guard(() => occlude(this.engine, model, { layerTensor: layer.tensor, layerShape: layer.outputShape, image: prepared, ...o, batch }));
     });
   }
 }

@@ -95,3 +95,11 @@ export interface ModelError {
   file: string;
   message: string;
 }
+
+/** One filter of a layer: a channel of its feature maps, a dense unit, or a channel of its tokens. */
+export interface Unit {
+  model: Model;
+  layer: Layer;
+  /** The channel. */
+  index: number;
+}

@@ -4,20 +4,22 @@ import { GraphQLSchema, lexicographicSortSchema, printSchema, specifiedDirective
 import { buildSchemaSync } from 'type-graphql';
 import { pubSub } from './pubsub';
 import { cacheControlDirective } from '../resolvers/cache-control';
-import { DatasetResolver, TopActivationResolver, TopActivationsGridResolver, TopActivationsResolver } from '../resolvers/dataset.resolver';
+import { DatasetResolver } from '../resolvers/dataset.resolver';
 import { FilterResolver } from '../resolvers/filter.resolver';
 import { ImageResolver } from '../resolvers/image.resolver';
+import { JobResolver } from '../resolvers/job.resolver';
 import { ProjectionResolver } from '../resolvers/inference';
 import { LayerResolver } from '../resolvers/layer.resolver';
 import { ModelResolver } from '../resolvers/model.resolver';
 import { NodeResolver } from '../resolvers/node.resolver';
 import { ModelPredictionResolver, OcclusionMapResolver, OcclusionResolver } from '../resolvers/prediction';
+import { TopActivationResolver, TopActivationsGridResolver, TopActivationsResolver } from '../resolvers/top-activation.resolver';
 
 let schema: GraphQLSchema | undefined;
 
 export function buildAppSchema(): GraphQLSchema {
   schema ??= buildSchemaSync({
-    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver, ImageResolver, ProjectionResolver, ModelPredictionResolver, OcclusionResolver, OcclusionMapResolver, DatasetResolver, TopActivationsResolver, TopActivationResolver, TopActivationsGridResolver],
+    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver, ImageResolver, ProjectionResolver, ModelPredictionResolver, OcclusionResolver, OcclusionMapResolver, DatasetResolver, JobResolver, TopActivationsResolver, TopActivationResolver, TopActivationsGridResolver],
     pubSub, // subscriptions (src/pubsub.ts)
     validate: false,
     directives: [...specifiedDirectives, cacheControlDirective], // @cacheControl hints (resolvers/cache-control.ts)

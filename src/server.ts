@@ -28,7 +28,7 @@ import { requestSignal } from './http/signals';
 import { log } from './log';
 import { JOB_PROGRESS, pubSub } from './pubsub';
 import { buildAppSchema } from './schema';
-import { createServices, Services } from './services';
+import { createServices, Services } from './service/services';
 
 export interface RunningServer {
   url: string;

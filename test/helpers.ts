@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { compileChannelMaxima } from '../src/compiler/forward';
 import { loadConfig } from '../src/config';
-import { Services } from '../src/services';
+import { Services } from '../src/service/services';
 import { modelPixels, preprocess } from '../src/images/preprocess';
 import { RunningServer, startServer } from '../src/server';
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config';
 import { project } from '../src/engine/projections';
-import { createServices, Services } from '../src/services';
+import { createServices, Services } from '../src/service/services';
 import { argmaxAbs, loadManifest, loadNpy, MODERN, MODERN_REFERENCE, relativeError } from './reference';
 
 const TOLERANCE = 1e-4;

@@ -13,7 +13,7 @@ import { compileForward } from '../src/compiler/forward';
 import { loadConfig } from '../src/config';
 import { defaultOcclusionLayer, occlude, OcclusionResult } from '../src/engine/occlusion';
 import { preprocess } from '../src/images/preprocess';
-import { createServices, Services } from '../src/services';
+import { createServices, Services } from '../src/service/services';
 import { errorCode, FIXTURE_MODELS, gql, startTestServer } from './helpers';
 import { loadManifest, loadNpy, REFERENCE, relativeError } from './reference';
 

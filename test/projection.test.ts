@@ -11,8 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config';
 import { compileForward } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
-import { project, ProjectionRequest } from '../src/engine/projections';
-import { createServices, Services } from '../src/services';
+import { project, ProjectionItem } from '../src/engine/projections';
+import { createServices, Services } from '../src/service/services';
 import { FIXTURE_MODELS } from './helpers';
 import { argmaxAbs, loadManifest, loadNpy, ReferenceCase, relativeError } from './reference';
 
@@ -23,7 +23,7 @@ async function services(backend: string, env: Record<string, string> = {}): Prom
   return createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, CACHE_DIR: `/tmp/convscope-test-${backend}`, LOG_LEVEL: 'silent', CONVSCOPE_BACKEND: backend, ...env }));
 }
 
-function request(services: Services, c: ReferenceCase, input = loadNpy(manifest.models[c.model].input).data, key = c.model): [ReturnType<typeof model>, ProjectionRequest] {
+function request(services: Services, c: ReferenceCase, input = loadNpy(manifest.models[c.model].input).data, key = c.model): [ReturnType<typeof model>, ProjectionItem] {
   return [
     model(services, c.model),
     {
@@ -175,7 +175,7 @@ describe('the other ways of compiling a projection match PyTorch too', () => {
             let channel = 0;
             while ((await project(s.engine, m, { ...base, channel, seed: 'POSITION', position: { y, x } })).seedValue === 0) channel++;
             assert.ok(channel < channels, `some unit of ${name} is active at (${y}, ${x})`);
-            const req: ProjectionRequest = { ...base, channel, method, unpool, seed: 'POSITION', position: { y, x } };
+            const req: ProjectionItem = { ...base, channel, method, unpool, seed: 'POSITION', position: { y, x } };
             const [regions, whole] = await Promise.all([project(s.engine, m, req), project(s.engine, m, { ...req, regions: false })]);
             const what = `${name} ${method} ${unpool} at (${y}, ${x}), channel ${channel}`;
             assert.ok(whole.projection.some((v) => v !== 0), `${what}: the whole-map projection is not all zero`);
@@ -227,7 +227,7 @@ describe('batching', () => {
     const channels = m.shapes.get(c.targetOutput)![0];
     await project(s.engine, m, base); // compile and load outside the measured part
     const runsBefore = s.engine.stats.runs;
-    const seeds: ProjectionRequest[] = Array.from({ length: Math.min(channels, 12) }, (_, k) => ({
+    const seeds: ProjectionItem[] = Array.from({ length: Math.min(channels, 12) }, (_, k) => ({
       ...base,
       channel: k,
       seed: k % 3 === 0 ? 'FULL_MAP' : k % 3 === 1 ? 'MAX' : 'POSITION',

@@ -19,6 +19,9 @@ export const PIXELS_VERSION = 'p3';
 /** The layout of cached values (entry.ts, the codecs of inference.ts). */
 export const CACHE_FORMAT = 'c2';
 
+/** The PNGs and .npy files made of results (src/images renderers, npy.ts): part of every rendering's key. */
+export const RENDER_VERSION = 'r1';
+
 /** What of a model its results depend on: the ONNX file and how images are preprocessed (the sidecar). */
 export interface KeyedModel {
   sha256: string;
@@ -41,11 +44,24 @@ export function modelCacheId(model: KeyedModel): string {
 }
 
 /**
- * `<kind>:<sha256>` over the kind, ENGINE_VERSION, CACHE_FORMAT, the model, the image and the
- * computation's own parts (layer, unit, method, seed, options…), given in a fixed order.
+ * The key of a computed result (inference.ts): `<kind>:<sha256>` over the kind, ENGINE_VERSION,
+ * CACHE_FORMAT, the model, the image and the computation's own parts (layer, unit, method,
+ * seed, options…), given in a fixed order.
  */
 export function resultKey(kind: string, model: KeyedModel, imageSha256: string, parts: Record<string, unknown>): string {
-  const canonical = JSON.stringify([kind, ENGINE_VERSION, CACHE_FORMAT, modelCacheId(model), imageSha256, sortKeys(parts)]);
+  return hashedKey(kind, [ENGINE_VERSION, CACHE_FORMAT], model, imageSha256, parts);
+}
+
+/**
+ * The key of a rendering of results (a blob: PNG or .npy; service/views.ts makes them all): the
+ * same rule, with RENDER_VERSION too. `model` and `imageSha256` are null where it depends on neither.
+ */
+export function renderKey(kind: string, model: KeyedModel | null, imageSha256: string | null, parts: Record<string, unknown>): string {
+  return hashedKey(kind, [ENGINE_VERSION, CACHE_FORMAT, RENDER_VERSION], model, imageSha256, parts);
+}
+
+function hashedKey(kind: string, versions: string[], model: KeyedModel | null, imageSha256: string | null, parts: Record<string, unknown>): string {
+  const canonical = JSON.stringify([kind, ...versions, model && modelCacheId(model), imageSha256, sortKeys(parts)]);
   return `${kind}:${createHash('sha256').update(canonical).digest('hex')}`;
 }
 

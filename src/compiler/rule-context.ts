@@ -3,10 +3,10 @@
  * and per-item views of the forward tensors.
  */
 import { GraphNode } from '../onnx/graph';
+import type { LrnMode, Method } from '../vocabulary';
 import { GraphBuilder } from './builder';
 
-export type Method = 'DECONVNET' | 'GUIDED_BACKPROP' | 'SALIENCY';
-export type LrnMode = 'IDENTITY' | 'GRADIENT';
+export type { LrnMode, Method };
 /**
  * How max-pools unpool: through the forward MaxPool's Indices with one scatter-add (opset ≥ 16)
  * or with scatters in groups of disjoint windows (opset ≥ 11), else by recomputed switches.

@@ -5,12 +5,11 @@
  */
 import { compileProjection, ITEM_INPUTS } from '../compiler/projection';
 import { seedShape } from '../compiler/units';
-import { LrnMode, Method, Unpool } from '../compiler/rules';
+import { Unpool } from '../compiler/rules';
 import { OnnxGraph } from '../onnx/graph';
+import type { LrnMode, Method, SeedMode } from '../vocabulary';
 import { Engine, EngineModel, graphKey, PreparedImage, split, uniqueImages } from './engine';
 import { OrtTensor } from './runtime';
-
-export type SeedMode = 'MAX' | 'POSITION' | 'FULL_MAP';
 
 export interface ProjectableModel extends EngineModel {
   graph: OnnxGraph;
@@ -18,7 +17,8 @@ export interface ProjectableModel extends EngineModel {
   forwardPerItem: boolean;
 }
 
-export interface ProjectionRequest {
+/** One unit of one image to project: an item of a batched run. */
+export interface ProjectionItem {
   /** The target activation tensor. */
   target: string;
   method: Method;
@@ -144,14 +144,14 @@ function nonZeroBox(data: Float32Array, [C, H, W]: number[]): Extent {
   return bottom < 0 ? [0, 0, 0, 0] : [top, left, bottom - top + 1, right - left + 1];
 }
 
-export function project(engine: Engine, model: ProjectableModel, req: ProjectionRequest): Promise<ProjectionResult> {
+export function project(engine: Engine, model: ProjectableModel, req: ProjectionItem): Promise<ProjectionResult> {
   // MAX and POSITION seeds share a graph that runs on regions; FULL_MAP needs whole maps.
   const regions = req.seed !== 'FULL_MAP' && req.regions !== false;
   const key = graphKey(model, `project/${req.method}/${req.lrn}/${req.target}/${req.unpool ?? ''}/${regions ? 'regions' : 'maps'}`);
   const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn, unpool: req.unpool, regions, forwardPerItem: model.forwardPerItem });
   const [Ct, Ht, Wt] = seedShape(model.shapes.get(req.target)!);
   return engine
-    .batcher<ProjectionRequest, ProjectionResult>(key, model.maxBatch, async (items) => {
+    .batcher<ProjectionItem, ProjectionResult>(key, model.maxBatch, async (items) => {
       const loaded = await engine.load(key, compile);
       const { Tensor } = engine.runtime;
       const { images, itemImage } = uniqueImages(items.map((item) => item.image));

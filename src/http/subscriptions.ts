@@ -4,7 +4,7 @@ import { GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { createContext } from '../context';
-import type { Services } from '../services';
+import type { Services } from '../service/services';
 import { formatError } from './errors';
 import { wsLimits } from './query-limits';
 import { socketSignal } from './signals';

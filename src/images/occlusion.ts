@@ -5,9 +5,8 @@
  * most-probable-class map a fixed palette (classColor).
  */
 import type { Preprocessing } from '../model';
+import type { FillMode } from '../vocabulary';
 import { png, upscaleFor } from './render';
-
-export type FillMode = 'MEAN' | 'ZERO' | 'VALUE';
 
 /**
  * The occluder's value per input channel, in preprocessed units: MEAN = 0 (the dataset mean after

@@ -2,7 +2,7 @@
  * Indexes a model's sidecar asks for at start-up (`"autoIndex": ["<dataset>", …]`), in the
  * background: so a fresh clone's default model has its top-9 ready without a step.
  */
-import type { Services } from '../services';
+import type { Services } from '../service/services';
 import { log } from '../log';
 import { defaultIndexLayers } from './jobs';
 

@@ -4,19 +4,19 @@
  * them without either.
  */
 import path from 'node:path';
-import { BlobStore } from './cache/blobs';
-import { openStore, TieredStore } from './cache/store';
-import { Config } from './config';
-import { Engine } from './engine/engine';
-import { GraphCache } from './engine/graph-cache';
-import { openRuntime } from './engine/runtime';
-import { ImageStore } from './images/store';
-import { JobManager } from './index/jobs';
-import { IndexStore } from './index/store';
-import { Inference } from './inference';
-import { log } from './log';
-import { DatasetRegistry } from './registry/datasets';
-import { ModelRegistry } from './registry/models';
+import { BlobStore } from '../cache/blobs';
+import { openStore, TieredStore } from '../cache/store';
+import { Config } from '../config';
+import { Engine } from '../engine/engine';
+import { GraphCache } from '../engine/graph-cache';
+import { openRuntime } from '../engine/runtime';
+import { ImageStore } from '../images/store';
+import { JobManager } from '../index/jobs';
+import { IndexStore } from '../index/store';
+import { Inference } from '../inference';
+import { log } from '../log';
+import { DatasetRegistry } from '../registry/datasets';
+import { ModelRegistry } from '../registry/models';
 
 export interface Services {
   config: Config;

@@ -1,0 +1,97 @@
+/** Index jobs: a model run over a dataset to find each filter's top-k images (ZF Fig. 2). */
+import { Arg, Ctx, Field, Float, ID, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Context } from '../src/context';
+import { badInput, notFound } from '../src/errors';
+import { JobInfo } from '../src/index/jobs';
+import { JOB_PROGRESS } from '../src/pubsub';
+import { findDataset, findModel } from '../src/service/lookup';
+import { buildIndex } from '../src/service/top-activations';
+import { NoCache } from './cache-control';
+import { JobStateEnum } from './enums';
+import { fromGlobalId, NodeInterface, toGlobalId } from './node';
+
+@NoCache() // its state and progress change while it runs
+@ObjectType('Job', { implements: NodeInterface, description: 'A top-k index job: a model run over a dataset. Poll it with node(id) or subscribe to jobProgress.' })
+export class JobType implements NodeInterface {
+  static graphqlName = 'Job';
+  constructor(readonly info: JobInfo) {}
+  @Field(() => ID) get id(): string {
+    return toGlobalId('Job', this.info.id);
+  }
+  @Field(() => JobStateEnum) get state(): string {
+    return this.info.state;
+  }
+  @Field() get model(): string {
+    return this.info.model;
+  }
+  @Field() get dataset(): string {
+    return this.info.dataset;
+  }
+  @Field(() => [String]) get layers(): string[] {
+    return this.info.layers;
+  }
+  @Field(() => Int) get k(): number {
+    return this.info.k;
+  }
+  @Field(() => Int) get imagesDone(): number {
+    return this.info.imagesDone;
+  }
+  @Field(() => Int) get imagesTotal(): number {
+    return this.info.imagesTotal;
+  }
+  @Field(() => Float, { nullable: true, description: 'Images per second in this run.' }) get rate(): number | null {
+    return this.info.rate;
+  }
+  @Field(() => Float, { nullable: true, description: 'Seconds left at that rate.' }) get eta(): number | null {
+    return this.info.eta;
+  }
+  @Field(() => String, { nullable: true }) get error(): string | null {
+    return this.info.error;
+  }
+}
+
+/** The store's job id inside a Job's global ID. */
+export function jobKey(id: string): string {
+  const { type, parts } = fromGlobalId(id);
+  if (type !== 'Job') throw badInput(`"${id}" is not a job ID`);
+  return String(parts[0]);
+}
+
+@Resolver(() => JobType)
+export class JobResolver {
+  @Query(() => [JobType], { description: 'Every index job this server knows, oldest first.' })
+  jobs(@Ctx() ctx: Context): JobType[] {
+    return ctx.services.jobs.all().map((j) => new JobType(j));
+  }
+
+  @Mutation(() => JobType, {
+    description:
+      'Starts indexing `dataset` with `model` (returns at once): for each channel of `layers` (default: every Conv and Relu), the k images with the highest spatial maximum. An index that exists unchanged is returned as is; an interrupted one resumes.',
+  })
+  buildIndex(
+    @Arg('model') modelName: string,
+    @Arg('dataset') datasetName: string,
+    @Arg('layers', () => [String], { nullable: true }) layers: string[] | undefined,
+    @Arg('k', () => Int, { defaultValue: 9 }) k: number,
+    @Ctx() ctx: Context,
+  ): JobType {
+    const { services } = ctx;
+    return new JobType(buildIndex(services, findModel(services, modelName), findDataset(services, datasetName), layers ?? undefined, k));
+  }
+
+  @Mutation(() => JobType, { description: 'Stops a running job after its current batch; buildIndex resumes it later.' })
+  cancelJob(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): JobType {
+    const info = ctx.services.jobs.cancel(jobKey(id));
+    if (!info) throw notFound(`no job ${id}`);
+    return new JobType(info);
+  }
+
+  @Subscription(() => JobType, {
+    topics: JOB_PROGRESS,
+    filter: ({ payload, args }: { payload: JobInfo; args: { id: string } }) => payload.id === jobKey(args.id),
+    description: "A job's progress, after every batch and when it ends.",
+  })
+  jobProgress(@Root() info: JobInfo, @Arg('id', () => ID) _id: string): JobType {
+    return new JobType(info);
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Projections as the API asks for them: one request (method, seed, LRN mode, position) with its
+ * defaults and checks, for every field that projects (Filter.projection, TopActivation.projection,
+ * Occlusion.projection, the top-k grid).
+ */
+import { seedShape } from '../compiler/units';
+import { badInput } from '../errors';
+import { SourceImage } from '../inference';
+import type { Unit } from '../model';
+import type { LrnMode, Method, SeedMode } from '../vocabulary';
+import type { Scope } from './scope';
+import { Position, Projection, projectionBox } from './views';
+
+/** What a client asks of a projection; anything left out takes PROJECTION_DEFAULTS (lrn: defaultLrn). */
+export interface ProjectionRequest {
+  method?: Method;
+  seed?: SeedMode;
+  lrn?: LrnMode;
+  /** The unit of the map to send down, for seed POSITION only. */
+  position?: Position;
+}
+
+/** The defaults of a projection, and of how its picture is drawn (Projection.imageUrl's crop). */
+export const PROJECTION_DEFAULTS = { method: 'DECONVNET', seed: 'MAX', crop: false } as const satisfies { method: Method; seed: SeedMode; crop: boolean };
+
+/** How a method crosses LRN unless asked: the true gradient for the plain gradient, as identity otherwise. */
+export function defaultLrn(method: Method): LrnMode {
+  return method === 'SALIENCY' ? 'GRADIENT' : 'IDENTITY';
+}
+
+/** A request with its defaults, checked against the unit's map: BAD_USER_INPUT for a position that does not fit. */
+export function checkProjection({ layer }: Unit, request: ProjectionRequest): Required<Omit<ProjectionRequest, 'position'>> & Pick<ProjectionRequest, 'position'> {
+  const { method = PROJECTION_DEFAULTS.method, seed = PROJECTION_DEFAULTS.seed, position } = request;
+  const [, Ht, Wt] = seedShape(layer.outputShape);
+  if (seed === 'POSITION') {
+    if (!position) throw badInput('seed POSITION needs a `position: {y, x}`', { argument: 'position' });
+    if (!Number.isInteger(position.y) || !Number.isInteger(position.x) || position.y < 0 || position.x < 0 || position.y >= Ht || position.x >= Wt) {
+      throw badInput(`position (${position.y}, ${position.x}) is outside the ${Ht}×${Wt} map of layer "${layer.name}"`, { argument: 'position' });
+    }
+  } else if (position) {
+    throw badInput('`position` is only used with seed: POSITION', { argument: 'position' });
+  }
+  return { method, seed, lrn: request.lrn ?? defaultLrn(method), position: position ? { y: position.y, x: position.x } : undefined };
+}
+
+/** The projection of one unit's activation on one image (once per request, through the scope's DataLoader). */
+export async function projectUnit(scope: Scope, unit: Unit, image: SourceImage, request: ProjectionRequest): Promise<Projection> {
+  const { method, seed, lrn, position } = checkProjection(unit, request);
+  const { model, layer, index } = unit;
+  const result = await scope.projections.load({ model, layer, image, options: { method, lrn, channel: index, seed, position } });
+  return { unit, image, method, seed, lrn, result, inputBox: projectionBox(unit, result.position, seed) };
+}
