@@ -99,6 +99,20 @@ describe('inference over GraphQL', () => {
     assert.deepEqual([meta.width, meta.height], [224, 224]);
   });
 
+  test('a FULL_MAP projection’s input box is the whole map’s receptive field, from its first unit to its last, clipped', async () => {
+    const layer = '/features/features.4/Relu';
+    const query = PROJECTION.replace('box { x y width height }', 'box: inputBox { x y width height }');
+    const res = await gql(server.url, query, { model: 'alexnet', layer, index: 7, image: { base64: png224.toString('base64') }, seed: 'FULL_MAP' });
+    assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+    const p = res.data.model.layer.filter.projection;
+    assert.notDeepEqual(p.position, { y: 0, x: 0 }, 'the maximum is not the first unit, so the box does not start at the maximum’s field');
+    const { receptiveField: rf, outputShape } = server.services.registry.models.get('alexnet')!.layerByName.get(layer)!;
+    const [, H, W] = outputShape;
+    const start = (a: number) => Math.max(0, rf.offset[a]);
+    const end = (a: number, n: number) => Math.min(224, rf.offset[a] + (n - 1) * rf.stride[a] + rf.size[a]);
+    assert.deepEqual(p.box, { x: start(1), y: start(0), width: end(1, W) - start(1), height: end(0, H) - start(0) });
+  });
+
   test('activation and featureMaps agree with each other and with the projection seed', async () => {
     const image = { base64: png224.toString('base64') };
     const res = await gql(
