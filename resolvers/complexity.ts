@@ -4,7 +4,7 @@
  * cost includes its selection's (`childComplexity`).
  *
  * Inference is what a query can make expensive, so it is priced by what it runs: a projection is
- * a forward and a transposed pass (~2.5 forward passes, DESIGN §4), an activation or the feature
+ * a forward and a transposed pass (~2.5 forward passes, README: Benchmarks), an activation or the feature
  * maps one forward pass, a prediction one forward pass of the whole net. With the default limit
  * of 10 000 one query can ask for about 100 projections or 200 activations.
  */

@@ -12,7 +12,7 @@ Writes (relative to the repository root):
   test/fixtures/reference/manifest.json            what the .npy files below mean (see test/fixtures/README.md)
   test/fixtures/reference/{inputs,outputs,cases}/*.npy   float32, C order (numpy.save)
 
-Reference semantics (DESIGN.md section 3): forward to the target node's output; seed = zeros except the chosen
+Reference semantics (docs/architecture.md, the deconvnet's conventions): forward to the target node's output; seed = zeros except the chosen
 activation(s) of channel c of batch item 0, which keep their own value; backward to the input with autograd,
 except ReLU / Clip(0,6) (rules per method below), LRN (identity or true gradient) and MaxPool (gradient summed
 at the switches; the one "overwrite" variant does last-write-wins like ONNX MaxUnpool).
@@ -809,7 +809,7 @@ def main():
         ('generator', 'scripts/make_fixtures.py'),
         ('torch', torch.__version__), ('onnx', onnx.__version__), ('opset', OPSET),
         ('paths', 'relative to this manifest'),
-        ('semantics', 'see test/fixtures/README.md; DESIGN.md section 3'),
+        ('semantics', 'see test/fixtures/README.md; docs/architecture.md'),
         ('models', OrderedDict()),
         ('cases', []),
     ])

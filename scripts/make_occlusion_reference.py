@@ -7,7 +7,7 @@ Needs Debian's python3-torch (1.13). Builds the fixture models exactly as script
 (imported from it: same constructors, same seeded weights), checks that they reproduce the saved ONNX
 reference logits, and writes test/fixtures/reference/occlusion/{manifest.json, <case>.npy}.
 
-Semantics (docs/DESIGN §3, and what convscope's Model.occlusion computes):
+Semantics (docs/architecture.md, and what convscope's Model.occlusion computes):
 - The occluder is applied to the PREPROCESSED input tensor x [1, C, H, W]: every channel c inside the square
   [y0, y0+size) × [x0, x0+size) is set to fill[c]. Fills: MEAN = 0 (the dataset mean after mean subtraction),
   ZERO = pixel value 0 = (0·scale − mean[c]) / std[c], VALUE = a given preprocessed value (all channels).

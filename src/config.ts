@@ -83,7 +83,7 @@ export interface Config {
   /** Largest model input C·H·W (MAX_MODEL_INPUT_ELEMENTS, default 4194304 = 4·1024·1024); a larger one goes to modelErrors. */
   maxModelInputElements: number;
 
-  // ---- caching (src/cache/, DESIGN §2): memory LRU → disk → Redis ----
+  // ---- caching (src/cache/, docs/architecture.md): memory LRU → disk → Redis ----
   /** Bytes of the cache's memory tier (CACHE_MEMORY_MB, default 256; decimals allowed; 0 = no memory tier). */
   cacheMemoryBytes: number;
   /** Bytes of uploaded images kept under CACHE_DIR/uploads (UPLOADS_MB, default 1024); least recently used go first. */

@@ -2,7 +2,7 @@
  * Layers: output shapes and receptive fields checked against values worked out by hand from each
  * fixture's architecture (scripts/make_fixtures.py), plus kind filters and Relay pagination.
  *
- * Receptive-field rule (DESIGN.md §3, the Deep Visualization Toolbox's): with r the field of the
+ * Receptive-field rule (docs/architecture.md, the Deep Visualization Toolbox's): with r the field of the
  * layer's input (size S, stride J, offset O) and a window op of kernel k, stride s, pad p:
  *   S' = S + (k-1)·J      J' = J·s      O' = O - p·J
  * The image itself is S=1, J=1, O=0. Element-wise ops (ReLU, BN, LRN) keep the field; Add and Concat
@@ -356,7 +356,7 @@ describe('ZFNet-style (3×112×112, grouped convs, LRN)', () => {
     ['/relu3/Relu', 'RELU', [48, 5, 5], 75, 16, -17],
     ['/conv4/Conv', 'CONV', [48, 5, 5], 107, 16, -33],
     ['/relu4/Relu', 'RELU', [48, 5, 5], 107, 16, -33],
-    ['/conv5/Conv', 'CONV', [32, 5, 5], 139, 16, -49], // DESIGN.md §3: ZFNet conv5 sees 139 px
+    ['/conv5/Conv', 'CONV', [32, 5, 5], 139, 16, -49], // docs/architecture.md: ZFNet conv5 sees 139 px
     ['/relu5/Relu', 'RELU', [32, 5, 5], 139, 16, -49],
     // pool5 k3 s2: H = floor((5-3)/2)+1 = 2; S = 139+2·16 = 171, J = 32, O = -49
     ['/pool5/MaxPool', 'POOL', [32, 2, 2], 171, 32, -49],
