@@ -26,6 +26,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { METHODS } from '../src/vocabulary';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -223,7 +224,7 @@ async function main() {
     let requests = 0;
     let nextImage = 0;
     let peakSampled = 0;
-    const methods = ['DECONVNET', 'GUIDED_BACKPROP', 'SALIENCY'];
+    const methods = Object.keys(METHODS);
     const deadline = Date.now() + DURATION_S * 1000;
     const { monitorEventLoopDelay } = await import('node:perf_hooks');
     const clientLag = monitorEventLoopDelay({ resolution: 10 });

@@ -12,9 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { seedTensor } from '../src/compiler/projection';
-import { Method } from '../src/compiler/rules';
 import { project } from '../src/engine/projections';
 import type { Layer, Model } from '../src/model';
+import { Method, METHODS as METHOD_MEANINGS } from '../src/vocabulary';
 import { createServices } from '../src/service/services';
 
 const args = process.argv.slice(2);
@@ -27,7 +27,7 @@ function peakRss(): number {
   return line ? Number(line.split(/\s+/)[1]) * 1024 : process.memoryUsage().rss;
 }
 
-const METHODS: Method[] = ['DECONVNET', 'GUIDED_BACKPROP', 'SALIENCY'];
+const METHODS = Object.keys(METHOD_MEANINGS) as Method[];
 
 function sample(model: Model): Layer[] {
   const layers = model.layers;

@@ -37,7 +37,11 @@ export class DatasetResolver {
   @NoCache()
   @Query(() => DatasetConnection, { description: 'The datasets under DATASETS_DIR.', complexity: perItem() })
   datasets(@Args() page: PageArgs, @Ctx() ctx: Context) {
-    return paginate([...ctx.services.datasets.datasets.values()].map((d) => new DatasetType(d)), page, ctx.services.config.maxPageSize);
+    return paginate(
+      [...ctx.services.datasets.datasets.values()].map((d) => new DatasetType(d)),
+      page,
+      ctx.services.config.maxPageSize,
+    );
   }
 
   @Query(() => DatasetType)

@@ -10,7 +10,9 @@ import { FILL_MODES, LRN_MODES, METHODS, SEED_MODES } from '../src/vocabulary';
 function graphqlEnum<V extends string>(table: Record<V, string> | readonly V[], name: string, description?: string): { [K in V]: K } {
   const meanings: Record<string, string | undefined> = Array.isArray(table) ? Object.fromEntries(table.map((v) => [v, undefined])) : table;
   const values = Object.fromEntries(Object.keys(meanings).map((v) => [v, v])) as { [K in V]: K };
-  const valuesConfig = Object.fromEntries(Object.entries(meanings).flatMap(([v, d]) => (d ? [[v, { description: d }]] : []))) as Partial<Record<V, { description: string }>>;
+  const valuesConfig = Object.fromEntries(Object.entries(meanings).flatMap(([v, d]) => (d ? [[v, { description: d }]] : []))) as Partial<
+    Record<V, { description: string }>
+  >;
   registerEnumType(values, { name, description, valuesConfig });
   return values;
 }

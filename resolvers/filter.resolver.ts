@@ -14,7 +14,11 @@ export class FilterResolver {
     return new LayerType(root.model, root.layer);
   }
 
-  @FieldResolver(() => FilterWeightsType, { nullable: true, description: 'Null for layers without weights (ReLU, pooling, …).', complexity: costs(COST.render) })
+  @FieldResolver(() => FilterWeightsType, {
+    nullable: true,
+    description: 'Null for layers without weights (ReLU, pooling, …).',
+    complexity: costs(COST.render),
+  })
   weights(@Root() root: FilterType, @Ctx() ctx: Context): Promise<FilterWeightsType | null> {
     return filterWeights(ctx.services, root);
   }
@@ -24,7 +28,12 @@ export class FilterResolver {
       "The deconvnet projection of this filter's activation on an image down to its pixels (ZF §2.1), or another backward rule. lrn defaults to GRADIENT for SALIENCY and IDENTITY otherwise.",
     complexity: costs(COST.projection),
   })
-  async projection(@Root() root: FilterType, @Arg('image', () => ImageInput) imageInput: ImageInput, @Args() args: ProjectionArgs, @Ctx() ctx: Context): Promise<ProjectionType> {
+  async projection(
+    @Root() root: FilterType,
+    @Arg('image', () => ImageInput) imageInput: ImageInput,
+    @Args() args: ProjectionArgs,
+    @Ctx() ctx: Context,
+  ): Promise<ProjectionType> {
     return new ProjectionType(await projectUnit(ctx, root, await resolveImage(ctx, imageInput), args));
   }
 

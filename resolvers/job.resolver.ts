@@ -11,7 +11,10 @@ import { JobStateEnum } from './enums';
 import { fromGlobalId, NodeInterface, toGlobalId } from './node';
 
 @NoCache() // its state and progress change while it runs
-@ObjectType('Job', { implements: NodeInterface, description: 'A top-k index job: a model run over a dataset. Poll it with node(id) or subscribe to jobProgress.' })
+@ObjectType('Job', {
+  implements: NodeInterface,
+  description: 'A top-k index job: a model run over a dataset. Poll it with node(id) or subscribe to jobProgress.',
+})
 export class JobType implements NodeInterface {
   static graphqlName = 'Job';
   constructor(readonly info: JobInfo) {}

@@ -26,7 +26,11 @@ export class LayerResolver {
 
   @FieldResolver(() => FilterConnection, { complexity: perItem() })
   filters(@Root() root: LayerType, @Args() page: PageArgs, @Ctx() ctx: Context) {
-    return paginate(layerUnits(root.model, root.layer).map((u) => new FilterType(u)), page, ctx.services.config.maxPageSize);
+    return paginate(
+      layerUnits(root.model, root.layer).map((u) => new FilterType(u)),
+      page,
+      ctx.services.config.maxPageSize,
+    );
   }
 
   @FieldResolver(() => FilterType)

@@ -147,7 +147,8 @@ export class OcclusionResolver {
 
   @FieldResolver(() => ProjectionType, {
     nullable: true,
-    description: '(c) The deconvnet projection of strongestMap’s strongest activation on the unoccluded image (null, with an error, if the model has an op without a projection rule).',
+    description:
+      '(c) The deconvnet projection of strongestMap’s strongest activation on the unoccluded image (null, with an error, if the model has an op without a projection rule).',
     complexity: costs(COST.projection),
   })
   async projection(@Root() root: OcclusionType, @Ctx() ctx: Context): Promise<ProjectionType> {
@@ -182,17 +183,31 @@ export class ModelPredictionResolver {
   async occlusion(
     @Root() root: ModelType,
     @Arg('image', () => ImageInput) imageInput: ImageInput,
-    @Arg('size', () => Int, { nullable: true, description: 'Side of the square in input pixels; default: min(H, W) / 7, rounded (32 at 224).' }) size: number | undefined,
-    @Arg('stride', () => Int, { nullable: true, description: 'Pixels between positions; default: size / 4, rounded (8 at size 32).' }) stride: number | undefined,
+    @Arg('size', () => Int, { nullable: true, description: 'Side of the square in input pixels; default: min(H, W) / 7, rounded (32 at 224).' })
+    size: number | undefined,
+    @Arg('stride', () => Int, { nullable: true, description: 'Pixels between positions; default: size / 4, rounded (8 at size 32).' })
+    stride: number | undefined,
     @Arg('fill', () => OcclusionFill, { defaultValue: OcclusionFill.MEAN }) fill: FillMode,
     @Arg('fillValue', () => Float, { nullable: true, description: 'The preprocessed value for fill: VALUE.' }) fillValue: number | undefined,
-    @Arg('layer', () => String, { nullable: true, description: 'The layer whose strongest feature map is followed; default: the last convolution with spatial output, through the ReLU (or BatchNormalization, residual Add…) right after it.' })
+    @Arg('layer', () => String, {
+      nullable: true,
+      description:
+        'The layer whose strongest feature map is followed; default: the last convolution with spatial output, through the ReLU (or BatchNormalization, residual Add…) right after it.',
+    })
     layer: string | undefined,
-    @Arg('targetClass', () => Int, { nullable: true, description: 'Class of classProbability; default: the top class of the unoccluded image.' }) targetClass: number | undefined,
+    @Arg('targetClass', () => Int, { nullable: true, description: 'Class of classProbability; default: the top class of the unoccluded image.' })
+    targetClass: number | undefined,
     @Ctx() ctx: Context,
   ): Promise<OcclusionType> {
     const image = await resolveImage(ctx, imageInput);
-    const request = { size: size ?? undefined, stride: stride ?? undefined, fill, fillValue: fillValue ?? undefined, layer: layer ?? undefined, targetClass: targetClass ?? undefined };
+    const request = {
+      size: size ?? undefined,
+      stride: stride ?? undefined,
+      fill,
+      fillValue: fillValue ?? undefined,
+      layer: layer ?? undefined,
+      targetClass: targetClass ?? undefined,
+    };
     return new OcclusionType(await occlusion(ctx, root.model, image, request));
   }
 }

@@ -77,7 +77,10 @@ export class TopActivationResolver {
     return patchUrl(ctx.services, image, await topBox(ctx.services, root.unit, image, root.row));
   }
 
-  @FieldResolver(() => ProjectionType, { description: 'The projection of this activation (imageUrl(crop: true) cuts it to the receptive field).', complexity: costs(COST.projection) })
+  @FieldResolver(() => ProjectionType, {
+    description: 'The projection of this activation (imageUrl(crop: true) cuts it to the receptive field).',
+    complexity: costs(COST.projection),
+  })
   async projection(@Root() root: TopActivationType, @Args() args: ProjectionArgs, @Ctx() ctx: Context): Promise<ProjectionType> {
     return new ProjectionType(await projectUnit(ctx, root.unit, root.source(ctx), args));
   }

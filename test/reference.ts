@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeNpy } from '../src/cache/npy';
+import type { LrnMode, Method, SeedMode } from '../src/vocabulary';
 import { FIXTURES } from './paths';
 
 export const REFERENCE = path.join(FIXTURES, 'reference');
@@ -16,10 +17,10 @@ export interface ReferenceCase {
   targetOutput: string;
   targetOp: string;
   channel: number;
-  method: 'DECONVNET' | 'GUIDED_BACKPROP' | 'SALIENCY';
-  seed: 'MAX' | 'POSITION' | 'FULL_MAP';
+  method: Method;
+  seed: SeedMode;
   position: { y: number; x: number } | null;
-  lrn: 'IDENTITY' | 'GRADIENT';
+  lrn: LrnMode;
   expected: string;
   expectedOverwrite?: string;
   seedValue: number;

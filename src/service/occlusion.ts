@@ -56,7 +56,10 @@ export async function occlusion({ services }: Scope, model: Model, image: Source
   const [, H, W] = model.inputShape;
   const size = request.size ?? Math.max(1, Math.round(Math.min(H, W) / 7));
   const stride = request.stride ?? Math.max(1, Math.round(size / 4));
-  for (const [name, v] of [['size', size], ['stride', stride]] as const) {
+  for (const [name, v] of [
+    ['size', size],
+    ['stride', stride],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1 || v > Math.min(H, W)) {
       throw badInput(`${name} ${v} is out of range: give 1 to ${Math.min(H, W)} pixels (the model's input is ${H}×${W})`, { argument: name });
     }
@@ -101,5 +104,7 @@ export function occlusionMaps(o: Occlusion): Record<'activation' | 'probability'
 export function topClasses(o: Occlusion): { classIndex: number; label: string; color: string; positions: number }[] {
   const counts = new Map<number, number>();
   for (const k of o.result.topClass) counts.set(k, (counts.get(k) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([k, positions]) => ({ classIndex: k, label: classLabel(o.model, k), color: classColor(k), positions }));
+  return [...counts]
+    .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+    .map(([k, positions]) => ({ classIndex: k, label: classLabel(o.model, k), color: classColor(k), positions }));
 }

@@ -29,7 +29,10 @@ export function defaultLrn(method: Method): LrnMode {
 }
 
 /** A request with its defaults, checked against the unit's map: BAD_USER_INPUT for a position that does not fit. */
-export function checkProjection({ layer }: Unit, request: ProjectionRequest): Required<Omit<ProjectionRequest, 'position'>> & Pick<ProjectionRequest, 'position'> {
+export function checkProjection(
+  { layer }: Unit,
+  request: ProjectionRequest,
+): Required<Omit<ProjectionRequest, 'position'>> & Pick<ProjectionRequest, 'position'> {
   const { method = PROJECTION_DEFAULTS.method, seed = PROJECTION_DEFAULTS.seed, position } = request;
   const [, Ht, Wt] = seedShape(layer.outputShape);
   if (seed === 'POSITION') {

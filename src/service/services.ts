@@ -35,7 +35,11 @@ export async function createServices(config: Config): Promise<Services> {
   log.level = config.logLevel;
   const runtime = await openRuntime(config.backend, config.threads, { worker: config.ortWorker });
   const engine = new Engine(runtime, {
-    maxBatch: config.maxBatch, windowMs: config.batchWindowMs, idleStart: config.batchIdleStart, maxQueued: config.maxQueuedItems, sessionBytes: config.sessionMemoryBytes,
+    maxBatch: config.maxBatch,
+    windowMs: config.batchWindowMs,
+    idleStart: config.batchIdleStart,
+    maxQueued: config.maxQueuedItems,
+    sessionBytes: config.sessionMemoryBytes,
     sessionIdleMs: config.sessionIdleSeconds * 1000,
     graphCache: config.graphCacheBytes > 0 ? new GraphCache(path.join(config.cacheDir, 'graphs'), config.graphCacheBytes) : undefined,
   });

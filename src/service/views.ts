@@ -104,7 +104,11 @@ function blob(
 function projectionKey(p: Projection) {
   const { model, layer, index } = p.unit;
   const { position } = p.result;
-  return { model, image: p.image, parts: { layer: layer.name, channel: index, method: p.method, seed: p.seed, lrn: p.lrn, position: [position.y, position.x] } };
+  return {
+    model,
+    image: p.image,
+    parts: { layer: layer.name, channel: index, method: p.method, seed: p.seed, lrn: p.lrn, position: [position.y, position.x] },
+  };
 }
 
 /** PNG at the model input size: 0 at mid-grey, scaled by the largest |value|; `crop` cuts it to the input box. */
@@ -134,11 +138,19 @@ export function kernelGridUrl(services: Services, model: Model, layer: Layer, we
 
 /** PNG of one channel's map [H, W], grey from min(0, min) to max. */
 export function activationMapUrl(services: Services, { model, layer, index }: Unit, image: SourceImage, map: Float32Array, [H, W]: number[]): Promise<string> {
-  return blob(services, 'png', { name: 'activation-map', model, image, parts: { layer: layer.name, channel: index } }, () => mapPng(Float32Array.from(map), H, W));
+  return blob(services, 'png', { name: 'activation-map', model, image, parts: { layer: layer.name, channel: index } }, () =>
+    mapPng(Float32Array.from(map), H, W),
+  );
 }
 
 /** A layer's feature maps for an image: a PNG grid of every channel and the raw tensor as .npy. */
-export async function featureMapsUrls(services: Services, model: Model, layer: Layer, image: SourceImage, data: Float32Array): Promise<{ gridUrl: string; tensorUrl: string }> {
+export async function featureMapsUrls(
+  services: Services,
+  model: Model,
+  layer: Layer,
+  image: SourceImage,
+  data: Float32Array,
+): Promise<{ gridUrl: string; tensorUrl: string }> {
   const key = { name: 'feature-maps', model, image, parts: { layer: layer.name } };
   const [gridUrl, tensorUrl] = await Promise.all([
     blob(services, 'png', key, () => featureGridPng(data, seedShape(layer.outputShape))),
@@ -148,7 +160,12 @@ export async function featureMapsUrls(services: Services, model: Model, layer: L
 }
 
 function occlusionMapKey({ occlusion: o, name }: OcclusionMap) {
-  return { name: 'occlusion-map', model: o.model, image: o.image, parts: { layer: o.layer.name, size: o.size, stride: o.stride, fill: o.fillValues, target: o.result.targetClass, map: name } };
+  return {
+    name: 'occlusion-map',
+    model: o.model,
+    image: o.image,
+    parts: { layer: o.layer.name, size: o.size, stride: o.stride, fill: o.fillValues, target: o.result.targetClass, map: name },
+  };
 }
 
 /** PNG: the grid upsampled to the model's input size (nearest occluder centre), blended 50 % over the image. */
