@@ -24,7 +24,7 @@ export function poolWindow(ctx: RuleContext, node: GraphNode): Window {
  * reduction 'add' (opset 16), or, before it, scatters in groups of outputs whose windows are
  * disjoint (ceil(k/s) apart along each axis), each adding to what the canvas holds.
  */
-export function unpoolAtIndices(ctx: RuleContext, node: GraphNode, g: string, win: Window, inShape: number[], outShape: number[]): string {
+export function unpoolAtIndices(ctx: RuleContext, node: GraphNode, g: string, win: Window, inShape: number[]): string {
   const { b } = ctx;
   const [C, H, W] = inShape;
   const switches = ctx.perItemIndices(b.poolIndices(node.proto), C * H * W);

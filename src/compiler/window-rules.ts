@@ -31,7 +31,7 @@ export const WINDOW_RULES: Record<string, Rule> = {
     const inShape = ctx.shape(x);
     const outShape = ctx.shape(node.proto.output[0]);
     const win = poolWindow(ctx, node);
-    const unpooled = ctx.unpool !== 'TAPS' ? unpoolAtIndices(ctx, node, g, win, inShape, outShape) : unpoolByTaps(ctx, node, g, win, inShape, outShape);
+    const unpooled = ctx.unpool !== 'TAPS' ? unpoolAtIndices(ctx, node, g, win, inShape) : unpoolByTaps(ctx, node, g, win, inShape, outShape);
     return [[x, unpooled]];
   },
 
