@@ -8,6 +8,8 @@ import tseslint from 'typescript-eslint';
 
 /** The layers below the service layer: they know nothing of GraphQL, HTTP or the API's errors. */
 const LOWER_LAYERS = ['./src/compiler', './src/engine', './src/onnx', './src/images'];
+/** The GraphQL and HTTP layers, which nothing under them may import. */
+const API = ['./resolvers', './src/http', './src/server.ts', './src/schema.ts', './src/context.ts'];
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.cache/', 'src/onnx/onnx.proto.json'] },
@@ -41,21 +43,36 @@ export default tseslint.config(
     },
   },
   {
-    files: LOWER_LAYERS.map((dir) => `${dir.slice(2)}/**/*.ts`),
+    files: ['src/**/*.ts'],
     rules: {
+      // Each layer imports only those below it (docs/architecture.md).
       'import-x/no-restricted-paths': [
         'error',
         {
           zones: [
             {
               target: LOWER_LAYERS,
-              from: ['./resolvers', './src/http', './src/server.ts', './src/schema.ts', './src/context.ts', './src/errors.ts', './src/service', './src/inference.ts', './src/index'],
-              message:
-                'compiler, engine, onnx and images sit below the service layer: throw plain errors and let src/errors.ts map them (docs/architecture.md).',
+              from: [...API, './src/errors.ts', './src/service', './src/inference.ts', './src/index'],
+              message: 'compiler, engine, onnx and images sit below the service layer: throw plain errors and let src/errors.ts map them.',
+            },
+            {
+              target: ['./src/inference.ts', './src/index', './src/cache', './src/registry'],
+              from: [...API, './src/service'],
+              message: 'results, indexes, caches and registries sit below the service layer.',
+            },
+            {
+              target: ['./src/service'],
+              from: API,
+              message: 'the service layer is called with plain arguments: it knows no resolvers, HTTP or GraphQL context.',
             },
           ],
         },
       ],
+    },
+  },
+  {
+    files: LOWER_LAYERS.map((dir) => `${dir.slice(2)}/**/*.ts`),
+    rules: {
       'no-restricted-imports': [
         'error',
         {

@@ -16,7 +16,7 @@ import { Context, createContext } from './context';
 import { blobRoutes } from './http/blobs';
 import { datasetRoutes } from './http/datasets';
 import { subscriptionServer } from './http/subscriptions';
-import { startAutoIndexes } from './index/auto';
+import { startAutoIndexes } from './service/auto-index';
 import type { JobInfo } from './index/jobs';
 import { graphiqlRoutes } from './http/graphiql';
 import { galleryRoutes } from './http/gallery';

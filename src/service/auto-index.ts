@@ -2,9 +2,9 @@
  * Indexes a model's sidecar asks for at start-up (`"autoIndex": ["<dataset>", …]`), in the
  * background: so a fresh clone's default model has its top-9 ready without a step.
  */
-import type { Services } from '../service/services';
+import type { Services } from './services';
 import { log } from '../log';
-import { defaultIndexLayers } from './jobs';
+import { defaultIndexLayers } from '../index/jobs';
 
 export function startAutoIndexes({ registry, datasets, jobs }: Services): void {
   for (const model of registry.models.values()) {
