@@ -22,7 +22,10 @@ export class Position {
 }
 
 @InheritMaxAge()
-@ObjectType('Box', { description: "A rectangle of pixels, (x, y) its top-left corner, clipped to the image: the original image's pixels, or the model input's where the field says so." })
+@ObjectType('Box', {
+  description:
+    "A rectangle of pixels, (x, y) its top-left corner, clipped to the image: the original image's pixels, or the model input's where the field says so.",
+})
 export class BoxType implements Box {
   @Field(() => Int) x!: number;
   @Field(() => Int) y!: number;
@@ -49,7 +52,9 @@ export class ProjectionType {
   @Field(() => Position, { description: 'Where in the feature map the seed is (FULL_MAP: the maximum).' }) get position(): Position {
     return this.projection.result.position;
   }
-  @Field(() => BoxType, { description: "The seed unit's receptive field in the model input's pixels (FULL_MAP: the whole map's): where the projection's pictures and tensor are." })
+  @Field(() => BoxType, {
+    description: "The seed unit's receptive field in the model input's pixels (FULL_MAP: the whole map's): where the projection's pictures and tensor are.",
+  })
   get inputBox(): Box {
     return this.projection.inputBox;
   }

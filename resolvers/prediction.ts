@@ -126,7 +126,8 @@ export class OcclusionType {
 @Resolver(() => OcclusionMapType)
 export class OcclusionMapResolver {
   @FieldResolver(() => String, {
-    description: 'PNG: the grid upsampled to the model’s input size (nearest occluder centre), blended 50 % over the image as the model sees it (after its resize: centre-cropped, or with the letterbox’s bars).',
+    description:
+      'PNG: the grid upsampled to the model’s input size (nearest occluder centre), blended 50 % over the image as the model sees it (after its resize: centre-cropped, or with the letterbox’s bars).',
   })
   imageUrl(@Root() root: OcclusionMapType, @Ctx() ctx: Context): Promise<string> {
     return occlusionMapImageUrl(ctx.services, root.map);
