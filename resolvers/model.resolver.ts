@@ -3,7 +3,7 @@ import { Context } from '../src/context';
 import { LayerKind } from '../src/onnx/ops';
 import { NoCache } from './cache-control';
 import { PageArgs, paginate } from './connection';
-import { findLayer, findModel } from '../src/service/lookup';
+import { findLayer, findModel, snapshotOf, snapshots } from '../src/service/lookup';
 import { LayerConnection, LayerType, ModelConnection, ModelErrorType, ModelType } from './types';
 import { perItem } from './complexity';
 
@@ -46,15 +46,12 @@ export class ModelResolver {
   @NoCache()
   @FieldResolver(() => [ModelType], { description: 'Training snapshots of this model, oldest first (ZF Fig. 4).' })
   snapshots(@Root() root: ModelType, @Ctx() ctx: Context): ModelType[] {
-    return [...ctx.services.registry.models.values()]
-      .filter((m) => m.snapshotOf === root.model.name)
-      .sort((a, b) => (a.epoch ?? 0) - (b.epoch ?? 0))
-      .map((m) => new ModelType(m));
+    return snapshots(ctx.services, root.model).map((m) => new ModelType(m));
   }
 
   @FieldResolver(() => ModelType, { nullable: true, description: 'The model this is a training snapshot of.' })
   snapshotOf(@Root() root: ModelType, @Ctx() ctx: Context): ModelType | null {
-    const parent = root.model.snapshotOf && ctx.services.registry.models.get(root.model.snapshotOf);
+    const parent = snapshotOf(ctx.services, root.model);
     return parent ? new ModelType(parent) : null;
   }
 }

@@ -22,6 +22,14 @@ export function findLayer(model: Model, name: string): Layer {
   return layer;
 }
 
+/** A model's training snapshots (models named `<model>@<snapshot>`), oldest first. */
+export function snapshots({ registry }: Services, model: Model): Model[] {
+  return [...registry.models.values()].filter((m) => m.snapshotOf === model.name).sort((a, b) => (a.epoch ?? 0) - (b.epoch ?? 0));
+}
+
+/** The model a snapshot is of, if it is served. */
+export const snapshotOf = ({ registry }: Services, model: Model): Model | undefined => (model.snapshotOf ? registry.models.get(model.snapshotOf) : undefined);
+
 /** The number of filters of a layer: its channels (or dense units). */
 export const filterCount = (layer: Layer): number => layer.outputShape[0] ?? 0;
 
