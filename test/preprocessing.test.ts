@@ -13,6 +13,7 @@ import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { modelCacheId } from '../src/cache/keys';
+import { toApiError } from '../src/errors';
 import { decodeJpegAtSize } from '../src/images/jpeg';
 import { placement } from '../src/images/placement';
 import { inspectImage, modelPixels, preprocess, sharpPixels } from '../src/images/preprocess';
@@ -107,7 +108,7 @@ describe('resize modes', () => {
     assert.ok(pixels.length === 224 * 224 * 3 && pixels.every((v) => v === 77));
     assert.ok(process.memoryUsage().rss - rss < 256 * 2 ** 20, 'no whole scaled strip');
     const error = await modelPixels(await strip(400000), crop(256), LIMITS).catch((e) => e);
-    assert.equal(error.extensions?.code, 'BAD_USER_INPUT');
+    assert.equal(toApiError(error)?.extensions.code, 'BAD_USER_INPUT'); // a plain ImageError, which the API answers as BAD_USER_INPUT
     assert.match(error.message, /1×400000 pixels is too elongated for this model's centre crop: it would be scaled to 256×102400000/);
   });
 
