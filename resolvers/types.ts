@@ -139,7 +139,7 @@ export class LayerType implements NodeInterface {
   @Field(() => LayerKind) get kind(): LayerKind {
     return this.layer.kind;
   }
-  @Field(() => [Int], { description: 'Per image: [C, H, W], or [F] for dense outputs.' }) get outputShape(): number[] {
+  @Field(() => [Int], { description: 'Per image: [C, H, W]; [T, D] for token layers (a ViT: D channels over T token positions, a unit at { y: token, x: 0 }); [F] for dense outputs.' }) get outputShape(): number[] {
     return this.layer.outputShape;
   }
   @Field(() => ReceptiveFieldType) get receptiveField(): ReceptiveFieldType {

@@ -62,8 +62,10 @@ export interface Layer {
   kind: LayerKind;
   /** The activation tensor this layer outputs. */
   tensor: string;
-  /** Per image: [C, H, W], or [F] for dense outputs. */
+  /** Per image: [C, H, W], [T, D] for token layers, or [F] for dense outputs. */
   outputShape: number[];
+  /** Its units as [channels, height, width] (compiler/units.ts: tokens [T, D] are D channels over T positions, dense [F] is [F, 1, 1]). */
+  units: [number, number, number];
   receptiveField: ReceptiveField;
   node: GraphNode;
 }

@@ -5,11 +5,14 @@
  * Tolerance: max |ours − torch| ≤ 1e-4 · max |torch|, and the same position of the largest |value|.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config';
 import { project } from '../src/engine/projections';
 import { createServices, Services } from '../src/service/services';
+import { gql, makeDataset, startTestServer } from './helpers';
 import { argmaxAbs, loadManifest, loadNpy, MODERN, MODERN_REFERENCE, relativeError } from './reference';
 
 const TOLERANCE = 1e-4;
@@ -59,4 +62,62 @@ describe('modern architectures: projections match PyTorch', () => {
       if (c.seedPosition) assert.deepEqual(result.position, c.seedPosition);
     });
   }
+});
+
+describe('token layers over GraphQL (ViT): D channels over T token positions', () => {
+  const LAYER = '/encoder/layers/encoder_layer_0/Add_1';
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  let datasetsDir: string;
+  before(async () => {
+    datasetsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-vit-'));
+    await makeDataset(path.join(datasetsDir, 'small'), 6, 32, 32);
+    server = await startTestServer({ MODELS_DIR: path.join(MODERN, 'models'), DATASETS_DIR: datasetsDir });
+  });
+  after(async () => {
+    await server.close();
+    fs.rmSync(datasetsDir, { recursive: true, force: true });
+  });
+
+  const UNIT = `query($image: ImageInput!, $layer: String!) { model(name: "vit") { layer(name: $layer) { outputShape filterCount
+    filter(index: 5) { activation(image: $image) { max position { y x } } projection(image: $image) { seedValue position { y x } } } } } }`;
+
+  test('a layer [17, 32] has 32 filters; a unit is (token, channel) at position { y: token, x: 0 }; its projection seeds its maximum', async () => {
+    const image = { base64: fs.readFileSync(path.join(datasetsDir, 'small', 'img-003.png')).toString('base64') };
+    const res = await gql(server.url, UNIT, { image, layer: LAYER });
+    assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+    const layer = res.data.model.layer;
+    assert.deepEqual(layer.outputShape, [17, 32]);
+    assert.equal(layer.filterCount, 32);
+    const { activation, projection } = layer.filter;
+    assert.equal(activation.position.x, 0);
+    assert.ok(activation.position.y >= 0 && activation.position.y < 17);
+    assert.deepEqual(projection.position, activation.position);
+    assert.ok(Math.abs(projection.seedValue - activation.max) <= 1e-5 * Math.max(1, Math.abs(activation.max)));
+  });
+
+  test('an index of a token layer ranks each channel by its largest token, and the top image agrees with its activation', async () => {
+    const start = await gql(server.url, `mutation($layers: [String!]) { buildIndex(model: "vit", dataset: "small", layers: $layers, k: 3) { id } }`, { layers: [LAYER] });
+    assert.equal(start.errors, undefined, JSON.stringify(start.errors));
+    const id = start.data.buildIndex.id;
+    const deadline = Date.now() + 60_000;
+    let state = '';
+    while (state !== 'DONE' && Date.now() < deadline) {
+      state = (await gql(server.url, `query($id: ID!) { node(id: $id) { ... on Job { state } } }`, { id })).data.node.state;
+      if (state !== 'DONE') await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(state, 'DONE');
+    const top = await gql(server.url, `query($layer: String!) { model(name: "vit") { layer(name: $layer) { filter(index: 5) {
+      topActivations(dataset: "small") { nodes { value position { y x } image { id } } } } } } }`, { layer: LAYER });
+    assert.equal(top.errors, undefined, JSON.stringify(top.errors));
+    const nodes = top.data.model.layer.filter.topActivations.nodes;
+    assert.equal(nodes.length, 3);
+    for (const [i, n] of nodes.entries()) {
+      assert.equal(n.position.x, 0);
+      if (i > 0) assert.ok(n.value <= nodes[i - 1].value);
+    }
+    const best = await gql(server.url, UNIT, { image: { id: nodes[0].image.id }, layer: LAYER });
+    const activation = best.data.model.layer.filter.activation;
+    assert.ok(Math.abs(activation.max - nodes[0].value) <= 1e-5 * Math.max(1, Math.abs(activation.max)), `${activation.max} vs ${nodes[0].value}`);
+    assert.deepEqual(nodes[0].position, activation.position);
+  });
 });

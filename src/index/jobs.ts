@@ -173,7 +173,7 @@ export class JobManager extends EventEmitter {
       return layer;
     });
     const tensors = layers.map((l) => l.tensor);
-    const trackers = layers.map((l) => new LayerTopK(l.outputShape[0], row.k));
+    const trackers = layers.map((l) => new LayerTopK(l.units[0], row.k));
     for (const saved of this.store.tops(row.id)) {
       trackers[row.layers.indexOf(saved.layer)].offer(saved.channel, saved.value, saved.image, saved.y, saved.x);
     }
@@ -207,7 +207,7 @@ export class JobManager extends EventEmitter {
         const image = from + i;
         layers.forEach((layer, li) => {
           const [max, argmax] = [outputs[2 * li], outputs[2 * li + 1]];
-          const W = layer.outputShape.length === 3 ? layer.outputShape[2] : 1;
+          const W = layer.units[2];
           const tracked = trackers[li];
           for (let c = 0; c < max.length; c++) tracked.offer(c, max[c], image, Math.floor(argmax[c] / W), argmax[c] % W);
         });

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { compileForward } from '../compiler/forward';
-import { isUnitShape } from '../compiler/units';
+import { isUnitShape, seedShape } from '../compiler/units';
 import type { Runtime } from '../engine/runtime';
 import { log } from '../log';
 import type { ColorProfile, Layer, Model, ModelError, Preprocessing, ResizeMode, Sidecar } from '../model';
@@ -132,6 +132,7 @@ async function loadModel(name: string, file: string, runtime: Runtime, limits: M
     kind: layerKind(node.op),
     tensor: node.proto.output[0],
     outputShape: shapes.get(node.proto.output[0]) ?? [],
+    units: seedShape(shapes.get(node.proto.output[0]) ?? []),
     receptiveField: rf.get(node.proto.output[0])!,
     node,
   }));

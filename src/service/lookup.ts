@@ -31,7 +31,7 @@ export function snapshots({ registry }: Services, model: Model): Model[] {
 export const snapshotOf = ({ registry }: Services, model: Model): Model | undefined => (model.snapshotOf ? registry.models.get(model.snapshotOf) : undefined);
 
 /** The number of filters of a layer: its channels (or dense units). */
-export const filterCount = (layer: Layer): number => layer.outputShape[0] ?? 0;
+export const filterCount = (layer: Layer): number => layer.units[0];
 
 export function findUnit(model: Model, layer: Layer, index: number): Unit {
   const count = filterCount(layer);
