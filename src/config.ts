@@ -31,6 +31,8 @@ export interface Config {
   sessionMemoryBytes: number;
   /** Bytes of compiled graphs kept under CACHE_DIR/graphs (GRAPH_CACHE_MB, default 4096; 0 = none): loaded without compiling after a restart. */
   graphCacheBytes: number;
+  /** Seconds between rescans of MODELS_DIR for added, replaced or removed models (MODELS_RESCAN_S, default 2; 0 = never). */
+  modelsRescanSeconds: number;
   /** Seconds after which a session nobody asked for is released (SESSION_IDLE_S, default 600; 0 = never). */
   sessionIdleSeconds: number;
   /** Largest accepted HTTP JSON body (inline base64 images live there). */
@@ -135,7 +137,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchIdleStart: !/^(0|off|false|no)$/i.test(env.BATCH_IDLE_START ?? ''),
     preparedMemoryBytes: int(env, 'PREPARED_MEMORY_MB', 64) * 1024 * 1024,
     sessionMemoryBytes: megabytes(env, 'SESSION_MEMORY_MB', 2048),
-    sessionIdleSeconds: int(env, 'SESSION_IDLE_S', 600),
+    sessionIdleSeconds: seconds(env, 'SESSION_IDLE_S', 600),
+    modelsRescanSeconds: seconds(env, 'MODELS_RESCAN_S', 2),
     graphCacheBytes: megabytes(env, 'GRAPH_CACHE_MB', 4096),
     bodyLimitBytes: int(env, 'BODY_LIMIT_MB', 16, 1) * 1024 * 1024,
     maxImageBytes: int(env, 'MAX_IMAGE_MB', 10, 1) * 1024 * 1024,
@@ -166,6 +169,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /** A size in MB (decimals allowed, for small test bounds) as whole bytes. */
+/** A duration in seconds ≥ 0; decimals allowed. */
+function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of seconds ≥ 0, got "${raw}"`);
+  return value;
+}
+
 function megabytes(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback * 1024 * 1024;

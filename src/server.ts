@@ -67,8 +67,9 @@ export async function startServer(config: Config, services?: Services): Promise<
     ],
   });
   // Whole-response cache for operations whose @cacheControl hints allow it, keyed also by the served models and datasets.
-  const fingerprint = servedFingerprint(services.registry.models.values(), services.datasets.datasets.values());
-  if (config.responseCache) apollo.addPlugin(responseCache<Context>(services.cache, () => fingerprint));
+  // Computed per request: the served models change when MODELS_DIR does (a few hashes' work).
+  const fingerprint = () => servedFingerprint(services.registry.models.values(), services.datasets.datasets.values());
+  if (config.responseCache) apollo.addPlugin(responseCache<Context>(services.cache, fingerprint));
   await apollo.start();
   const metrics = createMetrics(services);
 
@@ -120,11 +121,13 @@ export async function startServer(config: Config, services?: Services): Promise<
   const subscriptions = subscriptionServer(httpServer, buildAppSchema(), services);
   services.jobs.resumeInterrupted();
   startAutoIndexes(services);
+  const stopRescans = config.modelsRescanSeconds > 0 ? services.registry.watch(config.modelsRescanSeconds * 1000) : () => undefined;
   log.info({ url: `${url}/graphql`, backend: config.backend, models: services.registry.names() }, 'convscope ready');
   return {
     url,
     services,
     async close() {
+      stopRescans();
       await services.jobs.close(); // running index jobs stop at their next checkpoint
       services.jobs.off('progress', publishProgress);
       await subscriptions.close();

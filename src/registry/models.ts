@@ -29,21 +29,21 @@ const NO_LIMITS: ModelLimits = { maxModelBytes: 2 ** 31 - 1, maxModelInputElemen
 export class ModelRegistry {
   readonly models = new Map<string, Model>();
   readonly errors: ModelError[] = [];
+  /** Per model name, the signature (file sizes and times) of what was loaded, or failed to. */
+  private readonly loaded = new Map<string, string>();
+  /** Per model name, a signature seen once: loaded when the next scan sees it unchanged (a file still being copied changes). */
+  private readonly settling = new Map<string, string>();
+  private scanning: Promise<boolean> | undefined;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly runtime: Runtime,
+    private readonly limits: ModelLimits,
+  ) {}
 
   static async load(dir: string, runtime: Runtime, limits: ModelLimits = NO_LIMITS): Promise<ModelRegistry> {
-    const registry = new ModelRegistry();
-    for (const { name, file } of listModelFiles(dir)) {
-      const started = Date.now();
-      try {
-        const model = await loadModel(name, file, runtime, limits);
-        registry.models.set(name, model);
-        log.info({ model: name, layers: model.layers.length, ms: Date.now() - started }, 'model loaded');
-      } catch (e) {
-        const message = (e as Error).message;
-        registry.errors.push({ file: path.relative(dir, file), message });
-        log.error({ file, err: message }, 'model failed to load');
-      }
-    }
+    const registry = new ModelRegistry(dir, runtime, limits);
+    await registry.scan(true);
     if (registry.models.size === 0) log.warn({ dir }, 'no models loaded');
     return registry;
   }
@@ -51,6 +51,81 @@ export class ModelRegistry {
   names(): string[] {
     return [...this.models.keys()];
   }
+
+  /**
+   * Rescans the folder: loads models whose files are new or changed (once a scan finds them as
+   * the one before it did), and forgets those whose files are gone. True if what is served changed.
+   */
+  rescan(): Promise<boolean> {
+    this.scanning ??= this.scan(false).finally(() => (this.scanning = undefined));
+    return this.scanning;
+  }
+
+  /** Rescans every `intervalMs` (MODELS_RESCAN_S) until the returned function is called. */
+  watch(intervalMs: number): () => void {
+    const timer = setInterval(() => void this.rescan().catch((e: Error) => log.error({ err: e.message }, 'models rescan failed')), intervalMs).unref();
+    return () => clearInterval(timer);
+  }
+
+  private async scan(initial: boolean): Promise<boolean> {
+    const files = listModelFiles(this.dir);
+    let changed = false;
+    const present = new Set(files.map((f) => f.name));
+    for (const name of [...this.loaded.keys()]) {
+      if (present.has(name)) continue;
+      changed = this.forget(name) || changed;
+      this.loaded.delete(name);
+      log.info({ model: name }, 'model removed');
+    }
+    for (const { name, file } of files) {
+      const signature = fileSignature(file);
+      if (this.loaded.get(name) === signature) continue;
+      if (!initial && this.settling.get(name) !== signature) {
+        this.settling.set(name, signature);
+        continue;
+      }
+      this.settling.delete(name);
+      this.loaded.set(name, signature);
+      changed = this.forget(name) || changed;
+      const started = Date.now();
+      try {
+        const model = await loadModel(name, file, this.runtime, this.limits);
+        this.models.set(name, model);
+        changed = true;
+        log.info({ model: name, layers: model.layers.length, ms: Date.now() - started }, 'model loaded');
+      } catch (e) {
+        const message = (e as Error).message;
+        this.errors.push({ file: path.relative(this.dir, file), message });
+        changed = true;
+        log.error({ file, err: message }, 'model failed to load');
+      }
+    }
+    return changed;
+  }
+
+  /** Stops serving a model and drops its load error; true if there was either. */
+  private forget(name: string): boolean {
+    const had = this.models.delete(name);
+    const before = this.errors.length;
+    const kept = this.errors.filter((e) => modelName(e.file) !== name);
+    this.errors.splice(0, this.errors.length, ...kept);
+    return had || kept.length !== before;
+  }
+}
+
+/** The model name of a file relative to the models folder (`a.onnx`, `a.snapshots/e1.onnx` → `a@e1`). */
+function modelName(relative: string): string {
+  const [first, second] = relative.split(path.sep);
+  return second ? `${first.replace(/\.snapshots$/, '')}@${second.replace(/\.onnx$/, '')}` : first.replace(/\.onnx$/, '');
+}
+
+/** What changes when a model file or its sidecar is written, replaced or removed. */
+function fileSignature(file: string): string {
+  const part = (p: string) => {
+    const st = fs.statSync(p, { throwIfNoEntry: false });
+    return st ? `${st.size}/${st.mtimeMs}/${st.ino}` : '-';
+  };
+  return `${part(file)}|${part(file.replace(/\.onnx$/, '.json'))}`;
 }
 
 function listModelFiles(dir: string): { name: string; file: string }[] {

@@ -1,0 +1,94 @@
+/**
+ * The models folder is read again while the server runs (MODELS_RESCAN_S): a model dropped in,
+ * replaced or removed is served, served anew or gone without a restart, and a file still being
+ * written is not loaded half-written.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { FIXTURE_MODELS, gql, startTestServer } from './helpers';
+
+type Server = Awaited<ReturnType<typeof startTestServer>>;
+
+const MODELS = `{ models(first: 50) { nodes { name sha256 } } modelErrors { file message } }`;
+
+/** Polls the API until `done` holds for its answer (rescans run every 0.2 s here). */
+async function until(server: Server, done: (data: { models: { nodes: { name: string; sha256: string }[] }; modelErrors: { file: string }[] }) => boolean) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const res = await gql(server.url, MODELS);
+    if (done(res.data)) return res.data;
+    if (Date.now() > deadline) throw new Error(`not reached: ${JSON.stringify(res.data)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const copy = (name: string, dir: string, as = name) => {
+  fs.copyFileSync(path.join(FIXTURE_MODELS, `${name}.onnx`), path.join(dir, `${as}.onnx`));
+  fs.copyFileSync(path.join(FIXTURE_MODELS, `${name}.json`), path.join(dir, `${as}.json`));
+};
+
+describe('models folder changes take effect without a restart', () => {
+  let dir: string;
+  let server: Server;
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-models-'));
+    copy('vgg', dir);
+    server = await startTestServer({ MODELS_DIR: dir, MODELS_RESCAN_S: '0.2', RESPONSE_CACHE: 'on' });
+  });
+  after(async () => {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a model dropped in is served, and projects', async () => {
+    const names = (d: { models: { nodes: { name: string }[] } }) => d.models.nodes.map((n) => n.name).sort();
+    assert.deepEqual(names(await until(server, () => true)), ['vgg']);
+    copy('resnet', dir, 'added');
+    await until(server, (d) => names(d).join() === 'added,vgg');
+    const res = await gql(server.url, `{ model(name: "added") { layers(first: 1) { nodes { filter(index: 0) { weights { shape } } } } } }`);
+    assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+  });
+
+  test('a model replaced under the same name is served anew (the response cache follows)', async () => {
+    const sha = (d: { models: { nodes: { name: string; sha256: string }[] } }, name: string) => d.models.nodes.find((n) => n.name === name)?.sha256;
+    const query = `{ model(name: "added") { sha256 inputShape } }`;
+    const before = await gql(server.url, query);
+    copy('squeezenet', dir, 'added');
+    const expected = (await import('node:crypto')).createHash('sha256').update(fs.readFileSync(path.join(dir, 'added.onnx'))).digest('hex');
+    await until(server, (d) => sha(d, 'added') === expected);
+    const after = await gql(server.url, query);
+    assert.notEqual(after.data.model.sha256, before.data.model.sha256);
+    assert.equal(after.data.model.sha256, expected);
+  });
+
+  test('a removed model is gone (NOT_FOUND), and a broken file is listed in modelErrors, then fixed in place', async () => {
+    fs.rmSync(path.join(dir, 'added.onnx'));
+    fs.rmSync(path.join(dir, 'added.json'));
+    await until(server, (d) => !d.models.nodes.some((n) => n.name === 'added'));
+    const gone = await gql(server.url, `{ model(name: "added") { name } }`);
+    assert.equal(gone.errors?.[0]?.extensions?.code, 'NOT_FOUND');
+    fs.writeFileSync(path.join(dir, 'broken.onnx'), 'not a model');
+    await until(server, (d) => d.modelErrors.some((e) => e.file === 'broken.onnx'));
+    fs.copyFileSync(path.join(FIXTURE_MODELS, 'misc.onnx'), path.join(dir, 'broken.onnx'));
+    fs.copyFileSync(path.join(FIXTURE_MODELS, 'misc.json'), path.join(dir, 'broken.json'));
+    const fixed = await until(server, (d) => d.models.nodes.some((n) => n.name === 'broken'));
+    assert.deepEqual(fixed.modelErrors, []);
+  });
+
+  test('a file still growing is loaded only once two scans see it the same', async () => {
+    const bytes = fs.readFileSync(path.join(FIXTURE_MODELS, 'zfnet.onnx'));
+    const file = path.join(dir, 'growing.onnx');
+    // Written in pieces, faster than two rescans apart: never listed as an error or half a model.
+    const seen = new Set<string>();
+    for (let i = 1; i <= 4; i++) {
+      fs.writeFileSync(file, bytes.subarray(0, Math.floor((bytes.length * i) / 4)));
+      await new Promise((r) => setTimeout(r, 50));
+      for (const e of server.services.registry.errors) seen.add(e.file);
+    }
+    await until(server, (d) => d.models.nodes.some((n) => n.name === 'growing'));
+    assert.ok(!seen.has('growing.onnx'), 'no error for the half-written file');
+  });
+});
