@@ -1,11 +1,13 @@
 /**
  * The AlexNet relu5 measurement shared by bench/projection.ts and bench/device.ts: medians of
- * raw ORT runs of the forward graph to relu5 and of the projection graph, per batch size.
+ * raw ORT runs of the forward graph to relu5 (or another target) and of the projection graph,
+ * per batch size.
  */
 import { compileForward } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS, seedShape } from '../src/compiler/projection';
 import { Engine } from '../src/engine/engine';
-import type { Model } from '../src/model';
+import { unpoolFor } from '../src/engine/projections';
+import type { Layer, Model } from '../src/model';
 import { timeIt } from './timing';
 
 export const TARGET = '/features/features.11/Relu';
@@ -26,6 +28,11 @@ function randomImages(n: number, [C, H, W]: number[]): Float32Array {
   return data;
 }
 
+/** The last ReLU with a map [C, H, W]: relu5 (TARGET) in AlexNet, layer4's last in ResNet-50. */
+export function deepestRelu(model: Model): Layer {
+  return model.layers.filter((l) => l.op === 'Relu' && l.outputShape.length === 3).pop()!;
+}
+
 /** Raw runs of the forward graph to relu5 and of the projection graph at batch n, on random images. */
 export function relu5Runs(engine: Engine, model: Model, n: number): Promise<{ forward: () => Promise<unknown>; projection: () => Promise<unknown> }> {
   return projectionRuns(engine, model, TARGET, n);
@@ -37,7 +44,7 @@ export async function projectionRuns(engine: Engine, model: Model, target: strin
   const { Tensor } = engine.runtime;
   const fwd = await engine.load(`bench-fwd/${target}`, () => compileForward(model.graph, [layer.tensor]));
   const proj = await engine.load(`bench-proj/${target}`, () =>
-    compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY', regions: true, forwardPerItem: model.forwardPerItem }),
+    compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY', regions: true, forwardPerItem: model.forwardPerItem, unpool: unpoolFor(engine.runtime.backend) }),
   );
   const [Ct, Ht, Wt] = seedShape(layer.outputShape);
   const input = new Tensor('float32', randomImages(n, model.inputShape), [n, ...model.inputShape]);
@@ -53,10 +60,10 @@ export async function projectionRuns(engine: Engine, model: Model, target: strin
   return { forward: () => fwd.session.run({ [model.inputName]: input }), projection: () => proj.session.run(feeds) };
 }
 
-export async function measure(engine: Engine, model: Model, batches: number[]): Promise<Row[]> {
+export async function measure(engine: Engine, model: Model, batches: number[], target = TARGET): Promise<Row[]> {
   const rows: Row[] = [];
   for (const n of batches) {
-    const runs = await relu5Runs(engine, model, n);
+    const runs = await projectionRuns(engine, model, target, n);
     rows.push({ batch: n, forward: await timeIt(runs.forward), projection: await timeIt(runs.projection) });
   }
   return rows;

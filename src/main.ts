@@ -12,8 +12,12 @@ import { loadConfig } from './config';
 import { log } from './log';
 import { startServer } from './server';
 
+/** Set once the configuration is read: start-up errors writing there say what to change. */
+let cacheDir: string | undefined;
+
 async function main() {
   const config = loadConfig();
+  cacheDir = config.cacheDir;
   const server = await startServer(config);
   let stopping = false;
   const stop = async (signal: string) => {
@@ -42,7 +46,13 @@ async function main() {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-main().catch((e) => {
-  log.fatal({ err: (e as Error).message }, 'convscope could not start');
+/** A start-up error, with what to change when it is CACHE_DIR that cannot be written (the only folder the server writes). */
+function explain(e: NodeJS.ErrnoException): string {
+  const notWritable = (e.code === 'EACCES' || e.code === 'EROFS') && cacheDir && e.path?.startsWith(cacheDir);
+  return notWritable ? `${e.message}: CACHE_DIR (${cacheDir}) must be a folder this user (uid ${process.getuid?.()}) can write, e.g. a volume` : e.message;
+}
+
+main().catch((e: NodeJS.ErrnoException) => {
+  log.fatal({ err: explain(e) }, 'convscope could not start');
   process.exit(1);
 });

@@ -3,6 +3,7 @@ import 'reflect-metadata';
 import { GraphQLSchema, lexicographicSortSchema, printSchema, specifiedDirectives } from 'graphql';
 import { buildSchemaSync } from 'type-graphql';
 import { pubSub } from './pubsub';
+import { BackendResolver } from '../resolvers/backend.resolver';
 import { cacheControlDirective } from '../resolvers/cache-control';
 import { DatasetResolver } from '../resolvers/dataset.resolver';
 import { FilterResolver } from '../resolvers/filter.resolver';
@@ -19,7 +20,7 @@ let schema: GraphQLSchema | undefined;
 
 export function buildAppSchema(): GraphQLSchema {
   schema ??= buildSchemaSync({
-    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver, ImageResolver, ProjectionResolver, ModelPredictionResolver, OcclusionResolver, OcclusionMapResolver, DatasetResolver, JobResolver, TopActivationsResolver, TopActivationResolver, TopActivationsGridResolver],
+    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver, ImageResolver, ProjectionResolver, ModelPredictionResolver, OcclusionResolver, OcclusionMapResolver, DatasetResolver, JobResolver, TopActivationsResolver, TopActivationResolver, TopActivationsGridResolver, BackendResolver],
     pubSub, // subscriptions (src/pubsub.ts)
     validate: false,
     directives: [...specifiedDirectives, cacheControlDirective], // @cacheControl hints (resolvers/cache-control.ts)

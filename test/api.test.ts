@@ -84,6 +84,16 @@ describe('a models folder with broken files', () => {
   });
 });
 
+describe('backend', () => {
+  test('says what the server runs on: the backend, the processor and the ONNX Runtime version', async () => {
+    const r = await q('{ backend { name device version } }');
+    assert.equal(r.errors, undefined);
+    assert.equal(r.data.backend.name, 'cpu');
+    assert.equal(r.data.backend.device, `${os.cpus()[0].model.trim()} (${os.cpus().length} cores)`);
+    assert.match(r.data.backend.version, /^onnxruntime-node \d+\.\d+\.\d+$/);
+  });
+});
+
 describe('node(id)', () => {
   test('round-trips Model, Layer and Filter IDs', async () => {
     const r = await q(`{ model(name: "alexnet") { id name layer(name: "/features/features.3/Conv") { id name filter(index: 7) { id index } } } }`);

@@ -2,13 +2,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeNpy } from '../src/cache/npy';
+import type { ProjectionItem } from '../src/engine/projections';
 import type { LrnMode, Method, SeedMode } from '../src/vocabulary';
-import { FIXTURES } from './paths';
+import { FIXTURE_MODELS, FIXTURES } from './paths';
 
 export const REFERENCE = path.join(FIXTURES, 'reference');
 /** The modern architectures' fixtures (scripts/make_modern_fixtures.py). */
 export const MODERN = path.join(FIXTURES, 'modern');
 export const MODERN_REFERENCE = path.join(MODERN, 'reference');
+/** Every PyTorch reference suite: the folder of its models and of its cases. */
+export const REFERENCE_SUITES = [
+  { models: FIXTURE_MODELS, reference: REFERENCE },
+  { models: path.join(MODERN, 'models'), reference: MODERN_REFERENCE },
+];
 
 export interface ReferenceCase {
   id: string;
@@ -38,6 +44,12 @@ export function loadManifest(root = REFERENCE): Manifest {
 
 export function loadNpy(relative: string, root = REFERENCE) {
   return decodeNpy(fs.readFileSync(path.join(root, relative)));
+}
+
+/** The projection a reference case asks for: its unit, method and seed, on its model's input. */
+export function caseRequest(c: ReferenceCase, manifest: Manifest, root = REFERENCE): ProjectionItem {
+  const image = { key: c.model, data: loadNpy(manifest.models[c.model].input, root).data };
+  return { target: c.targetOutput, method: c.method, lrn: c.lrn, image, channel: c.channel, seed: c.seed, position: c.position ?? undefined };
 }
 
 /** max |a − b| / max |b|: the tolerance measure of the reference tests. */

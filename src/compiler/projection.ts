@@ -132,7 +132,9 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
   const channelMap = b.reduceSum(b.op('Mul', [activation, channel]), [1]);
   const flatMap = b.reshape(channelMap, [-1, Ht * Wt]);
   const argmax = b.op('ArgMax', [flatMap], { axis: 1, keepdims: 1 });
-  const atMax = b.reshape(b.op('OneHot', [argmax, b.ints([Ht * Wt], []), b.floats([0, 1])], { axis: -1 }), [-1, 1, Ht, Wt]);
+  // The first maximum as a one-hot mask, in float ops (ORT's WebGPU provider has no OneHot).
+  const positions = b.floats(Array.from({ length: Ht * Wt }, (_, i) => i), [Ht * Wt], 'positions');
+  const atMax = b.reshape(b.op('Cast', [b.op('Equal', [positions, b.op('Gather', [positions, argmax])])], { to: DataType.FLOAT }), [-1, 1, Ht, Wt]);
   const mask = b.op('Add', [b.op('Mul', [atMax, ITEM_INPUTS.useMax]), ITEM_INPUTS.mask]);
 
   // With one position per item, signals start as that unit's 1×1 region (regions.ts), which

@@ -102,14 +102,16 @@ export function unpoolByTaps(ctx: RuleContext, node: GraphNode, g: string, win: 
   const padEnd = [Math.max(0, covered[0] - win.padsBegin[0] - H), Math.max(0, covered[1] - win.padsBegin[1] - W)];
   const pads = [0, 0, win.padsBegin[0], win.padsBegin[1], 0, 0, padEnd[0], padEnd[1]];
   const padded = pads.some((p) => p > 0) ? b.op('Pad', [input, b.ints(pads), b.scalar(-Infinity)], { mode: 'constant' }) : input;
-  let found: string | undefined;
+  // noneYet: no earlier tap holds the maximum (And and Not only: ORT's WebGPU provider has no Or).
+  let noneYet: string | undefined;
   const isSwitch = new Map<number, string>();
   for (let dy = 0; dy < kh; dy++) {
     for (let dx = 0; dx < kw; dx++) {
       const tapValues = b.op('Slice', [padded, b.ints([dy, dx]), b.ints([dy + (Ho - 1) * sh + 1, dx + (Wo - 1) * sw + 1]), b.ints([2, 3]), b.ints([sh, sw])]);
       const isMax = b.op('Equal', [tapValues, pooled]);
-      isSwitch.set(dy * kw + dx, found ? b.op('And', [isMax, b.op('Not', [found])]) : isMax);
-      found = found ? b.op('Or', [found, isMax]) : isMax;
+      isSwitch.set(dy * kw + dx, noneYet ? b.op('And', [isMax, noneYet]) : isMax);
+      const notMax = b.op('Not', [isMax]);
+      noneYet = noneYet ? b.op('And', [noneYet, notMax]) : notMax;
     }
   }
   // Tap (dy, dx) of window (oy, ox) sits at canvas pixel (oy·s + dy, ox·s + dx). Taps fall

@@ -6,6 +6,7 @@
 import { compileProjection, ITEM_INPUTS } from '../compiler/projection';
 import { seedShape } from '../compiler/units';
 import { Unpool } from '../compiler/rules';
+import type { Backend } from '../config';
 import { OnnxGraph } from '../onnx/graph';
 import type { LrnMode, Method, SeedMode } from '../vocabulary';
 import { Engine, EngineModel, graphKey, PreparedImage, split, uniqueImages } from './engine';
@@ -144,11 +145,22 @@ function nonZeroBox(data: Float32Array, [C, H, W]: number[]): Extent {
   return bottom < 0 ? [0, 0, 0, 0] : [top, left, bottom - top + 1, right - left + 1];
 }
 
+/**
+ * The unpooling a backend runs wholly on its device. ORT's WebGPU provider has no MaxPool
+ * Indices output (and runs MaxUnpool on the CPU): there, switches are recomputed from the
+ * forward values ('TAPS', which also means whole maps instead of regions). Elsewhere the
+ * compiler's default.
+ */
+export function unpoolFor(backend: Backend): Unpool | undefined {
+  return backend === 'webgpu' ? 'TAPS' : undefined;
+}
+
 export function project(engine: Engine, model: ProjectableModel, req: ProjectionItem): Promise<ProjectionResult> {
   // MAX and POSITION seeds share a graph that runs on regions; FULL_MAP needs whole maps.
   const regions = req.seed !== 'FULL_MAP' && req.regions !== false;
-  const key = graphKey(model, `project/${req.method}/${req.lrn}/${req.target}/${req.unpool ?? ''}/${regions ? 'regions' : 'maps'}`);
-  const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn, unpool: req.unpool, regions, forwardPerItem: model.forwardPerItem });
+  const unpool = req.unpool ?? unpoolFor(engine.runtime.backend);
+  const key = graphKey(model, `project/${req.method}/${req.lrn}/${req.target}/${unpool ?? ''}/${regions ? 'regions' : 'maps'}`);
+  const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn, unpool, regions, forwardPerItem: model.forwardPerItem });
   const [Ct, Ht, Wt] = seedShape(model.shapes.get(req.target)!);
   return engine
     .batcher<ProjectionItem, ProjectionResult>(key, model.maxBatch, async (items) => {

@@ -8,6 +8,7 @@
  */
 import type { Tensor } from 'onnxruntime-common';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Backend } from '../config';
 import { encodeModel } from '../onnx/proto';
@@ -34,24 +35,108 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
+export interface RuntimeOptions {
+  /** Sessions run in a worker thread (default), or on the calling thread. */
+  worker?: boolean;
+  /**
+   * Whether nodes that a GPU backend cannot run may run on the CPU instead (default). false:
+   * such a graph fails to load, which is how the GPU tests prove every graph runs on the device.
+   */
+  cpuFallback?: boolean;
+}
+
+/** ORT's refusal to load a graph with nodes only the CPU runs, when cpuFallback is false. */
+export const CPU_FALLBACK_REFUSED = /fallback to CPU EP has been explicitly disabled/;
+
 /** The runtime of `backend`: in a worker thread (default), or on the calling thread. */
-export async function openRuntime(backend: Backend, threads: number, options: { worker?: boolean } = {}): Promise<Runtime> {
-  if (options.worker === false) return openLocalRuntime(backend, threads);
+export async function openRuntime(backend: Backend, threads: number, options: RuntimeOptions = {}): Promise<Runtime> {
+  if (options.worker === false) return openLocalRuntime(backend, threads, options);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { openWorkerRuntime } = require('./worker-runtime') as typeof import('./worker-runtime');
-  return openWorkerRuntime(backend, threads);
+  return openWorkerRuntime(backend, threads, options);
 }
+
+/**
+ * What the CUDA provider of onnxruntime-node 1.30 needs. Its install script accepts only
+ * `cuda12`: it fetches Microsoft.ML.OnnxRuntime.Gpu.Linux (same version) from nuget.org, built
+ * against CUDA 12 and cuDNN 9.
+ */
+const CUDA_NEEDS =
+  'onnxruntime-node\'s CUDA provider (`ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci`, which fetches it from nuget.org), ' +
+  'the CUDA 12 runtime libraries (cudart, cuBLAS, cuFFT, cuRAND), cuDNN 9, an NVIDIA GPU and its driver (≥ 525); ' +
+  'or use the image docker/Dockerfile.cuda, run with `--gpus all`';
 
 const HOW_TO: Record<Backend, string> = {
   cpu: 'reinstall dependencies with `npm install`',
   wasm: 'reinstall dependencies with `npm install` (the package onnxruntime-web provides it)',
-  cuda:
-    'install the CUDA build of onnxruntime-node with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm install` on a machine with an NVIDIA GPU, CUDA 12 and cuDNN 9',
-  webgpu: 'run on a machine with a GPU and a WebGPU-capable driver (Vulkan on Linux), or use CONVSCOPE_BACKEND=cpu',
+  cuda: `it needs ${CUDA_NEEDS}`,
+  webgpu:
+    'run on a machine with a GPU and a WebGPU-capable driver (Vulkan on Linux; without a GPU, Mesa ≥ 25\'s lavapipe: ' +
+    '`apt-get install -t bookworm-backports mesa-vulkan-drivers` on Debian 12), or use CONVSCOPE_BACKEND=cpu',
 };
 
+/** A shared library the CUDA provider could not load, as what to install. */
+const CUDA_LIBRARIES: [RegExp, string][] = [
+  [/^libonnxruntime_providers_/, "onnxruntime-node's CUDA provider (ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci)"],
+  [/^libcuda\.so/, 'the NVIDIA driver (libcuda.so.1; in Docker: run with --gpus all)'],
+  [/^lib(cudart|cublas|cufft|curand|nvrtc)/, 'the CUDA 12 runtime libraries'],
+  [/^libcudnn/, 'cuDNN 9'],
+];
+
+/** What ORT's start-up error says the CUDA provider lacks: libraries it could not open, or a device. */
+function cudaMissing(message: string): string[] {
+  const libraries = [...message.matchAll(/([\w.+-]+\.so[.\d]*): cannot open shared object file/g)].map((m) => m[1]);
+  const missing = libraries.map((library) => CUDA_LIBRARIES.find(([name]) => name.test(library))?.[1] ?? library);
+  if (/no CUDA-capable device|driver version is insufficient/.test(message)) missing.push('an NVIDIA GPU with a driver for CUDA 12 (in Docker: run with --gpus all)');
+  return [...new Set(missing)];
+}
+
+/** ORT's start-up error for `backend`, with what is missing named where ORT's message says. */
+export function startupError(backend: Backend, message: string): Error {
+  const missing = backend === 'cuda' ? cudaMissing(message) : [];
+  const lead = missing.length > 0 ? `missing: ${missing.join('; ')}. ` : '';
+  return new Error(`the ${backend} backend failed to start (${message.trim()}): ${lead}${HOW_TO[backend]}`);
+}
+
+/** What a server runs on (Query.backend). */
+export interface BackendInfo {
+  name: Backend;
+  /** The processor or GPU, as far as the system tells. */
+  device: string;
+  /** The ONNX Runtime package and version. */
+  version: string;
+}
+
+export function describeBackend(backend: Backend): BackendInfo {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ort = (name: 'node' | 'web') => `onnxruntime-${name} ${(require(`onnxruntime-${name}`) as typeof import('onnxruntime-common')).env.versions[name]}`;
+  const cpus = os.cpus();
+  const cpu = `${cpus[0]?.model.trim() || os.arch()} (${cpus.length} cores)`;
+  const nvidia = nvidiaGpus();
+  switch (backend) {
+    case 'cpu':
+      return { name: backend, device: cpu, version: ort('node') };
+    case 'wasm':
+      return { name: backend, device: `${cpu}, WebAssembly`, version: ort('web') };
+    case 'cuda':
+      return { name: backend, device: nvidia.join(', ') || 'NVIDIA GPU, CUDA device 0', version: ort('node') };
+    case 'webgpu':
+      return { name: backend, device: nvidia.length > 0 ? nvidia.join(', ') : 'the default WebGPU adapter', version: ort('node') };
+  }
+}
+
+/** The NVIDIA GPUs' model names, from the driver's /proc files (none without the driver). */
+function nvidiaGpus(): string[] {
+  const dir = '/proc/driver/nvidia/gpus';
+  try {
+    return fs.readdirSync(dir).flatMap((gpu) => /^Model:\s*(.+)$/m.exec(fs.readFileSync(path.join(dir, gpu, 'information'), 'utf8'))?.[1].trim() ?? []);
+  } catch {
+    return [];
+  }
+}
+
 /** The runtime of `backend` on this thread (the worker's, or the main one with ORT_WORKER=false). */
-export async function openLocalRuntime(backend: Backend, threads: number): Promise<Runtime> {
+export async function openLocalRuntime(backend: Backend, threads: number, options: RuntimeOptions = {}): Promise<Runtime> {
   let runtime: Runtime;
   if (backend === 'wasm') {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -77,7 +162,9 @@ export async function openLocalRuntime(backend: Backend, threads: number): Promi
       createSession: async (model) =>
         local(
           await ort.InferenceSession.create(model as Uint8Array, {
-            executionProviders: [backend],
+            // WebGPU in NCHW: its NHWC layout wraps convs and pools in Transposes, which the
+            // optimiser moves onto the boolean masks of the unpooling, where only the CPU runs them.
+            executionProviders: [backend === 'webgpu' ? { name: backend, preferredLayout: 'NCHW' } : backend],
             intraOpNumThreads: threads,
             interOpNumThreads: 1,
             graphOptimizationLevel: 'all',
@@ -85,13 +172,14 @@ export async function openLocalRuntime(backend: Backend, threads: number): Promi
             // session kept the peak of its largest run (EfficientNet-B0's whole-map projections:
             // 4.4 GB resident for a 20 MB model).
             enableCpuMemArena: false,
+            extra: options.cpuFallback === false ? { session: { disable_cpu_ep_fallback: '1' } } : {},
           }),
         ),
       close: async () => undefined,
     };
   }
   await selfTest(runtime).catch((e: Error) => {
-    throw new Error(`the ${backend} backend failed to start (${e.message}): ${HOW_TO[backend]}`);
+    throw startupError(backend, e.message);
   });
   return runtime;
 }
@@ -101,7 +189,7 @@ function local(session: { run(feeds: Record<string, OrtTensor>): Promise<Record<
   return { run: (feeds) => session.run(feeds), release: () => session.release() };
 }
 
-/** The CUDA provider library ships only with ONNXRUNTIME_NODE_INSTALL=cuda12. */
+/** The CUDA provider library is there only after ONNXRUNTIME_NODE_INSTALL=cuda12. */
 function hasLibrary(backend: Backend): boolean {
   if (backend !== 'cuda') return false;
   try {

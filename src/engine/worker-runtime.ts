@@ -10,7 +10,7 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Tensor } from 'onnxruntime-common';
 import type { Backend } from '../config';
-import { openLocalRuntime, OrtTensor, Runtime, Session } from './runtime';
+import { openLocalRuntime, OrtTensor, Runtime, RuntimeOptions, Session } from './runtime';
 
 /** A tensor as it crosses threads. */
 interface Plain {
@@ -31,11 +31,11 @@ type Unnumbered = Request extends infer R ? (R extends Request ? Omit<R, 'id'> :
 type Reply = { id: number; error?: string; outputs?: Record<string, Plain> };
 
 interface WorkerData {
-  convscopeRuntime: { backend: Backend; threads: number };
+  convscopeRuntime: { backend: Backend; threads: number; cpuFallback?: boolean };
 }
 
-export async function openWorkerRuntime(backend: Backend, threads: number): Promise<Runtime> {
-  const data: WorkerData = { convscopeRuntime: { backend, threads } };
+export async function openWorkerRuntime(backend: Backend, threads: number, { cpuFallback }: RuntimeOptions = {}): Promise<Runtime> {
+  const data: WorkerData = { convscopeRuntime: { backend, threads, cpuFallback } };
   const worker = new Worker(__filename, { workerData: data });
   const waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   let stopped: Error | undefined;
@@ -122,8 +122,8 @@ function ownsBuffer(a: ArrayBufferView): boolean {
 }
 
 /** The worker's side: one local runtime, its sessions by number. */
-function serve(port: NonNullable<typeof parentPort>, { backend, threads }: WorkerData['convscopeRuntime']): void {
-  const runtime = openLocalRuntime(backend, threads);
+function serve(port: NonNullable<typeof parentPort>, { backend, threads, cpuFallback }: WorkerData['convscopeRuntime']): void {
+  const runtime = openLocalRuntime(backend, threads, { cpuFallback });
   runtime.catch(() => undefined); // reported to the 'open' request
   const sessions = new Map<number, Session>();
   const handle = async (request: Request): Promise<{ reply: Reply; transfer: ArrayBuffer[] }> => {
