@@ -1,6 +1,7 @@
 import { Ctx, Field, ObjectType, Query, Resolver } from 'type-graphql';
 import { Context } from '../src/context';
 import { BackendInfo, describeBackend } from '../src/engine/runtime';
+import { NoCache } from './cache-control';
 
 @ObjectType('Backend', { description: 'What this server runs its models on (CONVSCOPE_BACKEND: one per server).' })
 export class BackendType {
@@ -22,7 +23,8 @@ export class BackendType {
 
 @Resolver(() => BackendType)
 export class BackendResolver {
-  // No cache hint (not cacheable): servers on different backends may share one response cache (Redis).
+  // Servers on different backends may share one response cache (Redis): never cached.
+  @NoCache()
   @Query(() => BackendType, { description: 'What this server runs its models on.' })
   backend(@Ctx() ctx: Context): BackendType {
     return new BackendType(describeBackend(ctx.services.engine.runtime.backend));
