@@ -103,6 +103,9 @@ export class OnnxGraph {
         case 'ConstantOfShape':
           type = attrTensor(p, 'value')?.dataType ?? DataType.FLOAT;
           break;
+        case 'Where': // the type of its values, not of its (boolean) condition
+          type = this.elemType.get(p.input[1]) ?? DataType.FLOAT;
+          break;
         case 'If':
           type = attr(p, 'then_branch')?.g?.output?.[0]?.type?.tensorType?.elemType ?? DataType.FLOAT;
           break;

@@ -1,6 +1,6 @@
 import { DataType, TensorProto } from './proto';
 
-/** An initializer's values as float32 (weights, biases, BN statistics). */
+/** An initializer's values as float32 (weights, biases, BN statistics; a boolean mask as 0/1). */
 export function toFloat32(t: TensorProto): Float32Array {
   const count = (t.dims ?? []).reduce((a, b) => a * b, 1);
   const type = t.dataType ?? DataType.FLOAT;
@@ -12,8 +12,8 @@ export function toFloat32(t: TensorProto): Float32Array {
     if (type === DataType.FLOAT && raw.byteLength === count * 4) return new Float32Array(new Uint8Array(raw).buffer);
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     const out = new Float32Array(count);
-    const width = { [DataType.FLOAT]: 4, [DataType.DOUBLE]: 8, [DataType.INT64]: 8, [DataType.INT32]: 4 }[type];
-    if (!width) throw new Error(`tensor "${t.name}" has data type ${type}, expected a float or integer tensor`);
+    const width = { [DataType.FLOAT]: 4, [DataType.DOUBLE]: 8, [DataType.INT64]: 8, [DataType.INT32]: 4, [DataType.BOOL]: 1 }[type];
+    if (!width) throw new Error(`tensor "${t.name}" has data type ${type}, expected a float, integer or boolean tensor`);
     if (raw.byteLength !== count * width) {
       throw new Error(`tensor "${t.name}" holds ${raw.byteLength} bytes, its shape [${t.dims}] needs ${count * width}`);
     }
@@ -21,6 +21,7 @@ export function toFloat32(t: TensorProto): Float32Array {
       if (type === DataType.FLOAT) out[i] = view.getFloat32(i * 4, true);
       else if (type === DataType.DOUBLE) out[i] = view.getFloat64(i * 8, true);
       else if (type === DataType.INT64) out[i] = Number(view.getBigInt64(i * 8, true));
+      else if (type === DataType.BOOL) out[i] = view.getUint8(i);
       else out[i] = view.getInt32(i * 4, true);
     }
     return out;
