@@ -6,9 +6,10 @@
 Needs Debian's python3-torch (1.13), python3-torchvision (0.14) and python3-onnx (1.12); no network.
 Deterministic: every model, input and case comes from fixed seeds.
 
-Each model is built with torchvision's own classes (narrow, few blocks, 10 classes, random seeded weights) and
-exported like scripts/make_fixtures.py does (opset 17, dynamic batch, TrainingMode.EVAL: BatchNorm folded into
-the convolution before it). Writes (relative to the repository root):
+Each model is built with torchvision's own classes (narrow, few blocks, 10 classes, random seeded weights), except
+`ops`, this script's OpsNet, which puts on backward paths the ops the torchvision models lack; all are exported
+like scripts/make_fixtures.py does (opset 17, dynamic batch, TrainingMode.EVAL: BatchNorm folded into the
+convolution before it). Writes (relative to the repository root):
   test/fixtures/modern/models/<name>.onnx + <name>.json
   test/fixtures/modern/reference/manifest.json                  same schema as test/fixtures/reference, + family
   test/fixtures/modern/reference/{inputs,outputs,cases}/*.npy   float32, C order (numpy.save)
@@ -34,6 +35,7 @@ import onnx  # noqa: E402
 import onnx.checker  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 from torchvision.models import convnext, efficientnet, mnasnet, mobilenetv3, regnet, shufflenetv2  # noqa: E402
 from torchvision.models import vision_transformer  # noqa: E402
@@ -100,7 +102,88 @@ def vit():
                                                 hidden_dim=32, mlp_dim=64, num_classes=10)
 
 
-# name -> (constructor, seed, input [C,H,W], family, torchvision class, description)
+class ChannelNorm(nn.Module):
+    """LayerNorm over channels written out with torch ops (ReduceMean, Sub, Pow, Add, Sqrt, Div of two
+    activations, Mul, Add), as hand-rolled LayerNorm2d's are; not a LayerNormalization node."""
+
+    def __init__(self, c, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.empty(c, 1, 1).uniform_(0.5, 1.5))
+        self.bias = nn.Parameter(torch.empty(c, 1, 1).normal_(0.0, 0.2))
+
+    def forward(self, x):
+        xc = x - x.mean(1, keepdim=True)
+        var = xc.pow(2).mean(1, keepdim=True)
+        return xc / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class Mix(nn.Module):
+    """torch.split on channels (Split), x.repeat (Tile), torch.where with a constant boolean mask (Where)."""
+
+    def __init__(self, c, hw):
+        super().__init__()
+        self.conv = nn.Conv2d(c // 2, c, 1)
+        self.register_buffer('mask', torch.rand(1, c, hw, hw) < 0.5)
+
+    def forward(self, x):
+        a, b = torch.split(x, x.shape[1] // 2, dim=1)
+        return torch.where(self.mask, a.repeat(1, 2, 1, 1), self.conv(b))
+
+
+class Gate(nn.Module):
+    """Softmax over channels, LogSoftmax, and the map times its own [N, C, 1, 1] mean expanded to the map
+    (Expand, Mul of two activations)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.soft = nn.Conv2d(c, c, 1)
+        self.logsoft = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        m = x.mean((2, 3), keepdim=True).expand(-1, -1, x.shape[2], x.shape[3])
+        return x * m + 4 * torch.softmax(self.soft(x), dim=1) + 0.25 * torch.log_softmax(self.logsoft(x), dim=1)
+
+
+class Pick(nn.Module):
+    """Gather of constant channel indices, a Slice of the border, and Abs, Neg, Exp, Reciprocal, Softplus."""
+    CHANNELS = [0, 2, 5, 7, 8, 11, 13, 14, 17, 19, 20, 23]
+
+    def forward(self, x):
+        g = x[:, self.CHANNELS][:, :, 1:-1, 1:-1]
+        return F.softplus(g) * torch.reciprocal(1 + torch.exp(-torch.abs(g)))
+
+
+class OpsNet(nn.Module):
+    """Not a torchvision architecture: a small net that puts on backward paths the ops the torchvision models
+    lack (Tanh, LeakyRelu, PRelu, Elu, tanh-GELU, hand-written LayerNorm, Split, Tile, Where, Softmax over
+    channels, LogSoftmax, Gather, Expand, Slice, Abs/Neg/Exp/Reciprocal/Softplus), with two ReLUs so that the
+    methods differ."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        prelu = nn.PReLU(16)
+        with torch.no_grad():
+            prelu.weight.uniform_(0.05, 0.4)  # per-channel slopes, not the constant 0.25
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.Tanh())
+        self.acts = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.LeakyReLU(0.1),
+                                  nn.Conv2d(16, 16, 3, padding=1), prelu, nn.ELU(),
+                                  nn.Conv2d(16, 16, 1), nn.GELU(approximate='tanh'))
+        self.norm = ChannelNorm(16)
+        self.mix = Mix(16, 32)
+        self.down = nn.Sequential(nn.Conv2d(16, 24, 3, stride=2, padding=1), nn.ReLU())
+        self.gate = Gate(24)
+        self.pick = Pick()
+        self.head = nn.Sequential(nn.Conv2d(12, 32, 3), nn.ReLU())
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        x = self.mix(self.norm(self.acts(self.stem(x))))
+        x = self.head(self.pick(self.gate(self.down(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+# name -> (constructor, seed, input [C,H,W], family, class (torchvision's, or this script's OpsNet), description)
 SPECS = OrderedDict([
     ('efficientnet_b0', (efficientnet_b0, 11, (3, 64, 64), 'EfficientNet-B0', efficientnet.EfficientNet,
                          'EfficientNet-B0 style: MBConv blocks (expand 1/6, kernels 3/5, SiLU = Sigmoid*Mul, '
@@ -126,6 +209,10 @@ SPECS = OrderedDict([
     ('vit', (vit, 18, (3, 32, 32), 'ViT', vision_transformer.VisionTransformer,
              'VisionTransformer: 32x32 input, 8x8 patches (16 tokens + class token), 2 encoder layers, 2 heads, '
              'hidden 32, MLP 64, random weights')),
+    ('ops', (OpsNet, 19, (3, 32, 32), 'custom', OpsNet,
+             'Not a torchvision model: conv + Tanh, LeakyReLU, PReLU, ELU, tanh-GELU, a hand-written LayerNorm over '
+             'channels, split/repeat/where, Softmax over channels, LogSoftmax, mean-expand gate, channel gather, '
+             'border slice, softplus/abs/neg/exp/reciprocal, two ReLUs, random weights')),
 ])
 
 
@@ -229,6 +316,16 @@ TARGETS = OrderedDict([
         ('heads.head', 'input', None, [(G, MX)]),                             # Gather of the class token
         ('heads.head', 'output', None, [(D, MX), (S, MX)]),                   # logits
     ]),
+    ('ops', [
+        ('stem.1', 'output', None, [(D, MX), (S, FM)]),                       # Tanh
+        ('acts.6', 'output', None, [(G, PO), (D, FM)]),                       # tanh-GELU after LeakyRelu, PRelu, Elu
+        ('norm', 'output', None, [(S, MX), (G, FM)]),                         # hand-written LayerNorm (Add)
+        ('mix', 'output', None, [(D, PO), (G, MX)]),                          # Where of Tile(Split) and Conv(Split)
+        ('gate', 'output', None, [(S, PO), (D, MX), (G, FM)]),                # Softmax, LogSoftmax, Expand * map (Add)
+        ('pick', 'output', None, [(D, FM), (G, PO), (S, MX)]),                # Gather, Slice, Softplus * Reciprocal
+        ('head.1', 'output', None, [(G, MX), (S, FM)]),                       # last 4-D: Relu
+        ('fc', 'output', None, [(D, MX), (G, MX)]),                           # logits
+    ]),
 ])
 LOGITS = {'classifier.1', 'classifier.3', 'classifier.2', 'fc', 'heads.head'}
 
@@ -242,7 +339,13 @@ EXPECT_OPS = {
     'shufflenet_v2': {'Relu', 'MaxPool', 'Slice', 'Concat', 'Reshape', 'Transpose', 'ReduceMean', 'Gemm'},
     'mnasnet': {'Relu', 'Add', 'ReduceMean', 'Gemm'},
     'vit': {'Expand', 'Concat', 'Add', 'LayerNormalization', 'MatMul', 'Softmax', 'Erf', 'Gather', 'Gemm'},
+    'ops': {'Tanh', 'LeakyRelu', 'PRelu', 'Elu', 'Pow', 'ReduceMean', 'Sub', 'Div', 'Sqrt', 'Split', 'Tile', 'Where',
+            'Softmax', 'LogSoftmax', 'Gather', 'Expand', 'Mul', 'Add', 'Exp', 'Abs', 'Reciprocal', 'Neg', 'Softplus',
+            'Slice', 'Relu', 'Gemm'},
 }
+# ... and, where listed, must have on the input's path (a node with an activation input, so a projection goes
+# through it): all of EXPECT_OPS, and Mul/Div of two activations
+ON_PATH = {'ops': (EXPECT_OPS['ops'], {'Mul', 'Div'})}
 NO_OPS = {'Identity', 'BatchNormalization', 'Clip', 'Dropout'}
 
 
@@ -275,6 +378,19 @@ def check_export(name, mp, model, x):
     assert not NO_OPS & set(ops), (name, NO_OPS & set(ops))
     assert all(n.name for n in mp.graph.node), 'a node without a name'
     assert ops.count('Relu') == relu_calls(model, x), (name, 'a ReLU that is not an nn.ReLU module')
+    if name in ON_PATH:
+        on_path, two = ON_PATH[name]
+        data = {'input'}  # tensors computed from the input's values (not from its shape)
+        seen, both = set(), set()
+        for n in mp.graph.node:
+            fed = [i for i in n.input if i in data]
+            if fed and n.op_type != 'Shape':
+                data.update(n.output)
+                seen.add(n.op_type)
+                if len(set(fed)) == 2:
+                    both.add(n.op_type)
+        assert on_path <= seen, (name, 'not on the path', on_path - seen)
+        assert two <= both, (name, 'not of two activations', two - both)
     return ops
 
 
@@ -318,7 +434,8 @@ def main():
         base.save_npy(REF / 'outputs' / (name + '-logits.npy'), logits)
         manifest['models'][name] = OrderedDict([
             ('family', family),
-            ('torchvision', '%s.%s' % (cls.__module__, cls.__name__)),
+            ('torchvision', '%s.%s' % (cls.__module__, cls.__name__) if cls.__module__.startswith('torchvision.')
+             else None),
             ('onnx', '../models/%s.onnx' % name),
             ('sha256', hashlib.sha256(data).hexdigest()),
             ('input', 'inputs/%s.npy' % name),
@@ -340,9 +457,12 @@ def main():
             y = base.capture(model, x, qual, at).detach()  # a token layer [1, T, D] as its [1, D, T, 1] view
             tshape = list(base.module_tensor(model, x, qual, at).shape[1:])
             # ONNX shape inference can't follow the shape arithmetic of shufflenet's channel shuffle or ViT's
-            # attention (null there); where it can, it must agree
+            # attention (null there), nor the batch through ops' repeat (Expand + Tile: N·1 becomes a new 'unk__'
+            # symbol); where it can, it must agree
             osh, batched = base.strip_batch(shapes.get(node.output[0]))
-            assert osh is None or (batched and osh == tshape), (name, qual, node.name, osh, tshape)
+            lost_batch = not batched and bool(osh) and str(osh[0]).startswith('unk__')
+            assert osh is None or (batched and osh == tshape) or (lost_batch and osh[1:] == tshape), (
+                name, qual, node.name, osh, tshape)
             used = []
             for method, seedmode in cases:
                 combos.add((method, seedmode))
