@@ -4,10 +4,8 @@
  * process, after a restart (disk), or by another process (Redis) — plus APQ and cache hints.
  */
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,6 +18,7 @@ import { TieredStore } from '../src/cache/store';
 import { Extent, boxedResult, cut, ProjectionResult } from '../src/engine/projections';
 import { projectionCodec } from '../src/inference';
 import { gql, GqlResult, startTestServer } from './helpers';
+import { startRedis } from './servers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 
@@ -455,59 +454,6 @@ describe('Apollo: persisted queries and cache hints', () => {
 
 // ---- Redis -------------------------------------------------------------------------------
 
-const REDIS_SERVER = process.env.REDIS_SERVER || '/usr/bin/redis-server';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** A throwaway redis-server on a free loopback port, without persistence. */
-async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
-  if (!fs.existsSync(REDIS_SERVER)) {
-    assert.fail(`redis-server not found at ${REDIS_SERVER}: the Redis tier test needs a real server. Install it (apt-get install redis-server; .ci/run does) or set REDIS_SERVER to its path.`);
-  }
-  const port = await freePort();
-  const dir = tmpdir('redis');
-  const proc: ChildProcess = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start within 10 s:\n${output}`)), 10_000);
-    const onData = (d: Buffer) => {
-      output += d.toString();
-      if (/ready to accept connections/i.test(output)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server exited with ${code}:\n${output}`));
-    });
-  });
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async stop() {
-      if (proc.exitCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        await exited;
-      }
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 describe('Redis tier', () => {
   test('two servers with different CACHE_DIRs share results, blobs and persisted queries through Redis', async () => {
     const redis = await startRedis();
@@ -548,16 +494,64 @@ describe('Redis tier', () => {
     }
   });
 
-  test('a Redis that goes away makes misses, not failed requests', async () => {
+  test('a Redis that goes away makes misses, not failed requests, nor slow ones (circuit breaker); back, it is shared again', async () => {
     const redis = await startRedis();
-    const s = await startTestServer({ REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '300', RESPONSE_CACHE: 'off' });
+    const servers: Server[] = [];
+    let seed = 100;
     try {
-      await redis.stop();
-      const vars = { layer: LAYER, index: 6, image: { base64: (await picture(224, 27)).toString('base64') } };
-      ok(await gql(s.url, PROJECTION, vars));
-      assert.ok(s.services.cache.redis!.errors > 0);
+      // The default REDIS_TIMEOUT_MS (1 s): without the breaker, each of a query's lookups waits for it.
+      const a = await startTestServer({ REDIS_URL: redis.url, RESPONSE_CACHE: 'off' });
+      servers.push(a);
+      const b = await startTestServer({ REDIS_URL: redis.url, RESPONSE_CACHE: 'off' });
+      servers.push(b);
+      const vars = async () => ({ layer: LAYER, index: 6, image: { base64: (await picture(224, seed++)).toString('base64') } });
+      /** The time of one uncached projection query on `s`, ms. */
+      const timed = async (s: Server) => {
+        const v = await vars();
+        const t0 = performance.now();
+        ok(await gql(s.url, PROJECTION, v));
+        return performance.now() - t0;
+      };
+      await timed(a); // compiles the graph
+      const normal = Math.min(await timed(a), await timed(a));
+      const bound = Math.max(2 * normal, normal + 400);
+      const redisTier = a.services.cache.redis!;
+      const breakerOpen = async () => /^convscope_cache_redis_breaker_open 1$/m.test(await (await fetch(`${a.url}/metrics`)).text());
+      const waitClosed = async () => {
+        for (let i = 0; i < 100 && redisTier.breaker === 'open'; i++) await new Promise((r) => setTimeout(r, 100));
+        assert.equal(redisTier.breaker, 'closed', 'the background probe closes the breaker once Redis answers');
+      };
+
+      for (const [down, up] of [['SIGKILL', 'restart'], ['SIGSTOP', 'SIGCONT']] as const) {
+        await redis.signal(down);
+        await timed(a); // the first failure (at most one timeout) opens the breaker
+        assert.equal(redisTier.breaker, 'open', down);
+        assert.ok(await breakerOpen(), 'the metric shows the open breaker');
+        const skipped = redisTier.skipped;
+        for (let i = 0; i < 3; i++) {
+          const ms = await timed(a);
+          assert.ok(ms < bound, `${down}: an uncached query took ${ms.toFixed(0)} ms with Redis down (normal ${normal.toFixed(0)} ms)`);
+        }
+        assert.ok(redisTier.skipped > skipped, 'Redis was not asked while the breaker was open');
+
+        if (up === 'restart') await redis.restart();
+        else await redis.signal('SIGCONT');
+        await waitClosed();
+        assert.equal(await breakerOpen(), false);
+        // Shared again: what A computes now, B reads from Redis without computing.
+        const v = await vars();
+        const onA = ok<any>(await gql(a.url, PROJECTION_AGAIN, v));
+        await new Promise((r) => setTimeout(r, 200)); // A writes Redis behind its answer
+        await waitClosed(); // B's breaker too, if B noticed the outage
+        const runs = b.services.engine.stats.runs;
+        assert.deepEqual(ok<any>(await gql(b.url, PROJECTION_AGAIN, v)), onA);
+        assert.equal(b.services.engine.stats.runs, runs, `${up}: B computed nothing, the result came through Redis`);
+      }
+      assert.ok(redisTier.trips >= 2);
+      assert.match(await (await fetch(`${a.url}/metrics`)).text(), /^convscope_cache_redis_breaker_trips_total [2-9]$/m);
     } finally {
-      await s.close();
+      for (const s of servers) await s.close();
+      await redis.stop();
     }
   });
 });

@@ -127,7 +127,11 @@ export class TieredStore {
     }
     const writes = Promise.all([
       this.disk ? this.writeDisk(key, value) : undefined,
-      this.redis ? this.redis.set(key, value, ttlMs).then(() => void this.stats.redis.writes++) : undefined,
+      this.redis
+        ? this.redis.set(key, value, ttlMs).then((written) => {
+            if (written) this.stats.redis.writes++;
+          })
+        : undefined,
     ]).then(() => undefined);
     // Some callers don't wait (Apollo's response cache writes after answering): close() does.
     this.background(writes);
@@ -249,7 +253,9 @@ function cancelled(e: unknown): boolean {
 }
 
 /** The store the configuration asks for: memory (CACHE_MEMORY_MB), CACHE_DIR/store (CACHE_DISK_MB), Redis (REDIS_URL). */
-export function openStore(config: Pick<Config, 'cacheDir' | 'cacheMemoryBytes' | 'cacheDiskBytes' | 'redisUrl' | 'redisTtlS' | 'redisTimeoutMs'>): Promise<TieredStore> {
+export function openStore(
+  config: Pick<Config, 'cacheDir' | 'cacheMemoryBytes' | 'cacheDiskBytes' | 'redisUrl' | 'redisTtlS' | 'redisTimeoutMs'>,
+): Promise<TieredStore> {
   return TieredStore.open({
     memoryBytes: config.cacheMemoryBytes,
     disk: { dir: path.join(config.cacheDir, 'store'), bytes: config.cacheDiskBytes },

@@ -80,6 +80,35 @@ export function createMetrics(services: { cache: TieredStore; engine: Engine }):
       for (const i of cache.info()) if (i.entries !== undefined) this.labels(i.name).set(i.entries);
     },
   });
+  if (cache.redis) {
+    const redis = cache.redis;
+    new client.Gauge({
+      name: 'convscope_cache_redis_breaker_open',
+      help: "1 while the Redis tier's circuit breaker is open (Redis failed: not asked until a background probe answers), else 0.",
+      registers,
+      collect() {
+        this.set(redis.breaker === 'open' ? 1 : 0);
+      },
+    });
+    new client.Counter({
+      name: 'convscope_cache_redis_breaker_trips_total',
+      help: "Times the Redis tier's circuit breaker opened.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(redis.trips);
+      },
+    });
+    new client.Counter({
+      name: 'convscope_cache_redis_skipped_total',
+      help: 'Redis calls not made because the circuit breaker was open (answered as misses at once).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(redis.skipped);
+      },
+    });
+  }
   new client.Counter({
     name: 'convscope_cache_computations_total',
     help: 'Results computed because no tier had them.',
