@@ -70,11 +70,11 @@ function cpuSince(): () => number {
   const warm = path.join(root, 'datasets', 'warm');
   fs.mkdirSync(warm);
   fs.copyFileSync(path.join(dir, 'img-00000.jpg'), path.join(warm, 'img.jpg'));
-  await s.jobs.wait(s.jobs.start(model, DatasetRegistry.load(path.join(root, 'datasets')).datasets.get('warm')!, layers, 9).id);
+  await s.jobs.wait((await s.jobs.start(model, DatasetRegistry.load(path.join(root, 'datasets')).datasets.get('warm')!, layers, 9)).id);
 
   const t0 = performance.now();
   const jobCpu = cpuSince();
-  const job = s.jobs.start(model, dataset, layers, 9);
+  const job = await s.jobs.start(model, dataset, layers, 9);
   const info = await s.jobs.wait(job.id);
   const indexRate = (count * 1000) / (performance.now() - t0);
   const jobCpuPerImage = jobCpu() / count;

@@ -63,28 +63,28 @@ export function jobKey(id: string): string {
 @Resolver(() => JobType)
 export class JobResolver {
   @Query(() => [JobType], { description: 'Every index job this server knows, oldest first.' })
-  jobs(@Ctx() ctx: Context): JobType[] {
-    return ctx.services.jobs.all().map((j) => new JobType(j));
+  async jobs(@Ctx() ctx: Context): Promise<JobType[]> {
+    return (await ctx.services.jobs.all()).map((j) => new JobType(j));
   }
 
   @Mutation(() => JobType, {
     description:
       'Starts indexing `dataset` with `model` (returns at once): for each channel of `layers` (default: every Conv and Relu), the k images with the highest spatial maximum. An index that exists unchanged is returned as is; an interrupted one resumes.',
   })
-  buildIndex(
+  async buildIndex(
     @Arg('model') modelName: string,
     @Arg('dataset') datasetName: string,
     @Arg('layers', () => [String], { nullable: true }) layers: string[] | undefined,
     @Arg('k', () => Int, { defaultValue: 9 }) k: number,
     @Ctx() ctx: Context,
-  ): JobType {
+  ): Promise<JobType> {
     const { services } = ctx;
-    return new JobType(buildIndex(services, findModel(services, modelName), findDataset(services, datasetName), layers ?? undefined, k));
+    return new JobType(await buildIndex(services, findModel(services, modelName), findDataset(services, datasetName), layers ?? undefined, k));
   }
 
   @Mutation(() => JobType, { description: 'Stops a running job after its current batch; buildIndex resumes it later.' })
-  cancelJob(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): JobType {
-    const info = ctx.services.jobs.cancel(jobKey(id));
+  async cancelJob(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<JobType> {
+    const info = await ctx.services.jobs.cancel(jobKey(id));
     if (!info) throw notFound(`no job ${id}`);
     return new JobType(info);
   }

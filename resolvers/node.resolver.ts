@@ -40,7 +40,7 @@ async function findNode(ctx: Context, id: string): Promise<NodeInterface> {
     case 'Dataset':
       return new DatasetType(findDataset(services, String(parts[0])));
     case 'Job': {
-      const info = services.jobs.info(String(parts[0]));
+      const info = await services.jobs.info(String(parts[0]));
       if (!info) throw notFound(`no job ${id}`);
       return new JobType(info);
     }

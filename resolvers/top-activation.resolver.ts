@@ -48,9 +48,9 @@ export class TopActivationsResolver {
     description: 'The images of a dataset that excite this filter most (one per image, best first), from a built index.',
     complexity: perItem(9),
   })
-  topActivations(@Root() root: FilterType, @Arg('dataset') datasetName: string, @Args() page: PageArgs, @Ctx() ctx: Context) {
+  async topActivations(@Root() root: FilterType, @Arg('dataset') datasetName: string, @Args() page: PageArgs, @Ctx() ctx: Context) {
     const dataset = findDataset(ctx.services, datasetName);
-    const rows = topRows(ctx.services, root, dataset);
+    const rows = await topRows(ctx.services, root, dataset);
     return paginate(
       rows.map((r) => new TopActivationType(root, dataset, r)),
       { first: page.first ?? 9, after: page.after },

@@ -1,4 +1,4 @@
-// `npm run test:unit`: the tests that need neither a browser nor a Redis server, for the inner
+// `npm run test:unit`: the tests that need neither a browser nor a Redis or PostgreSQL server, for the inner
 // loop (run after `tsc`). `npm test` runs every test.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -8,6 +8,7 @@ const NEEDS = {
   'gallery.test.js': 'Chromium',
   'graphiql.test.js': 'Chromium',
   'cache.test.js': 'redis-server',
+  'index.test.js': 'PostgreSQL',
 };
 
 const dir = path.join(import.meta.dirname, '..', 'dist', 'test');

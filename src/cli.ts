@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     if (tty) process.stderr.write(`\r${bar(info)}`);
     else process.stderr.write(`${bar(info)}\n`);
   });
-  const started = services.jobs.start(model, dataset, layers, Number(values.k));
+  const started = await services.jobs.start(model, dataset, layers, Number(values.k));
   process.on('SIGINT', () => services.jobs.cancel(started.id));
   const info = await services.jobs.wait(started.id);
   if (tty) process.stderr.write('\n');

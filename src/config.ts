@@ -44,8 +44,10 @@ export interface Config {
   maxPageSize: number;
   /** Most occluder positions (grid width × height) one Model.occlusion may run. */
   maxOcclusionPositions: number;
-  /** Least time between two checkpoints of an index job (each is a SQLite transaction). */
+  /** Least time between two checkpoints of an index job (each is a database transaction). */
   indexCheckpointMs: number;
+  /** PostgreSQL holding the index store, shared by several processes (DATABASE_URL, e.g. postgres://user@host/db; unset = SQLite in CACHE_DIR). */
+  databaseUrl?: string;
 
   // ---- hardening: query limits, backpressure, time limits (src/http/query-limits.ts, overload.ts, signals.ts) ----
   /**
@@ -146,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxPageSize: int(env, 'MAX_PAGE_SIZE', 100, 1),
     maxOcclusionPositions: int(env, 'MAX_OCCLUSION_POSITIONS', 4096, 1),
     indexCheckpointMs: int(env, 'INDEX_CHECKPOINT_MS', 2000),
+    databaseUrl: env.DATABASE_URL || undefined,
     maxQueryCost: int(env, 'MAX_QUERY_COST', 10_000, 1),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 16, 1),
     maxAliases: int(env, 'MAX_ALIASES', 32),

@@ -119,8 +119,8 @@ export async function startServer(config: Config, services?: Services): Promise<
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const url = `http://${host}:${port}`;
   const subscriptions = subscriptionServer(httpServer, buildAppSchema(), services);
-  services.jobs.resumeInterrupted();
-  startAutoIndexes(services);
+  await services.jobs.resumeInterrupted();
+  await startAutoIndexes(services);
   const stopRescans = config.modelsRescanSeconds > 0 ? services.registry.watch(config.modelsRescanSeconds * 1000) : () => undefined;
   log.info({ url: `${url}/graphql`, backend: config.backend, models: services.registry.names() }, 'convscope ready');
   return {
@@ -135,6 +135,7 @@ export async function startServer(config: Config, services?: Services): Promise<
       await services.engine.close();
       metrics.close();
       await services.cache.close();
+      await services.jobs.store.close();
     },
   };
 }

@@ -1,13 +1,14 @@
 /**
  * Real servers for the tests, each on a free loopback port in a temporary folder: redis-server
- * (the Redis cache tier, BullMQ) and PostgreSQL (the shared index store). .ci/run installs both.
+ * (the Redis cache tier) and PostgreSQL (the shared index store). .ci/run installs both.
  */
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 
 const REDIS_SERVER = process.env.REDIS_SERVER || '/usr/bin/redis-server';
 
@@ -91,6 +92,72 @@ export async function startRedis(): Promise<RedisServer> {
     async stop() {
       proc.kill('SIGCONT');
       await stopProcess(proc);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface PostgresServer {
+  /** A new, empty database on the server: its URL (DATABASE_URL). */
+  createDatabase(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** The folder of PostgreSQL's server programs: PG_BIN, or Debian's newest /usr/lib/postgresql/<version>/bin. */
+function postgresBin(): string {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const root = '/usr/lib/postgresql';
+  const versions = fs.existsSync(root) ? fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, 'bin', 'postgres'))) : [];
+  if (versions.length === 0) {
+    assert.fail(
+      'PostgreSQL not found under /usr/lib/postgresql: the test needs a real server. Install it (apt-get install postgresql; .ci/run does) or set PG_BIN to the folder of initdb and postgres.',
+    );
+  }
+  return path.join(root, versions.sort((a, b) => Number(b) - Number(a))[0], 'bin');
+}
+
+let databases = 0;
+
+/**
+ * A throwaway PostgreSQL on a free loopback port, its cluster in a temporary folder, without
+ * fsync (nothing here must survive a crash of the machine). PostgreSQL refuses to run as root:
+ * as root, it runs as the user `postgres` (which Debian's package creates).
+ */
+export async function startPostgres(): Promise<PostgresServer> {
+  const bin = postgresBin();
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-pg-'));
+  const asUser = (program: string, args: string[]): [string, string[]] =>
+    process.getuid?.() === 0
+      ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', path.join(bin, program), ...args]]
+      : [path.join(bin, program), args];
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
+    fs.chownSync(dir, uid, gid);
+  }
+  const data = path.join(dir, 'data');
+  execFileSync(...asUser('initdb', ['-D', data, '-U', 'convscope', '--auth=trust', '-E', 'UTF8', '--no-sync', '--locale=C.UTF-8']), { stdio: 'pipe' });
+  const proc = await spawnReady(
+    ...asUser('postgres', ['-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-F', '-c', 'max_connections=200']),
+    /ready to accept connections/,
+    'postgres',
+  );
+  const url = (db: string) => `postgres://convscope@127.0.0.1:${port}/${db}`;
+  return {
+    async createDatabase() {
+      const name = `convscope_${process.pid}_${++databases}`;
+      const admin = new pg.Client({ connectionString: url('postgres') });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await admin.end();
+      }
+      return url(name);
+    },
+    async stop() {
+      await stopProcess(proc, 'SIGINT'); // fast shutdown
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

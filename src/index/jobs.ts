@@ -57,6 +57,8 @@ interface Running {
 
 export class JobManager extends EventEmitter {
   private readonly running = new Map<string, Running>();
+  /** Progress events in the order of the changes they report (each reads the store). */
+  private progressEvents = Promise.resolve();
 
   constructor(
     readonly store: IndexStore,
@@ -66,36 +68,52 @@ export class JobManager extends EventEmitter {
     private readonly inference: Inference,
     /** Images per ORT run. */
     private readonly chunk: number,
-    /** Least time between checkpoints (each writes to SQLite). */
+    /** Least time between checkpoints (each writes to the store). */
     private readonly checkpointMs: number,
   ) {
     super();
     this.setMaxListeners(0);
   }
 
-  /** Starts (or finds) the index of `layers` of `model` over `dataset`. Returns at once. */
-  start(model: Model, dataset: Dataset, layers: string[], k: number): JobInfo {
+  /** Starts (or finds) the index of `layers` of `model` over `dataset`. Returns once it is recorded, not when it is done. */
+  async start(model: Model, dataset: Dataset, layers: string[], k: number): Promise<JobInfo> {
     const id = indexId(model, dataset, layers, k);
-    const row = this.store.get(id);
+    const row = await this.store.get(id);
     if (!row) {
-      this.store.create({ id, model: model.name, modelId: modelCacheId(model), dataset: dataset.name, fingerprint: dataset.fingerprint, layers, k, state: 'QUEUED', nextImage: 0, total: dataset.images.length });
+      await this.store.create({
+        id,
+        model: model.name,
+        modelId: modelCacheId(model),
+        dataset: dataset.name,
+        fingerprint: dataset.fingerprint,
+        layers,
+        k,
+        state: 'QUEUED',
+        nextImage: 0,
+        total: dataset.images.length,
+      });
     } else if (row.state === 'DONE' || this.running.has(id)) {
-      return this.info(id)!;
+      return (await this.info(id))!;
     } else {
-      this.store.setState(id, 'QUEUED');
+      await this.store.setState(id, 'QUEUED');
     }
-    this.launch(id, model, dataset);
-    return this.info(id)!;
+    if (!this.running.has(id)) this.launch(id, model, dataset); // unless a concurrent start() launched it meanwhile
+    return (await this.info(id))!;
   }
 
   /** Resumes jobs that a previous process left unfinished (QUEUED or RUNNING). */
-  resumeInterrupted(): void {
-    for (const row of this.store.all()) {
+  async resumeInterrupted(): Promise<void> {
+    for (const row of await this.store.all()) {
       if (row.state !== 'QUEUED' && row.state !== 'RUNNING') continue;
+      if (this.running.has(row.id)) continue;
       const model = this.models.get(row.model);
       const dataset = this.datasets.datasets.get(row.dataset);
       if (!model || !dataset || modelCacheId(model) !== row.modelId || dataset.fingerprint !== row.fingerprint) {
-        this.store.setState(row.id, 'FAILED', 'the model (its file, its preprocessing or convscope\'s decoding of images) or the dataset changed or disappeared before the job finished: run buildIndex again');
+        await this.store.setState(
+          row.id,
+          'FAILED',
+          "the model (its file, its preprocessing or convscope's decoding of images) or the dataset changed or disappeared before the job finished: run buildIndex again",
+        );
         continue;
       }
       log.info({ job: row.id, model: row.model, dataset: row.dataset, from: row.nextImage }, 'resuming index job');
@@ -103,12 +121,12 @@ export class JobManager extends EventEmitter {
     }
   }
 
-  cancel(id: string): JobInfo | undefined {
+  async cancel(id: string): Promise<JobInfo | undefined> {
     const run = this.running.get(id);
     if (run) run.cancelled = true;
     else {
-      const row = this.store.get(id);
-      if (row && (row.state === 'QUEUED' || row.state === 'RUNNING')) this.store.setState(id, 'CANCELLED');
+      const row = await this.store.get(id);
+      if (row && (row.state === 'QUEUED' || row.state === 'RUNNING')) await this.store.setState(id, 'CANCELLED');
     }
     return this.info(id);
   }
@@ -119,8 +137,8 @@ export class JobManager extends EventEmitter {
     return this.info(id);
   }
 
-  info(id: string): JobInfo | undefined {
-    const row = this.store.get(id);
+  async info(id: string): Promise<JobInfo | undefined> {
+    const row = await this.store.get(id);
     if (!row) return undefined;
     const run = this.running.get(id);
     let rate: number | null = null;
@@ -129,17 +147,29 @@ export class JobManager extends EventEmitter {
       rate = (row.nextImage - run.startImage) / ((Date.now() - run.started) / 1000);
       eta = (row.total - row.nextImage) / rate;
     }
-    return { id, model: row.model, dataset: row.dataset, layers: row.layers, k: row.k, state: row.state, imagesDone: row.nextImage, imagesTotal: row.total, rate, eta, error: row.error, updatedAt: row.updatedAt };
+    return {
+      id,
+      model: row.model,
+      dataset: row.dataset,
+      layers: row.layers,
+      k: row.k,
+      state: row.state,
+      imagesDone: row.nextImage,
+      imagesTotal: row.total,
+      rate,
+      eta,
+      error: row.error,
+      updatedAt: row.updatedAt,
+    };
   }
 
-  all(): JobInfo[] {
-    return this.store.all().map((r) => this.info(r.id)!);
+  async all(): Promise<JobInfo[]> {
+    return Promise.all((await this.store.all()).map(async (r) => (await this.info(r.id))!));
   }
 
   /** The finished index of `model` over `dataset` that covers `layer`, if any (newest first). */
-  finished(model: Model, dataset: Dataset, layer: string): IndexRow | undefined {
-    return this.store
-      .all()
+  async finished(model: Model, dataset: Dataset, layer: string): Promise<IndexRow | undefined> {
+    return (await this.store.all())
       .reverse()
       .find((r) => r.state === 'DONE' && r.modelId === modelCacheId(model) && r.fingerprint === dataset.fingerprint && r.layers.includes(layer));
   }
@@ -149,24 +179,35 @@ export class JobManager extends EventEmitter {
     await Promise.all([...this.running.values()].map((r) => r.done));
   }
 
+  /** Emits the job's current info as a 'progress' event, after the events before it. */
+  private progress(id: string): Promise<void> {
+    this.progressEvents = this.progressEvents.then(async () => {
+      this.emit('progress', await this.info(id));
+    });
+    return this.progressEvents.catch((e: Error) => log.warn({ job: id, err: e.message }, 'no progress event: the index store failed'));
+  }
+
+  /** Runs the job in the background; registers it as running at once (before any await). */
   private launch(id: string, model: Model, dataset: Dataset): void {
-    const row = this.store.get(id)!;
-    const run: Running = { cancelled: false, started: Date.now(), startImage: row.nextImage, done: Promise.resolve() };
+    const run: Running = { cancelled: false, started: Date.now(), startImage: 0, done: Promise.resolve() };
     this.running.set(id, run);
     // Outside the request that started it: neither its client leaving nor its time limit nor the
     // requests' queue bound may stop a job (engine/batcher.ts); it is bounded by its chunks.
-    run.done = detached(() => this.execute(row, model, dataset, run))
-      .catch((e: Error) => {
+    run.done = detached(() => this.execute(id, model, dataset, run))
+      .catch(async (e: Error) => {
         log.error({ job: id, err: e.message }, 'index job failed');
-        this.store.setState(id, 'FAILED', e.message);
+        await this.store.setState(id, 'FAILED', e.message);
       })
+      .catch((e: Error) => log.error({ job: id, err: e.message }, 'the index store failed'))
       .finally(() => {
         this.running.delete(id);
-        this.emit('progress', this.info(id));
+        return this.progress(id);
       });
   }
 
-  private async execute(row: IndexRow, model: Model, dataset: Dataset, run: Running): Promise<void> {
+  private async execute(id: string, model: Model, dataset: Dataset, run: Running): Promise<void> {
+    const row = (await this.store.get(id))!;
+    run.startImage = row.nextImage;
     const layers = row.layers.map((name) => {
       const layer = model.layerByName.get(name);
       if (!layer) throw new Error(`model "${model.name}" has no layer "${name}"`);
@@ -174,12 +215,12 @@ export class JobManager extends EventEmitter {
     });
     const tensors = layers.map((l) => l.tensor);
     const trackers = layers.map((l) => new LayerTopK(l.units[0], row.k));
-    for (const saved of this.store.tops(row.id)) {
+    for (const saved of await this.store.tops(row.id)) {
       trackers[row.layers.indexOf(saved.layer)].offer(saved.channel, saved.value, saved.image, saved.y, saved.x);
     }
     for (const t of trackers) t.clearChanged(); // restored, not changed
-    this.store.setState(row.id, 'RUNNING');
-    this.emit('progress', this.info(row.id));
+    await this.store.setState(row.id, 'RUNNING');
+    await this.progress(row.id);
 
     // The graph holds the model's normalisation table: two sidecars over one .onnx differ.
     const graph = `maxima-of-pixels/${modelCacheId(model)}/${tensors.join('|')}`;
@@ -196,11 +237,11 @@ export class JobManager extends EventEmitter {
     let savedAt = Date.now();
     // A checkpoint writes every channel whose top-k changed since the last one, and the
     // progress, in one transaction (so they always agree); at most every checkpointMs.
-    const save = () => {
+    const save = async () => {
       const changed = layers.flatMap((layer, li) => trackers[li].takeChanged().map(({ channel, entries }) => ({ layer: layer.name, channel, entries })));
-      this.store.checkpoint(row.id, next, changed);
+      await this.store.checkpoint(row.id, next, changed);
       savedAt = Date.now();
-      this.emit('progress', this.info(row.id));
+      void this.progress(row.id);
     };
     const offer = (from: number, results: Float32Array[][]) =>
       results.forEach((outputs, i) => {
@@ -222,8 +263,8 @@ export class JobManager extends EventEmitter {
     while (decoding || running) {
       if (run.cancelled) {
         running?.results.catch(() => undefined); // recomputed on resume
-        save();
-        this.store.setState(row.id, 'CANCELLED');
+        await save();
+        await this.store.setState(row.id, 'CANCELLED');
         return;
       }
       let launched: Chunk | null = null;
@@ -238,11 +279,11 @@ export class JobManager extends EventEmitter {
         const results = await running.results;
         offer(running.from, results);
         next = running.from + results.length;
-        if (Date.now() - savedAt >= this.checkpointMs) save();
+        if (Date.now() - savedAt >= this.checkpointMs) await save();
       }
       running = launched;
     }
-    save();
-    this.store.setState(row.id, 'DONE');
+    await save();
+    await this.store.setState(row.id, 'DONE');
   }
 }

@@ -6,7 +6,7 @@ import type { Services } from './services';
 import { log } from '../log';
 import { defaultIndexLayers } from '../index/jobs';
 
-export function startAutoIndexes({ registry, datasets, jobs }: Services): void {
+export async function startAutoIndexes({ registry, datasets, jobs }: Services): Promise<void> {
   for (const model of registry.models.values()) {
     for (const name of model.sidecar.autoIndex ?? []) {
       const dataset = datasets.datasets.get(name);
@@ -14,7 +14,7 @@ export function startAutoIndexes({ registry, datasets, jobs }: Services): void {
         log.warn({ model: model.name, dataset: name }, 'autoIndex names a dataset that does not exist');
         continue;
       }
-      const job = jobs.start(model, dataset, defaultIndexLayers(model), 9);
+      const job = await jobs.start(model, dataset, defaultIndexLayers(model), 9);
       if (job.state !== 'DONE') log.info({ model: model.name, dataset: name, job: job.id }, 'building the top-9 index in the background');
     }
   }

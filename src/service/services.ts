@@ -12,7 +12,8 @@ import { GraphCache } from '../engine/graph-cache';
 import { openRuntime } from '../engine/runtime';
 import { ImageStore } from '../images/store';
 import { JobManager } from '../index/jobs';
-import { IndexStore } from '../index/store';
+import { PostgresIndexStore } from '../index/postgres-store';
+import { SqliteIndexStore } from '../index/sqlite-store';
 import { Inference } from '../inference';
 import { log } from '../log';
 import { DatasetRegistry } from '../registry/datasets';
@@ -49,6 +50,8 @@ export async function createServices(config: Config): Promise<Services> {
   const images = new ImageStore(config.cacheDir, config, config.uploadsBytes);
   const inference = new Inference(engine, config, cache);
   const datasets = DatasetRegistry.load(config.datasetsDir);
-  const jobs = new JobManager(new IndexStore(config.cacheDir), registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs);
+  // The index store: PostgreSQL shared by several processes (DATABASE_URL), else SQLite in CACHE_DIR.
+  const indexStore = config.databaseUrl ? await PostgresIndexStore.open(config.databaseUrl) : new SqliteIndexStore(config.cacheDir);
+  const jobs = new JobManager(indexStore, registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs);
   return { config, engine, registry, blobs, images, cache, inference, datasets, jobs };
 }

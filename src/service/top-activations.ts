@@ -21,7 +21,7 @@ function checkK(k: number): void {
 }
 
 /** Starts (or finds) the index of `layers` (default: every Conv and Relu) of `model` over `dataset`, keeping the top `k`. */
-export function buildIndex({ jobs }: Services, model: Model, dataset: Dataset, layers: string[] | undefined, k: number): JobInfo {
+export async function buildIndex({ jobs }: Services, model: Model, dataset: Dataset, layers: string[] | undefined, k: number): Promise<JobInfo> {
   checkK(k);
   const chosen = layers ?? defaultIndexLayers(model);
   if (chosen.length === 0) throw badInput('give at least one layer');
@@ -31,9 +31,9 @@ export function buildIndex({ jobs }: Services, model: Model, dataset: Dataset, l
 }
 
 /** The unit's strongest activations over the dataset, from the finished index covering its layer, or INDEX_NOT_BUILT saying how to build one. */
-export function topRows({ jobs }: Services, unit: Unit, dataset: Dataset): TopRow[] {
+export async function topRows({ jobs }: Services, unit: Unit, dataset: Dataset): Promise<TopRow[]> {
   const { model, layer } = unit;
-  const index = jobs.finished(model, dataset, layer.name);
+  const index = await jobs.finished(model, dataset, layer.name);
   if (!index) {
     throw new ApiError(
       'INDEX_NOT_BUILT',
@@ -53,15 +53,15 @@ export function topBox(services: Services, unit: Unit, image: SourceImage, row: 
 export const topImage = (services: Services, dataset: Dataset, row: TopRow) => datasetImage(services, dataset.name, dataset.images[row.image].name);
 
 /** ZF Fig. 2 for `units` of a layer as one PNG: each filter's top-k projections (cropped to the receptive field) beside the image patches. */
-export function topActivationsGrid(scope: Scope, model: Model, layer: Layer, dataset: Dataset, units: Unit[], k: number): Promise<string> {
+export async function topActivationsGrid(scope: Scope, model: Model, layer: Layer, dataset: Dataset, units: Unit[], k: number): Promise<string> {
   checkK(k);
   const { services } = scope;
-  const index = services.jobs.finished(model, dataset, layer.name);
+  const index = await services.jobs.finished(model, dataset, layer.name);
   return topGridUrl(services, { model, layer, dataset, indexId: index?.id, units, k }, () =>
     Promise.all(
-      units.map((unit) =>
+      units.map(async (unit) =>
         Promise.all(
-          topRows(services, unit, dataset)
+          (await topRows(services, unit, dataset))
             .slice(0, k)
             .map(async (row) => {
               const image = topImage(services, dataset, row);
