@@ -25,6 +25,7 @@ const NEEDS_CPU: Record<string, string> = {
   lrn_decomposed: 'the int64 arithmetic of a reshape target computed from the batch size',
   shufflenet_v2: "the int64 arithmetic of the channel shuffle's reshape targets, computed from the batch size",
   vit: 'the int64 arithmetic of the class token and attention shapes, computed from the batch size',
+  ops: 'LogSoftmax, which has no WebGPU kernel',
 };
 
 const suites = REFERENCE_SUITES.map((s) => ({ ...s, manifest: loadManifest(s.reference) }));
