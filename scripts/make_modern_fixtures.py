@@ -133,8 +133,9 @@ class Mix(nn.Module):
 
 class Gate(nn.Module):
     """Softmax over channels, LogSoftmax, and the map times its own [N, C, 1, 1] mean expanded to the map
-    (Expand, Mul of two activations). The map's size is given, not read from x.shape: a shape computed at run
-    time from the batch size is int64 arithmetic that only the CPU runs (test/webgpu.test.ts's NEEDS_CPU)."""
+    (Expand, Mul of two activations). The map's size is given, not read from x.shape: that exports as int64
+    arithmetic (Gather, Unsqueeze, Concat, Reshape, Equal, Where) that ONNX Runtime keeps on the CPU with a GPU
+    provider (test/webgpu.test.ts's NEEDS_CPU)."""
 
     def __init__(self, c, hw):
         super().__init__()
