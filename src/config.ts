@@ -102,6 +102,27 @@ export interface Config {
   redisTimeoutMs: number;
   /** Whole-response cache for operations whose @cacheControl hints allow it (RESPONSE_CACHE, default on; 0/off/false = off). */
   responseCache: boolean;
+
+  // ---- use from other origins and access control (src/http/cors.ts, api-keys.ts) ----
+  /**
+   * Origins whose pages may call the API (CORS_ORIGINS: a comma-separated list of origins such as
+   * `https://dash.example.com`, `*` for any, or `none`; default `*`). Applies to every route
+   * (/graphql, /img, /tensors, /datasets, /embed.js) and to WebSocket subscriptions; the
+   * server's own origin is always allowed.
+   */
+  corsOrigins: string[] | '*';
+  /**
+   * The server's address as clients reach it (PUBLIC_URL, e.g. `https://example.com/convscope`
+   * behind a proxy that strips `/convscope`): every URL field of the API starts with it. Unset:
+   * URLs are paths (`/img/…`) relative to the server.
+   */
+  publicUrl: string;
+  /** Keys accepted in the X-API-Key header (API_KEYS, comma-separated; unset = no keys: everything is open). With keys, mutations need one. */
+  apiKeys: string[];
+  /** With API_KEYS, queries and subscriptions need a key too (API_KEYS_FOR_READS, default off). */
+  apiKeysForReads: boolean;
+  /** Requests per minute one key may make (API_KEY_RATE_LIMIT, default 0 = no limit); over it: OVERLOADED, HTTP 429, Retry-After. */
+  apiKeyRateLimit: number;
 }
 
 export type Backend = 'cpu' | 'wasm' | 'cuda' | 'webgpu';
@@ -168,6 +189,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisTtlS: int(env, 'CACHE_REDIS_TTL_S', 7 * 24 * 3600),
     redisTimeoutMs: int(env, 'REDIS_TIMEOUT_MS', 1000, 1),
     responseCache: !/^(0|off|false|no)$/i.test(env.RESPONSE_CACHE ?? ''),
+    // other origins and access control
+    corsOrigins: corsOrigins(env.CORS_ORIGINS),
+    publicUrl: publicUrl(env.PUBLIC_URL),
+    apiKeys: list(env.API_KEYS),
+    apiKeysForReads: /^(1|on|true|yes)$/i.test(env.API_KEYS_FOR_READS ?? ''),
+    apiKeyRateLimit: int(env, 'API_KEY_RATE_LIMIT', 0),
   };
 }
 
@@ -187,4 +214,37 @@ function megabytes(env: NodeJS.ProcessEnv, name: string, fallback: number): numb
   const value = Number(raw);
   if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of MB ≥ 0, got "${raw}"`);
   return Math.floor(value * 1024 * 1024);
+}
+
+const list = (raw: string | undefined): string[] =>
+  (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function corsOrigins(raw: string | undefined): string[] | '*' {
+  if (raw === undefined || raw.trim() === '' || raw.trim() === '*') return '*';
+  if (raw.trim().toLowerCase() === 'none') return [];
+  return list(raw).map((origin) => {
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      throw new Error(`CORS_ORIGINS must list origins such as https://example.com, *, or none; got "${origin}"`);
+    }
+    if (url.origin !== origin.replace(/\/$/, '')) throw new Error(`CORS_ORIGINS lists origins (scheme://host[:port], no path); got "${origin}"`);
+    return url.origin;
+  });
+}
+
+function publicUrl(raw: string | undefined): string {
+  if (!raw) return '';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`PUBLIC_URL must be an absolute http(s) URL such as https://example.com/convscope, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`PUBLIC_URL must be an http(s) URL, got "${raw}"`);
+  return url.href.replace(/\/+$/, ''); // URL fields append /img/…
 }

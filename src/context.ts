@@ -5,6 +5,8 @@ import type { Services } from './service/services';
 export interface Context extends Scope {
   /** Fires when the client goes away or the request's time is up (src/http/signals.ts). */
   signal?: AbortSignal;
+  /** The request came with a valid API key (src/http/api-keys.ts). */
+  apiKey?: boolean;
 }
 
 export function createContext(services: Services): Context {

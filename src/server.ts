@@ -9,11 +9,14 @@ import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
+import compression from 'compression';
 import express, { ErrorRequestHandler } from 'express';
 import { apolloCache, responseCache, servedFingerprint } from './cache/apollo';
 import { Config } from './config';
 import { Context, createContext } from './context';
+import { apiKeys } from './http/api-keys';
 import { blobRoutes } from './http/blobs';
+import { cors } from './http/cors';
 import { datasetRoutes } from './http/datasets';
 import { subscriptionServer } from './http/subscriptions';
 import { startAutoIndexes } from './service/auto-index';
@@ -46,6 +49,7 @@ export async function startServer(config: Config, services?: Services): Promise<
 
   // Hardening: query cost/depth/alias/directive/token limits (src/http/query-limits.ts), 503 + Retry-After (overload.ts).
   const limits = queryLimits<Context>(config);
+  const keys = apiKeys(config); // optional API keys and their rate limits (src/http/api-keys.ts)
   const apollo = new ApolloServer<Context>({
     schema: buildAppSchema(),
     introspection: true,
@@ -64,15 +68,19 @@ export async function startServer(config: Config, services?: Services): Promise<
       ApolloServerPluginLandingPageDisabled(),
       ...limits.plugins,
       overloadPlugin<Context>(),
+      keys.plugin<Context>(),
     ],
   });
   // Whole-response cache for operations whose @cacheControl hints allow it, keyed also by the served models and datasets.
   // Computed per request: the served models change when MODELS_DIR does (a few hashes' work).
-  const fingerprint = () => servedFingerprint(services.registry.models.values(), services.datasets.datasets.values());
+  // PUBLIC_URL is in the key too: cached answers carry absolute URLs.
+  const fingerprint = () => `${servedFingerprint(services.registry.models.values(), services.datasets.datasets.values())} ${config.publicUrl}`;
   if (config.responseCache) apollo.addPlugin(responseCache<Context>(services.cache, fingerprint));
   await apollo.start();
   const metrics = createMetrics(services);
 
+  app.use(cors(config)); // CORS_ORIGINS, for every route (src/http/cors.ts)
+  app.use(compression()); // gzip or brotli for what compresses (JSON, HTML, JS, CSS; not PNGs)
   app.use(blobRoutes(services.blobs));
   app.use(datasetRoutes(services.datasets));
   app.get('/metrics', metrics.route);
@@ -82,6 +90,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   app.use(
     '/graphql',
     admitted, // at most MAX_INFLIGHT_REQUESTS at once, refused before the body is read
+    keys.http, // a wrong key, or one over its rate, refused before the body is read
     express.json({ limit: config.bodyLimitBytes }),
     // A body express.json did not parse (text/plain, form posts) is left unset; Apollo then
     // answers 500. Set, it reaches Apollo's CSRF check and content-type handling: 400.
@@ -90,7 +99,7 @@ export async function startServer(config: Config, services?: Services): Promise<
       next();
     },
     requestSignal(config.requestTimeoutMs),
-    expressMiddleware(apollo, { context: async ({ res }) => ({ ...createContext(services), signal: res.locals.signal as AbortSignal | undefined }) }),
+    expressMiddleware(apollo, { context: async ({ res }) => ({ ...createContext(services), signal: res.locals.signal as AbortSignal | undefined, apiKey: res.locals.apiKey === true }) }),
   );
   app.get('/healthz', (_req, res) => {
     const { engine } = services;
@@ -118,7 +127,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   const { port } = httpServer.address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const url = `http://${host}:${port}`;
-  const subscriptions = subscriptionServer(httpServer, buildAppSchema(), services);
+  const subscriptions = subscriptionServer(httpServer, buildAppSchema(), services, keys);
   await services.jobs.resumeInterrupted();
   await startAutoIndexes(services);
   const stopRescans = config.modelsRescanSeconds > 0 ? services.registry.watch(config.modelsRescanSeconds * 1000) : () => undefined;

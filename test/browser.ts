@@ -10,19 +10,23 @@ export const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /**
- * Chromium with one context in which every request that is not to `serverUrl` (http or ws) is
- * refused and remembered in `blocked`; data: and blob: URLs never leave the page.
+ * Chromium with one context in which every request that is not to `serverUrl` or `otherUrls`
+ * (http or ws) is refused and remembered in `blocked`; data: and blob: URLs never leave the page.
  */
-export async function offlineBrowser(serverUrl: string, viewport = { width: 1400, height: 900 }): Promise<{ browser: Browser; context: BrowserContext; blocked: string[] }> {
+export async function offlineBrowser(
+  serverUrl: string,
+  viewport = { width: 1400, height: 900 },
+  otherUrls: string[] = [],
+): Promise<{ browser: Browser; context: BrowserContext; blocked: string[] }> {
   assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install Debian's package (apt-get install -y --no-install-recommends chromium, as .ci/run does)`);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   const context = await browser.newContext({ viewport });
-  const origin = new URL(serverUrl).origin;
-  const ws = origin.replace(/^http/, 'ws');
+  const origins = [serverUrl, ...otherUrls].map((u) => new URL(u).origin);
+  const allowed = [...origins, ...origins.map((o) => o.replace(/^http/, 'ws'))].map((o) => `${o}/`);
   const blocked: string[] = [];
   await context.route('**/*', async (route) => {
     const url = route.request().url();
-    if (url.startsWith(`${origin}/`) || url.startsWith(`${ws}/`) || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
+    if (allowed.some((prefix) => url.startsWith(prefix)) || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
     blocked.push(url);
     return route.abort('blockedbyclient');
   });

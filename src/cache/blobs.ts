@@ -23,10 +23,14 @@ export type BlobKind = 'png' | 'npy';
 const HASH = /^[0-9a-f]{64}$/;
 
 export class BlobStore {
-  constructor(readonly store: TieredStore) {}
+  /** `baseUrl` (PUBLIC_URL, no trailing slash; '' = none) starts every blob's URL. */
+  constructor(
+    readonly store: TieredStore,
+    readonly baseUrl = '',
+  ) {}
 
-  static url(kind: BlobKind, hash: string): string {
-    return kind === 'png' ? `/img/${hash}.png` : `/tensors/${hash}.npy`;
+  url(kind: BlobKind, hash: string): string {
+    return kind === 'png' ? `${this.baseUrl}/img/${hash}.png` : `${this.baseUrl}/tensors/${hash}.npy`;
   }
 
   static key(kind: BlobKind, hash: string): string {
@@ -69,6 +73,6 @@ export class BlobStore {
         await this.store.set(indexKey, Buffer.from(made, 'latin1'));
         return made;
       }));
-    return BlobStore.url(kind, hash);
+    return this.url(kind, hash);
   }
 }

@@ -46,7 +46,7 @@ export async function createServices(config: Config): Promise<Services> {
   });
   const registry = await ModelRegistry.load(config.modelsDir, runtime, config);
   const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
-  const blobs = new BlobStore(cache);
+  const blobs = new BlobStore(cache, config.publicUrl);
   const images = new ImageStore(config.cacheDir, config, config.uploadsBytes);
   const inference = new Inference(engine, config, cache);
   const datasets = DatasetRegistry.load(config.datasetsDir);
