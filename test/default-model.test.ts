@@ -21,6 +21,21 @@ describe('the default model on the demo dataset', () => {
   });
   after(() => server.close());
 
+  // First, while the index job started with the server is still early in its 1000 images.
+  test('while that index is being built, INDEX_NOT_BUILT names its job, with its ID and progress', async () => {
+    const top = await gql(server.url, `{ model(name: "fashion-zfnet") { layers(kinds: [RELU], first: 1) { nodes { filter(index: 0) { topActivations(dataset: "fashion-mnist-demo") { totalCount } } } } } }`);
+    const error = top.errors?.[0];
+    assert.equal(error?.extensions?.code, 'INDEX_NOT_BUILT', JSON.stringify(top));
+    const job = error!.extensions!.job as { id: string; state: string; imagesDone: number; imagesTotal: number };
+    assert.ok(job, `the error names the running job: ${JSON.stringify(error)}`);
+    assert.match(job.state, /^(QUEUED|RUNNING)$/);
+    assert.equal(job.imagesTotal, 1000);
+    assert.ok(job.imagesDone < 1000);
+    assert.ok(error!.message.includes(job.id) && error!.message.includes('being built') && !error!.message.includes('buildIndex'), error!.message);
+    const same = await gql(server.url, `query($id: ID!) { node(id: $id) { ... on Job { model dataset imagesTotal } } }`, { id: job.id });
+    assert.deepEqual(same.data.node, { model: 'fashion-zfnet', dataset: 'fashion-mnist-demo', imagesTotal: 1000 });
+  });
+
   test('its index graph (8-bit grey pixels in) normalises exactly as preprocess() does', async () => {
     const grey = (channels: 1 | 3) => {
       const raw = Buffer.from(Array.from({ length: 40 * 30 * channels }, (_, i) => (i * 37) % 251));

@@ -9,6 +9,7 @@ import { TopRow } from '../index/store';
 import { SourceImage } from '../inference';
 import type { Layer, Model, Unit } from '../model';
 import type { Dataset } from '../registry/datasets';
+import { toGlobalId } from '../ids';
 import { datasetImage } from './images';
 import { findLayer } from './lookup';
 import { projectUnit } from './projection';
@@ -30,18 +31,34 @@ export async function buildIndex({ jobs }: Services, model: Model, dataset: Data
   return jobs.start(model, dataset, [...new Set(chosen)], k);
 }
 
-/** The unit's strongest activations over the dataset, from the finished index covering its layer, or INDEX_NOT_BUILT saying how to build one. */
+/**
+ * The unit's strongest activations over the dataset, from the finished index covering its layer,
+ * or INDEX_NOT_BUILT: naming the index job that is building it now (its ID and progress), or
+ * saying how to start one.
+ */
 export async function topRows({ jobs }: Services, unit: Unit, dataset: Dataset): Promise<TopRow[]> {
   const { model, layer } = unit;
   const index = await jobs.finished(model, dataset, layer.name);
-  if (!index) {
+  if (index) return jobs.store.top(index.id, layer.name, unit.index);
+  const where = { model: model.name, dataset: dataset.name, layer: layer.name };
+  const what = `model "${model.name}" over dataset "${dataset.name}"`;
+  const job = (await jobs.all()).find(
+    (j) => (j.state === 'QUEUED' || j.state === 'RUNNING') && j.model === model.name && j.dataset === dataset.name && j.layers.includes(layer.name),
+  );
+  if (job) {
+    const id = toGlobalId('Job', job.id);
+    const eta = job.eta === null ? '' : `, about ${Math.ceil(job.eta)} s left`;
     throw new ApiError(
       'INDEX_NOT_BUILT',
-      `no finished index of model "${model.name}" over dataset "${dataset.name}" covers layer "${layer.name}": run mutation { buildIndex(model: "${model.name}", dataset: "${dataset.name}") { id state } } and wait for it to be DONE`,
-      { model: model.name, dataset: dataset.name, layer: layer.name },
+      `the index of ${what} that covers layer "${layer.name}" is being built: job ${id} is ${job.state}, ${job.imagesDone} of ${job.imagesTotal} images${eta}; follow it with subscription { jobProgress(id: "${id}") { state imagesDone } } and ask again when it is DONE`,
+      { ...where, job: { id, state: job.state, imagesDone: job.imagesDone, imagesTotal: job.imagesTotal, eta: job.eta } },
     );
   }
-  return jobs.store.top(index.id, layer.name, unit.index);
+  throw new ApiError(
+    'INDEX_NOT_BUILT',
+    `no finished index of ${what} covers layer "${layer.name}": run mutation { buildIndex(model: "${model.name}", dataset: "${dataset.name}") { id state } } and wait for it to be DONE`,
+    where,
+  );
 }
 
 /** The receptive field of a top activation in its original image's pixels. */
