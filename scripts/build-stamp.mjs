@@ -26,7 +26,11 @@ function files(rel) {
 
 function sourcesHash() {
   const hash = createHash('sha256');
-  for (const file of INPUTS.flatMap(files).sort()) hash.update(`${file}\0`).update(fs.readFileSync(path.join(ROOT, file))).update('\0');
+  for (const file of INPUTS.flatMap(files).sort())
+    hash
+      .update(`${file}\0`)
+      .update(fs.readFileSync(path.join(ROOT, file)))
+      .update('\0');
   return hash.digest('hex');
 }
 

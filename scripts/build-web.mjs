@@ -5,7 +5,9 @@
  * CDN at run time.
  *   - graphiql (src/web/graphiql/main.tsx): GraphiQL at GET /graphql, with monaco's web workers;
  *   - gallery (src/web/gallery/main.tsx): the gallery at GET / (type-checked apart by
- *     `tsc -p src/web/gallery/tsconfig.json`).
+ *     `tsc -p src/web/gallery/tsconfig.json`);
+ *   - embed (src/web/embed/embed.ts, src/web/client/client.ts): the web components at /embed.js
+ *     and the typed client at /client.js (type-checked by `tsc -p src/web/embed/tsconfig.json`).
  *
  *   node scripts/build-web.mjs          (run by `npm run build`, after tsc)
  */
@@ -84,4 +86,11 @@ await bundle('gallery', async (common, outputNamed) => {
   // React, the graphql-ws client and the page's CSS.
   const page = await esbuild.build({ ...common, format: 'esm', jsx: 'automatic', entryPoints: { gallery: 'src/web/gallery/main.tsx' } });
   return { js: outputNamed(page, 'gallery', '.js'), css: outputNamed(page, 'gallery', '.css') };
+});
+
+await bundle('embed', async (common) => {
+  // The web components (/embed.js) and the typed client (/client.js): ES modules under fixed
+  // names, since pages and dashboards name them (src/http/embed.ts).
+  await esbuild.build({ ...common, format: 'esm', entryNames: '[name]', entryPoints: { embed: 'src/web/embed/embed.ts', client: 'src/web/client/client.ts' } });
+  return { js: 'embed.js', client: 'client.js' };
 });

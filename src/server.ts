@@ -18,6 +18,7 @@ import { apiKeys } from './http/api-keys';
 import { blobRoutes } from './http/blobs';
 import { cors } from './http/cors';
 import { datasetRoutes } from './http/datasets';
+import { embedRoutes } from './http/embed';
 import { subscriptionServer } from './http/subscriptions';
 import { startAutoIndexes } from './service/auto-index';
 import type { JobInfo } from './index/jobs';
@@ -86,6 +87,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   app.get('/metrics', metrics.route);
   app.use(graphiqlRoutes());
   app.use(galleryRoutes()); // the gallery page at /
+  app.use(embedRoutes()); // /embed.js (web components) and /client.js (the typed client)
   const admitted = admission(config.maxInflightRequests);
   app.use(
     '/graphql',

@@ -70,3 +70,12 @@ export async function fetchFrom(routes: Router, pageUrl: string): Promise<{ stat
     await new Promise((resolve) => httpServer.close(resolve));
   }
 }
+
+/** A page of another origin: `html` (which may be changed) at / of a free loopback port. */
+export async function pageServer(html: string): Promise<{ url: string; html: string; close(): Promise<void> }> {
+  const page = { url: '', html, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page.html));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  page.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return page;
+}

@@ -5,18 +5,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import { AddressInfo } from 'node:net';
 import { Browser, BrowserContext } from 'playwright-core';
-import { offlineBrowser } from './browser';
+import { offlineBrowser, pageServer } from './browser';
 import { startTestServer } from './helpers';
-
-/** A page server on a free loopback port: `html` at /. */
-export async function pageServer(html: string): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
 
 let convscope: Awaited<ReturnType<typeof startTestServer>>;
 let allowed: Awaited<ReturnType<typeof pageServer>>;
