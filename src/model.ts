@@ -95,6 +95,8 @@ export interface Model {
 
 export interface ModelError {
   file: string;
+  /** The name it would be served under. */
+  model: string;
   message: string;
 }
 

@@ -160,7 +160,7 @@ export function batchInput(name: string, perItem: (number | null)[], elemType = 
   return { name, type: { tensorType: { elemType, shape: { dim } } } };
 }
 
-function toAttributes(attrs: Record<string, AttrValue>): AttributeProto[] {
+export function toAttributes(attrs: Record<string, AttrValue>): AttributeProto[] {
   return Object.entries(attrs).map(([name, v]) => {
     if (typeof v === 'number') return { name, type: AttributeType.INT, i: v };
     if (typeof v === 'string') return { name, type: AttributeType.STRING, s: Buffer.from(v) };

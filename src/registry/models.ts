@@ -1,6 +1,7 @@
 /**
  * The models a server offers: every `<name>.onnx` in MODELS_DIR (and training snapshots in
- * `<name>.snapshots/`), with its optional sidecar `<name>.json`. A model that fails to load is
+ * `<name>.snapshots/`) and every TensorFlow.js layers model `<name>/model.json` (converted to
+ * ONNX by src/tfjs/), with its optional sidecar `<name>.json`. A model that fails to load is
  * recorded in `errors` and skipped; the others are served.
  */
 import { createHash } from 'node:crypto';
@@ -15,6 +16,7 @@ import { attrInts, OnnxGraph } from '../onnx/graph';
 import { decodeModel } from '../onnx/proto';
 import { checkModel } from '../onnx/validate';
 import { layerKind, receptiveFields } from '../onnx/ops';
+import { loadLayersModel } from '../tfjs/convert';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
 
@@ -68,17 +70,18 @@ export class ModelRegistry {
   }
 
   private async scan(initial: boolean): Promise<boolean> {
-    const files = listModelFiles(this.dir);
+    const sources = listModelSources(this.dir);
     let changed = false;
-    const present = new Set(files.map((f) => f.name));
+    const present = new Set(sources.map((f) => f.name));
     for (const name of [...this.loaded.keys()]) {
       if (present.has(name)) continue;
       changed = this.forget(name) || changed;
       this.loaded.delete(name);
       log.info({ model: name }, 'model removed');
     }
-    for (const { name, file } of files) {
-      const signature = fileSignature(file);
+    for (const source of sources) {
+      const { name, file } = source;
+      const signature = signatureOf(source);
       if (this.loaded.get(name) === signature) continue;
       if (!initial && this.settling.get(name) !== signature) {
         this.settling.set(name, signature);
@@ -89,13 +92,13 @@ export class ModelRegistry {
       changed = this.forget(name) || changed;
       const started = Date.now();
       try {
-        const model = await loadModel(name, file, this.runtime, this.limits);
+        const model = await loadModel(source, this.runtime, this.limits);
         this.models.set(name, model);
         changed = true;
         log.info({ model: name, layers: model.layers.length, ms: Date.now() - started }, 'model loaded');
       } catch (e) {
         const message = (e as Error).message;
-        this.errors.push({ file: path.relative(this.dir, file), message });
+        this.errors.push({ file: path.relative(this.dir, file), model: name, message });
         changed = true;
         log.error({ file, err: message }, 'model failed to load');
       }
@@ -107,70 +110,60 @@ export class ModelRegistry {
   private forget(name: string): boolean {
     const had = this.models.delete(name);
     const before = this.errors.length;
-    const kept = this.errors.filter((e) => modelName(e.file) !== name);
+    const kept = this.errors.filter((e) => e.model !== name);
     this.errors.splice(0, this.errors.length, ...kept);
     return had || kept.length !== before;
   }
 }
 
-/** The model name of a file relative to the models folder (`a.onnx`, `a.snapshots/e1.onnx` → `a@e1`). */
-function modelName(relative: string): string {
-  const [first, second] = relative.split(path.sep);
-  return second ? `${first.replace(/\.snapshots$/, '')}@${second.replace(/\.onnx$/, '')}` : first.replace(/\.onnx$/, '');
+/** A model in the folder: its name, the file it is read from, and where its sidecar would be. */
+interface ModelSource {
+  name: string;
+  /** An .onnx file, or a TF.js layers model's model.json. */
+  file: string;
+  sidecar: string;
+  tfjs: boolean;
 }
 
-/** What changes when a model file or its sidecar is written, replaced or removed. */
-function fileSignature(file: string): string {
+/** What changes when a model's files or its sidecar are written, replaced or removed (a TF.js model: every file of its folder). */
+function signatureOf({ file, sidecar, tfjs }: ModelSource): string {
   const part = (p: string) => {
     const st = fs.statSync(p, { throwIfNoEntry: false });
     return st ? `${st.size}/${st.mtimeMs}/${st.ino}` : '-';
   };
-  return `${part(file)}|${part(file.replace(/\.onnx$/, '.json'))}`;
+  const folder = path.dirname(file);
+  const files = tfjs ? fs.readdirSync(folder).sort().map((f) => path.join(folder, f)) : [file];
+  return [...files, sidecar].map(part).join('|');
 }
 
-function listModelFiles(dir: string): { name: string; file: string }[] {
+function listModelSources(dir: string): ModelSource[] {
   if (!fs.existsSync(dir)) return [];
-  const found: { name: string; file: string }[] = [];
+  const found: ModelSource[] = [];
+  const onnx = (name: string, file: string) => found.push({ name, file, sidecar: file.replace(/\.onnx$/, '.json'), tfjs: false });
   // statSync follows symlinks: a model may be linked into the folder.
   const stat = (p: string) => fs.statSync(p, { throwIfNoEntry: false });
   for (const entry of fs.readdirSync(dir).sort()) {
     const full = path.join(dir, entry);
     if (entry.endsWith('.onnx') && stat(full)?.isFile()) {
-      found.push({ name: entry.slice(0, -5), file: full });
+      onnx(entry.slice(0, -5), full);
     } else if (entry.endsWith('.snapshots') && stat(full)?.isDirectory()) {
       const parent = entry.slice(0, -'.snapshots'.length);
       const sub = full;
       for (const f of fs.readdirSync(sub).sort()) {
-        if (f.endsWith('.onnx')) found.push({ name: `${parent}@${f.slice(0, -5)}`, file: path.join(sub, f) });
+        if (f.endsWith('.onnx')) onnx(`${parent}@${f.slice(0, -5)}`, path.join(sub, f));
       }
+    } else if (stat(full)?.isDirectory() && stat(path.join(full, 'model.json'))) {
+      // A TensorFlow.js layers model: the folder is the model, its sidecar beside it.
+      found.push({ name: entry, file: path.join(full, 'model.json'), sidecar: `${full}.json`, tfjs: true });
     }
   }
   return found;
 }
 
-async function loadModel(name: string, file: string, runtime: Runtime, limits: ModelLimits): Promise<Model> {
+async function loadModel({ name, file, sidecar: sidecarFile, tfjs }: ModelSource, runtime: Runtime, limits: ModelLimits): Promise<Model> {
   if (!NAME.test(name)) throw new Error(`"${name}" is not a usable model name (letters, digits, . _ @ - only)`);
-  const stat = fs.statSync(file);
-  // A FIFO or device named *.onnx would block the read forever.
-  if (!stat.isFile()) throw new Error('not a regular file');
-  const fileBytes = stat.size;
-  if (fileBytes > limits.maxModelBytes) {
-    throw new Error(`the file is ${(fileBytes / 2 ** 20).toFixed(0)} MB, over the limit of ${(limits.maxModelBytes / 2 ** 20).toFixed(0)} MB (MAX_MODEL_MB)`);
-  }
-  const bytes = fs.readFileSync(file);
-  let proto;
-  try {
-    proto = decodeModel(bytes);
-  } catch (e) {
-    throw new Error(`not a readable ONNX model: ${(e as Error).message}`);
-  }
-  // Hostile or broken content (external data paths, absurd shapes, unbounded loops …): refused
-  // before the graph analysis or onnxruntime sees it.
-  try {
-    checkModel(proto);
-  } catch (e) {
-    throw new Error(`not a usable ONNX model: ${(e as Error).message}`);
-  }
+  const sidecar = readSidecar(sidecarFile);
+  const { proto, bytes, sha256 } = tfjs ? loadLayersModel(path.dirname(file), limits.maxModelBytes, sidecar.input?.size) : readOnnxFile(file, limits);
   let graph: OnnxGraph;
   try {
     graph = new OnnxGraph(proto);
@@ -181,7 +174,6 @@ async function loadModel(name: string, file: string, runtime: Runtime, limits: M
   if (external) {
     throw new Error(`weight "${external.name}" is stored in an external data file; re-export with the weights inside the .onnx (onnx.save(model, path, save_as_external_data=False))`);
   }
-  const sidecar = readSidecar(file.replace(/\.onnx$/, '.json'));
   const [, c, h, w] = graph.inputDims;
   const size = sidecar.input?.size;
   const inputShape = [c ?? (sidecar.input?.channels === 'GRAY' ? 1 : 3), h ?? size?.[0], w ?? size?.[1]];
@@ -193,7 +185,6 @@ async function loadModel(name: string, file: string, runtime: Runtime, limits: M
     throw new Error(`input "${graph.inputName}" of [${inputShape}] has ${elements} values, over the limit of ${limits.maxModelInputElements} (MAX_MODEL_INPUT_ELEMENTS)`);
   }
   const preprocessing = resolvePreprocessing(sidecar, inputShape as number[]);
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
   const { shapes, maxBatch, forwardPerItem, batchFirst } = await probeShapes(graph, inputShape as number[], runtime);
   const rf = receptiveFields(graph, shapes);
   // A layer's units are a grid per image (units.ts): tensors with the batch axis elsewhere
@@ -217,7 +208,7 @@ async function loadModel(name: string, file: string, runtime: Runtime, limits: M
     name,
     file,
     sha256,
-    bytes: bytes.byteLength,
+    bytes,
     graph,
     sidecar,
     preprocessing,
@@ -232,6 +223,30 @@ async function loadModel(name: string, file: string, runtime: Runtime, limits: M
     snapshotOf: sidecar.snapshotOf,
     epoch: sidecar.epoch,
   };
+}
+
+function readOnnxFile(file: string, limits: ModelLimits) {
+  const stat = fs.statSync(file);
+  // A FIFO or device named *.onnx would block the read forever.
+  if (!stat.isFile()) throw new Error('not a regular file');
+  if (stat.size > limits.maxModelBytes) {
+    throw new Error(`the file is ${(stat.size / 2 ** 20).toFixed(0)} MB, over the limit of ${(limits.maxModelBytes / 2 ** 20).toFixed(0)} MB (MAX_MODEL_MB)`);
+  }
+  const bytes = fs.readFileSync(file);
+  let proto;
+  try {
+    proto = decodeModel(bytes);
+  } catch (e) {
+    throw new Error(`not a readable ONNX model: ${(e as Error).message}`);
+  }
+  // Hostile or broken content (external data paths, absurd shapes, unbounded loops …): refused
+  // before the graph analysis or onnxruntime sees it.
+  try {
+    checkModel(proto);
+  } catch (e) {
+    throw new Error(`not a usable ONNX model: ${(e as Error).message}`);
+  }
+  return { proto, bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 function readSidecar(file: string): Sidecar {
