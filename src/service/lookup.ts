@@ -7,7 +7,7 @@ import type { Services } from './services';
 export function findModel({ registry }: Services, name: string): Model {
   const model = registry.models.get(name);
   if (!model) {
-    const failed = registry.errors.find((e) => e.file.replace(/\.onnx$/, '') === name);
+    const failed = registry.errors.find((e) => e.model === name);
     const why = failed ? ` (its file failed to load: ${failed.message})` : '';
     throw notFound(`no model "${name}"${why}; models: ${listSome(registry.names())}`, { model: name });
   }

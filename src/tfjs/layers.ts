@@ -24,9 +24,9 @@ export class LayerScope {
     throw new Error(`layer "${this.name}" (${this.className}) ${message}`);
   }
 
-  /** A node named `<layer>/<op>`; the layer's last node is renamed to the layer's name. */
-  op(opType: string, inputs: string[], shape: number[], attrs: Record<string, AttrValue> = {}): Tensor {
-    return { name: this.writer.node(opType, inputs, `${this.name}/${opType}`, attrs), shape };
+  /** A node named `<layer>/<step>` (by default the op); the layer's last node is renamed to the layer's name. */
+  op(opType: string, inputs: string[], shape: number[], attrs: Record<string, AttrValue> = {}, step = opType): Tensor {
+    return { name: this.writer.node(opType, inputs, `${this.name}/${step}`, attrs), shape };
   }
 
   /** The layer's weight `key` (`<layer>/<key>` in the manifest), of the shape the config implies. */
@@ -173,33 +173,36 @@ function bias(s: LayerScope, cfg: Config, units: number): string[] {
 }
 
 /** A 2-D convolution of `x` by ONNX weights [out, in/group, kh, kw]. */
-function conv(s: LayerScope, cfg: Config, x: Tensor, weights: string, kernel: number[], out: number, group: number, extra: string[] = []): Tensor {
+function conv(s: LayerScope, cfg: Config, x: Tensor, weights: string, kernel: number[], out: number, group: number, extra: string[] = [], step = 'Conv'): Tensor {
   const [h, w] = image(s, x, cfg);
   const strides = pair(s, cfg.strides ?? 1, 'strides');
   const dilations = pair(s, cfg.dilation_rate ?? 1, 'dilation_rate');
   const win = slide(s, [h, w], kernel, strides, dilations, cfg.padding ?? 'valid');
-  return s.op('Conv', [x.name, weights, ...extra], [...win.out, out], { kernel_shape: kernel, strides, dilations, pads: win.pads, group });
+  return s.op('Conv', [x.name, weights, ...extra], [...win.out, out], { kernel_shape: kernel, strides, dilations, pads: win.pads, group }, step);
 }
 
 const Conv2D: Convert = (s, cfg, [x]) => {
   const [, , c] = image(s, x, cfg);
   const kernel = pair(s, cfg.kernel_size, 'kernel_size');
   const filters = Number(cfg.filters);
-  const groups = Number(cfg.groups ?? 1);
-  if (c % groups !== 0) s.fail(`has ${groups} groups for ${c} input channels`);
-  const k = s.weight('kernel', [...kernel, c / groups, filters]);
-  const y = conv(s, cfg, x, s.param('kernel', permute(k, [3, 2, 0, 1])), kernel, filters, groups, bias(s, cfg, filters));
+  if (Number(cfg.groups ?? 1) !== 1) s.fail(`has groups: ${cfg.groups}; convscope converts ungrouped convolutions, as TF.js runs`);
+  const k = s.weight('kernel', [...kernel, c, filters]);
+  const y = conv(s, cfg, x, s.param('kernel', permute(k, [3, 2, 0, 1])), kernel, filters, 1, bias(s, cfg, filters));
   return activate(s, y, cfg.activation);
 };
 
 /** Depthwise: one group per input channel; TF.js's output channel c·m + i is ONNX's too. */
 function depthwise(s: LayerScope, cfg: Config, x: Tensor, withBias: boolean): Tensor {
+  // tfjs-layers' DepthwiseConv2D runs undilated whatever its config says (Keras dilates): which one trained the weights is unknowable.
+  if (s.className === 'DepthwiseConv2D' && pair(s, cfg.dilation_rate ?? 1, 'dilation_rate').some((d) => d !== 1)) {
+    s.fail(`has dilation_rate ${JSON.stringify(cfg.dilation_rate)}, which TF.js ignores and Keras applies: convscope cannot tell which the weights were trained for`);
+  }
   const [, , c] = image(s, x, cfg);
   const kernel = pair(s, cfg.kernel_size, 'kernel_size');
   const multiplier = Number(cfg.depth_multiplier ?? 1);
   const k = permute(s.weight('depthwise_kernel', [...kernel, c, multiplier]), [2, 3, 0, 1]);
   const weights = s.param('depthwise_kernel', { shape: [c * multiplier, 1, ...kernel], values: k.values });
-  return conv(s, cfg, x, weights, kernel, c * multiplier, c, withBias ? bias(s, cfg, c * multiplier) : []);
+  return conv(s, cfg, x, weights, kernel, c * multiplier, c, withBias ? bias(s, cfg, c * multiplier) : [], 'depthwise');
 }
 
 const DepthwiseConv2D: Convert = (s, cfg, [x]) => activate(s, depthwise(s, cfg, x, true), cfg.activation);
@@ -208,9 +211,8 @@ const SeparableConv2D: Convert = (s, cfg, [x]) => {
   const d = depthwise(s, cfg, x, false);
   const filters = Number(cfg.filters);
   const k = s.weight('pointwise_kernel', [1, 1, d.shape[2], filters]);
-  const y = s.op('Conv', [d.name, s.param('pointwise_kernel', permute(k, [3, 2, 0, 1])), ...bias(s, cfg, filters)], [d.shape[0], d.shape[1], filters], {
-    kernel_shape: [1, 1],
-  });
+  const weights = s.param('pointwise_kernel', permute(k, [3, 2, 0, 1]));
+  const y = s.op('Conv', [d.name, weights, ...bias(s, cfg, filters)], [d.shape[0], d.shape[1], filters], { kernel_shape: [1, 1] }, 'pointwise');
   return activate(s, y, cfg.activation);
 };
 
@@ -270,7 +272,7 @@ function globalPool(op: 'GlobalAveragePool' | 'MaxPool'): Convert {
     const [h, w, c] = image(s, x, cfg);
     // MaxPool over the whole map: the compiler unpools it like any max-pool.
     const pooled = s.op(op, [x.name], [1, 1, c], op === 'MaxPool' ? { kernel_shape: [h, w] } : {});
-    return cfg.keepdims === true ? pooled : s.op('Flatten', [pooled.name], [c]);
+    return s.op('Flatten', [pooled.name], [c]);
   };
 }
 
@@ -281,15 +283,15 @@ const Flatten: Convert = (s, cfg, [x]) => {
 
 const Reshape: Convert = (s, cfg, [x]) => {
   const target = cfg.target_shape;
-  if (!Array.isArray(target) || target.length < 1 || target.length > 3 || target.some((d) => !Number.isInteger(d) || (d < 1 && d !== -1))) {
-    return s.fail(`has target_shape ${JSON.stringify(target)}; convscope converts reshapes to [F], [A, B] or [H, W, C]`);
+  if (!Array.isArray(target) || ![1, 3].includes(target.length) || target.some((d) => !Number.isInteger(d) || (d < 1 && d !== -1))) {
+    return s.fail(`has target_shape ${JSON.stringify(target)}; convscope converts reshapes to [F] or [H, W, C]`);
   }
   const size = product(x.shape);
   const known = product(target.filter((d) => d !== -1));
   const shape = target.map((d) => (d === -1 ? size / known : d));
   if (product(shape) !== size || target.filter((d) => d === -1).length > 1) s.fail(`cannot reshape [${x.shape}] to [${target}]`);
   const data = kerasOrder(s, x);
-  if (shape.length !== 3) return s.op('Reshape', [data, s.ints('shape', [0, ...shape])], shape);
+  if (shape.length === 1) return s.op('Reshape', [data, s.ints('shape', [0, ...shape])], shape);
   const [h, w, c] = shape;
   if (!reorders([h, w, c], [2, 0, 1])) return s.op('Reshape', [data, s.ints('shape', [0, c, h, w])], shape);
   const nhwc = s.op('Reshape', [data, s.ints('shape', [0, h, w, c])], shape);
@@ -315,11 +317,6 @@ function merge(op: string, variadic: boolean): Convert {
     return inputs.slice(1).reduce((acc, t) => s.op(op, [acc.name, t.name], shape), inputs[0]);
   };
 }
-
-const Subtract: Convert = (s, cfg, inputs) => {
-  if (inputs.length !== 2) s.fail(`subtracts ${inputs.length} inputs; Subtract takes two`);
-  return s.op('Sub', inputs.map((t) => t.name), broadcastShape(s, inputs));
-};
 
 const Average: Convert = (s, cfg, inputs) => {
   const sum = merge('Add', true)(s, cfg, inputs);
@@ -369,13 +366,9 @@ const Rescaling: Convert = (s, cfg, [x]) => {
 };
 
 const ReLU: Convert = (s, cfg, [x]) => {
+  // Keras's negative_slope and threshold are not TF.js's: refused rather than computed otherwise.
+  if (Number(cfg.negative_slope ?? 0) !== 0 || Number(cfg.threshold ?? 0) !== 0) s.fail('has a negative_slope or threshold, which TF.js\'s ReLU does not have');
   const max = cfg.max_value ?? null;
-  const slope = Number(cfg.negative_slope ?? 0);
-  if (Number(cfg.threshold ?? 0) !== 0) s.fail('has a threshold; convscope converts ReLU with threshold 0');
-  if (slope !== 0) {
-    if (max !== null) s.fail('has both max_value and negative_slope');
-    return s.op('LeakyRelu', [x.name], x.shape, { alpha: { float: slope } });
-  }
   if (max === null) return s.op('Relu', [x.name], x.shape);
   return s.op('Clip', [x.name, s.scalar(0), s.scalar(Number(max))], x.shape);
 };
@@ -407,7 +400,7 @@ export const LAYERS: Record<string, Convert> = {
   Rescaling,
   Activation: (s, cfg, [x]) => activate(s, x, cfg.activation),
   ReLU,
-  LeakyReLU: (s, cfg, [x]) => s.op('LeakyRelu', [x.name], x.shape, { alpha: { float: Number(cfg.alpha ?? cfg.negative_slope ?? 0.3) } }),
+  LeakyReLU: (s, cfg, [x]) => s.op('LeakyRelu', [x.name], x.shape, { alpha: { float: Number(cfg.alpha ?? 0.3) } }),
   ELU: (s, cfg, [x]) => s.op('Elu', [x.name], x.shape, { alpha: { float: Number(cfg.alpha ?? 1) } }),
   PReLU,
   Softmax: (s, cfg, [x]) => s.op('Softmax', [x.name], x.shape, { axis: onnxAxis(s, x.shape.length, cfg.axis ?? -1) }),
@@ -415,16 +408,14 @@ export const LAYERS: Record<string, Convert> = {
   Multiply: merge('Mul', false),
   Maximum: merge('Max', true),
   Minimum: merge('Min', true),
-  Subtract,
   Average,
   Concatenate,
   // Inactive at inference.
   Dropout: dropout,
-  SpatialDropout2D: dropout,
   GaussianDropout: dropout,
   GaussianNoise: dropout,
   AlphaDropout: dropout,
 };
 
 /** Layers of two or more inputs. */
-export const MERGES = new Set(['Add', 'Multiply', 'Maximum', 'Minimum', 'Subtract', 'Average', 'Concatenate']);
+export const MERGES = new Set(['Add', 'Multiply', 'Maximum', 'Minimum', 'Average', 'Concatenate']);
