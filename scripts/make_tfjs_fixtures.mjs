@@ -464,15 +464,15 @@ async function reference(name, model, input, { targets = [], methods = ['DECONVN
 
 // ---------------------------------------------------------------- main
 
-fs.rmSync(OUT, { recursive: true, force: true });
 const MODELS = path.join(OUT, 'models');
+for (const dir of [MODELS, path.join(OUT, 'reference')]) fs.rmSync(dir, { recursive: true, force: true });
 const started = Date.now();
 
 {
   const model = sequentialLayers();
   seedWeights(model, 11);
   const loaded = await save(model, path.join(MODELS, 'sequential_layers'));
-  await reference('sequential_layers', loaded, randomImage([23, 21, 3], 12), { targets: ['relu1', 'dw', 'sep', 'pool', 'conv3', 'fc1'], caps: ['Minimum', 'ClipByValue'] });
+  await reference('sequential_layers', loaded, randomImage([23, 21, 3], 12), { targets: ['relu1', 'dw', 'sep', 'conv2', 'conv3', 'fc1'], caps: ['Minimum', 'ClipByValue'] });
 }
 {
   const model = functionalLayers();
