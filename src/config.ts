@@ -46,6 +46,8 @@ export interface Config {
   maxOcclusionPositions: number;
   /** Least time between two checkpoints of an index job (each is a database transaction). */
   indexCheckpointMs: number;
+  /** How long an index job's lease lasts without a checkpoint, ms (INDEX_LEASE_S, default 30): how soon another process sharing the store takes over a job whose process died. */
+  indexLeaseMs: number;
   /** PostgreSQL holding the index store, shared by several processes (DATABASE_URL, e.g. postgres://user@host/db; unset = SQLite in CACHE_DIR). */
   databaseUrl?: string;
 
@@ -169,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxPageSize: int(env, 'MAX_PAGE_SIZE', 100, 1),
     maxOcclusionPositions: int(env, 'MAX_OCCLUSION_POSITIONS', 4096, 1),
     indexCheckpointMs: int(env, 'INDEX_CHECKPOINT_MS', 2000),
+    indexLeaseMs: int(env, 'INDEX_LEASE_S', 30, 1) * 1000,
     databaseUrl: env.DATABASE_URL || undefined,
     maxQueryCost: int(env, 'MAX_QUERY_COST', 10_000, 1),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 16, 1),

@@ -278,24 +278,31 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
       }
     };
 
+    /** Resolves with the first progress count the indexer prints, once it reaches `at` (then kills it with SIGKILL, if `kill`). */
+    const progress = (child: ReturnType<typeof cli>, at: number, kill: boolean) =>
+      new Promise<number>((resolve, reject) => {
+        let first: number | undefined;
+        let progressed = 0;
+        child.stderr.on('data', (chunk: Buffer) => {
+          const match = /(\d+)\/240/.exec(chunk.toString().split('\n').filter(Boolean).pop() ?? '');
+          if (match) progressed = Number(match[1]);
+          first ??= match ? progressed : undefined;
+          if (progressed >= at) {
+            if (kill) child.kill('SIGKILL');
+            resolve(first!);
+          }
+        });
+        child.on('exit', () => (progressed >= at ? resolve(first!) : reject(new Error(`indexer exited before ${at} (${progressed})`))));
+      });
+    let whole: Record<string, string>;
+
     test('kill half-way, restart, compare with an uninterrupted run', { timeout: 180_000 }, async () => {
-      const whole = await newStore('whole');
+      whole = await newStore('whole');
       assert.equal(await finish(cli(whole)), 0);
 
       const killed = await newStore('killed');
       const child = cli(killed);
-      let progressed = 0;
-      await new Promise<void>((resolve, reject) => {
-        child.stderr.on('data', (chunk: Buffer) => {
-          const match = /(\d+)\/240/.exec(chunk.toString().split('\n').filter(Boolean).pop() ?? '');
-          if (match) progressed = Number(match[1]);
-          if (progressed >= 80) {
-            child.kill('SIGKILL');
-            resolve();
-          }
-        });
-        child.on('exit', () => (progressed >= 80 ? resolve() : reject(new Error(`indexer exited before half-way (${progressed})`))));
-      });
+      await progress(child, 80, true);
       await finish(child);
       const interrupted = await tops(killed);
       assert.equal((interrupted.state[0] as { state: string }).state, 'RUNNING', 'the killed job is left RUNNING');
@@ -308,6 +315,25 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
       assert.deepEqual(resumed.state, [{ state: 'DONE', next_image: 240 }]);
       assert.ok(reference.rows.length > 0);
       assert.deepEqual(resumed.rows, reference.rows);
+    });
+
+    test('two indexers on one store run the job once: the second waits, and takes over when the first is killed', { timeout: 180_000 }, async () => {
+      const shared = await newStore('shared');
+      const first = cli(shared);
+      await progress(first, 40, false);
+      first.kill('SIGSTOP'); // holds the lease, frozen mid-job
+      const second = cli({ ...shared, LOG_LEVEL: 'info', INDEX_LEASE_S: '3' }); // looks again every second
+      const secondStarts = progress(second, 1, false);
+      await new Promise<void>((resolve) => second.stdout.on('data', (d: Buffer) => /runs in another process/.test(d.toString()) && resolve()));
+      assert.equal(second.exitCode, null, 'the second indexer waits while the first holds the job');
+      first.kill('SIGKILL');
+      await finish(first);
+      const takenOverAt = await secondStarts;
+      assert.ok(takenOverAt >= 40 && takenOverAt < 240, `the second indexer went on from the first's checkpoint (${takenOverAt}), not from 0`);
+      assert.equal(await finish(second), 0);
+      const done = await tops(shared);
+      assert.deepEqual(done.state, [{ state: 'DONE', next_image: 240 }]);
+      assert.deepEqual(done.rows, (await tops(whole)).rows, 'the same top-k as an uninterrupted run');
     });
   });
 

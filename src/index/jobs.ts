@@ -4,8 +4,12 @@
  * chunk ends with a checkpoint, so a job killed at any moment resumes where it stopped and
  * ends with exactly the result of an uninterrupted run. An index whose inputs (the model's .onnx
  * sha256 and preprocessing, the dataset's fingerprint, layers, k) did not change is not rebuilt.
+ * Processes that share a store (PostgreSQL) run each job once: the one holding its lease runs
+ * it, renewing the lease at every checkpoint; the others wait and take over if that one dies.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'node:events';
 import { modelCacheId } from '../cache/keys';
 import { compileChannelMaxima } from '../compiler/forward';
@@ -50,6 +54,8 @@ export function indexId(model: Model, dataset: Dataset, layers: string[], k: num
 
 interface Running {
   cancelled: boolean;
+  /** Whether this process holds the job's lease (else it waits for it). */
+  owned: boolean;
   started: number;
   startImage: number;
   done: Promise<void>;
@@ -59,6 +65,8 @@ export class JobManager extends EventEmitter {
   private readonly running = new Map<string, Running>();
   /** Progress events in the order of the changes they report (each reads the store). */
   private progressEvents = Promise.resolve();
+  /** This process, as the holder of job leases. */
+  private readonly owner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
   constructor(
     readonly store: IndexStore,
@@ -70,6 +78,8 @@ export class JobManager extends EventEmitter {
     private readonly chunk: number,
     /** Least time between checkpoints (each writes to the store). */
     private readonly checkpointMs: number,
+    /** How long a job's lease lasts without a checkpoint: how soon another process takes over a job whose process died. */
+    private readonly leaseMs: number,
   ) {
     super();
     this.setMaxListeners(0);
@@ -94,9 +104,9 @@ export class JobManager extends EventEmitter {
       });
     } else if (row.state === 'DONE' || this.running.has(id)) {
       return (await this.info(id))!;
-    } else {
+    } else if (row.state === 'FAILED' || row.state === 'CANCELLED') {
       await this.store.setState(id, 'QUEUED');
-    }
+    } // else QUEUED or RUNNING in another process: this one waits to take over should that one stop (acquire)
     if (!this.running.has(id)) this.launch(id, model, dataset); // unless a concurrent start() launched it meanwhile
     return (await this.info(id))!;
   }
@@ -124,7 +134,8 @@ export class JobManager extends EventEmitter {
   async cancel(id: string): Promise<JobInfo | undefined> {
     const run = this.running.get(id);
     if (run) run.cancelled = true;
-    else {
+    if (!run?.owned) {
+      // Run by another process, if by any: it stops at its next checkpoint (the lease is released).
       const row = await this.store.get(id);
       if (row && (row.state === 'QUEUED' || row.state === 'RUNNING')) await this.store.setState(id, 'CANCELLED');
     }
@@ -189,7 +200,7 @@ export class JobManager extends EventEmitter {
 
   /** Runs the job in the background; registers it as running at once (before any await). */
   private launch(id: string, model: Model, dataset: Dataset): void {
-    const run: Running = { cancelled: false, started: Date.now(), startImage: 0, done: Promise.resolve() };
+    const run: Running = { cancelled: false, owned: false, started: Date.now(), startImage: 0, done: Promise.resolve() };
     this.running.set(id, run);
     // Outside the request that started it: neither its client leaving nor its time limit nor the
     // requests' queue bound may stop a job (engine/batcher.ts); it is bounded by its chunks.
@@ -205,7 +216,29 @@ export class JobManager extends EventEmitter {
       });
   }
 
+  /**
+   * Waits until this process holds the job's lease: at once, unless another live process runs the
+   * job; then until that one's lease runs out (it died: this one takes over) or the job ends
+   * there (false), or this run is cancelled (false).
+   */
+  private async acquire(id: string, run: Running): Promise<boolean> {
+    for (let waited = false, dead: string | undefined; ; waited = true) {
+      if (run.cancelled) return false;
+      if (await this.store.claim(id, this.owner, Date.now() + this.leaseMs, dead)) return (run.owned = true);
+      const row = await this.store.get(id);
+      if (!row || (row.state !== 'QUEUED' && row.state !== 'RUNNING')) return false;
+      // A process of this machine that died (the embedded default after a crash) is not waited for.
+      if (row.owner && row.owner !== dead && diedHere(row.owner)) {
+        dead = row.owner;
+        continue;
+      }
+      if (!waited) log.info({ job: id }, 'index job runs in another process; waiting to take over should it stop');
+      for (const until = Date.now() + this.leaseMs / 3; Date.now() < until && !run.cancelled;) await sleep(100);
+    }
+  }
+
   private async execute(id: string, model: Model, dataset: Dataset, run: Running): Promise<void> {
+    if (!(await this.acquire(id, run))) return;
     const row = (await this.store.get(id))!;
     run.startImage = row.nextImage;
     const layers = row.layers.map((name) => {
@@ -236,12 +269,19 @@ export class JobManager extends EventEmitter {
     let next = row.nextImage;
     let savedAt = Date.now();
     // A checkpoint writes every channel whose top-k changed since the last one, and the
-    // progress, in one transaction (so they always agree); at most every checkpointMs.
+    // progress, in one transaction (so they always agree), and renews the lease; at most every
+    // checkpointMs, at least thrice a lease. False: the lease is lost (the job was cancelled, or
+    // this process stalled longer than a lease and another took over): stop, saving nothing.
+    const checkpointEvery = Math.min(this.checkpointMs, this.leaseMs / 3);
     const save = async () => {
       const changed = layers.flatMap((layer, li) => trackers[li].takeChanged().map(({ channel, entries }) => ({ layer: layer.name, channel, entries })));
-      await this.store.checkpoint(row.id, next, changed);
+      if (!(await this.store.checkpoint(row.id, this.owner, Date.now() + this.leaseMs, next, changed))) {
+        log.warn({ job: row.id }, 'index job lost its lease (cancelled, or taken over by another process); stopping');
+        return false;
+      }
       savedAt = Date.now();
       void this.progress(row.id);
+      return true;
     };
     const offer = (from: number, results: Float32Array[][]) =>
       results.forEach((outputs, i) => {
@@ -263,8 +303,7 @@ export class JobManager extends EventEmitter {
     while (decoding || running) {
       if (run.cancelled) {
         running?.results.catch(() => undefined); // recomputed on resume
-        await save();
-        await this.store.setState(row.id, 'CANCELLED');
+        if (await save()) await this.store.setState(row.id, 'CANCELLED');
         return;
       }
       let launched: Chunk | null = null;
@@ -279,11 +318,23 @@ export class JobManager extends EventEmitter {
         const results = await running.results;
         offer(running.from, results);
         next = running.from + results.length;
-        if (Date.now() - savedAt >= this.checkpointMs) await save();
+        if (Date.now() - savedAt >= checkpointEvery && !(await save())) return;
       }
       running = launched;
     }
-    await save();
-    await this.store.setState(row.id, 'DONE');
+    if (await save()) await this.store.setState(row.id, 'DONE');
+  }
+}
+
+/** Whether `owner` (host:pid:random) names a process of this machine that no longer exists. */
+function diedHere(owner: string): boolean {
+  const parts = owner.split(':');
+  const pid = Number(parts.at(-2));
+  if (parts.slice(0, -2).join(':') !== os.hostname() || !Number.isInteger(pid)) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }

@@ -10,7 +10,7 @@ const SCHEMA = `
     id TEXT PRIMARY KEY, model TEXT NOT NULL, model_sha TEXT NOT NULL, dataset TEXT NOT NULL,
     fingerprint TEXT NOT NULL, layers TEXT NOT NULL, k INTEGER NOT NULL, state TEXT NOT NULL,
     next_image INTEGER NOT NULL, total INTEGER NOT NULL, error TEXT,
-    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, owner TEXT, lease_until BIGINT NOT NULL DEFAULT 0);
   CREATE TABLE IF NOT EXISTS top_k (
     index_id TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, entries BYTEA NOT NULL,
     PRIMARY KEY (index_id, layer, channel));
@@ -45,7 +45,7 @@ export class PostgresIndexStore implements IndexStore {
     return rows.map(toRow);
   }
 
-  async create(row: Omit<IndexRow, 'createdAt' | 'updatedAt' | 'error'>): Promise<void> {
+  async create(row: Omit<IndexRow, 'createdAt' | 'updatedAt' | 'error' | 'owner'>): Promise<void> {
     const now = Date.now();
     await this.pool.query(
       `INSERT INTO indexes (id, model, model_sha, dataset, fingerprint, layers, k, state, next_image, total, error, created_at, updated_at)
@@ -55,11 +55,31 @@ export class PostgresIndexStore implements IndexStore {
   }
 
   async setState(id: string, state: JobState, error: string | null = null): Promise<void> {
-    await this.pool.query('UPDATE indexes SET state = $1, error = $2, updated_at = $3 WHERE id = $4', [state, error, Date.now(), id]);
+    await this.pool.query(
+      "UPDATE indexes SET state = $1::text, error = $2, updated_at = $3, owner = CASE WHEN $1::text = 'RUNNING' THEN owner END WHERE id = $4",
+      [state, error, Date.now(), id],
+    );
   }
 
-  async checkpoint(id: string, nextImage: number, changed: PackedTop[]): Promise<void> {
-    await transaction(this.pool, async (c) => {
+  async claim(id: string, owner: string, until: number, dead = ''): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      "UPDATE indexes SET owner = $1, lease_until = $2 WHERE id = $3 AND state IN ('QUEUED', 'RUNNING') AND (owner IS NULL OR owner IN ($1, $5) OR lease_until < $4)",
+      [owner, until, id, Date.now(), dead],
+    );
+    return rowCount === 1;
+  }
+
+  async checkpoint(id: string, owner: string, until: number, nextImage: number, changed: PackedTop[]): Promise<boolean> {
+    return transaction(this.pool, async (c) => {
+      // The row lock taken here orders this checkpoint against a concurrent claim or cancel.
+      const { rowCount } = await c.query('UPDATE indexes SET next_image = $1, updated_at = $2, lease_until = $3 WHERE id = $4 AND owner = $5', [
+        nextImage,
+        Date.now(),
+        until,
+        id,
+        owner,
+      ]);
+      if (rowCount !== 1) return false;
       if (changed.length > 0) {
         // One statement for every changed channel.
         await c.query(
@@ -69,7 +89,7 @@ export class PostgresIndexStore implements IndexStore {
           [id, changed.map((t) => t.layer), changed.map((t) => t.channel), changed.map((t) => t.entries)],
         );
       }
-      await c.query('UPDATE indexes SET next_image = $1, updated_at = $2 WHERE id = $3', [nextImage, Date.now(), id]);
+      return true;
     });
   }
 
@@ -94,12 +114,14 @@ export class PostgresIndexStore implements IndexStore {
   }
 }
 
-async function transaction(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+/** `work` in one transaction; a false result rolls it back. */
+async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await work(client);
-    await client.query('COMMIT');
+    const result = await work(client);
+    await client.query(result === false ? 'ROLLBACK' : 'COMMIT');
+    return result;
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw e;

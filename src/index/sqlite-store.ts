@@ -16,17 +16,22 @@ export class SqliteIndexStore implements IndexStore {
     this.db = new Database(path.join(cacheDir, 'index.sqlite'));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000'); // another process (convscope index, a second server) may be writing
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS indexes (
         id TEXT PRIMARY KEY, model TEXT NOT NULL, model_sha TEXT NOT NULL, dataset TEXT NOT NULL,
         fingerprint TEXT NOT NULL, layers TEXT NOT NULL, k INTEGER NOT NULL, state TEXT NOT NULL,
         next_image INTEGER NOT NULL, total INTEGER NOT NULL, error TEXT,
-        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0);
       CREATE TABLE IF NOT EXISTS top_k (
         index_id TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, entries BLOB NOT NULL,
         PRIMARY KEY (index_id, layer, channel)) WITHOUT ROWID;
     `);
     this.migrateRowPerEntry();
+    // Databases of earlier versions had no leases.
+    const columns = (this.db.prepare('PRAGMA table_info(indexes)').all() as { name: string }[]).map((c) => c.name);
+    if (!columns.includes('owner'))
+      this.db.exec('ALTER TABLE indexes ADD COLUMN owner TEXT; ALTER TABLE indexes ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0');
   }
 
   /**
@@ -63,7 +68,7 @@ export class SqliteIndexStore implements IndexStore {
     return (this.db.prepare('SELECT * FROM indexes ORDER BY created_at').all() as Record<string, unknown>[]).map(toRow);
   }
 
-  async create(row: Omit<IndexRow, 'createdAt' | 'updatedAt' | 'error'>): Promise<void> {
+  async create(row: Omit<IndexRow, 'createdAt' | 'updatedAt' | 'error' | 'owner'>): Promise<void> {
     const now = Date.now();
     this.db
       .prepare(
@@ -74,15 +79,27 @@ export class SqliteIndexStore implements IndexStore {
   }
 
   async setState(id: string, state: JobState, error: string | null = null): Promise<void> {
-    this.db.prepare('UPDATE indexes SET state = ?, error = ?, updated_at = ? WHERE id = ?').run(state, error, Date.now(), id);
+    this.db
+      .prepare("UPDATE indexes SET state = ?, error = ?, updated_at = ?, owner = CASE WHEN ? = 'RUNNING' THEN owner END WHERE id = ?")
+      .run(state, error, Date.now(), state, id);
   }
 
-  async checkpoint(id: string, nextImage: number, changed: PackedTop[]): Promise<void> {
+  async claim(id: string, owner: string, until: number, dead = ''): Promise<boolean> {
+    const taken = this.db
+      .prepare(
+        "UPDATE indexes SET owner = ?, lease_until = ? WHERE id = ? AND state IN ('QUEUED', 'RUNNING') AND (owner IS NULL OR owner IN (?, ?) OR lease_until < ?)",
+      )
+      .run(owner, until, id, owner, dead, Date.now());
+    return taken.changes === 1;
+  }
+
+  async checkpoint(id: string, owner: string, until: number, nextImage: number, changed: PackedTop[]): Promise<boolean> {
     const save = this.db.prepare('INSERT OR REPLACE INTO top_k (index_id, layer, channel, entries) VALUES (?, ?, ?, ?)');
-    const progress = this.db.prepare('UPDATE indexes SET next_image = ?, updated_at = ? WHERE id = ?');
-    this.db.transaction(() => {
+    const progress = this.db.prepare('UPDATE indexes SET next_image = ?, updated_at = ?, lease_until = ? WHERE id = ? AND owner = ?');
+    return this.db.transaction(() => {
+      if (progress.run(nextImage, Date.now(), until, id, owner).changes !== 1) return false;
       for (const c of changed) save.run(id, c.layer, c.channel, c.entries);
-      progress.run(nextImage, Date.now(), id);
+      return true;
     })();
   }
 

@@ -1,7 +1,9 @@
 /**
  * The index store: one row per index job with its progress, and one row per channel with its
  * current top-k (packed: packCandidates). A job checkpoints by writing both in one transaction,
- * so after a crash the store holds a consistent state to resume from. Two implementations:
+ * so after a crash the store holds a consistent state to resume from. A job is run by the one
+ * process that holds its lease (claim): others wait, and take it over when the lease runs out
+ * (its process died), so several processes can share one store. Two implementations:
  * SQLite in CACHE_DIR (sqlite-store.ts, the embedded default) and PostgreSQL (postgres-store.ts,
  * DATABASE_URL), which several processes on several machines share; createServices picks one.
  */
@@ -23,6 +25,8 @@ export interface IndexRow {
   nextImage: number;
   total: number;
   error: string | null;
+  /** The process holding the job's lease (JobManager's owner), if any. */
+  owner: string | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -45,10 +49,13 @@ export interface IndexStore {
   /** Every index, oldest first. */
   all(): Promise<IndexRow[]>;
   /** Adds the row unless one with its id exists (another process may have added it meanwhile). */
-  create(row: Omit<IndexRow, 'createdAt' | 'updatedAt' | 'error'>): Promise<void>;
+  create(row: Omit<IndexRow, 'createdAt' | 'updatedAt' | 'error' | 'owner'>): Promise<void>;
+  /** Sets the state; any state but RUNNING also releases the lease (a cancelled job's owner stops at its next checkpoint). */
   setState(id: string, state: JobState, error?: string | null): Promise<void>;
-  /** Saves the changed channels' top-k and the progress, atomically. */
-  checkpoint(id: string, nextImage: number, changed: PackedTop[]): Promise<void>;
+  /** Takes the job's lease for `owner` until `until` (ms) if the job is QUEUED or RUNNING and no other owner (but `dead`, known to have died) holds an unexpired lease. */
+  claim(id: string, owner: string, until: number, dead?: string): Promise<boolean>;
+  /** Saves the changed channels' top-k and the progress and renews the lease, atomically; false (nothing saved) if `owner` no longer holds it. */
+  checkpoint(id: string, owner: string, until: number, nextImage: number, changed: PackedTop[]): Promise<boolean>;
   /** Every saved top-k row of an index (to resume from). */
   tops(id: string): Promise<TopRow[]>;
   /** One channel's top-k, best first. */
@@ -83,6 +90,7 @@ export function toRow(r: Record<string, unknown>): IndexRow {
     nextImage: Number(r.next_image),
     total: Number(r.total),
     error: (r.error as string) ?? null,
+    owner: (r.owner as string) ?? null,
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   };

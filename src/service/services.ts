@@ -52,6 +52,6 @@ export async function createServices(config: Config): Promise<Services> {
   const datasets = DatasetRegistry.load(config.datasetsDir);
   // The index store: PostgreSQL shared by several processes (DATABASE_URL), else SQLite in CACHE_DIR.
   const indexStore = config.databaseUrl ? await PostgresIndexStore.open(config.databaseUrl) : new SqliteIndexStore(config.cacheDir);
-  const jobs = new JobManager(indexStore, registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs);
+  const jobs = new JobManager(indexStore, registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs, config.indexLeaseMs);
   return { config, engine, registry, blobs, images, cache, inference, datasets, jobs };
 }
