@@ -9,6 +9,7 @@ const NEEDS = {
   'graphiql.test.js': 'Chromium',
   'cache.test.js': 'redis-server',
   'index.test.js': 'PostgreSQL',
+  'replicas.test.js': 'redis-server and PostgreSQL',
 };
 
 const dir = path.join(import.meta.dirname, '..', 'dist', 'test');

@@ -30,7 +30,7 @@ import { admission, overloadPlugin } from './http/overload';
 import { queryLimits } from './http/query-limits';
 import { requestSignal } from './http/signals';
 import { log } from './log';
-import { JOB_PROGRESS, pubSub } from './pubsub';
+import { progressChannel } from './pubsub';
 import { buildAppSchema } from './schema';
 import { createServices, Services } from './service/services';
 
@@ -42,7 +42,8 @@ export interface RunningServer {
 
 export async function startServer(config: Config, services?: Services): Promise<RunningServer> {
   services ??= await createServices(config);
-  const publishProgress = (info: JobInfo | undefined) => info && pubSub.publish(JOB_PROGRESS, info); // to jobProgress subscriptions
+  const progress = progressChannel(config.redisUrl); // to jobProgress subscriptions, of every replica with REDIS_URL
+  const publishProgress = (info: JobInfo | undefined) => info && progress.publish(info);
   services.jobs.on('progress', publishProgress);
   const app = express();
   app.disable('x-powered-by');
@@ -141,6 +142,7 @@ export async function startServer(config: Config, services?: Services): Promise<
       stopRescans();
       await services.jobs.close(); // running index jobs stop at their next checkpoint
       services.jobs.off('progress', publishProgress);
+      await progress.close();
       await subscriptions.close();
       await apollo.stop();
       await services.engine.close();

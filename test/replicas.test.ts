@@ -1,0 +1,128 @@
+/**
+ * Several server processes (API replicas) sharing Redis and PostgreSQL, as real processes on
+ * loopback: a job started through one replica streams its progress to the other's subscribers
+ * (Redis pub/sub), its results are read through either (the shared index store), and when the
+ * replica running it is killed, the other takes the job over and finishes it.
+ */
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { FIXTURE_MODELS, gql, makeDataset, ROOT } from './helpers';
+import { PostgresServer, RedisServer, startPostgres, startRedis } from './servers';
+
+interface Replica {
+  url: string;
+  proc: ChildProcess;
+}
+
+const LAYER = '/features/features.11/Relu';
+const BUILD = `mutation { buildIndex(model: "alexnet", dataset: "shared", layers: ["${LAYER}"], k: 4) { id state } }`;
+const TOP = `{ model(name: "alexnet") { layer(name: "${LAYER}") { filter(index: 7) { topActivations(dataset: "shared") { nodes { value image { name } position { y x } } } } } } }`;
+
+describe('API replicas on Redis and PostgreSQL', () => {
+  let redis: RedisServer;
+  let postgres: PostgresServer;
+  let dir: string;
+  const replicas: Replica[] = [];
+
+  before(async () => {
+    [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-replicas-'));
+    await makeDataset(path.join(dir, 'datasets', 'shared'), 40, 96, 96);
+  });
+  after(async () => {
+    for (const r of replicas) r.proc.kill('SIGKILL');
+    await Promise.all([redis?.stop(), postgres?.stop()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** `npm start`'s process, on a free port, with its own CACHE_DIR. */
+  const startReplica = async (env: Record<string, string>): Promise<Replica> => {
+    const proc = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js')], {
+      env: {
+        ...process.env,
+        MODELS_DIR: FIXTURE_MODELS,
+        DATASETS_DIR: path.join(dir, 'datasets'),
+        CACHE_DIR: fs.mkdtempSync(path.join(dir, 'cache-')),
+        HOST: '127.0.0.1',
+        PORT: '0',
+        LOG_LEVEL: 'info',
+        MAX_BATCH: '2',
+        INDEX_CHECKPOINT_MS: '0',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      proc.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /"url":"(http:\/\/[^"]+)\/graphql"[^\n]*convscope ready/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      proc.on('exit', (code) => reject(new Error(`replica exited with ${code}:\n${out}`)));
+    });
+    const replica = { url, proc };
+    replicas.push(replica);
+    return replica;
+  };
+
+  test('progress reaches the other replica; results are shared; a killed replica’s job is finished by the other', { timeout: 180_000 }, async () => {
+    const env = { REDIS_URL: redis.url, DATABASE_URL: await postgres.createDatabase() };
+    const [a, b] = await Promise.all([startReplica(env), startReplica(env)]);
+
+    // The reference: the same index in one embedded process (SQLite, no Redis).
+    const single = await startReplica({});
+    const started = await gql(single.url, BUILD);
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    for (let i = 0; i < 600 && (await gql(single.url, `{ jobs { state } }`)).data.jobs[0].state !== 'DONE'; i++) await new Promise((r) => setTimeout(r, 100));
+    const reference = (await gql(single.url, TOP)).data.model.layer.filter.topActivations.nodes;
+    assert.equal(reference.length, 4);
+    single.proc.kill('SIGKILL');
+
+    // Started through A, watched through B.
+    const job = (await gql(a.url, BUILD)).data.buildIndex;
+    const seen: { state: string; imagesDone: number }[] = [];
+    const client = createClient({ url: b.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket });
+    let killedAt = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no DONE on B after 120 s: ${JSON.stringify(seen)}`)), 120_000);
+        client.subscribe<{ jobProgress: { state: string; imagesDone: number } }>(
+          { query: `subscription($id: ID!) { jobProgress(id: $id) { state imagesDone } }`, variables: { id: job.id } },
+          {
+            next: ({ data }) => {
+              seen.push(data!.jobProgress);
+              // Half-way, A dies; buildIndex through B takes the job over from A's last checkpoint.
+              if (!killedAt && data!.jobProgress.imagesDone >= 16) {
+                killedAt = data!.jobProgress.imagesDone;
+                a.proc.kill('SIGKILL');
+                void gql(b.url, BUILD);
+              }
+              if (data!.jobProgress.state === 'DONE') {
+                clearTimeout(timer);
+                resolve();
+              }
+            },
+            error: reject,
+            complete: () => undefined,
+          },
+        );
+      });
+    } finally {
+      await client.dispose();
+    }
+    assert.ok(killedAt > 0 && killedAt < 40, `A was killed mid-job (at ${killedAt} of 40)`);
+    const done = seen.map((s) => s.imagesDone);
+    assert.ok(done.filter((n) => n <= killedAt).length >= 2, `B's subscriber saw A's progress: ${JSON.stringify(seen)}`);
+    assert.deepEqual(seen.at(-1), { state: 'DONE', imagesDone: 40 });
+    // The top-k through B equals the single process's, row for row.
+    assert.deepEqual((await gql(b.url, TOP)).data.model.layer.filter.topActivations.nodes, reference);
+  });
+});
