@@ -300,9 +300,14 @@ export class JobManager extends EventEmitter {
     let decoding: Promise<PixelImage[]> | null = cursor < row.total ? prepare(cursor) : null;
     type Chunk = { from: number; results: Promise<Float32Array[][]> };
     let running: Chunk | null = null;
+    /** Leaves the chunks in flight (recomputed on resume), their failures unheard. */
+    const abandon = () => {
+      running?.results.catch(() => undefined);
+      decoding?.catch(() => undefined);
+    };
     while (decoding || running) {
       if (run.cancelled) {
-        running?.results.catch(() => undefined); // recomputed on resume
+        abandon();
         if (await save()) await this.store.setState(row.id, 'CANCELLED');
         return;
       }
@@ -318,7 +323,10 @@ export class JobManager extends EventEmitter {
         const results = await running.results;
         offer(running.from, results);
         next = running.from + results.length;
-        if (Date.now() - savedAt >= checkpointEvery && !(await save())) return;
+        if (Date.now() - savedAt >= checkpointEvery && !(await save())) {
+          abandon();
+          return;
+        }
       }
       running = launched;
     }
