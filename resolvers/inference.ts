@@ -78,12 +78,12 @@ export class ProjectionResolver {
   }
 
   @FieldResolver(() => String, { description: 'PNG at the model input size: 0 at mid-grey, scaled by the largest |value|; `crop` cuts it to `inputBox`.' })
-  imageUrl(@Root() root: ProjectionType, @Arg('crop', { defaultValue: PROJECTION_DEFAULTS.crop }) crop: boolean, @Ctx() ctx: Context): Promise<string> {
+  imageUrl(@Root() root: ProjectionType, @Arg('crop', { defaultValue: PROJECTION_DEFAULTS.crop }) crop: boolean, @Ctx() ctx: Context): string {
     return projectionImageUrl(ctx.services, root.projection, crop);
   }
 
   @FieldResolver(() => String, { description: 'Raw float32 [C, H, W] as .npy, with respect to the preprocessed input tensor.' })
-  tensorUrl(@Root() root: ProjectionType, @Ctx() ctx: Context): Promise<string> {
+  tensorUrl(@Root() root: ProjectionType, @Ctx() ctx: Context): string {
     return projectionTensorUrl(ctx.services, root.projection);
   }
 }

@@ -83,7 +83,7 @@ export async function startServer(config: Config, services?: Services): Promise<
 
   app.use(cors(config)); // CORS_ORIGINS, for every route (src/http/cors.ts)
   app.use(compression()); // gzip or brotli for what compresses (JSON, HTML, JS, CSS; not PNGs)
-  app.use(blobRoutes(services.blobs));
+  app.use(blobRoutes(services));
   app.use(datasetRoutes(services.datasets));
   app.get('/metrics', metrics.route);
   app.use(graphiqlRoutes());

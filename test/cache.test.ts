@@ -16,9 +16,15 @@ import { decodeEntry, encodeEntry, ENTRY_HEADER, FLOATS } from '../src/cache/ent
 import { MemoryTier } from '../src/cache/memory';
 import { TieredStore } from '../src/cache/store';
 import { Extent, boxedResult, cut, ProjectionResult } from '../src/engine/projections';
+import { loadConfig } from '../src/config';
 import { projectionCodec } from '../src/inference';
+import { startServer } from '../src/server';
+import { projectUnit } from '../src/service/projection';
+import { renderProjection } from '../src/service/views';
+import { createScope } from '../src/service/scope';
 import { gql, GqlResult, startTestServer } from './helpers';
 import { startRedis } from './servers';
+import { FIXTURE_MODELS } from './paths';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 
@@ -224,10 +230,12 @@ describe('results through the API are computed once', () => {
     const dir = tmpdir('restart');
     const vars = { layer: LAYER, index: 3, image: { base64: png.toString('base64') } };
     let first: any;
+    let firstImage: Buffer;
     try {
       const a = await startTestServer({ CACHE_DIR: dir });
       try {
         first = ok(await gql(a.url, PROJECTION, vars));
+        firstImage = (await fetchBytes(a.url + first.model.layer.filter.projection.imageUrl)).bytes;
         const runs = a.services.engine.stats.runs;
         assert.ok(runs > 0);
         assert.deepEqual(ok(await gql(a.url, PROJECTION, vars)), first);
@@ -252,7 +260,7 @@ describe('results through the API are computed once', () => {
           const p = first.model.layer.filter.projection;
           const img = await fetchBytes(b.url + p.imageUrl);
           assert.equal(img.status, 200, 'the blob is served from disk after the restart');
-          assert.equal(createHash('sha256').update(img.bytes).digest('hex'), p.imageUrl.slice(5, 69));
+          assert.ok(img.bytes.equals(firstImage), 'the same bytes');
         } finally {
           await b.close();
         }
@@ -268,6 +276,8 @@ describe('results through the API are computed once', () => {
     try {
       const a = await startTestServer({ CACHE_DIR: dir });
       const first = ok<any>(await gql(a.url, PROJECTION, vars));
+      const made = new Map<string, Buffer>();
+      for (const url of [first.model.layer.filter.projection.imageUrl, first.model.layer.filter.projection.tensorUrl]) made.set(url, (await fetchBytes(a.url + url)).bytes);
       await a.close();
       const entries = files(path.join(dir, 'store'));
       assert.ok(entries.length >= 4, `${entries.length} entries`);
@@ -284,12 +294,12 @@ describe('results through the API are computed once', () => {
         const again = ok<any>(await gql(b.url, PROJECTION, vars));
         assert.deepEqual(again, first);
         assert.ok(b.services.engine.stats.runs > 0, 'recomputed');
-        assert.ok(b.services.cache.disk!.corrupt >= 3, `${b.services.cache.disk!.corrupt} corrupt entries detected`);
         for (const url of [again.model.layer.filter.projection.imageUrl, again.model.layer.filter.projection.tensorUrl]) {
           const blob = await fetchBytes(b.url + url);
           assert.equal(blob.status, 200, url);
-          assert.equal(createHash('sha256').update(blob.bytes).digest('hex'), url.split('/')[2].split('.')[0]);
+          assert.ok(blob.bytes.equals(made.get(url)!), `${url}: the same bytes`);
         }
+        assert.ok(b.services.cache.disk!.corrupt >= 3, `${b.services.cache.disk!.corrupt} corrupt entries detected`);
         await b.services.cache.close(); // the response cache writes after answering
         for (const f of files(path.join(dir, 'store'))) {
           const entry = fs.readFileSync(f);
@@ -316,7 +326,7 @@ describe('results through the API are computed once', () => {
     }
   });
 
-  test('eviction keeps the memory and disk bounds; an evicted blob URL is made again by querying again', async () => {
+  test('eviction keeps the memory and disk bounds; a projection URL whose bytes were evicted is made again when fetched', async () => {
     const memoryLimit = 0.75 * 1024 * 1024;
     const diskLimit = 1.5 * 1024 * 1024;
     const s = await startTestServer({ CACHE_MEMORY_MB: '0.75', CACHE_DISK_MB: '1.5', RESPONSE_CACHE: 'off' });
@@ -325,44 +335,90 @@ describe('results through the API are computed once', () => {
       const image = { base64: (await picture(224, 24)).toString('base64') };
       const vars = { layer: LAYER, index: 0, image };
       const first = ok<any>(await gql(s.url, PROJECTION, vars)).model.layer.filter.projection;
-      assert.equal((await fetchBytes(s.url + first.imageUrl)).status, 200);
+      const made = await fetchBytes(s.url + first.imageUrl);
+      assert.equal(made.status, 200);
       for (let index = 1; index < 8; index++) {
-        ok(await gql(s.url, PROJECTION, { ...vars, index }));
+        const p = ok<any>(await gql(s.url, PROJECTION, { ...vars, index })).model.layer.filter.projection;
+        for (const url of [p.imageUrl, p.tensorUrl]) assert.equal((await fetchBytes(s.url + url)).status, 200);
         assert.ok(s.services.cache.memory!.bytes <= memoryLimit, `memory: ${s.services.cache.memory!.bytes} bytes`);
         assert.ok(bytesOnDisk(store) <= diskLimit, `disk: ${bytesOnDisk(store)} bytes`);
       }
       assert.ok(s.services.cache.disk!.evictions > 0 && s.services.cache.memory!.evictions > 0);
-      // The first projection's blobs have been pushed out of both tiers by now.
-      const gone = await fetchBytes(s.url + first.imageUrl);
-      assert.equal(gone.status, 404);
-      assert.match(gone.bytes.toString(), /query the GraphQL field again/);
+      // The first projection's PNG has been pushed out of both tiers by now (its small recipe has not).
+      const hash = first.imageUrl.slice(5, 69);
+      assert.equal(await s.services.cache.has(BlobStore.key('png', hash)), false, 'the bytes were evicted');
       const runs = s.services.engine.stats.runs;
-      const again = ok<any>(await gql(s.url, PROJECTION, vars)).model.layer.filter.projection;
-      assert.ok(s.services.engine.stats.runs > runs, 'the evicted result was computed again');
-      assert.equal(again.imageUrl, first.imageUrl, 'same bytes, same URL');
-      assert.equal((await fetchBytes(s.url + first.imageUrl)).status, 200, 'the URL works again');
+      const again = await fetchBytes(s.url + first.imageUrl);
+      assert.equal(again.status, 200, 'the URL still resolves');
+      assert.ok(again.bytes.equals(made.bytes), 'byte for byte the same');
+      assert.ok(s.services.engine.stats.runs > runs, 'the evicted projection was computed again');
     } finally {
       await s.close();
     }
   });
 
-  test('a cached response naming an evicted blob is not served: the same query makes the URL work again', async () => {
+  test('projection URLs cost no rendering: the bytes are made on first fetch, the same as rendering the query\'s result', async () => {
     const s = await startTestServer();
     try {
-      const vars = { layer: LAYER, index: 7, image: { base64: (await picture(224, 28)).toString('base64') } };
-      const first = ok<any>(await gql(s.url, PROJECTION, vars)).model.layer.filter.projection;
-      const runs = s.services.engine.stats.runs;
-      const hash = first.imageUrl.slice(5, 69);
-      await s.services.cache.delete(BlobStore.key('png', hash)); // as eviction would
-      assert.equal((await fetchBytes(s.url + first.imageUrl)).status, 404);
-      const again = ok<any>(await gql(s.url, PROJECTION, vars)).model.layer.filter.projection;
-      assert.deepEqual(again, first);
-      assert.equal(s.services.engine.stats.runs, runs, 'only the PNG was made again, from the cached projection');
-      const img = await fetchBytes(s.url + first.imageUrl);
-      assert.equal(img.status, 200);
-      assert.equal(createHash('sha256').update(img.bytes).digest('hex'), hash);
+      const source = await picture(224, 28);
+      const vars = { layer: LAYER, index: 7, image: { base64: source.toString('base64') } };
+      const query = `query($layer: String!, $index: Int!, $image: ImageInput!) {
+        model(name: "alexnet") { layer(name: $layer) { filter(index: $index) {
+          projection(image: $image) { imageUrl crop: imageUrl(crop: true) tensorUrl } } } } }`;
+      const urls = ok<any>(await gql(s.url, query, vars)).model.layer.filter.projection;
+      const hashes = Object.values<string>(urls).map((u) => u.slice(u.lastIndexOf('/') + 1, u.lastIndexOf('.')));
+      for (const [i, kind] of ['png', 'png', 'npy'].entries()) {
+        assert.equal(await s.services.cache.has(BlobStore.key(kind as 'png' | 'npy', hashes[i])), false, 'nothing rendered yet');
+      }
+      // What rendering at query time gives: the same projection, computed here, rendered directly.
+      const model = s.services.registry.models.get('alexnet')!;
+      const layer = model.layerByName.get(LAYER)!;
+      const image = { sha256: createHash('sha256').update(source).digest('hex'), bytes: source };
+      const p = await projectUnit(createScope(s.services), { model, layer, index: 7 }, image, {});
+      const expected = [await renderProjection(p, 'png', false), await renderProjection(p, 'png', true), renderProjection(p, 'npy') as Uint8Array];
+      for (const [i, url] of Object.values<string>(urls).entries()) {
+        const res = await fetchBytes(s.url + url);
+        assert.equal(res.status, 200, url);
+        assert.ok(res.bytes.equals(Buffer.from(expected[i])), `${url}: byte-identical to rendering at query time`);
+      }
+      assert.equal(await s.services.cache.has(BlobStore.key('png', hashes[0])), true, 'kept once made');
+      // Evicted bytes (as eviction would) are made again under the same URL, also the response cache's answer.
+      await s.services.cache.delete(BlobStore.key('png', hashes[0]));
+      assert.deepEqual(ok<any>(await gql(s.url, query, vars)).model.layer.filter.projection, urls);
+      const again = await fetchBytes(s.url + urls.imageUrl);
+      assert.ok(again.status === 200 && again.bytes.equals(Buffer.from(expected[0])));
+      // A recipe under a name it does not give is not served.
+      const forged = await fetchBytes(`${s.url}/img/${'0'.repeat(64)}.png${urls.imageUrl.slice(urls.imageUrl.indexOf('?'))}`);
+      assert.equal(forged.status, 404);
+      assert.equal(await s.services.cache.has(BlobStore.key('png', '0'.repeat(64))), false);
     } finally {
       await s.close();
+    }
+  });
+
+  test('a projection URL resolves after a restart on the same CACHE_DIR, even if it was never fetched', async () => {
+    const dir = tmpdir('restart');
+    const env = { MODELS_DIR: FIXTURE_MODELS, CACHE_DIR: dir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent' };
+    try {
+      const vars = { layer: LAYER, index: 3, image: { base64: (await picture(224, 29)).toString('base64') } };
+      const a = await startServer(loadConfig(env));
+      let urls: { imageUrl: string; tensorUrl: string };
+      let made: Buffer;
+      try {
+        urls = ok<any>(await gql(a.url, PROJECTION, vars)).model.layer.filter.projection;
+        made = (await fetchBytes(a.url + urls.tensorUrl)).bytes;
+      } finally {
+        await a.close();
+      }
+      const b = await startServer(loadConfig(env));
+      try {
+        for (const url of [urls.imageUrl, urls.tensorUrl]) assert.equal((await fetchBytes(b.url + url)).status, 200, url);
+        assert.ok((await fetchBytes(b.url + urls.tensorUrl)).bytes.equals(made), 'the same bytes after the restart');
+      } finally {
+        await b.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -472,10 +528,17 @@ describe('Redis tier', () => {
       assert.equal(b.services.engine.stats.runs, 0, 'B computed nothing: A’s results came through Redis');
       assert.ok(b.services.cache.stats.redis.hits > 0);
       // A blob made by A is served by B (from Redis), and B now has it on its own disk.
-      const url = onA.model.layer.unit.p.imageUrl;
+      const url = onA.model.layer.unit.p.tensorUrl;
+      const onAImg = await fetchBytes(a.url + url);
+      const runs = b.services.engine.stats.runs;
       const img = await fetchBytes(b.url + url);
       assert.equal(img.status, 200);
-      assert.equal(createHash('sha256').update(img.bytes).digest('hex'), url.slice(5, 69));
+      assert.ok(img.bytes.equals(onAImg.bytes));
+      assert.equal(b.services.engine.stats.runs, runs, 'B made nothing');
+      // A URL A handed out and nobody fetched resolves on B: made from its recipe and A's result (through Redis).
+      const fresh = await fetchBytes(b.url + onA.model.layer.unit.p.imageUrl);
+      assert.equal(fresh.status, 200);
+      assert.equal(b.services.engine.stats.runs, runs, 'from the shared result');
       // A query registered on A (APQ) runs on B by hash alone.
       const query = '{ models { totalCount } }';
       const sha256Hash = createHash('sha256').update(query).digest('hex');

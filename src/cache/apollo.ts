@@ -67,7 +67,8 @@ export function servedFingerprint(models: Iterable<KeyedModel & { name: string }
   return h.digest('hex');
 }
 
-const BLOB_URL = /\/(?:img|tensors)\/([0-9a-f]{64})\.(png|npy)/g;
+/** A blob URL; one with a recipe (`?r=`) is always served (made again if need be), so it is not checked. */
+const BLOB_URL = /\/(?:img|tensors)\/([0-9a-f]{64})\.(png|npy)(?!\?r=)/g;
 
 /**
  * A cached response is only as good as the blobs its URLs name: one whose blob has been evicted

@@ -1,17 +1,20 @@
 /**
- * Content-addressed rendered results (PNGs, .npy tensors): a blob's name is the sha256 of its
- * bytes, so its URL never changes meaning and can be cached forever. Blobs live in the tiered
- * store (memory → disk → Redis) under `blob:<sha256>.<kind>`, bounded like everything else there.
+ * Rendered results (PNGs, .npy tensors), named by a sha256 that fixes their bytes, so a URL never
+ * changes meaning and can be cached forever. Blobs live in the tiered store (memory → disk →
+ * Redis) under `blob:<sha256>.<kind>`, bounded like everything else there. Two kinds of names:
  *
- * `cached(key, kind, produce)` keeps, in the same store, which blob a computation produced
- * (`blobidx:<key>` → hash), so a rendering is done once — also across restarts and processes.
+ * - Made on first fetch: the name is the hash of the rendering's key (renderKey), and the URL
+ *   carries a small recipe of how to make the bytes (`?r=`, `url`). Handing out the URL costs
+ *   no rendering; GET renders it (service/renders.ts), checks that the recipe gives the key the
+ *   name says, and keeps the bytes — made again whenever they were evicted, after a restart or
+ *   on another replica, with nothing stored but the URL. Projections' pictures and tensors.
+ * - Made at once (`cached`): the name is the hash of the bytes, and `blobidx:<key>` → hash keeps
+ *   which blob a computation produced, so a rendering is done once — also across restarts and
+ *   processes. Evicted bytes answer 404 (with a hint) until the GraphQL field is queried again,
+ *   which renders the same bytes under the same URL. (A whole-response cache entry that names a
+ *   URL that cannot be served reads as a miss, apollo.ts, so the identical query re-renders too.)
  *
- * Eviction: a blob's bytes may be evicted while its URL is still known to a client. GET on that
- * URL then answers 404 (with a hint); the next GraphQL query of the field finds the blob missing,
- * renders it again — rendering is deterministic, so the same bytes come back under the same URL
- * — and the URL works again. (A whole-response cache entry that names a missing blob reads as a
- * miss, apollo.ts, so the identical query re-renders too.) HTTP caches that hold the bytes keep
- * serving them: the URL is immutable.
+ * HTTP caches that hold the bytes keep serving them: the URL is immutable.
  */
 import { createHash } from 'node:crypto';
 import { TieredStore } from './store';
@@ -29,8 +32,20 @@ export class BlobStore {
     readonly baseUrl = '',
   ) {}
 
-  url(kind: BlobKind, hash: string): string {
-    return kind === 'png' ? `${this.baseUrl}/img/${hash}.png` : `${this.baseUrl}/tensors/${hash}.npy`;
+  /** The blob's URL; with a recipe (made on first fetch), the recipe rides along as `?r=` (base64url JSON). */
+  url(kind: BlobKind, hash: string, recipe?: unknown): string {
+    const url = kind === 'png' ? `${this.baseUrl}/img/${hash}.png` : `${this.baseUrl}/tensors/${hash}.npy`;
+    return recipe === undefined ? url : `${url}?r=${Buffer.from(JSON.stringify(recipe)).toString('base64url')}`;
+  }
+
+  /** The recipe of a URL's `?r=`, or undefined when there is none or it is not JSON. */
+  static recipe(r: unknown): unknown {
+    if (typeof r !== 'string' || r.length > 4096) return undefined;
+    try {
+      return JSON.parse(Buffer.from(r, 'base64url').toString());
+    } catch {
+      return undefined;
+    }
   }
 
   static key(kind: BlobKind, hash: string): string {
@@ -45,6 +60,11 @@ export class BlobStore {
     const hash = createHash('sha256').update(bytes).digest('hex');
     await this.store.set(BlobStore.key(kind, hash), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     return hash;
+  }
+
+  /** Stores bytes made from a recipe under the name their URL gave them (`url` with a recipe). */
+  async putAt(kind: BlobKind, hash: string, bytes: Uint8Array): Promise<void> {
+    await this.store.set(BlobStore.key(kind, hash), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
 
   /** The blob's bytes, or undefined when it was never made or has been evicted. */

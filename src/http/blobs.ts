@@ -1,18 +1,25 @@
 /**
- * /img/<sha256>.png and /tensors/<sha256>.npy: content-addressed, so cacheable forever
- * (ETag = the hash; If-None-Match → 304; `Cache-Control: public, max-age=31536000, immutable`).
+ * /img/<sha256>.png and /tensors/<sha256>.npy: named by a hash that fixes their bytes, so
+ * cacheable forever (ETag = the hash; If-None-Match → 304; `Cache-Control: public,
+ * max-age=31536000, immutable`).
  *
- * Blobs live in the bounded cache (src/cache/blobs.ts): one evicted from every tier answers 404
- * with a hint. Querying the GraphQL field that made it renders it again, byte for byte the same,
- * under the same URL. A 304 needs no bytes, so it is answered even for an evicted blob.
+ * The bytes are the kept blob (src/cache/blobs.ts) or, for projections, made on first fetch from
+ * the recipe the URL carries (`?r=`, src/service/renders.ts), also after eviction, a restart or
+ * on another replica. Other blobs evicted from every tier answer 404 with a hint:
+ * querying the GraphQL field again renders them, byte for byte the same, under the same URL. A
+ * 304 needs no bytes, so it is answered even for an evicted blob.
  */
 import { Request, Response, Router } from 'express';
-import { BlobKind, BlobStore } from '../cache/blobs';
+import { BlobKind } from '../cache/blobs';
+import { toApiError } from '../errors';
+import { log } from '../log';
+import { blobBytes } from '../service/renders';
+import type { Services } from '../service/services';
 
 const TYPES: Record<BlobKind, string> = { png: 'image/png', npy: 'application/octet-stream' };
 const HASH = /^[0-9a-f]{64}$/;
 
-export function blobRoutes(blobs: BlobStore): Router {
+export function blobRoutes(services: Services): Router {
   const router = Router();
   const serve = (kind: BlobKind) => async (req: Request, res: Response) => {
     const hash = String(req.params.hash);
@@ -20,11 +27,20 @@ export function blobRoutes(blobs: BlobStore): Router {
     const match = req.headers['if-none-match'];
     const headers = { ETag: etag, 'Cache-Control': 'public, max-age=31536000, immutable', 'Content-Type': TYPES[kind] };
     if (HASH.test(hash) && match && match.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)) {
-      // The name is the content's hash: a client holding this ETag holds these bytes.
+      // The name fixes the bytes: a client holding this ETag holds these bytes.
       res.set(headers).status(304).end();
       return;
     }
-    const bytes = await blobs.get(kind, hash);
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = await blobBytes(services, kind, hash, req.query.r);
+    } catch (e) {
+      const code = toApiError(e)?.extensions.code;
+      const status = code === 'NOT_FOUND' ? 404 : code === 'OVERLOADED' ? 503 : 500;
+      if (status === 500) log.error({ err: (e as Error)?.message, hash, kind }, 'rendering a blob failed');
+      res.status(status).type('text/plain').send(`${kind} ${hash} cannot be made now: ${(e as Error)?.message ?? e}`);
+      return;
+    }
     if (!bytes) {
       res
         .status(404)
@@ -34,7 +50,7 @@ export function blobRoutes(blobs: BlobStore): Router {
     }
     res.set(headers);
     if (kind === 'npy') res.set('Content-Disposition', `attachment; filename="${hash.slice(0, 16)}.npy"`);
-    res.send(bytes);
+    res.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   };
   router.get('/img/:hash.png', serve('png'));
   router.get('/tensors/:hash.npy', serve('npy'));

@@ -1,7 +1,8 @@
 /**
  * Results as the API shows them: boxes in input and in original pixels, and the files made of
  * results (PNG pictures, .npy tensors, the top-k grid of ZF Fig. 2), each made once and kept as
- * a content-addressed blob (cache/blobs.ts). Every blob is named here, by one rule: renderKey
+ * a blob (cache/blobs.ts): projections' on first fetch, from the recipe in their URL
+ * (service/renders.ts), the others when their URL is asked for. Every blob is named here, by one rule: renderKey
  * (cache/keys.ts) over the kind, the versions, the model, the image and whatever else its bytes
  * depend on.
  */
@@ -111,17 +112,62 @@ function projectionKey(p: Projection) {
   };
 }
 
-/** PNG at the model input size: 0 at mid-grey, scaled by the largest |value|; `crop` cuts it to the input box. */
-export function projectionImageUrl(services: Services, p: Projection, crop: boolean): Promise<string> {
+/**
+ * How to make a projection's picture or tensor again from nothing but its URL (service/renders.ts):
+ * the model by name, the image (an upload by hash, or a dataset's by name), the unit and how it
+ * was projected. The URL's hash (the renderKey) pins the model's and image's versions.
+ */
+export interface ProjectionRecipe {
+  model: string;
+  image: string | [dataset: string, name: string];
+  layer: string;
+  channel: number;
+  method: Method;
+  seed: SeedMode;
+  lrn: LrnMode;
+  position: [number, number];
+  crop?: boolean;
+}
+
+/** The key (renderKey) a projection's PNG (with `crop`) or .npy (without) is named by. */
+export function projectionRenderKey(p: Projection, kind: BlobKind, crop?: boolean): string {
   const key = projectionKey(p);
-  return blob(services, 'png', { name: 'projection', ...key, parts: { ...key.parts, crop } }, () =>
-    projectionPng(p.result.projection, p.unit.model.preprocessing, crop ? p.inputBox : undefined),
-  );
+  return renderKey('projection', key.model, key.image.sha256, kind === 'png' ? { ...key.parts, crop } : key.parts);
+}
+
+/** The bytes of a projection's PNG (at the model input size, 0 at mid-grey, `crop`ped to the input box) or .npy. */
+export function renderProjection(p: Projection, kind: BlobKind, crop?: boolean): Promise<Uint8Array> | Uint8Array {
+  const { model } = p.unit;
+  if (kind === 'npy') return encodeNpy(p.result.projection, model.inputShape);
+  return projectionPng(p.result.projection, model.preprocessing, crop ? p.inputBox : undefined);
+}
+
+/** The URL of a projection's blob, handed out at once with its recipe: the bytes are made when first fetched. */
+function projectionUrl(services: Services, p: Projection, kind: BlobKind, crop?: boolean): string {
+  const { unit, image, result } = p;
+  const recipe: ProjectionRecipe = {
+    model: unit.model.name,
+    image: image.dataset && image.name ? [image.dataset, image.name] : image.sha256,
+    layer: unit.layer.name,
+    channel: unit.index,
+    method: p.method,
+    seed: p.seed,
+    lrn: p.lrn,
+    position: [result.position.y, result.position.x],
+    crop,
+  };
+  const key = projectionRenderKey(p, kind, crop);
+  return services.blobs.url(kind, key.slice(key.indexOf(':') + 1), recipe);
+}
+
+/** PNG at the model input size: 0 at mid-grey, scaled by the largest |value|; `crop` cuts it to the input box. */
+export function projectionImageUrl(services: Services, p: Projection, crop: boolean): string {
+  return projectionUrl(services, p, 'png', crop);
 }
 
 /** Raw float32 [C, H, W] as .npy, with respect to the preprocessed input tensor. */
-export function projectionTensorUrl(services: Services, p: Projection): Promise<string> {
-  return blob(services, 'npy', { name: 'projection', ...projectionKey(p) }, () => encodeNpy(p.result.projection, p.unit.model.inputShape));
+export function projectionTensorUrl(services: Services, p: Projection): string {
+  return projectionUrl(services, p, 'npy');
 }
 
 /** PNG of a kernel that sees the image (ZF Fig. 6), or null for the layer's other kernels. */
