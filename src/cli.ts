@@ -1,34 +1,52 @@
 #!/usr/bin/env node
 /**
- * The command line: `convscope index --model M --dataset D [--layers a,b] [--k 9]` builds a top-k
- * index in this process (same code and database as the server's buildIndex), with a progress
- * bar; Ctrl-C stops at the next checkpoint and a later run resumes. Configuration comes from the
- * same environment variables as the server (MODELS_DIR, DATASETS_DIR, CACHE_DIR, …).
+ * The command line, with progress bars; configuration comes from the same environment variables
+ * as the server (MODELS_DIR, DATASETS_DIR, CACHE_DIR, …).
+ *
+ * `convscope index --model M --dataset D [--layers a,b] [--k 9]` builds a top-k index in this
+ * process (same code and database as the server's buildIndex); Ctrl-C stops at the next
+ * checkpoint and a later run resumes.
+ *
+ * `convscope atlas --model M --dataset D --out DIR` writes the whole-model atlas (service/atlas.ts)
+ * as a static site: every Conv and ReLU unit's top-9 projections and patches, building the
+ * index first if it is not built.
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config';
 import { defaultIndexLayers, JobInfo } from './index/jobs';
+import { writeAtlas } from './service/atlas';
 import { createServices } from './service/services';
 
-const USAGE = `usage: convscope index --model <name> --dataset <name> [--layers <a,b,…>] [--k <9>]`;
+const USAGE = `usage: convscope index --model <name> --dataset <name> [--layers <a,b,…>] [--k <9>]
+       convscope atlas --model <name> --dataset <name> --out <dir>`;
 
-function bar(info: JobInfo): string {
+function bar(done: number, total: number, after: string): string {
   const width = 30;
-  const done = info.imagesTotal ? info.imagesDone / info.imagesTotal : 1;
-  const filled = Math.round(done * width);
+  const filled = Math.round((total ? done / total : 1) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${after}`.trimEnd();
+}
+
+function jobBar(info: JobInfo): string {
   const rate = info.rate ? `${info.rate.toFixed(1)} img/s` : '';
   const eta = info.eta !== null && info.eta !== undefined ? `ETA ${Math.ceil(info.eta)} s` : '';
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${info.imagesDone}/${info.imagesTotal} ${rate} ${eta}`.trimEnd();
+  return bar(info.imagesDone, info.imagesTotal, `${rate} ${eta}`);
 }
+
+/** Writes a progress line: over itself on a terminal, one per line otherwise. */
+const tty = process.stderr.isTTY;
+const progress = (line: string) => process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command !== 'index') {
+  if (command !== 'index' && command !== 'atlas') {
     console.error(USAGE);
     return 2;
   }
-  const { values } = parseArgs({ args: rest, options: { model: { type: 'string' }, dataset: { type: 'string' }, layers: { type: 'string' }, k: { type: 'string', default: '9' } } });
-  if (!values.model || !values.dataset) {
+  const { values } = parseArgs({
+    args: rest,
+    options: { model: { type: 'string' }, dataset: { type: 'string' }, layers: { type: 'string' }, k: { type: 'string', default: '9' }, out: { type: 'string' } },
+  });
+  if (!values.model || !values.dataset || (command === 'atlas' && !values.out)) {
     console.error(USAGE);
     return 2;
   }
@@ -39,18 +57,31 @@ async function main(argv: string[]): Promise<number> {
   if (!dataset) throw new Error(`no dataset "${values.dataset}"; datasets: ${services.datasets.names().join(', ')}`);
   const layers = values.layers ? values.layers.split(',') : defaultIndexLayers(model);
   for (const l of layers) if (!model.layerByName.has(l)) throw new Error(`model "${model.name}" has no layer "${l}"`);
-  const tty = process.stderr.isTTY;
-  services.jobs.on('progress', (info: JobInfo) => {
-    if (tty) process.stderr.write(`\r${bar(info)}`);
-    else process.stderr.write(`${bar(info)}\n`);
-  });
+  services.jobs.on('progress', (info: JobInfo) => progress(jobBar(info)));
   const started = await services.jobs.start(model, dataset, layers, Number(values.k));
-  process.on('SIGINT', () => services.jobs.cancel(started.id));
+  let interrupted = false;
+  process.on('SIGINT', () => {
+    interrupted = true;
+    void services.jobs.cancel(started.id);
+  });
   const info = await services.jobs.wait(started.id);
   if (tty) process.stderr.write('\n');
-  console.log(JSON.stringify({ id: info?.id, state: info?.state, images: info?.imagesDone, error: info?.error }));
+  if (command === 'index' || info?.state !== 'DONE') {
+    console.log(JSON.stringify({ id: info?.id, state: info?.state, images: info?.imagesDone, error: info?.error }));
+    await services.engine.close();
+    return info?.state === 'DONE' ? 0 : 1;
+  }
+  const start = performance.now();
+  const report = await writeAtlas(services, model, dataset, values.out!, {
+    k: Number(values.k),
+    layers,
+    cancelled: () => interrupted,
+    onProgress: (p) => progress(bar(p.unitsDone, p.unitsTotal, `units  ${p.layer}`)),
+  });
+  if (tty) process.stderr.write('\n');
+  console.log(JSON.stringify({ out: values.out, seconds: (performance.now() - start) / 1000, layers: report }));
   await services.engine.close();
-  return info?.state === 'DONE' ? 0 : 1;
+  return 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -1,0 +1,166 @@
+/**
+ * A whole-model atlas (ZF Fig. 2 for every unit): for a model and a dataset with a finished
+ * index, every Conv and ReLU unit's top-k projections (cropped to the receptive field) beside
+ * the image patches, written as a static site that works opened from disk or from any web
+ * server:
+ *
+ *   DIR/index.html                   the layers
+ *   DIR/<layer>/index.html           the layer's units, each with its strongest projection
+ *   DIR/<layer>/<unit>.html          the unit's top-k projections and patches
+ *   DIR/img/<sha256>.png             every picture, named by its bytes' hash
+ *
+ * A layer's projections are asked for together, image by image, so that the engine's
+ * micro-batches hold many units of one image and its forward pass is shared (engine/projections.ts).
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { defaultIndexLayers } from '../index/jobs';
+import { Box } from '../images/maps';
+import { patchPng } from '../images/patches';
+import { SourceImage } from '../inference';
+import type { Layer, Model } from '../model';
+import type { Dataset } from '../registry/datasets';
+import { findLayer, layerUnits } from './lookup';
+import { projectUnit } from './projection';
+import { createScope } from './scope';
+import type { Services } from './services';
+import { topBox, topImage, topRows } from './top-activations';
+import { renderProjection } from './views';
+
+export interface AtlasProgress {
+  layer: string;
+  layersDone: number;
+  layersTotal: number;
+  unitsDone: number;
+  unitsTotal: number;
+}
+
+export interface AtlasLayer {
+  name: string;
+  units: number;
+  seconds: number;
+}
+
+/** One top activation in the atlas: its projection's picture and its patch, as files under img/. */
+interface Cell {
+  rank: number;
+  value: number;
+  image: string;
+  label?: string;
+  projection: string;
+  patch: string;
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** A layer's folder: its name made safe for a path, and its position so that names stay distinct. */
+const folderOf = (model: Model, layer: Layer) => `${String(model.layers.indexOf(layer)).padStart(3, '0')}-${layer.name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '')}`;
+
+function page(title: string, body: string): string {
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><title>${esc(title)}</title>
+<style>body{font:14px system-ui,sans-serif;margin:1.5em;background:#fafafa}a{color:#1558b0}img{image-rendering:pixelated;border:1px solid #ccc;margin:1px}
+.units{display:flex;flex-wrap:wrap;gap:.5em}.unit{text-align:center}.row{display:flex;gap:4px;align-items:flex-end}figure{margin:0;text-align:center;font-size:11px}</style>
+</head><body>${body}</body></html>
+`;
+}
+
+/** Writes the atlas of `model` over `dataset` to `outDir`; INDEX_NOT_BUILT if some layer has no finished index. */
+export async function writeAtlas(
+  services: Services,
+  model: Model,
+  dataset: Dataset,
+  outDir: string,
+  options: { k?: number; layers?: string[]; onProgress?: (p: AtlasProgress) => void; cancelled?: () => boolean } = {},
+): Promise<AtlasLayer[]> {
+  const k = options.k ?? 9;
+  const layers = (options.layers ?? defaultIndexLayers(model)).map((name) => findLayer(model, name));
+  const units = layers.map((layer) => layerUnits(model, layer));
+  // Every layer's index is checked before anything is computed.
+  for (const u of units) await topRows(services, u[0], dataset);
+  const imgDir = path.join(outDir, 'img');
+  fs.mkdirSync(imgDir, { recursive: true });
+  const written = new Set<string>();
+  const keep = (bytes: Uint8Array): string => {
+    const name = `${createHash('sha256').update(bytes).digest('hex')}.png`;
+    if (!written.has(name)) {
+      fs.writeFileSync(path.join(imgDir, name), bytes);
+      written.add(name);
+    }
+    return name;
+  };
+  // Units of one layer (and a Conv and its ReLU) often share a top image and its box: one patch each.
+  const patches = new Map<string, Promise<string>>();
+  const patchOf = (image: SourceImage, box: Box): Promise<string> => {
+    const key = `${image.sha256}/${box.x},${box.y},${box.width},${box.height}`;
+    let made = patches.get(key);
+    if (!made) patches.set(key, (made = patchPng(image.bytes, box).then(keep)));
+    return made;
+  };
+  const unitsTotal = units.reduce((n, u) => n + u.length, 0);
+  let unitsDone = 0;
+  const report: AtlasLayer[] = [];
+  for (const [l, layer] of layers.entries()) {
+    if (options.cancelled?.()) throw new Error('the atlas was cancelled');
+    options.onProgress?.({ layer: layer.name, layersDone: l, layersTotal: layers.length, unitsDone, unitsTotal });
+    const start = performance.now();
+    const scope = createScope(services);
+    // The layer's (unit, top row) pairs, image by image: concurrent requests of one image share its forward pass.
+    const tops = await Promise.all(units[l].map((unit) => topRows(services, unit, dataset)));
+    const work = units[l].flatMap((unit, u) => tops[u].slice(0, k).map((row, rank) => ({ unit, row, rank })));
+    work.sort((a, b) => a.row.image - b.row.image);
+    const cells: Cell[][] = units[l].map(() => []);
+    let next = 0;
+    const window = Math.max(1, services.config.maxBatch) * 2;
+    await Promise.all(
+      Array.from({ length: window }, async () => {
+        while (next < work.length) {
+          const { unit, row, rank } = work[next++];
+          const image = topImage(services, dataset, row);
+          const projection = await projectUnit(scope, unit, image, {});
+          const box = await topBox(services, unit, image, row);
+          const entry = dataset.images[row.image];
+          cells[unit.index][rank] = {
+            rank,
+            value: row.value,
+            image: entry.name,
+            label: entry.label,
+            projection: keep(await renderProjection(projection, 'png', true)),
+            patch: await patchOf(image, box),
+          };
+        }
+      }),
+    );
+    writeLayer(outDir, model, layer, dataset, cells);
+    unitsDone += units[l].length;
+    report.push({ name: layer.name, units: units[l].length, seconds: (performance.now() - start) / 1000 });
+  }
+  fs.writeFileSync(
+    path.join(outDir, 'index.html'),
+    page(
+      `${model.name} atlas`,
+      `<h1>${esc(model.name)}: top ${k} of every unit over ${esc(dataset.name)}</h1><ol>${layers
+        .map((layer, l) => `<li><a href="${folderOf(model, layer)}/index.html">${esc(layer.name)}</a> (${layer.kind}, ${units[l].length} units)</li>`)
+        .join('')}</ol>`,
+    ),
+  );
+  options.onProgress?.({ layer: '', layersDone: layers.length, layersTotal: layers.length, unitsDone, unitsTotal });
+  return report;
+}
+
+function writeLayer(outDir: string, model: Model, layer: Layer, dataset: Dataset, cells: Cell[][]): void {
+  const dir = path.join(outDir, folderOf(model, layer));
+  fs.mkdirSync(dir, { recursive: true });
+  const title = `${model.name} · ${layer.name}`;
+  const thumbs = cells
+    .map((top, unit) => `<a class="unit" href="${unit}.html"><img src="../img/${top[0]?.projection}" width="64" alt="unit ${unit}"><br>${unit}</a>`)
+    .join('');
+  fs.writeFileSync(path.join(dir, 'index.html'), page(title, `<p><a href="../index.html">all layers</a></p><h1>${esc(title)}</h1><div class="units">${thumbs}</div>`));
+  for (const [unit, top] of cells.entries()) {
+    const figures = (pick: (c: Cell) => string) =>
+      top.map((c) => `<figure><img src="../img/${pick(c)}" width="96" alt="rank ${c.rank + 1}"><figcaption>${c.value.toFixed(2)}${c.label ? ` ${esc(c.label)}` : ''}</figcaption></figure>`).join('');
+    const nav = `<p><a href="../index.html">all layers</a> · <a href="index.html">${esc(layer.name)}</a>${unit > 0 ? ` · <a href="${unit - 1}.html">← ${unit - 1}</a>` : ''}${unit < cells.length - 1 ? ` · <a href="${unit + 1}.html">${unit + 1} →</a>` : ''}</p>`;
+    const body = `${nav}<h1>${esc(title)} · unit ${unit}</h1><h2>projections</h2><div class="row">${figures((c) => c.projection)}</div><h2>patches of ${esc(dataset.name)}</h2><div class="row">${figures((c) => c.patch)}</div>`;
+    fs.writeFileSync(path.join(dir, `${unit}.html`), page(`${title} · unit ${unit}`, body));
+  }
+}
