@@ -60,7 +60,7 @@ async function photo(seed: number): Promise<Buffer> {
     const dataset = services.datasets.datasets.get('photos')!;
     const layers = arg('layers', '') ? arg('layers', '').split(',') : defaultIndexLayers(model);
     let t = performance.now();
-    const job = services.jobs.start(model, dataset, layers, 9);
+    const job = await services.jobs.start(model, dataset, layers, 9);
     const done = await services.jobs.wait(job.id);
     if (done?.state !== 'DONE') throw new Error(`index: ${done?.state} ${done?.error}`);
     console.log(`AlexNet, ${IMAGES} photos, ${layers.length} layers, ${os.cpus().length} cores; index built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
