@@ -7,8 +7,8 @@
  * apart), then times, in one run:
  *   atlas: service/atlas.ts writing every Conv and ReLU unit's top-9 (per layer);
  *   API:   the same pictures asked of a server one query at a time — per unit, its top-9's
- *          cropped projections and patches, then every URL fetched — with no result cache, so
- *          nothing the atlas computed is reused. --api-units N times only the first N units of
+ *          cropped projections and patches, then every URL fetched — on a server with a cache
+ *          and an index of its own, so nothing the atlas computed is reused. --api-units N times only the first N units of
  *          each layer and scales to the layer's size (printed as such); 0: every unit.
  * Prints seconds per layer for both and the ratio.
  */
@@ -68,8 +68,10 @@ async function photo(seed: number): Promise<Buffer> {
     const atlas = await writeAtlas(services, model, dataset, path.join(tmp, 'atlas'), { layers });
     const atlasSeconds = (performance.now() - t) / 1000;
 
-    // The API, one query at a time, on a server without a result cache (the index is shared).
-    const server = await startServer(loadConfig({ ...env, CACHE_MEMORY_MB: '0', CACHE_DISK_MB: '0', RESPONSE_CACHE: 'off' }));
+    // The API, one query at a time, on a server with a cache of its own (nothing the atlas computed is reused) and its own index.
+    const server = await startServer(loadConfig({ ...env, CACHE_DIR: path.join(tmp, 'cache-api'), RESPONSE_CACHE: 'off' }));
+    const apiJob = await server.services.jobs.start(model, dataset, layers, 9);
+    await server.services.jobs.wait(apiJob.id);
     const rows: { layer: string; units: number; atlas: number; api: number; scaled: boolean }[] = [];
     try {
       const query = `query($layer: String!, $index: Int!) { model(name: "alexnet") { layer(name: $layer) { filter(index: $index) {
