@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { FIXTURE_MODELS, gql, startTestServer } from './helpers';
+import { FIXTURE_MODELS, FIXTURES, gql, startTestServer } from './helpers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 
@@ -76,6 +76,21 @@ describe('models folder changes take effect without a restart', () => {
     fs.copyFileSync(path.join(FIXTURE_MODELS, 'misc.json'), path.join(dir, 'broken.json'));
     const fixed = await until(server, (d) => d.models.nodes.some((n) => n.name === 'broken'));
     assert.deepEqual(fixed.modelErrors, []);
+  });
+
+  test('a TF.js layers-model folder dropped in is served; a weight shard rewritten in place is served anew; removed, it is gone', async () => {
+    const folder = path.join(dir, 'tfjs');
+    fs.cpSync(path.join(FIXTURES, 'tfjs', 'models', 'vgg'), folder, { recursive: true });
+    const sha = (d: { models: { nodes: { name: string; sha256: string }[] } }) => d.models.nodes.find((n) => n.name === 'tfjs')?.sha256;
+    const first = sha(await until(server, (d) => sha(d) !== undefined));
+    // The last shard holds the classifier's weights: a changed value there is another model.
+    const shard = path.join(folder, 'group1-shard5of5.bin');
+    const bytes = fs.readFileSync(shard);
+    bytes.writeFloatLE(bytes.readFloatLE(0) + 1, 0);
+    fs.writeFileSync(shard, bytes);
+    await until(server, (d) => sha(d) !== undefined && sha(d) !== first);
+    fs.rmSync(folder, { recursive: true });
+    await until(server, (d) => sha(d) === undefined);
   });
 
   test('a file still growing is loaded only once two scans see it the same', async () => {

@@ -13,7 +13,7 @@ import { loadConfig } from '../src/config';
 import { project } from '../src/engine/projections';
 import { createServices, Services } from '../src/service/services';
 import { gql, makeDataset, startTestServer } from './helpers';
-import { argmaxAbs, loadManifest, loadNpy, MODERN, MODERN_REFERENCE, relativeError } from './reference';
+import { assertMatchesCase, loadManifest, loadNpy, MODERN, MODERN_REFERENCE } from './reference';
 
 const TOLERANCE = 1e-4;
 const manifest = loadManifest(MODERN_REFERENCE);
@@ -54,12 +54,7 @@ describe('modern architectures: projections match PyTorch', () => {
         seed: c.seed,
         position: c.position ?? undefined,
       });
-      const expected = loadNpy(c.expected, MODERN_REFERENCE).data;
-      const error = relativeError(result.projection, expected);
-      assert.ok(error <= TOLERANCE, `relative error ${error.toExponential(2)} > ${TOLERANCE}`);
-      assert.equal(argmaxAbs(result.projection), argmaxAbs(expected), 'position of the largest |value|');
-      assert.ok(Math.abs(result.seedValue - c.seedValue) <= 1e-4 * Math.max(1, Math.abs(c.seedValue)), `seed value ${result.seedValue} vs ${c.seedValue}`);
-      if (c.seedPosition) assert.deepEqual(result.position, c.seedPosition);
+      assertMatchesCase(result, c, MODERN_REFERENCE, TOLERANCE);
     });
   }
 });

@@ -1,4 +1,5 @@
 /** Reads the PyTorch reference fixtures (test/fixtures/reference, made by scripts/make_fixtures.py). */
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeNpy } from '../src/cache/npy';
@@ -68,4 +69,22 @@ export function argmaxAbs(a: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < a.length; i++) if (Math.abs(a[i]) > Math.abs(a[best])) best = i;
   return best;
+}
+
+/**
+ * Asserts that a projection is its reference case's: max |ours − reference| ≤ tolerance · max
+ * |reference|, the same position of the largest |value|, the same seed value and position.
+ */
+export function assertMatchesCase(
+  result: { projection: Float32Array; seedValue: number; position?: { y: number; x: number } | null },
+  c: ReferenceCase,
+  root = REFERENCE,
+  tolerance = 1e-4,
+): void {
+  const expected = loadNpy(c.expected, root).data;
+  const error = relativeError(result.projection, expected);
+  assert.ok(error <= tolerance, `relative error ${error.toExponential(2)} > ${tolerance}`);
+  assert.equal(argmaxAbs(result.projection), argmaxAbs(expected), 'position of the largest |value|');
+  assert.ok(Math.abs(result.seedValue - c.seedValue) <= 1e-4 * Math.max(1, Math.abs(c.seedValue)), `seed value ${result.seedValue} vs ${c.seedValue}`);
+  if (c.seedPosition) assert.deepEqual(result.position, c.seedPosition);
 }

@@ -19,7 +19,7 @@ import { createServices, Services } from '../src/service/services';
 import { readLayersModelFiles, Weight } from '../src/tfjs/files';
 import { convertLayersModel } from '../src/tfjs/convert';
 import { errorCode, FIXTURES, gql, startTestServer } from './helpers';
-import { argmaxAbs, loadManifest, loadNpy, Manifest, relativeError } from './reference';
+import { assertMatchesCase, caseRequest, loadManifest, loadNpy, Manifest, relativeError } from './reference';
 
 const TOLERANCE = 1e-4;
 const TFJS = path.join(FIXTURES, 'tfjs');
@@ -71,21 +71,8 @@ describe('TF.js layers models: served like ONNX, equal to TensorFlow.js', () => 
 
   for (const c of manifest.cases) {
     test(`projection ${c.id}`, async () => {
-      const model = s.registry.models.get(c.model)!;
-      const result = await project(s.engine, model, {
-        target: c.targetOutput,
-        method: c.method,
-        lrn: c.lrn,
-        image: { key: c.model, data: loadNpy(manifest.models[c.model].input, REFERENCE).data },
-        channel: c.channel,
-        seed: c.seed,
-      });
-      const expected = loadNpy(c.expected, REFERENCE).data;
-      const error = relativeError(result.projection, expected);
-      assert.ok(error <= TOLERANCE, `relative error ${error.toExponential(2)} > ${TOLERANCE}`);
-      assert.equal(argmaxAbs(result.projection), argmaxAbs(expected), 'position of the largest |value|');
-      assert.ok(Math.abs(result.seedValue - c.seedValue) <= 1e-4 * Math.max(1, Math.abs(c.seedValue)), `seed value ${result.seedValue} vs ${c.seedValue}`);
-      if (c.seedPosition) assert.deepEqual(result.position, c.seedPosition);
+      const result = await project(s.engine, s.registry.models.get(c.model)!, caseRequest(c, manifest, REFERENCE));
+      assertMatchesCase(result, c, REFERENCE, TOLERANCE);
     });
   }
 
