@@ -16,7 +16,7 @@ export class ModelResolver {
     return paginate(models, page, ctx.services.config.maxPageSize);
   }
 
-  @Query(() => ModelType, { description: 'A model by name (its file name without .onnx).' })
+  @Query(() => ModelType, { description: 'A model by name (its file name without .onnx, or its TensorFlow.js folder name).' })
   model(@Arg('name') name: string, @Ctx() ctx: Context): ModelType {
     return new ModelType(findModel(ctx.services, name));
   }

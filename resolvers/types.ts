@@ -80,23 +80,23 @@ export class ModelErrorType {
 }
 
 @CacheFor()
-@ObjectType('Model', { implements: NodeInterface, description: 'A CNN loaded from an ONNX file.' })
+@ObjectType('Model', { implements: NodeInterface, description: 'A CNN loaded from an ONNX file or a TensorFlow.js layers model.' })
 export class ModelType implements NodeInterface {
   static graphqlName = 'Model';
   constructor(readonly model: Model) {}
   @Field(() => ID) get id(): string {
     return toGlobalId('Model', this.model.name);
   }
-  @Field({ description: 'File name without .onnx; snapshots are named <model>@<snapshot>.' }) get name(): string {
+  @Field({ description: 'File name without .onnx (a TensorFlow.js model: its folder name); snapshots are named <model>@<snapshot>.' }) get name(): string {
     return this.model.name;
   }
-  @Field({ description: 'sha256 of the ONNX file: results are keyed by it.' }) get sha256(): string {
+  @Field({ description: 'sha256 of the ONNX file (a TensorFlow.js model: of model.json and its weight files): results are keyed by it.' }) get sha256(): string {
     return this.model.sha256;
   }
   @Field(() => String, { nullable: true }) get description(): string | undefined {
     return this.model.sidecar.description;
   }
-  @Field(() => Int, { description: 'Size of the ONNX file in bytes.' }) get fileBytes(): number {
+  @Field(() => Int, { description: 'Size of the ONNX file (a TensorFlow.js model: of all its files) in bytes.' }) get fileBytes(): number {
     return this.model.bytes;
   }
   @Field(() => Int) get opset(): number {
