@@ -60,9 +60,10 @@ type Convert = (s: LayerScope, cfg: Config, inputs: Tensor[]) => Tensor;
 
 const product = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
 
-function pair(s: LayerScope, value: unknown, what: string): [number, number] {
+/** Keras's `n` or `[a, b]` as [a, b], whole numbers of at least `min`. */
+function pair(s: LayerScope, value: unknown, what: string, min = 1): [number, number] {
   const v = typeof value === 'number' ? [value, value] : value;
-  if (!Array.isArray(v) || v.length !== 2 || v.some((x) => !Number.isInteger(x) || x < 0)) s.fail(`has ${what} ${JSON.stringify(value)}, expected two whole numbers`);
+  if (!Array.isArray(v) || v.length !== 2 || v.some((x) => !Number.isInteger(x) || x < min)) s.fail(`has ${what} ${JSON.stringify(value)}, expected two whole numbers of at least ${min}`);
   return v as [number, number];
 }
 
@@ -336,10 +337,10 @@ const Concatenate: Convert = (s, cfg, inputs) => {
 /** [[top, bottom], [left, right]] from Keras's int, [rows, cols] or nested forms. */
 function edges(s: LayerScope, value: unknown, what: string): [number, number, number, number] {
   if (Array.isArray(value) && value.every(Array.isArray)) {
-    const [[top, bottom], [left, right]] = [pair(s, value[0], what), pair(s, value[1], what)];
+    const [[top, bottom], [left, right]] = [pair(s, value[0], what, 0), pair(s, value[1], what, 0)];
     return [top, bottom, left, right];
   }
-  const [rows, cols] = pair(s, value, what);
+  const [rows, cols] = pair(s, value, what, 0);
   return [rows, rows, cols, cols];
 }
 
