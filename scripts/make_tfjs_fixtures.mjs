@@ -8,7 +8,7 @@
  * projections by TF.js's own autodiff (tf.grad). SALIENCY is the plain gradient; DECONVNET and
  * GUIDED_BACKPROP the same gradient with the ReLU's swapped for the method's rule.
  *
- *   npm run build && node scripts/make_tfjs_fixtures.mjs      # ~4 min on 2 cores
+ *   npm run build && node scripts/make_tfjs_fixtures.mjs      # ~5 min of CPU, most of it training the VGG
  *
  * Deterministic: seeded weights and data, no shuffling; two runs write identical files.
  */
