@@ -121,6 +121,12 @@ export class GraphBuilder {
       : this.op('ReduceMax', [x], { axes, keepdims });
   }
 
+  /** Zeros [N, …shape], N the first dimension of `like` (a batch of signals). */
+  zeros(like: string, shape: number[]): string {
+    const items = this.slice(this.op('Shape', [like]), [0], [1], [0]);
+    return this.op('ConstantOfShape', [this.op('Concat', [items, this.ints(shape)], { axis: 0 })]);
+  }
+
   slice(x: string, starts: number[], ends: number[], axes: number[]): string {
     return this.op('Slice', [x, this.ints(starts), this.ints(ends), this.ints(axes)]);
   }

@@ -19,9 +19,6 @@ export type { LrnMode, Method, Rule, RuleContext, Signals, Unpool } from './rule
 
 const RULES: Record<string, Rule> = { ...ELEMENTWISE_RULES, ...WINDOW_RULES, ...NORM_RULES, ...LINEAR_RULES, ...SHAPE_RULES };
 
-/** The ops that can be run backwards, for the README and error messages. */
-export const SUPPORTED_OPS = Object.keys(RULES).sort();
-
 /** The rule for a region signal (regions.ts) through `node`: rows [input, its region signal]. */
 export type RegionRule = (ctx: RuleContext, node: GraphNode, g: RegionSignal, regions: Regions) => [string, RegionSignal][];
 

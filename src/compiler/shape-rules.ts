@@ -62,7 +62,7 @@ export const SHAPE_RULES: Record<string, Rule> = {
     const rank = ctx.shape(x).length + 1;
     const axis = normalAxis(attrInt(node.proto, 'axis', 0), rank);
     if (axis === 0) throw new UnsupportedOpError(node, 'splits the batch axis');
-    const parts = node.proto.output.map((out, i) => outputs[i] ?? zerosLike(ctx, out, outputs.find(Boolean)!));
+    const parts = node.proto.output.map((out, i) => outputs[i] ?? b.zeros(outputs.find(Boolean)!, ctx.shape(out)));
     return [[x, b.op('Concat', parts, { axis })]];
   },
 
@@ -129,10 +129,3 @@ export const SHAPE_RULES: Record<string, Rule> = {
     return [[x, ctx.b.slice(g, starts, axes.map((a, i) => starts[i] + shape[i]), axes)]];
   },
 };
-
-/** Zeros of an output's per-item shape, with the batch size of the signal `like`. */
-function zerosLike(ctx: RuleContext, output: string, like: string): string {
-  const { b } = ctx;
-  const items = b.slice(b.op('Shape', [like]), [0], [1], [0]);
-  return b.op('ConstantOfShape', [b.op('Concat', [items, b.ints(ctx.shape(output))], { axis: 0 })]);
-}

@@ -39,8 +39,7 @@ export function unpoolAtIndices(ctx: RuleContext, node: GraphNode, g: string, wi
 function scatterSum(ctx: RuleContext, g: string, at: string, win: Window, canvas: number[], axis: number): string {
   const { b } = ctx;
   const flat = (t: string) => b.reshape(t, [0, ...canvas.slice(0, -1), -1]);
-  const items = b.slice(b.op('Shape', [g]), [0], [1], [0]);
-  let sum = b.op('ConstantOfShape', [b.op('Concat', [items, b.ints(canvas)], { axis: 0 })]);
+  let sum = b.zeros(g, canvas);
   if (ctx.unpool === 'SCATTER_ADD') return b.op('ScatterElements', [sum, flat(at), flat(g)], { axis, reduction: 'add' });
   const groups = [0, 1].map((a) => Math.ceil(win.kernel[a] / win.strides[a]));
   for (let gy = 0; gy < groups[0]; gy++) {
