@@ -3,9 +3,8 @@ import { Arg, Ctx, Field, Float, ID, Int, Mutation, ObjectType, Query, Resolver,
 import { Context } from '../src/context';
 import { badInput, notFound } from '../src/errors';
 import { JobInfo } from '../src/index/jobs';
-import { JOB_PROGRESS } from '../src/pubsub';
 import { findDataset, findModel } from '../src/service/lookup';
-import { buildIndex } from '../src/service/top-activations';
+import { buildIndex, jobUpdates } from '../src/service/top-activations';
 import { NoCache } from './cache-control';
 import { JobStateEnum } from './enums';
 import { fromGlobalId, NodeInterface, toGlobalId } from './node';
@@ -90,9 +89,8 @@ export class JobResolver {
   }
 
   @Subscription(() => JobType, {
-    topics: JOB_PROGRESS,
-    filter: ({ payload, args }: { payload: JobInfo; args: { id: string } }) => payload.id === jobKey(args.id),
-    description: "A job's progress, after every batch and when it ends.",
+    subscribe: ({ args, context }) => jobUpdates((context as Context).services, jobKey(args.id as string)),
+    description: "A job's progress: its state now, then after every batch, ending when the job does.",
   })
   jobProgress(@Root() info: JobInfo, @Arg('id', () => ID) _id: string): JobType {
     return new JobType(info);

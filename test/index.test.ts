@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
 import WebSocket from 'ws';
+import { toGlobalId } from '../src/ids';
 import { topGridPng } from '../src/images/topgrid';
 import { PostgresIndexStore } from '../src/index/postgres-store';
 import { SqliteIndexStore } from '../src/index/sqlite-store';
@@ -33,6 +34,30 @@ const STORES: Record<string, () => Promise<Record<string, string>>> = {
 };
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
+
+const JOB_PROGRESS = `subscription($id: ID!) { jobProgress(id: $id) { state imagesDone imagesTotal } }`;
+
+/** Every event of one subscription until the server ends it (or fails it), over a new connection. */
+async function subscriptionEvents(url: string, query: string, variables: Record<string, unknown>) {
+  const client = createClient({ url: url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket });
+  const events: unknown[] = [];
+  try {
+    const error = await new Promise<unknown>((resolve) => {
+      const timer = setTimeout(() => resolve(new Error(`no end after 30 s: ${JSON.stringify(events)}`)), 30_000);
+      client.subscribe(
+        { query, variables },
+        {
+          next: ({ data }) => events.push(data),
+          error: (e) => (clearTimeout(timer), resolve(e)),
+          complete: () => (clearTimeout(timer), resolve(undefined)),
+        },
+      );
+    });
+    return { events, error };
+  } finally {
+    await client.dispose();
+  }
+}
 
 /** Toolbox rule, by hand: unit (y, x) of a layer with RF (size, stride, offset) sees [o + s·i, o + s·i + size) ∩ image. */
 function expectedBox(y: number, x: number, rf: { size: number; stride: number; offset: number }, input: number, original: { width: number; height: number }) {
@@ -91,21 +116,29 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
     });
 
     test('buildIndex returns at once; progress arrives over the subscription until DONE', async () => {
-      const start = await gql(
-        server.url,
-        `mutation($layers: [String!]) { buildIndex(model: "alexnet", dataset: "tiny", layers: $layers, k: ${K}) { id state imagesTotal } }`,
-        { layers },
-      );
-      assert.equal(start.errors, undefined, JSON.stringify(start.errors));
-      const job = start.data.buildIndex;
-      assert.equal(job.imagesTotal, 16);
-      const client = createClient({ url: server.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket });
+      // Connect first, so that the subscription starts a few milliseconds after the mutation
+      // returns, while the job (four batches) still runs; its first event is the current state.
+      const client = createClient({ url: server.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket, lazy: false });
+      await new Promise<void>((resolve, reject) => {
+        client.on('connected', () => resolve());
+        client.on('error', reject);
+      });
       const seen: { state: string; imagesDone: number }[] = [];
+      let jobId = '';
       try {
+        const start = await gql(
+          server.url,
+          `mutation($layers: [String!]) { buildIndex(model: "alexnet", dataset: "tiny", layers: $layers, k: ${K}) { id state imagesTotal } }`,
+          { layers },
+        );
+        assert.equal(start.errors, undefined, JSON.stringify(start.errors));
+        const job = start.data.buildIndex;
+        jobId = job.id;
+        assert.equal(job.imagesTotal, 16);
         await new Promise<void>((resolve, reject) => {
           const timer = setTimeout(() => reject(new Error(`no DONE after 60 s: ${JSON.stringify(seen)}`)), 60_000);
           client.subscribe<{ jobProgress: { state: string; imagesDone: number } }>(
-            { query: `subscription($id: ID!) { jobProgress(id: $id) { state imagesDone imagesTotal } }`, variables: { id: job.id } },
+            { query: JOB_PROGRESS, variables: { id: job.id } },
             {
               next: ({ data }) => {
                 seen.push(data!.jobProgress);
@@ -118,14 +151,6 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
               complete: () => undefined,
             },
           );
-          // The job may have finished before the subscription started: poll once too.
-          void gql(server.url, `query($id: ID!) { node(id: $id) { ... on Job { state } } }`, { id: job.id }).then((r) => {
-            if (r.data?.node?.state === 'DONE' && seen.length === 0) {
-              seen.push({ state: 'DONE', imagesDone: 16 });
-              clearTimeout(timer);
-              resolve();
-            }
-          });
         });
       } finally {
         await client.dispose();
@@ -138,6 +163,14 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
         [...done].sort((a, b) => a - b),
         'imagesDone only grows',
       );
+
+      // Subscribing to a finished job: its final state, then the end (not a silent wait).
+      const late = await subscriptionEvents(server.url, JOB_PROGRESS, { id: jobId });
+      assert.equal(late.error, undefined);
+      assert.deepEqual(late.events, [{ jobProgress: { state: 'DONE', imagesDone: 16, imagesTotal: 16 } }]);
+      const unknown = await subscriptionEvents(server.url, JOB_PROGRESS, { id: toGlobalId('Job', 'no-such-job') });
+      assert.equal(unknown.events.length, 0);
+      assert.equal((unknown.error as { extensions?: { code?: string } }[])[0].extensions?.code, 'NOT_FOUND');
     });
 
     test('the index equals a brute-force top-k over every image (ties: the earlier image)', async () => {
