@@ -62,7 +62,7 @@ export async function openRuntime(backend: Backend, threads: number, options: Ru
  * against CUDA 12 and cuDNN 9.
  */
 const CUDA_NEEDS =
-  'onnxruntime-node\'s CUDA provider (`ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci`, which fetches it from nuget.org), ' +
+  'onnxruntime-node\'s CUDA provider (after `npm ci`: `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`, which fetches it from nuget.org; package.json\'s allowScripts keeps npm from running it), ' +
   'the CUDA 12 runtime libraries (cudart, cuBLAS, cuFFT, cuRAND), cuDNN 9, an NVIDIA GPU and its driver (≥ 525); ' +
   'or use the image docker/Dockerfile.cuda, run with `--gpus all`';
 
@@ -77,7 +77,7 @@ const HOW_TO: Record<Backend, string> = {
 
 /** A shared library the CUDA provider could not load, as what to install. */
 const CUDA_LIBRARIES: [RegExp, string][] = [
-  [/^libonnxruntime_providers_/, "onnxruntime-node's CUDA provider (ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci)"],
+  [/^libonnxruntime_providers_/, "onnxruntime-node's CUDA provider (`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`)"],
   [/^libcuda\.so/, 'the NVIDIA driver (libcuda.so.1; in Docker: run with --gpus all)'],
   [/^lib(cudart|cublas|cufft|curand|nvrtc)/, 'the CUDA 12 runtime libraries'],
   [/^libcudnn/, 'cuDNN 9'],
@@ -189,7 +189,7 @@ function local(session: { run(feeds: Record<string, OrtTensor>): Promise<Record<
   return { run: (feeds) => session.run(feeds), release: () => session.release() };
 }
 
-/** The CUDA provider library is there only after ONNXRUNTIME_NODE_INSTALL=cuda12. */
+/** The CUDA provider library is there only after onnxruntime-node's install script ran with ONNXRUNTIME_NODE_INSTALL=cuda12. */
 function hasLibrary(backend: Backend): boolean {
   if (backend !== 'cuda') return false;
   try {
