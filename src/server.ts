@@ -133,7 +133,8 @@ export async function startServer(config: Config, services?: Services): Promise<
   const subscriptions = subscriptionServer(httpServer, buildAppSchema(), services, keys);
   await services.jobs.resumeInterrupted();
   await startAutoIndexes(services);
-  const stopRescans = config.modelsRescanSeconds > 0 ? services.registry.watch(config.modelsRescanSeconds * 1000) : () => undefined;
+  // A model dropped in later gets the indexes its sidecar asks for too.
+  const stopRescans = config.modelsRescanSeconds > 0 ? services.registry.watch(config.modelsRescanSeconds * 1000, () => startAutoIndexes(services)) : () => undefined;
   log.info({ url: `${url}/graphql`, backend: config.backend, models: services.registry.names() }, 'convscope ready');
   return {
     url,

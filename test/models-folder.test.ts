@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { FIXTURE_MODELS, FIXTURES, gql, startTestServer } from './helpers';
+import { FIXTURE_MODELS, FIXTURES, gql, makeDataset, startTestServer } from './helpers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 
@@ -36,11 +36,13 @@ describe('models folder changes take effect without a restart', () => {
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-models-'));
     copy('vgg', dir);
-    server = await startTestServer({ MODELS_DIR: dir, MODELS_RESCAN_S: '0.2', RESPONSE_CACHE: 'on' });
+    await makeDataset(path.join(`${dir}-datasets`, 'tiny'), 3, 64, 48);
+    server = await startTestServer({ MODELS_DIR: dir, DATASETS_DIR: `${dir}-datasets`, MODELS_RESCAN_S: '0.2', RESPONSE_CACHE: 'on' });
   });
   after(async () => {
     await server.close();
     fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(`${dir}-datasets`, { recursive: true, force: true });
   });
 
   test('a model dropped in is served, and projects', async () => {
@@ -50,6 +52,27 @@ describe('models folder changes take effect without a restart', () => {
     await until(server, (d) => names(d).join() === 'added,vgg');
     const res = await gql(server.url, `{ model(name: "added") { layers(first: 1) { nodes { filter(index: 0) { weights { shape } } } } } }`);
     assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+  });
+
+  test('a model dropped in with "autoIndex" in its sidecar gets that index built', async () => {
+    fs.copyFileSync(path.join(FIXTURE_MODELS, 'alexnet.onnx'), path.join(dir, 'indexed.onnx'));
+    const sidecar = JSON.parse(fs.readFileSync(path.join(FIXTURE_MODELS, 'alexnet.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'indexed.json'), JSON.stringify({ ...sidecar, autoIndex: ['tiny'] }));
+    const deadline = Date.now() + 30_000;
+    let jobs: { model: string; dataset: string; state: string; imagesDone: number }[] = [];
+    while (!jobs.some((j) => j.model === 'indexed' && j.state === 'DONE')) {
+      if (Date.now() > deadline) throw new Error(`no DONE index job for the dropped-in model: ${JSON.stringify(jobs)}`);
+      await new Promise((r) => setTimeout(r, 200));
+      jobs = (await gql(server.url, `{ jobs { model dataset state imagesDone } }`)).data.jobs;
+    }
+    assert.deepEqual(
+      jobs.filter((j) => j.model === 'indexed').map((j) => [j.dataset, j.state, j.imagesDone]),
+      [['tiny', 'DONE', 3]],
+    );
+    const top = await gql(server.url, `{ model(name: "indexed") { layers(first: 1) { nodes { filter(index: 0) { topActivations(dataset: "tiny", first: 1) { totalCount } } } } } }`);
+    assert.equal(top.errors, undefined, JSON.stringify(top.errors));
+    fs.rmSync(path.join(dir, 'indexed.onnx'));
+    fs.rmSync(path.join(dir, 'indexed.json'));
   });
 
   test('a model replaced under the same name is served anew (the response cache follows)', async () => {

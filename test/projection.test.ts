@@ -9,8 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config';
-import { compileForward } from '../src/compiler/forward';
+import { compileForward, compileShapeProbe } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
+import { SESSION_LOAD_BYTES_PER_GRAPH_BYTE } from '../src/engine/engine';
 import { project, ProjectionItem } from '../src/engine/projections';
 import { createServices, Services } from '../src/service/services';
 import { FIXTURE_MODELS } from './helpers';
@@ -244,6 +245,34 @@ describe('batching', () => {
   });
 });
 
+describe('the load-time shape probe', () => {
+  test('it leaves out the big weights (zeros made at run time) and gives every activation the shape the real forward pass gives', async () => {
+    const s = await services('cpu');
+    try {
+      for (const name of ['alexnet', 'resnet', 'vgg']) {
+        const m = model(s, name);
+        const tensors = [...m.graph.dataPath].filter((t) => t !== m.graph.inputName);
+        const real = compileForward(m.graph, tensors);
+        const probe = compileShapeProbe(m.graph, tensors, []);
+        assert.ok(probe.model.byteLength < real.model.byteLength / 2, `${name}: probe graph ${probe.model.byteLength} bytes, forward graph ${real.model.byteLength}`);
+        const input = () => new s.engine.runtime.Tensor('float32', new Float32Array(2 * m.inputShape.reduce((a, b) => a * b, 1)), [2, ...m.inputShape]);
+        const shapes = async (g: typeof real, optimize: boolean) => {
+          const session = await s.engine.runtime.createSession(g.model.slice(), { optimize });
+          try {
+            const out = await session.run({ [m.inputName]: input() });
+            return g.outputs.map((o) => out[o].dims.join('x'));
+          } finally {
+            await session.release();
+          }
+        };
+        assert.deepEqual(await shapes(probe, false), await shapes(real, true), name);
+      }
+    } finally {
+      await s.engine.close();
+    }
+  });
+});
+
 describe('sessions within SESSION_MEMORY_MB', () => {
   test('past the bound the least recently used idle sessions are released; a released graph loads again and gives the same numbers', async () => {
     // Bound to about two of the zfnet fixture's projection graphs.
@@ -256,6 +285,16 @@ describe('sessions within SESSION_MEMORY_MB', () => {
     assert.ok(targets.length === 4 && sizes.keys.length >= 4, `four graphs: ${targets.length}, ${sizes.keys.length} sessions`);
     const bound = (2.5 * sizes.bytes) / sizes.keys.length;
     const s = await services('cpu', { SESSION_MEMORY_MB: String(bound / 1024 / 1024) });
+    // Room is made before a session is created, not after: what is loaded then, plus the new
+    // session's load-time peak, fits the bound (or nothing idle is left to release).
+    const create = s.engine.runtime.createSession.bind(s.engine.runtime);
+    const roomAtCreate: string[] = [];
+    s.engine.runtime.createSession = (source, options) => {
+      const graphBytes = typeof source === 'string' ? fs.statSync(source).size : source.byteLength;
+      const loaded = s.engine.sessionStats.bytes;
+      if (loaded > 0 && loaded + SESSION_LOAD_BYTES_PER_GRAPH_BYTE * graphBytes > bound) roomAtCreate.push(`${loaded} loaded + ${graphBytes} graph bytes`);
+      return create(source, options);
+    };
     try {
       for (let round = 0; round < 2; round++) {
         for (const [i, c] of targets.entries()) {
@@ -265,6 +304,7 @@ describe('sessions within SESSION_MEMORY_MB', () => {
         }
       }
       assert.ok(s.engine.stats.evictions >= 4, `released ${s.engine.stats.evictions} times`);
+      assert.deepEqual(roomAtCreate, [], 'sessions created over the bound');
       // A session released between a batch's load() and its run() is loaded again for the run.
       const m = model(s, 'zfnet');
       const compile = () => compileForward(m.graph, [targets[0].targetOutput]);

@@ -20,6 +20,47 @@ export function compileForward(graph: OnnxGraph, tensors: string[]): CompiledGra
   return { model: b.build([batchInput(graph.inputName, graph.inputDims.slice(1))], outputs), outputs };
 }
 
+/** Float weights at least this big are zeros made at run time in the shape probe. */
+const PROBE_ZEROED_BYTES = 64 * 1024;
+
+/**
+ * The load-time probe's graph (registry/models.ts): `tensors` as compileForward computes them,
+ * except that big float weights are zeros made just before their first use (ConstantOfShape).
+ * The probe reads only the shapes of float activations and the values of `values` (small shape
+ * computations), so zeros stand in exactly for every weight those values do not read; the model's
+ * weights are then not held twice more (the encoded graph, onnxruntime's copy) while it loads.
+ */
+export function compileShapeProbe(graph: OnnxGraph, tensors: string[], values: string[]): CompiledGraph {
+  const read = valueSources(graph, values);
+  const b = new GraphBuilder(graph);
+  const zeros = new Map<string, string>();
+  const zeroed = (t: string) => {
+    const w = graph.initializers.get(t);
+    if (!w || read.has(t) || (w.dataType ?? DataType.FLOAT) !== DataType.FLOAT) return t;
+    const dims = (w.dims ?? []).map(Number);
+    if (4 * dims.reduce((a, d) => a * d, 1) < PROBE_ZEROED_BYTES) return t;
+    let made = zeros.get(t);
+    if (!made) zeros.set(t, (made = b.op('ConstantOfShape', [b.ints(dims)])));
+    return made;
+  };
+  for (const node of ancestors(graph, tensors)) b.copy({ ...node, input: node.input.map(zeroed) });
+  const outputs = tensors.map((t) => (t === graph.inputName ? b.op('Identity', [t]) : t));
+  return { model: b.build([batchInput(graph.inputName, graph.inputDims.slice(1))], outputs), outputs };
+}
+
+/** The tensors whose values `values` are computed from (through Shape and Size only shapes are read). */
+function valueSources(graph: OnnxGraph, values: string[]): Set<string> {
+  const read = new Set<string>();
+  const visit = (t: string) => {
+    if (!t || read.has(t)) return;
+    read.add(t);
+    const node = graph.producer.get(t);
+    if (node && node.op !== 'Shape' && node.op !== 'Size') node.proto.input.forEach(visit);
+  };
+  values.forEach(visit);
+  return read;
+}
+
 /**
  * For the top-k index: per activation, each channel's spatial maximum and the flat position of
  * its first occurrence (as float32, exact below 2^24), [N, C] each — so only 2·C numbers per

@@ -29,10 +29,16 @@ export interface Runtime {
   /**
    * A session of a model given as bytes or as the path of an .onnx file (read by the runtime).
    * `moveModel`: the caller won't read the bytes again, so they may be moved (not copied) to another thread.
+   * `optimize: false`: no graph optimisation (constant folding would make constant-made tensors weights).
    */
-  createSession(model: Uint8Array | string, options?: { moveModel?: boolean }): Promise<Session>;
+  createSession(model: Uint8Array | string, options?: SessionOptions): Promise<Session>;
   /** Frees the runtime (its worker thread, if any). */
   close(): Promise<void>;
+}
+
+export interface SessionOptions {
+  moveModel?: boolean;
+  optimize?: boolean;
 }
 
 export interface RuntimeOptions {
@@ -145,8 +151,8 @@ export async function openLocalRuntime(backend: Backend, threads: number, option
     runtime = {
       backend,
       Tensor: ort.Tensor,
-      createSession: async (model) =>
-        local(await ort.InferenceSession.create(typeof model === 'string' ? fs.readFileSync(model) : model, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' })),
+      createSession: async (model, how) =>
+        local(await ort.InferenceSession.create(typeof model === 'string' ? fs.readFileSync(model) : model, { executionProviders: ['wasm'], graphOptimizationLevel: optimisation(how) })),
       close: async () => undefined,
     };
   } else {
@@ -159,7 +165,7 @@ export async function openLocalRuntime(backend: Backend, threads: number, option
     runtime = {
       backend,
       Tensor: ort.Tensor,
-      createSession: async (model) =>
+      createSession: async (model, how) =>
         local(
           await ort.InferenceSession.create(model as Uint8Array, {
             // WebGPU in NCHW: its NHWC layout wraps convs and pools in Transposes, which the
@@ -167,7 +173,7 @@ export async function openLocalRuntime(backend: Backend, threads: number, option
             executionProviders: [backend === 'webgpu' ? { name: backend, preferredLayout: 'NCHW' } : backend],
             intraOpNumThreads: threads,
             interOpNumThreads: 1,
-            graphOptimizationLevel: 'all',
+            graphOptimizationLevel: optimisation(how),
             // Without the arena each run's activations go back when it ends; with it every
             // session kept the peak of its largest run (EfficientNet-B0's whole-map projections:
             // 4.4 GB resident for a 20 MB model).
@@ -182,6 +188,10 @@ export async function openLocalRuntime(backend: Backend, threads: number, option
     throw startupError(backend, e.message);
   });
   return runtime;
+}
+
+function optimisation(how?: SessionOptions): 'all' | 'disabled' {
+  return how?.optimize === false ? 'disabled' : 'all';
 }
 
 /** A binding's session as a Session: on this thread, feeds are read in place (nothing to move). */

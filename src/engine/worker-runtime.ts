@@ -10,7 +10,7 @@
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Tensor } from 'onnxruntime-common';
 import type { Backend } from '../config';
-import { openLocalRuntime, OrtTensor, Runtime, RuntimeOptions, Session } from './runtime';
+import { openLocalRuntime, OrtTensor, Runtime, RuntimeOptions, Session, SessionOptions } from './runtime';
 
 /** A tensor as it crosses threads. */
 interface Plain {
@@ -21,7 +21,7 @@ interface Plain {
 
 type Request =
   | { op: 'open'; id: number }
-  | { op: 'create'; id: number; session: number; model: Uint8Array | string }
+  | { op: 'create'; id: number; session: number; model: Uint8Array | string; options?: SessionOptions }
   | { op: 'run'; id: number; session: number; feeds: Record<string, Plain> }
   | { op: 'release'; id: number; session: number };
 
@@ -79,15 +79,16 @@ export async function openWorkerRuntime(backend: Backend, threads: number, { cpu
   return {
     backend,
     Tensor,
-    async createSession(model: Uint8Array | string, options?: { moveModel?: boolean }): Promise<Session> {
+    async createSession(model: Uint8Array | string, options?: SessionOptions): Promise<Session> {
       const session = nextSession++;
+      const how = { optimize: options?.optimize };
       if (typeof model === 'string') {
-        await call({ op: 'create', session, model }); // a file: the worker's runtime reads it
+        await call({ op: 'create', session, model, options: how }); // a file: the worker's runtime reads it
       } else {
         // Moved to the worker, not cloned: models are hundreds of MB. Bytes the caller keeps, or
         // that share their buffer with others (a Buffer's pool, a view), are copied once first.
         const bytes = options?.moveModel && ownsBuffer(model) ? model : new Uint8Array(model);
-        await call({ op: 'create', session, model: bytes }, [bytes.buffer as ArrayBuffer]);
+        await call({ op: 'create', session, model: bytes, options: how }, [bytes.buffer as ArrayBuffer]);
       }
       return {
         async run(feeds, options) {
@@ -132,7 +133,7 @@ function serve(port: NonNullable<typeof parentPort>, { backend, threads, cpuFall
       case 'open':
         return { reply: { id: request.id }, transfer: [] };
       case 'create':
-        sessions.set(request.session, await rt.createSession(request.model));
+        sessions.set(request.session, await rt.createSession(request.model, request.options));
         return { reply: { id: request.id }, transfer: [] };
       case 'release':
         await sessions.get(request.session)?.release();

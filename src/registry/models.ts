@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { compileForward } from '../compiler/forward';
+import { compileShapeProbe } from '../compiler/forward';
 import { isUnitShape, seedShape } from '../compiler/units';
 import type { Runtime } from '../engine/runtime';
 import { log } from '../log';
@@ -63,9 +63,13 @@ export class ModelRegistry {
     return this.scanning;
   }
 
-  /** Rescans every `intervalMs` (MODELS_RESCAN_S) until the returned function is called. */
-  watch(intervalMs: number): () => void {
-    const timer = setInterval(() => void this.rescan().catch((e: Error) => log.error({ err: e.message }, 'models rescan failed')), intervalMs).unref();
+  /** Rescans every `intervalMs` (MODELS_RESCAN_S), calling `changed` after a scan that changed what is served, until the returned function is called. */
+  watch(intervalMs: number, changed: () => Promise<void> = async () => undefined): () => void {
+    const scan = () =>
+      this.rescan()
+        .then((served) => (served ? changed() : undefined))
+        .catch((e: Error) => log.error({ err: e.message }, 'models rescan failed'));
+    const timer = setInterval(() => void scan(), intervalMs).unref();
     return () => clearInterval(timer);
   }
 
@@ -320,8 +324,9 @@ async function probeShapes(graph: OnnxGraph, inputShape: number[], runtime: Runt
   const parameters = [...new Set(graph.dataNodes().flatMap((n) => n.proto.input))].filter((t) => t && !graph.dataPath.has(t) && !graph.isConstant(t) && graph.producer.has(t));
   const tensors = [...activations, ...parameters];
   // A session of its own, outside the engine's (it is used once, and not for serving).
-  const probe = compileForward(graph, tensors);
-  const session = await runtime.createSession(probe.model, { moveModel: true });
+  const probe = compileShapeProbe(graph, tensors, parameters);
+  // Not optimised: constant folding would turn the zeros back into weights held in memory.
+  const session = await runtime.createSession(probe.model, { moveModel: true, optimize: false });
   const size = inputShape.reduce((a, b) => a * b, 1);
   let batch = 2;
   let out;

@@ -1,6 +1,7 @@
 /**
- * Indexes a model's sidecar asks for at start-up (`"autoIndex": ["<dataset>", …]`), in the
- * background: so a fresh clone's default model has its top-9 ready without a step.
+ * Indexes a model's sidecar asks for (`"autoIndex": ["<dataset>", …]`), built in the background
+ * at start-up and when a model is dropped in or replaced: so a fresh clone's default model has its
+ * top-9 ready without a step. Calling it again starts nothing for an index built or being built.
  */
 import type { Services } from './services';
 import { log } from '../log';
