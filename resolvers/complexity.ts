@@ -25,6 +25,11 @@ export const COST = {
    * price cannot see): five per query under the default limit.
    */
   occlusion: 2000,
+  /**
+   * Model.compare: both models over up to MAX_COMPARE_IMAGES images (one forward pass each, kept
+   * in the result cache per model, layer and images). Flat, like occlusion.
+   */
+  compare: 2000,
   /** Rendering a PNG of weights (kernel, kernel grid). */
   render: 2,
 } as const;

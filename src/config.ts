@@ -44,6 +44,12 @@ export interface Config {
   maxPageSize: number;
   /** Most occluder positions (grid width × height) one Model.occlusion may run. */
   maxOcclusionPositions: number;
+  /** Most dataset images one Model.compare runs both models over (MAX_COMPARE_IMAGES, default 1000). */
+  maxCompareImages: number;
+  /** Most units (channels) of the compared layer in Model.compare (MAX_COMPARE_UNITS, default 1024): the correlations are units² × images multiply-adds. */
+  maxCompareUnits: number;
+  /** Most steps of one Model.invariance (MAX_INVARIANCE_STEPS, default 64): one forward pass each. */
+  maxInvarianceSteps: number;
   /** Least time between two checkpoints of an index job (each is a database transaction). */
   indexCheckpointMs: number;
   /** How long an index job's lease lasts without a checkpoint, ms (INDEX_LEASE_S, default 30): how soon another process sharing the store takes over a job whose process died. */
@@ -170,6 +176,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxImagePixels: int(env, 'MAX_IMAGE_PIXELS', 40_000_000, 1),
     maxPageSize: int(env, 'MAX_PAGE_SIZE', 100, 1),
     maxOcclusionPositions: int(env, 'MAX_OCCLUSION_POSITIONS', 4096, 1),
+    maxCompareImages: int(env, 'MAX_COMPARE_IMAGES', 1000, 2),
+    maxCompareUnits: int(env, 'MAX_COMPARE_UNITS', 1024, 1),
+    maxInvarianceSteps: int(env, 'MAX_INVARIANCE_STEPS', 64, 2),
     indexCheckpointMs: int(env, 'INDEX_CHECKPOINT_MS', 2000),
     indexLeaseMs: int(env, 'INDEX_LEASE_S', 30, 1) * 1000,
     databaseUrl: env.DATABASE_URL || undefined,

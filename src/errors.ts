@@ -13,6 +13,8 @@ import { ImageError } from './images/preprocess';
  * - TIMEOUT: the request ran past REQUEST_TIMEOUT_MS; its waiting work was dropped (HTTP 504 when no data).
  * - CANCELLED: the client went away, or the server is shutting down, before the work ran.
  * - INFERENCE_FAILED: the runtime failed on a graph.
+ * - INDEX_NOT_BUILT: a field that reads a top-k index asked before one covering its layer was built.
+ * - INCOMPATIBLE_MODELS: Model.compare of two models whose compared layer has different shapes.
  * Apollo's own codes (GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, BAD_REQUEST) and
  * INTERNAL_SERVER_ERROR (a bug: the message is hidden and logged) can appear too.
  */
@@ -25,7 +27,8 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'CANCELLED'
   | 'INFERENCE_FAILED'
-  | 'INDEX_NOT_BUILT';
+  | 'INDEX_NOT_BUILT'
+  | 'INCOMPATIBLE_MODELS';
 
 export class ApiError extends GraphQLError {
   constructor(code: ErrorCode, message: string, extra: Record<string, unknown> = {}) {

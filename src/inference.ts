@@ -116,14 +116,22 @@ export class Inference {
   async probabilities(model: Model, prepared: PreparedImage): Promise<Float32Array> {
     const output = model.graph.outputNames[0];
     const [out] = await guard(() => this.engine.forward(model, `forward/${output}`, () => compileForward(model.graph, [output]), prepared));
-    const rule = probabilityRule(model.graph);
-    if (rule === 'IS_SOFTMAX') return out;
-    if (rule === 'EXP') return out.map(Math.exp);
-    let max = -Infinity;
-    for (const v of out) max = Math.max(max, v);
-    let sum = 0;
-    for (const v of out) sum += Math.exp(v - max);
-    return out.map((v) => Math.exp(v - max) / sum);
+    return toProbabilities(model, out);
+  }
+
+  /**
+   * Uncached: `layers`' activations (unit grids, as activation()) for an input tensor made by
+   * the caller (a transformed image, or one image of a sweep over a dataset, whose results are
+   * kept as a whole), and with `probabilities` the class probabilities too, in one run.
+   */
+  async forwardLayers(model: Model, prepared: PreparedImage, layers: Layer[], probabilities = false): Promise<{ activations: Float32Array[]; probabilities?: Float32Array }> {
+    const tensors = layers.map((l) => l.tensor);
+    if (probabilities) tensors.push(model.graph.outputNames[0]);
+    const out = await guard(() => this.engine.forward(model, `forward/${tensors.join('|')}`, () => compileForward(model.graph, tensors), prepared));
+    return {
+      activations: layers.map((l, i) => unitGridValues(out[i], l.outputShape)),
+      probabilities: probabilities ? toProbabilities(model, out[layers.length]) : undefined,
+    };
   }
 
   /** Number of classes: the size of the first output. */
@@ -174,6 +182,18 @@ const OCCLUSION: Codec<OcclusionResult> = {
     return { ...meta, baselineProbabilities, activation, probability, topClass };
   },
 };
+
+/** Class probabilities from the first output: softmax of the logits, exp of log-probabilities, or the output of a final Softmax. */
+function toProbabilities(model: Model, out: Float32Array): Float32Array {
+  const rule = probabilityRule(model.graph);
+  if (rule === 'IS_SOFTMAX') return out;
+  if (rule === 'EXP') return out.map(Math.exp);
+  let max = -Infinity;
+  for (const v of out) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of out) sum += Math.exp(v - max);
+  return out.map((v) => Math.exp(v - max) / sum);
+}
 
 async function guard<T>(run: () => Promise<T>): Promise<T> {
   try {

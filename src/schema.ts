@@ -14,13 +14,18 @@ import { LayerResolver } from '../resolvers/layer.resolver';
 import { ModelResolver } from '../resolvers/model.resolver';
 import { NodeResolver } from '../resolvers/node.resolver';
 import { ModelPredictionResolver, OcclusionMapResolver, OcclusionResolver } from '../resolvers/prediction';
+import { CompareResolver, ModelComparisonResolver, UnitMatchResolver } from '../resolvers/compare.resolver';
+import { InvarianceResolver, ModelInvarianceResolver } from '../resolvers/invariance.resolver';
+import { LayerUnitsResolver, SelectivityResolver, TopUnitsResolver, UnitActivationResolver } from '../resolvers/unit-analysis.resolver';
 import { TopActivationResolver, TopActivationsGridResolver, TopActivationsResolver } from '../resolvers/top-activation.resolver';
 
 let schema: GraphQLSchema | undefined;
 
 export function buildAppSchema(): GraphQLSchema {
   schema ??= buildSchemaSync({
-    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver, ImageResolver, ProjectionResolver, ModelPredictionResolver, OcclusionResolver, OcclusionMapResolver, DatasetResolver, JobResolver, TopActivationsResolver, TopActivationResolver, TopActivationsGridResolver, BackendResolver],
+    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver, ImageResolver, ProjectionResolver, ModelPredictionResolver, OcclusionResolver, OcclusionMapResolver, DatasetResolver, JobResolver, TopActivationsResolver, TopActivationResolver, TopActivationsGridResolver, BackendResolver,
+      SelectivityResolver, LayerUnitsResolver, TopUnitsResolver, UnitActivationResolver, CompareResolver, ModelComparisonResolver, UnitMatchResolver, ModelInvarianceResolver, InvarianceResolver,
+    ],
     pubSub, // subscriptions (src/pubsub.ts)
     validate: false,
     directives: [...specifiedDirectives, cacheControlDirective], // @cacheControl hints (resolvers/cache-control.ts)

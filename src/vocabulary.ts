@@ -34,3 +34,26 @@ export const FILL_MODES = {
   VALUE: '`fillValue`, a preprocessed value, in every channel.',
 } as const;
 export type FillMode = keyof typeof FILL_MODES;
+
+/** How Model.invariance moves the image (images/transform.ts), about its centre, as the model sees it (ZF Fig. 5). */
+export const TRANSFORMS = {
+  TRANSLATE: 'Vertical translation by `amount` input pixels (positive: down).',
+  SCALE: 'Scaling by the factor `amount` (1: unchanged).',
+  ROTATE: 'Rotation by `amount` degrees (positive: clockwise).',
+} as const;
+export type Transform = keyof typeof TRANSFORMS;
+
+/** Where Model.invariance's class comes from (service/invariance.ts). */
+export const TARGET_SOURCES = {
+  ARGUMENT: 'The `targetClass` argument.',
+  LABEL: "The image's label in its dataset (labels.json), found among the model's labels.",
+  TOP1: 'The most probable class of the untransformed image (uploads, and images whose label is not one of the model’s).',
+} as const;
+export type TargetSource = keyof typeof TARGET_SOURCES;
+
+/** How Layer.units orders a layer's units (service/selectivity.ts). */
+export const UNIT_ORDERS = {
+  INDEX: 'By channel index.',
+  SELECTIVITY: "Most class-selective first: the largest share of its top-k images with its most frequent label, then the lowest label entropy, then the index. Needs `dataset` and a built index.",
+} as const;
+export type UnitOrder = keyof typeof UNIT_ORDERS;

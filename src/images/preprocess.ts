@@ -152,3 +152,18 @@ export async function preprocess(bytes: Buffer, p: Preprocessing, limits: ImageL
   }
   return out;
 }
+
+/**
+ * The input tensor [C, H, W] of pixel values [H, W, C] (RGB or grey, as modelPixels gives them)
+ * that need not be whole levels (a transformed image's bilinear samples), by the formula of
+ * normalisationTable: whole levels give exactly preprocess()'s float32s.
+ */
+export function normalisePixels(values: ArrayLike<number>, p: Preprocessing): Float32Array {
+  const C = p.channels === 'GRAY' ? 1 : 3;
+  const plane = p.width * p.height;
+  const out = new Float32Array(C * plane);
+  for (let c = 0; c < C; c++) {
+    for (let i = 0, j = sourceChannel(p, c); i < plane; i++, j += C) out[c * plane + i] = (values[j] * p.scale - p.mean[c]) / p.std[c];
+  }
+  return out;
+}

@@ -17,6 +17,7 @@ import { hasKernelImages, kernelGridPng, kernelPng } from '../images/filters';
 import { Box, featureGridPng, mapPng, projectionPixels, projectionPng } from '../images/maps';
 import { occlusionPng } from '../images/occlusion';
 import { patch, patchPng } from '../images/patches';
+import { PlotPanel, plotPng } from '../images/plot';
 import { toOriginal } from '../images/placement';
 import { inspectImage, modelPixels } from '../images/preprocess';
 import { topGridPng } from '../images/topgrid';
@@ -264,4 +265,13 @@ export function topGridUrl(
     });
     return topGridPng(tiles, k);
   });
+}
+
+/** PNG of line plots (plotPng) of a computation on a model and an image, named by what it was computed from (`parts`). */
+export function plotUrl(
+  services: Services,
+  key: { name: string; model: Model; image: SourceImage; parts: Record<string, unknown> },
+  plot: { x: number[]; xLabel: string; panels: PlotPanel[] },
+): Promise<string> {
+  return blob(services, 'png', key, () => plotPng(plot.x, plot.xLabel, plot.panels));
 }
