@@ -42,6 +42,8 @@ async function main() {
   await save(three.model.layer.topActivationsGrid, 'quickstart-top9.png');
   const four = await query(`{ model(name: "fashion-zfnet") { occlusion(image: { id: "${IMAGE}" }, size: 8, stride: 2) { classProbability { imageUrl } } } }`);
   await save(four.model.occlusion.classProbability.imageUrl, 'quickstart-occlusion.png');
+  const five = await query(`{ model(name: "fashion-zfnet") { invariance(image: { id: "${IMAGE}" }, transform: ROTATE, steps: 25) { imageUrl } } }`);
+  await save(five.model.invariance.imageUrl, 'quickstart-invariance.png');
   await galleryScreenshots(server.url);
   await server.close();
   fs.rmSync(cacheDir, { recursive: true, force: true });
