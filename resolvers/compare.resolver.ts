@@ -4,7 +4,7 @@ import { Context } from '../src/context';
 import { Comparison, compareModels, meanCorrelation, sweptActivations, UnitMatch } from '../src/service/compare';
 import { findDataset, findModel } from '../src/service/lookup';
 import { NoCache } from './cache-control';
-import { COST, perItem } from './complexity';
+import { COST, pageSize, perItem } from './complexity';
 import { Connection, PageArgs, paginate } from './connection';
 import { FilterType, LayerType, ModelType } from './types';
 import { UnitActivationType } from './unit-analysis.resolver';
@@ -33,15 +33,22 @@ export class UnitMatchType {
 
 @Resolver(() => UnitMatchType)
 export class UnitMatchResolver {
-  @FieldResolver(() => [UnitActivationType], { description: "This unit's top-k images over the compared images (by spatial maximum, ties to the earlier image), strongest first." })
-  top(@Root() root: UnitMatchType, @Ctx() ctx: Context): UnitActivationType[] {
-    return sweptActivations(ctx.services, root.comparison.dataset, root.unitMatch.unit, root.unitMatch.top).map((a) => new UnitActivationType(a));
+  @FieldResolver(() => [UnitActivationType], {
+    description: "This unit's top-k images over the compared images (by spatial maximum, ties to the earlier image), strongest first; `first` of them.",
+    complexity: ({ args, childComplexity }) => 1 + pageSize(args, 9) * childComplexity,
+  })
+  top(@Root() root: UnitMatchType, @Arg('first', () => Int, { nullable: true, description: 'Default: all k.' }) first: number | undefined, @Ctx() ctx: Context): UnitActivationType[] {
+    const { unit, top } = root.unitMatch;
+    return sweptActivations(ctx.services, root.comparison.dataset, unit, top, first ?? undefined).map((a) => new UnitActivationType(a));
   }
 
-  @FieldResolver(() => [UnitActivationType], { description: "The match's top-k images, likewise (empty without a match)." })
-  matchTop(@Root() root: UnitMatchType, @Ctx() ctx: Context): UnitActivationType[] {
-    const { match } = root.unitMatch;
-    return match ? sweptActivations(ctx.services, root.comparison.dataset, match, root.unitMatch.matchTop).map((a) => new UnitActivationType(a)) : [];
+  @FieldResolver(() => [UnitActivationType], {
+    description: "The match's top-k images, likewise (empty without a match).",
+    complexity: ({ args, childComplexity }) => 1 + pageSize(args, 9) * childComplexity,
+  })
+  matchTop(@Root() root: UnitMatchType, @Arg('first', () => Int, { nullable: true, description: 'Default: all k.' }) first: number | undefined, @Ctx() ctx: Context): UnitActivationType[] {
+    const { match, matchTop } = root.unitMatch;
+    return match ? sweptActivations(ctx.services, root.comparison.dataset, match, matchTop, first ?? undefined).map((a) => new UnitActivationType(a)) : [];
   }
 }
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Browser, BrowserContext, Page } from 'playwright-core';
 import { galleryRoutes, GALLERY_DIR } from '../src/http/gallery';
 import { assertBundledPage, fetchFrom, offlineBrowser } from './browser';
-import { ROOT, startTestServer } from './helpers';
+import { gql, ROOT, startTestServer } from './helpers';
 const MODEL = 'fashion-zfnet';
 const DATASET = 'fashion-mnist-demo';
 
@@ -216,6 +216,53 @@ describe('the gallery in Chromium', { timeout: 120_000 }, () => {
       const states = await page.evaluate(() => (window as unknown as { __jobStates: string[] }).__jobStates);
       assert.ok(states.length > 0, 'the job was shown');
       assert.ok(subscribed.length > 0, 'the page subscribed to jobProgress');
+    });
+  });
+
+  test("a filter's class selectivity; an image's top units (a click opens one) and its invariance curves", async () => {
+    await withPage('unit-analysis', async (page) => {
+      await page.goto(`${server.url}/?model=${MODEL}&layer=/relu5/Relu&filter=3`);
+      await page.locator('.selectivity').waitFor({ timeout: 60_000 });
+      const api = await gql(server.url, `{ model(name: "${MODEL}") { layer(name: "/relu5/Relu") { filter(index: 3) { selectivity(dataset: "${DATASET}") { label count share entropy } } } } }`);
+      const s = api.data.model.layer.filter.selectivity;
+      const text = await page.locator('.selectivity').innerText();
+      assert.ok(text.includes(`${s.label} in ${s.count} of its top 9`) && text.includes(`entropy ${s.entropy.toFixed(2)} bits`), text);
+
+      const image = Buffer.from(JSON.stringify(['Image', 'dataset', DATASET, 'test-00000.png'])).toString('base64url');
+      await page.goto(`${server.url}/?model=${MODEL}&view=image&image=${image}&layer=/relu2/Relu`);
+      await expectRendered(page, '.top-units .top-unit img', 8);
+      const top = (await gql(server.url, `{ model(name: "${MODEL}") { topUnits(image: { id: "${image}" }, layer: "/relu2/Relu", first: 1) { filter { index } position { x y } } } }`)).data.model.topUnits[0];
+      await page.locator('.top-units .top-unit').first().click();
+      await page.waitForURL((u) => u.searchParams.get('unit') === `${top.filter.index},${top.position.x},${top.position.y}`);
+      await expectRendered(page, '.unit-projection img.projection-full', 1);
+
+      await expectRendered(page, '.invariance img.invariance-plot', 1);
+      const rotation = await page.locator('.invariance img.invariance-plot').getAttribute('src');
+      await page.locator('select[aria-label=transform]').selectOption('TRANSLATE');
+      await page.waitForFunction((before) => document.querySelector<HTMLImageElement>('.invariance img.invariance-plot')?.getAttribute('src') !== before, rotation);
+      await expectRendered(page, '.invariance img.invariance-plot', 1);
+      assert.match(await page.locator('.invariance').innerText(), /p\(Ankle boot\) \(the image’s label\)/);
+    });
+  });
+
+  test('compare: a training snapshot beside the model, matched units side by side, paged', async () => {
+    await withPage('compare', async (page) => {
+      const other = `${MODEL}@epoch-01`;
+      await page.goto(`${server.url}/?model=${MODEL}`);
+      await page.getByRole('link', { name: 'Compare', exact: true }).click();
+      await page.locator('.compare-row').nth(15).waitFor({ timeout: 60_000 });
+      assert.equal(await page.locator('select[aria-label="other model"]').inputValue(), other, 'the first snapshot by default');
+      assert.equal(await page.locator('.compare select[aria-label=layer]').inputValue(), '/relu5/Relu', 'the deepest spatial ReLU by default');
+      assert.equal(await page.locator('.compare-row').count(), 16);
+      const api = (await gql(server.url, `{ model(name: "${MODEL}") { compare(other: "${other}", layer: "/relu5/Relu", dataset: "${DATASET}") { units(first: 16) { nodes { match { index } correlation } } } } }`)).data.model.compare.units.nodes;
+      const shown = await page.locator('.compare-row .compare-r').allInnerTexts();
+      assert.deepEqual(shown, api.filter((u: any) => u.correlation !== null).map((u: any) => u.correlation.toFixed(3)));
+      const projections = await page.locator('.compare-row .compare-projection').count();
+      assert.equal(projections, 16 + api.filter((u: any) => u.match).length, 'a projection for each unit and each match');
+      await expectRendered(page, '.compare-row .compare-projection', projections);
+      await page.getByRole('button', { name: 'Next →' }).click();
+      await page.locator('.compare-row[data-unit="16"]').waitFor();
+      assert.equal(await page.locator('.compare-row').first().getAttribute('data-unit'), '16');
     });
   });
 

@@ -127,9 +127,10 @@ export function meanCorrelation(c: Comparison): number | null {
   return rs.length ? rs.reduce((s, v) => s + v, 0) / rs.length : null;
 }
 
-/** A unit's top images of a comparison as activations of that unit (their image read from the dataset). */
-export function sweptActivations(services: Services, dataset: Dataset, unit: Unit, tops: SweptTop[]): UnitActivation[] {
-  return tops.map((t) => ({ unit, image: datasetImage(services, dataset.name, dataset.images[t.image].name), value: t.value, position: { y: t.y, x: t.x } }));
+/** The `first` (default: all) of a unit's top images of a comparison, as activations of that unit (their image read from the dataset). */
+export function sweptActivations(services: Services, dataset: Dataset, unit: Unit, tops: SweptTop[], first = tops.length): UnitActivation[] {
+  if (!Number.isInteger(first) || first < 0) throw badInput(`first must be 0 or more, got ${first}`, { argument: 'first' });
+  return tops.slice(0, first).map((t) => ({ unit, image: datasetImage(services, dataset.name, dataset.images[t.image].name), value: t.value, position: { y: t.y, x: t.x } }));
 }
 
 /**

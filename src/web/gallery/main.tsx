@@ -7,6 +7,7 @@ import { createRoot } from 'react-dom/client';
 import { asApiError, query } from './api';
 import { Async, ErrorBox, Link, useAsync } from './components';
 import { navigate, Route, useRoute } from './route';
+import { CompareView } from './views/compare';
 import { FilterView } from './views/filter';
 import { ImageView } from './views/image';
 import { LayerView } from './views/layer';
@@ -56,6 +57,9 @@ function App() {
                 <Link to={{ model: route.model, dataset: route.dataset, view: 'image', layer: route.layer, image: route.image }} className={route.view === 'image' ? 'active' : ''}>
                   Image
                 </Link>
+                <Link to={{ model: route.model, dataset: route.dataset, view: 'compare', layer: route.layer }} className={route.view === 'compare' ? 'active' : ''}>
+                  Compare
+                </Link>
               </span>
             )}
           </nav>
@@ -82,6 +86,7 @@ function Body({ route, catalog, dataset }: { route: Route; catalog: Catalog; dat
   }
   if (!dataset) return <p className="muted">No datasets on this server: the top-9 views and the image picker need one (DATASETS_DIR).</p>;
   if (route.view === 'image') return <ImageView route={route} model={model} dataset={dataset} />;
+  if (route.view === 'compare') return <CompareView route={route} model={model} dataset={dataset} catalog={catalog} />;
   if (route.layer && route.filter !== undefined) return <FilterView route={route} model={model} dataset={dataset} />;
   if (route.layer) return <LayerView route={route} model={model} dataset={dataset} />;
   return <LayersView route={route} model={model} dataset={dataset} />;

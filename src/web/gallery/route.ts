@@ -2,10 +2,11 @@
  * The page's state lives in the URL's query string, so that every view is a deep link:
  *   /?model=fashion-zfnet&layer=/relu5/Relu&filter=3          a filter's top-9
  *   /?model=fashion-zfnet&view=image&image=<id>&layer=…&unit=5,3,4   an image, unit (c, x, y) clicked
+ *   /?model=fashion-zfnet&view=compare&other=fashion-zfnet@epoch-01&layer=…   two models unit by unit
  */
 import { useSyncExternalStore } from 'react';
 
-export type View = 'layers' | 'image';
+export type View = 'layers' | 'image' | 'compare';
 
 export interface Route {
   model?: string;
@@ -17,6 +18,8 @@ export interface Route {
   image?: string;
   /** Image view: the clicked unit of `layer`, channel then x, y in its feature map. */
   unit?: { channel: number; x: number; y: number };
+  /** Compare view: the model compared with. */
+  other?: string;
 }
 
 const int = (s: string | null): number | undefined => (s !== null && /^\d+$/.test(s) ? Number(s) : undefined);
@@ -27,10 +30,11 @@ export function parseRoute(search: string): Route {
   return {
     model: p.get('model') || undefined,
     dataset: p.get('dataset') || undefined,
-    view: p.get('view') === 'image' ? 'image' : 'layers',
+    view: p.get('view') === 'image' ? 'image' : p.get('view') === 'compare' ? 'compare' : 'layers',
     layer: p.get('layer') || undefined,
     filter: int(p.get('filter')),
     image: p.get('image') || undefined,
+    other: p.get('other') || undefined,
     unit: unit.length === 3 && unit.every((n) => n !== undefined) ? { channel: unit[0]!, x: unit[1]!, y: unit[2]! } : undefined,
   };
 }
@@ -39,11 +43,12 @@ export function formatRoute(r: Route): string {
   const p = new URLSearchParams();
   if (r.model) p.set('model', r.model);
   if (r.dataset) p.set('dataset', r.dataset);
-  if (r.view === 'image') p.set('view', 'image');
+  if (r.view !== 'layers') p.set('view', r.view);
   if (r.layer) p.set('layer', r.layer);
   if (r.filter !== undefined) p.set('filter', String(r.filter));
   if (r.image) p.set('image', r.image);
   if (r.unit) p.set('unit', `${r.unit.channel},${r.unit.x},${r.unit.y}`);
+  if (r.other) p.set('other', r.other);
   // Layer names are full of slashes: keep them readable (they are legal in a query string).
   const s = p.toString().replace(/%2F/gi, '/');
   return s ? `/?${s}` : '/';

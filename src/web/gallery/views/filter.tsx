@@ -7,6 +7,7 @@ import { ApiError, asApiError, query, request } from '../api';
 import { Async, AsyncState, Box, BoxedImage, ErrorBox, fmt, IndexPanel, Job, JOB_FIELDS, JobProgress, Link, Loading, Pic, useAsync, useIndexEpoch } from '../components';
 import { navigate, Route } from '../route';
 import { LayerPicker } from './layer';
+import { Selectivity } from './selectivity';
 import { LayerInfo, loadLayers, ModelSummary, shape } from './models';
 
 interface TopActivation {
@@ -87,6 +88,7 @@ export function FilterView({ route, model, dataset }: { route: Route; model: Mod
         }
       </Async>
 
+      {!detail.error && <Selectivity model={model.name} layer={name} filter={index} dataset={dataset} />}
       {/* A filter that does not exist: its error (above) says it all. */}
       {!detail.error && <Top9AndEvolution model={model} dataset={dataset} route={route} layer={layer} top={top} />}
     </section>

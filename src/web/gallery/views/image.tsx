@@ -6,8 +6,10 @@ import { ChangeEvent, MouseEvent, useEffect, useRef, useState } from 'react';
 import { ApiError, asApiError, fetchNpy, fileToBase64, PAGE, Connection, query, request } from '../api';
 import { Async, Box, BoxedImage, ErrorBox, fmt, Link, Loading, Pic, useAsync } from '../components';
 import { navigate, Route } from '../route';
+import { InvariancePanel } from './invariance';
 import { LayerPicker } from './layer';
 import { LayerInfo, loadLayers, ModelSummary } from './models';
+import { TopUnits } from './top-units';
 
 interface ImageInfo {
   id: string;
@@ -187,8 +189,10 @@ function ImageDetails({ route, model, imageId, layers }: { route: Route; model: 
         <LayerPicker layers={layers} value={layer?.name} onChange={(l) => navigate({ ...route, layer: l, unit: undefined })} />
       </h2>
       {layer && <FeatureMaps model={model.name} layer={layer} imageId={imageId} unit={route.unit} onUnit={(unit) => navigate({ ...route, layer: layer.name, unit }, true)} />}
+      {layer && <TopUnits model={model.name} layer={layer.name} imageId={imageId} onUnit={(unit) => navigate({ ...route, layer: layer.name, unit }, true)} />}
       {layer && route.unit && <UnitProjection model={model.name} dataset={route.dataset} layer={layer} imageId={imageId} unit={route.unit} onBox={setBox} />}
       <Occlusion key={`${model.name} ${imageId}`} model={model.name} imageId={imageId} />
+      <InvariancePanel model={model.name} imageId={imageId} />
     </>
   );
 }
