@@ -11,7 +11,7 @@ import { orderedUnits, Selectivity, unitSelectivity } from '../src/service/selec
 import { topUnits, UnitActivation } from '../src/service/top-units';
 import type { UnitOrder } from '../src/vocabulary';
 import { CacheFor, InheritMaxAge, NoCache } from './cache-control';
-import { COST, costs, pageSize } from './complexity';
+import { COST, costs, pageSize, perItem } from './complexity';
 import { PageArgs, paginate } from './connection';
 import { UnitOrderEnum } from './enums';
 import { ImageInput, imageType, ImageType, resolveImage } from './image.resolver';
@@ -86,7 +86,7 @@ export class LayerUnitsResolver {
   @NoCache() // SELECTIVITY reads the newest finished index
   @FieldResolver(() => FilterConnection, {
     description: "The layer's units (filters) in the order asked: by index, or most class-selective first over `dataset` (needs its index).",
-    complexity: ({ args, childComplexity }) => 1 + pageSize(args) * childComplexity,
+    complexity: perItem(),
   })
   async units(
     @Root() root: LayerType,
