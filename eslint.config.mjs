@@ -7,7 +7,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 /** The layers below the service layer: they know nothing of GraphQL, HTTP or the API's errors. */
-const LOWER_LAYERS = ['./src/compiler', './src/engine', './src/onnx', './src/tfjs', './src/images'];
+const LOWER_LAYERS = ['./src/compiler', './src/engine', './src/onnx', './src/tfjs', './src/images', './src/featvis'];
 /** The GraphQL and HTTP layers, which nothing under them may import. */
 const API = ['./resolvers', './src/http', './src/server.ts', './src/schema.ts', './src/context.ts'];
 

@@ -50,6 +50,15 @@ export interface Config {
   maxCompareUnits: number;
   /** Most steps of one Model.invariance (MAX_INVARIANCE_STEPS, default 64): one forward pass each. */
   maxInvarianceSteps: number;
+  /**
+   * Feature visualization (Filter.featureVisualization) runs while its query waits: its steps
+   * (FEATVIS_MAX_STEPS, default 2048), image side in pixels (FEATVIS_MAX_SIZE, default 512) and
+   * batch (FEATVIS_MAX_BATCH, default 8) are bounded; beyond them BAD_USER_INPUT. Its query cost
+   * (4 per step and image) and REQUEST_TIMEOUT_MS bound it too.
+   */
+  featvisMaxSteps: number;
+  featvisMaxSize: number;
+  featvisMaxBatch: number;
   /** Least time between two checkpoints of an index job (each is a database transaction). */
   indexCheckpointMs: number;
   /** How long an index job's lease lasts without a checkpoint, ms (INDEX_LEASE_S, default 30): how soon another process sharing the store takes over a job whose process died. */
@@ -179,6 +188,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxCompareImages: int(env, 'MAX_COMPARE_IMAGES', 1000, 2),
     maxCompareUnits: int(env, 'MAX_COMPARE_UNITS', 1024, 1),
     maxInvarianceSteps: int(env, 'MAX_INVARIANCE_STEPS', 64, 2),
+    featvisMaxSteps: int(env, 'FEATVIS_MAX_STEPS', 2048, 1),
+    featvisMaxSize: int(env, 'FEATVIS_MAX_SIZE', 512, 8),
+    featvisMaxBatch: int(env, 'FEATVIS_MAX_BATCH', 8, 1),
     indexCheckpointMs: int(env, 'INDEX_CHECKPOINT_MS', 2000),
     indexLeaseMs: int(env, 'INDEX_LEASE_S', 30, 1) * 1000,
     databaseUrl: env.DATABASE_URL || undefined,

@@ -13,7 +13,7 @@
  * Many seeds of one image share its forward pass.
  */
 import { GraphNode, OnnxGraph } from '../onnx/graph';
-import { DataType } from '../onnx/proto';
+import { DataType, ValueInfoProto } from '../onnx/proto';
 import { ancestors, batchInput, GraphBuilder } from './builder';
 import { CompiledGraph } from './forward';
 import { isRegion, Region, Regions, Signal } from './regions';
@@ -27,6 +27,8 @@ export const ITEM_INPUTS = {
   channel: 'cs_item_channel',
   mask: 'cs_item_mask',
   useMax: 'cs_item_max',
+  /** With `givenSeed`: the signal sent down from the target, per item [N, Ct, Ht, Wt] (its unit grid). */
+  seed: 'cs_item_seed',
 } as const;
 
 export interface ProjectionGraphSpec {
@@ -46,6 +48,13 @@ export interface ProjectionGraphSpec {
   regions?: boolean;
   /** Run the forward pass once per item rather than once per image (ctx.forwardPerItem in rules.ts). */
   forwardPerItem?: boolean;
+  /**
+   * The signal at the target is an input (cs_item_seed), not the chosen activations: with
+   * SALIENCY the graph gives the gradient of ⟨seed, activation⟩ to the input (a feature
+   * visualization's step). Inputs: the images, cs_item_image and cs_item_seed; outputs: that
+   * gradient [N, C, H, W] and the target's activation as its unit grid [N, Ct·Ht·Wt].
+   */
+  givenSeed?: boolean;
 }
 
 /** Whether a region has fewer positions than the whole [C, H, W] map (else nothing is saved by it). */
@@ -65,8 +74,9 @@ export function seedTensor(graph: OnnxGraph, node: GraphNode): string {
 export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
   const { graph, shapes, target, method, lrn } = spec;
   const b = new GraphBuilder(graph);
-  const targetShape = shapes.get(target);
-  if (!targetShape) throw new Error(`no activation "${target}"`);
+  const shape = shapes.get(target);
+  if (!shape) throw new Error(`no activation "${target}"`);
+  const targetShape: number[] = shape;
   const [Ct, Ht, Wt] = seedShape(targetShape);
 
   // Forward: the target's ancestors, unchanged; run on each item's image when the batch axis moves.
@@ -126,31 +136,51 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     value: (t) => graph.constant(t),
   };
 
-  // Seed: the chosen channel's activations at the chosen positions, everything else zero.
   const activation = asUnitGrid(b, ctx.perItem(target), targetShape);
-  const channel = b.reshape(ITEM_INPUTS.channel, [-1, Ct, 1, 1]);
-  const channelMap = b.reduceSum(b.op('Mul', [activation, channel]), [1]);
-  const flatMap = b.reshape(channelMap, [-1, Ht * Wt]);
-  const argmax = b.op('ArgMax', [flatMap], { axis: 1, keepdims: 1 });
-  // The first maximum as a one-hot mask, in float ops (ORT's WebGPU provider has no OneHot).
-  const positions = b.floats(Array.from({ length: Ht * Wt }, (_, i) => i), [Ht * Wt], 'positions');
-  const atMax = b.reshape(b.op('Cast', [b.op('Equal', [positions, b.op('Gather', [positions, argmax])])], { to: DataType.FLOAT }), [-1, 1, Ht, Wt]);
-  const mask = b.op('Add', [b.op('Mul', [atMax, ITEM_INPUTS.useMax]), ITEM_INPUTS.mask]);
-
-  // With one position per item, signals start as that unit's 1×1 region (regions.ts), which
-  // needs ScatterElements and GatherElements (opset 11).
-  const withRegions = spec.regions === true && targetShape.length === 3 && ctx.unpool !== 'TAPS' && !forwardPerItem;
   let regions: Regions | undefined;
   let seed: Signal;
-  if (withRegions) {
-    const at = b.op('ArgMax', [b.reshape(mask, [-1, Ht * Wt])], { axis: 1, keepdims: 1 });
-    const row = b.op('Div', [at, b.ints([Wt], [])]);
-    const col = b.op('Sub', [at, b.op('Mul', [row, b.ints([Wt], [])])]);
-    regions = new Regions(b, [b.reshape(row, [-1, 1, 1, 1]), b.reshape(col, [-1, 1, 1, 1])], ITEM_INPUTS.image);
-    const value = b.reshape(b.op('GatherElements', [flatMap, at], { axis: 1 }), [-1, 1, 1, 1]);
-    seed = { tensor: b.op('Mul', [channel, value]), region: { size: [1, 1], scale: [1, 1], shift: [0, 0] } };
+  let itemOutputs: string[];
+  let itemInputs: ValueInfoProto[];
+  if (spec.givenSeed) {
+    seed = fromUnitGrid(b, b.reshape(ITEM_INPUTS.seed, [-1, Ct, Ht, Wt]), targetShape);
+    itemOutputs = [b.reshape(activation, [-1, Ct * Ht * Wt])];
+    itemInputs = [batchInput(ITEM_INPUTS.seed, [Ct, Ht, Wt])];
   } else {
-    seed = fromUnitGrid(b, b.op('Mul', [b.op('Mul', [activation, channel]), mask]), targetShape);
+    ({ seed, regions, itemOutputs, itemInputs } = chosenSeed());
+  }
+
+  /** The chosen channel's activations at the chosen positions, everything else zero. */
+  function chosenSeed(): { seed: Signal; regions?: Regions; itemOutputs: string[]; itemInputs: ValueInfoProto[] } {
+    const channel = b.reshape(ITEM_INPUTS.channel, [-1, Ct, 1, 1]);
+    const channelMap = b.reduceSum(b.op('Mul', [activation, channel]), [1]);
+    const flatMap = b.reshape(channelMap, [-1, Ht * Wt]);
+    const argmax = b.op('ArgMax', [flatMap], { axis: 1, keepdims: 1 });
+    // The first maximum as a one-hot mask, in float ops (ORT's WebGPU provider has no OneHot).
+    const positions = b.floats(Array.from({ length: Ht * Wt }, (_, i) => i), [Ht * Wt], 'positions');
+    const atMax = b.reshape(b.op('Cast', [b.op('Equal', [positions, b.op('Gather', [positions, argmax])])], { to: DataType.FLOAT }), [-1, 1, Ht, Wt]);
+    const mask = b.op('Add', [b.op('Mul', [atMax, ITEM_INPUTS.useMax]), ITEM_INPUTS.mask]);
+
+    // With one position per item, signals start as that unit's 1×1 region (regions.ts), which
+    // needs ScatterElements and GatherElements (opset 11).
+    const withRegions = spec.regions === true && targetShape.length === 3 && ctx.unpool !== 'TAPS' && !forwardPerItem;
+    let regions: Regions | undefined;
+    let seed: Signal;
+    if (withRegions) {
+      const at = b.op('ArgMax', [b.reshape(mask, [-1, Ht * Wt])], { axis: 1, keepdims: 1 });
+      const row = b.op('Div', [at, b.ints([Wt], [])]);
+      const col = b.op('Sub', [at, b.op('Mul', [row, b.ints([Wt], [])])]);
+      regions = new Regions(b, [b.reshape(row, [-1, 1, 1, 1]), b.reshape(col, [-1, 1, 1, 1])], ITEM_INPUTS.image);
+      const value = b.reshape(b.op('GatherElements', [flatMap, at], { axis: 1 }), [-1, 1, 1, 1]);
+      seed = { tensor: b.op('Mul', [channel, value]), region: { size: [1, 1], scale: [1, 1], shift: [0, 0] } };
+    } else {
+      seed = fromUnitGrid(b, b.op('Mul', [b.op('Mul', [activation, channel]), mask]), targetShape);
+    }
+    return {
+      seed,
+      regions,
+      itemOutputs: [flatMap, argmax],
+      itemInputs: [batchInput(ITEM_INPUTS.channel, [Ct]), batchInput(ITEM_INPUTS.mask, [1, Ht, Wt]), batchInput(ITEM_INPUTS.useMax, [1, 1, 1])],
+    };
   }
   const asWholeMap = (s: Signal, tensor: string) => (isRegion(s) ? regions!.whole(s, ctx.shape(tensor)) : s);
 
@@ -183,16 +213,14 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
   // A region reaching the input is returned as it is, with its origin: pasting it into the
   // image is a few row copies for the engine, and a large gather in the graph.
   const projection = b.op('Identity', [isRegion(reached) ? reached.tensor : reached]);
-  const outputs = [projection, flatMap, argmax];
+  const outputs = [projection, ...itemOutputs];
   if (isRegion(reached)) outputs.push(b.typed(b.op('Concat', [0, 1].map((a) => b.reshape(regions!.origin(reached.region, a as 0 | 1), [-1, 1])), { axis: 1 }), DataType.INT64));
 
   const C = shapes.get(graph.inputName)!;
   const inputs = [
     batchInput(graph.inputName, C, DataType.FLOAT, 'B'),
     { name: ITEM_INPUTS.image, type: { tensorType: { elemType: DataType.INT64, shape: { dim: [{ dimParam: 'N' }] } } } },
-    batchInput(ITEM_INPUTS.channel, [Ct]),
-    batchInput(ITEM_INPUTS.mask, [1, Ht, Wt]),
-    batchInput(ITEM_INPUTS.useMax, [1, 1, 1]),
+    ...itemInputs,
   ];
   return { model: b.build(inputs, outputs), outputs };
 }

@@ -1,0 +1,113 @@
+/**
+ * Lucid's `transforms.standard_transforms`, each step a random: pad 12 px (grey), jitter 8 px,
+ * scale by one of 0.90, 0.92 … 1.10, rotate by one of −10 … 10 degrees (0 more likely), jitter
+ * 4 px. They are composed here into one affine map from the model input's pixels to the optimised
+ * image's, sampled bilinearly once (grey, 0.5, outside the image): the same geometry as Lucid's
+ * chain, with one resampling instead of two. The image of `size` pixels is stretched to the model
+ * input; pixel amounts are Lucid's at its default 128-pixel renders, scaled with `size`.
+ * `sample` and `sampleAdjoint` are a linear map and its exact transpose.
+ */
+import { Random } from './random';
+
+const SCALES = Array.from({ length: 11 }, (_, i) => 1 + (i - 5) / 50);
+const ANGLES = [...Array.from({ length: 21 }, (_, i) => i - 10), 0, 0, 0, 0, 0];
+/** Lucid's jitters, in pixels of a 128-pixel image. */
+const JITTER = [8, 4];
+const REFERENCE_SIZE = 128;
+
+/** What one step's transform is: the draws, kept for tests and for telling runs apart. */
+export interface TransformDraw {
+  /** Translations before and after scaling and rotation, [y, x] in optimised-image pixels. */
+  shift1: [number, number];
+  shift2: [number, number];
+  scale: number;
+  /** Degrees. */
+  angle: number;
+}
+
+/** The identity: what the model sees of the image when nothing is random (the result's own activation). */
+export const NO_TRANSFORM: TransformDraw = { shift1: [0, 0], shift2: [0, 0], scale: 1, angle: 0 };
+
+/** One step's random draw, in the order Lucid applies them. */
+export function drawTransform(random: Random, size: number): TransformDraw {
+  const amount = size / REFERENCE_SIZE;
+  const jitter = (pixels: number): [number, number] => [random.uniform(-0.5, 0.5) * pixels * amount, random.uniform(-0.5, 0.5) * pixels * amount];
+  const shift1 = jitter(JITTER[0]);
+  const scale = random.choice(SCALES);
+  const angle = random.choice(ANGLES);
+  const shift2 = jitter(JITTER[1]);
+  return { shift1, shift2, scale, angle };
+}
+
+/** Bilinear sampling of a [size, size] image at the model input's [height, width] pixels: four taps per pixel. */
+export class Resampling {
+  /** Per output pixel, 4 source indices (−1: outside, reads the fill) and their weights. */
+  readonly taps: Int32Array;
+  readonly weights: Float64Array;
+
+  constructor(
+    readonly size: number,
+    readonly height: number,
+    readonly width: number,
+    draw: TransformDraw,
+    readonly fill = 0.5,
+  ) {
+    const n = height * width;
+    this.taps = new Int32Array(4 * n);
+    this.weights = new Float64Array(4 * n);
+    const theta = (draw.angle * Math.PI) / 180;
+    const [cos, sin] = [Math.cos(theta), Math.sin(theta)];
+    const centre = (size - 1) / 2;
+    for (let i = 0; i < height; i++) {
+      for (let j = 0; j < width; j++) {
+        // From the model input back to the optimised image: undo the fit, the second jitter, the rotation, the scale, the first jitter.
+        const y4 = ((i - (height - 1) / 2) * size) / height + draw.shift2[0];
+        const x4 = ((j - (width - 1) / 2) * size) / width + draw.shift2[1];
+        const y = (cos * y4 - sin * x4) / draw.scale + draw.shift1[0] + centre;
+        const x = (sin * y4 + cos * x4) / draw.scale + draw.shift1[1] + centre;
+        const y0 = Math.floor(y);
+        const x0 = Math.floor(x);
+        const [fy, fx] = [y - y0, x - x0];
+        const at = 4 * (i * width + j);
+        const corners: [number, number, number][] = [
+          [y0, x0, (1 - fy) * (1 - fx)],
+          [y0, x0 + 1, (1 - fy) * fx],
+          [y0 + 1, x0, fy * (1 - fx)],
+          [y0 + 1, x0 + 1, fy * fx],
+        ];
+        corners.forEach(([cy, cx, w], k) => {
+          this.taps[at + k] = cy >= 0 && cy < size && cx >= 0 && cx < size ? cy * size + cx : -1;
+          this.weights[at + k] = w;
+        });
+      }
+    }
+  }
+
+  /** `image` [C, size, size] sampled into `out` [C, height, width]. */
+  sample(image: Float64Array, channels: number, out: Float64Array): void {
+    const { taps, weights, fill } = this;
+    const n = this.height * this.width;
+    const m = this.size * this.size;
+    for (let c = 0; c < channels; c++) {
+      for (let q = 0; q < n; q++) {
+        let v = 0;
+        for (let k = 4 * q; k < 4 * q + 4; k++) v += weights[k] * (taps[k] >= 0 ? image[c * m + taps[k]] : fill);
+        out[c * n + q] = v;
+      }
+    }
+  }
+
+  /** The transpose of `sample` (the fill is constant: it has no gradient): `g` [C, height, width] into `out` [C, size, size]. */
+  sampleAdjoint(g: Float64Array, channels: number, out: Float64Array): void {
+    const { taps, weights } = this;
+    const n = this.height * this.width;
+    const m = this.size * this.size;
+    out.fill(0, 0, channels * m);
+    for (let c = 0; c < channels; c++) {
+      for (let q = 0; q < n; q++) {
+        const v = g[c * n + q];
+        for (let k = 4 * q; k < 4 * q + 4; k++) if (taps[k] >= 0) out[c * m + taps[k]] += weights[k] * v;
+      }
+    }
+  }
+}
