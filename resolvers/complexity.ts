@@ -30,6 +30,8 @@ export const COST = {
    * in the result cache per model, layer and images). Flat, like occlusion.
    */
   compare: 2000,
+  /** Filter.featureVisualization, per step and image (a forward and a backward pass): 2048 for the default 512 steps. */
+  featureVisualizationStep: 4,
   /** Rendering a PNG of weights (kernel, kernel grid). */
   render: 2,
 } as const;

@@ -4,7 +4,7 @@
  */
 import { registerEnumType } from 'type-graphql';
 import { JOB_STATES } from '../src/index/store';
-import { FILL_MODES, LRN_MODES, METHODS, SEED_MODES, TARGET_SOURCES, TRANSFORMS, UNIT_ORDERS } from '../src/vocabulary';
+import { FILL_MODES, LRN_MODES, METHODS, OBJECTIVES, SEED_MODES, TARGET_SOURCES, TRANSFORMS, UNIT_ORDERS } from '../src/vocabulary';
 
 /** A table of values and their meanings (or a list of values) as an enum object that type-graphql registers under `name`. */
 function graphqlEnum<V extends string>(table: Record<V, string> | readonly V[], name: string, description?: string): { [K in V]: K } {
@@ -25,6 +25,7 @@ export const OcclusionFill = graphqlEnum(
   'OcclusionFill',
   'What the occluder is filled with. It replaces every channel of the PREPROCESSED input tensor inside the square.',
 );
+export const FeatureObjective = graphqlEnum(OBJECTIVES, 'FeatureObjective', 'What a feature visualization maximises.');
 export const JobStateEnum = graphqlEnum(JOB_STATES, 'JobState');
 export const InvarianceTransform = graphqlEnum(TRANSFORMS, 'InvarianceTransform', 'How Model.invariance moves the image, about its centre, as the model sees it (ZF Fig. 5).');
 export const TargetSourceEnum = graphqlEnum(TARGET_SOURCES, 'TargetSource', 'Where a class to follow comes from.');

@@ -2,7 +2,9 @@ import { Arg, Args, Ctx, FieldResolver, Resolver, Root } from 'type-graphql';
 import { Context } from '../src/context';
 import { filterActivation, filterWeights } from '../src/service/filters';
 import { projectUnit } from '../src/service/projection';
+import { visualizeUnit } from '../src/service/feature-visualization';
 import { COST, costs } from './complexity';
+import { FeatureVisualizationArgs, FeatureVisualizationType } from './feature-visualization';
 import { ImageInput, resolveImage } from './image.resolver';
 import { ActivationType, ProjectionArgs, ProjectionType } from './inference';
 import { FilterType, FilterWeightsType, LayerType } from './types';
@@ -40,5 +42,14 @@ export class FilterResolver {
   @FieldResolver(() => ActivationType, { description: "This filter's feature map for an image.", complexity: costs(COST.activation) })
   async activation(@Root() root: FilterType, @Arg('image', () => ImageInput) imageInput: ImageInput, @Ctx() ctx: Context): Promise<ActivationType> {
     return filterActivation(ctx, root, await resolveImage(ctx, imageInput));
+  }
+
+  @FieldResolver(() => FeatureVisualizationType, {
+    description:
+      "An image that maximises this filter's channel mean (or one unit), optimised from noise as Lucid does (Olah et al., \"Feature Visualization\", Distill 2017). It runs while the query waits (512 steps: seconds on a small model; see the README), then is cached.",
+    complexity: ({ args, childComplexity }) => COST.featureVisualizationStep * (args.steps ?? 512) * (args.batch ?? 1) + childComplexity,
+  })
+  async featureVisualization(@Root() root: FilterType, @Args() args: FeatureVisualizationArgs, @Ctx() ctx: Context): Promise<FeatureVisualizationType> {
+    return new FeatureVisualizationType(await visualizeUnit(ctx.services, root, args), ctx.services);
   }
 }

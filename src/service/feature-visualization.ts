@@ -32,7 +32,7 @@ import type { Position } from './views';
 export interface FeatureVisualizationResult {
   /** The images, [batch, C, size, size], in [0, 1], the model's channels in RGB order (BGR models' swapped back). */
   pixels: Float32Array;
-  /** Per image, the objective's value on it (untransformed, as the model sees the picture). */
+  /** Per image, the objective's value on it (untransformed, as the model sees the picture), on the layer's own activation. */
   values: number[];
   channels: number;
   size: number;
@@ -132,7 +132,10 @@ async function optimise(services: Services, unit: Unit, options: FeatureVisualiz
   const { model, layer } = unit;
   const { size: S, steps, seed, batch: B, diversity, learningRate } = options;
   const [C] = model.inputShape;
-  const target = seedTensor(model.graph, layer.node);
+  // A ReLU's units are optimised through its input (Lucid's "pre_relu" layers): the ReLU passes no
+  // gradient where a unit is 0, as most are on noise; ReLU being monotone, the maximum is the same.
+  const rectify = layer.node.op === 'Relu';
+  const target = rectify ? layer.node.proto.input[0] : seedTensor(model.graph, layer.node);
   const fourier = new FourierImage(S, S);
   const K = fourier.coefficients;
   const random = new Random(seed);
@@ -151,7 +154,7 @@ async function optimise(services: Services, unit: Unit, options: FeatureVisualiz
   // The result as the model sees it, untransformed: its pixels, and the objective's value on them.
   const finals = images.map((img, b) => img.forward(spectra[b], NO_TRANSFORM));
   const outs = await Promise.all(finals.map((data) => inputGradient(engine, model, { target, image: { key: `featvis/${nextImageKey++}`, data }, seed: weights })));
-  const values = outs.map(({ activation }) => activation.reduce((sum, a, i) => sum + a * weights[i], 0));
+  const values = outs.map(({ activation }) => activation.reduce((sum, a, i) => sum + (rectify ? Math.max(0, a) : a) * weights[i], 0));
   const pixels = new Float32Array(B * C * S * S);
   images.forEach((img, b) => pixels.set(img.pixels, b * C * S * S));
   return { pixels, values, channels: C, size: S };

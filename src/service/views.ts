@@ -13,6 +13,7 @@ import { encodeNpy } from '../cache/npy';
 import { seedShape } from '../compiler/units';
 import { OcclusionResult } from '../engine/occlusion';
 import { ProjectionResult } from '../engine/projections';
+import { featureVisualizationPng } from '../images/feature-visualization';
 import { hasKernelImages, kernelGridPng, kernelPng } from '../images/filters';
 import { Box, featureGridPng, mapPng, projectionPixels, projectionPng } from '../images/maps';
 import { occlusionPng } from '../images/occlusion';
@@ -27,6 +28,7 @@ import { unitBox } from '../onnx/ops';
 import type { Dataset } from '../registry/datasets';
 import type { LayerWeights } from '../registry/weights';
 import type { FillMode, LrnMode, Method, SeedMode } from '../vocabulary';
+import type { FeatureVisualization } from './feature-visualization';
 import type { Services } from './services';
 
 export interface Position {
@@ -274,4 +276,21 @@ export function plotUrl(
   plot: { x: number[]; xLabel: string; panels: PlotPanel[] },
 ): Promise<string> {
   return blob(services, 'png', key, () => plotPng(plot.x, plot.xLabel, plot.panels));
+}
+
+function featureVisualizationKey({ unit, options }: FeatureVisualization) {
+  const parts = { layer: unit.layer.name, channel: unit.index, ...options, position: options.position ? [options.position.y, options.position.x] : null };
+  return { name: 'feature-visualization', model: unit.model, image: null, parts };
+}
+
+/** PNG of a feature visualization: its images side by side, each at its own size, in RGB (or grey). */
+export function featureVisualizationImageUrl(services: Services, fv: FeatureVisualization): Promise<string> {
+  const { pixels, channels, size } = fv.result;
+  return blob(services, 'png', featureVisualizationKey(fv), () => featureVisualizationPng(pixels, fv.options.batch, channels, size));
+}
+
+/** The images as float32 [batch, C, size, size] in [0, 1] (.npy). */
+export function featureVisualizationTensorUrl(services: Services, fv: FeatureVisualization): Promise<string> {
+  const { pixels, channels, size } = fv.result;
+  return blob(services, 'npy', featureVisualizationKey(fv), () => encodeNpy(pixels, [fv.options.batch, channels, size, size]));
 }
