@@ -59,11 +59,11 @@ export class FeatureVisualizationType {
   get values(): number[] {
     return this.fv.result.values;
   }
-  @Field({ description: 'PNG: the images side by side, each `size` pixels square, RGB (or grey), 8-bit.' })
+  @Field(() => String, { description: 'PNG: the images side by side, each `size` pixels square, RGB (or grey), 8-bit.' })
   imageUrl(): Promise<string> {
     return featureVisualizationImageUrl(this.services, this.fv);
   }
-  @Field({ description: 'The images as float32 [batch, C, size, size] in [0, 1] (.npy), channels in RGB order.' })
+  @Field(() => String, { description: 'The images as float32 [batch, C, size, size] in [0, 1] (.npy), channels in RGB order.' })
   tensorUrl(): Promise<string> {
     return featureVisualizationTensorUrl(this.services, this.fv);
   }
