@@ -1,7 +1,7 @@
 /**
  * A mixed-radix complex FFT of any length (Cooley–Tukey, decimation in time: radix-4 and radix-2
  * butterflies, and a direct DFT for each other prime factor, so lengths with a large prime factor
- * fall back to O(n·p)), and the 2-D transforms of the Fourier image parameterisation built on it.
+ * fall back to O(n·p)). The Fourier image parameterisation (fourier.ts) is built on it.
  * Arrays are split: real parts and imaginary parts in two Float64Arrays.
  */
 
@@ -117,30 +117,63 @@ export class FftPlan {
     }
   }
 
-  /** A stage of any radix p: a direct p-point DFT of the twiddled inputs. */
+  /**
+   * A stage of an odd radix p: the p-point DFT of the twiddled inputs, by pairs: with
+   * s_q = x_q + x_(p−q) and d_q = x_q − x_(p−q), X_r and X_(p−r) are A ∓ iB where
+   * A = x_0 + Σ s_q·cos(2πqr/p) and B = Σ d_q·sin(2πqr/p) (q = 1 … (p−1)/2): a quarter of the
+   * multiplications of the matrix product.
+   */
   private radixP(p: number, span: number, size: number, step: number): void {
     const { workRe: wr, workIm: wi, cos, sin, n } = this;
+    const half = (p - 1) / 2;
     const xr = new Float64Array(p);
     const xi = new Float64Array(p);
-    const rot = n / p; // e^(−2πi·qr/p) = table[(q·r mod p)·rot]
+    const [sr, si, dr, di] = [0, 0, 0, 0].map(() => new Float64Array(half + 1));
+    // cos and sin of 2π·q·r/p for q, r = 1 … half (table[(q·r mod p)·n/p]; sin there is −sin).
+    const c = new Float64Array((half + 1) * (half + 1));
+    const sn = new Float64Array((half + 1) * (half + 1));
+    for (let r = 1; r <= half; r++) {
+      for (let q = 1; q <= half; q++) {
+        c[r * (half + 1) + q] = cos[((q * r) % p) * (n / p)];
+        sn[r * (half + 1) + q] = -sin[((q * r) % p) * (n / p)];
+      }
+    }
     for (let block = 0; block < n; block += size) {
       for (let j = 0; j < span; j++) {
         for (let q = 0; q < p; q++) {
           const at = block + j + q * span;
-          const t = (j * q * step) % n;
+          const t = j * q * step; // < span·p·step = n
           xr[q] = wr[at] * cos[t] - wi[at] * sin[t];
           xi[q] = wr[at] * sin[t] + wi[at] * cos[t];
         }
-        for (let r = 0; r < p; r++) {
-          let sr = 0;
-          let si = 0;
-          for (let q = 0; q < p; q++) {
-            const t = ((q * r) % p) * rot;
-            sr += xr[q] * cos[t] - xi[q] * sin[t];
-            si += xr[q] * sin[t] + xi[q] * cos[t];
+        let totalR = xr[0];
+        let totalI = xi[0];
+        for (let q = 1; q <= half; q++) {
+          sr[q] = xr[q] + xr[p - q];
+          si[q] = xi[q] + xi[p - q];
+          dr[q] = xr[q] - xr[p - q];
+          di[q] = xi[q] - xi[p - q];
+          totalR += sr[q];
+          totalI += si[q];
+        }
+        wr[block + j] = totalR;
+        wi[block + j] = totalI;
+        for (let r = 1; r <= half; r++) {
+          let ar = xr[0];
+          let ai = xi[0];
+          let br = 0;
+          let bi = 0;
+          for (let q = 1, k = r * (half + 1) + 1; q <= half; q++, k++) {
+            ar += sr[q] * c[k];
+            ai += si[q] * c[k];
+            br += dr[q] * sn[k];
+            bi += di[q] * sn[k];
           }
-          wr[block + j + r * span] = sr;
-          wi[block + j + r * span] = si;
+          // X_r = A − iB, X_(p−r) = A + iB
+          wr[block + j + r * span] = ar + bi;
+          wi[block + j + r * span] = ai - br;
+          wr[block + j + (p - r) * span] = ar - bi;
+          wi[block + j + (p - r) * span] = ai + br;
         }
       }
     }
@@ -192,12 +225,4 @@ export function fftPlan(n: number): FftPlan {
     plans.set(n, plan);
   }
   return plan;
-}
-
-/** In place, the 2-D transform of [h, w] arrays: rows, then columns (`inverse`: e^(+…), unscaled). */
-export function fft2d(re: Float64Array, im: Float64Array, h: number, w: number, inverse = false): void {
-  const rows = fftPlan(w);
-  const cols = fftPlan(h);
-  for (let y = 0; y < h; y++) rows.transform(re, im, inverse, y * w, 1);
-  for (let x = 0; x < w; x++) cols.transform(re, im, inverse, x, w);
 }

@@ -7,7 +7,7 @@
  * mirror (0 < kx < w/2) count twice, so the image is the real inverse FFT of the spectrum, as
  * Lucid's irfft2d; its imaginary part is dropped. `adjoint` is the exact transpose of `image`.
  */
-import { fft2d } from './fft';
+import { FftPlan, fftPlan } from './fft';
 
 export class FourierImage {
   /** Columns of the half spectrum. */
@@ -16,6 +16,11 @@ export class FourierImage {
   private readonly weight: Float64Array;
   private readonly re: Float64Array;
   private readonly im: Float64Array;
+  /** One row's worth, for two rows transformed at once. */
+  private readonly rowRe: Float64Array;
+  private readonly rowIm: Float64Array;
+  private readonly rows: FftPlan;
+  private readonly cols: FftPlan;
 
   constructor(
     readonly height: number,
@@ -37,6 +42,10 @@ export class FourierImage {
     }
     this.re = new Float64Array(n);
     this.im = new Float64Array(n);
+    this.rowRe = new Float64Array(w);
+    this.rowIm = new Float64Array(w);
+    this.rows = fftPlan(w);
+    this.cols = fftPlan(h);
   }
 
   /** Coefficients per channel: real parts then imaginary parts, each [h, halfWidth]. */
@@ -44,11 +53,14 @@ export class FourierImage {
     return 2 * this.height * this.halfWidth;
   }
 
-  /** The image [h, w] of one channel's coefficients (`spectrum` from `offset`), written to `out` from `outOffset`. */
+  /**
+   * The image [h, w] of one channel's coefficients (`spectrum` from `offset`), written to `out`
+   * from `outOffset`. Inverse DFTs of the half spectrum's columns, then of the rows, two at a time:
+   * a row's real inverse DFT is that of its Hermitian part H[k] = (r[k] + conj r[−k]) / 2, real, so
+   * rows a and b go as one transform of H_a + i·H_b, whose real and imaginary parts are theirs.
+   */
   image(spectrum: Float64Array, offset: number, out: Float64Array, outOffset: number): void {
-    const { height: h, width: w, halfWidth: hw, weight, re, im } = this;
-    re.fill(0);
-    im.fill(0);
+    const { height: h, width: w, halfWidth: hw, weight, re, im, rowRe, rowIm } = this;
     const half = h * hw;
     for (let ky = 0; ky < h; ky++) {
       for (let kx = 0; kx < hw; kx++) {
@@ -57,17 +69,53 @@ export class FourierImage {
         im[ky * w + kx] = weight[k] * spectrum[offset + half + k];
       }
     }
-    fft2d(re, im, h, w, true);
-    for (let i = 0; i < h * w; i++) out[outOffset + i] = re[i];
+    for (let kx = 0; kx < hw; kx++) this.cols.transform(re, im, true, kx, w);
+    // r[k] for k ≥ hw is 0 (columns past the half spectrum).
+    const at = (y: number, k: number, imag: boolean) => (k < hw ? (imag ? im : re)[y * w + k] : 0);
+    for (let y = 0; y < h; y += 2) {
+      const b = y + 1 < h ? y + 1 : -1;
+      for (let k = 0; k < w; k++) {
+        const m = k === 0 ? 0 : w - k;
+        const aRe = (at(y, k, false) + at(y, m, false)) / 2;
+        const aIm = (at(y, k, true) - at(y, m, true)) / 2;
+        const bRe = b < 0 ? 0 : (at(b, k, false) + at(b, m, false)) / 2;
+        const bIm = b < 0 ? 0 : (at(b, k, true) - at(b, m, true)) / 2;
+        rowRe[k] = aRe - bIm;
+        rowIm[k] = aIm + bRe;
+      }
+      this.rows.transform(rowRe, rowIm, true);
+      for (let x = 0; x < w; x++) out[outOffset + y * w + x] = rowRe[x];
+      if (b >= 0) for (let x = 0; x < w; x++) out[outOffset + b * w + x] = rowIm[x];
+    }
   }
 
-  /** The transpose of `image`: the gradient with respect to the coefficients of a gradient `g` [h, w] to the image. */
+  /**
+   * The transpose of `image`: the gradient with respect to the coefficients of a gradient `g`
+   * [h, w] to the image. Re(A·z) with A = conj(F)·weight (F the forward DFT, the 1/n in weight)
+   * has the transpose z ↦ weight·F(g) for real g: forward DFTs of the rows, two real rows as one
+   * complex transform (Z = F(g_a + i·g_b): F(g_a) = (Z[k] + conj Z[−k]) / 2, F(g_b) = (Z[k] − conj Z[−k]) / 2i),
+   * then of the half spectrum's columns.
+   */
   adjoint(g: Float64Array, gOffset: number, out: Float64Array, outOffset: number): void {
-    const { height: h, width: w, halfWidth: hw, weight, re, im } = this;
-    for (let i = 0; i < h * w; i++) re[i] = g[gOffset + i];
-    im.fill(0);
-    // Re(A·z) with A = conj(F)/n·weight has the transpose z ↦ weight·F(g)/n for real g (F: forward DFT; the 1/n is in weight).
-    fft2d(re, im, h, w, false);
+    const { height: h, width: w, halfWidth: hw, weight, re, im, rowRe, rowIm } = this;
+    for (let y = 0; y < h; y += 2) {
+      const b = y + 1 < h ? y + 1 : -1;
+      for (let x = 0; x < w; x++) {
+        rowRe[x] = g[gOffset + y * w + x];
+        rowIm[x] = b < 0 ? 0 : g[gOffset + b * w + x];
+      }
+      this.rows.transform(rowRe, rowIm, false);
+      for (let k = 0; k < hw; k++) {
+        const m = k === 0 ? 0 : w - k;
+        re[y * w + k] = (rowRe[k] + rowRe[m]) / 2;
+        im[y * w + k] = (rowIm[k] - rowIm[m]) / 2;
+        if (b >= 0) {
+          re[b * w + k] = (rowIm[k] + rowIm[m]) / 2;
+          im[b * w + k] = -(rowRe[k] - rowRe[m]) / 2;
+        }
+      }
+    }
+    for (let kx = 0; kx < hw; kx++) this.cols.transform(re, im, false, kx, w);
     const half = h * hw;
     for (let ky = 0; ky < h; ky++) {
       for (let kx = 0; kx < hw; kx++) {

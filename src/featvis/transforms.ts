@@ -69,16 +69,18 @@ export class Resampling {
         const x0 = Math.floor(x);
         const [fy, fx] = [y - y0, x - x0];
         const at = 4 * (i * width + j);
-        const corners: [number, number, number][] = [
-          [y0, x0, (1 - fy) * (1 - fx)],
-          [y0, x0 + 1, (1 - fy) * fx],
-          [y0 + 1, x0, fy * (1 - fx)],
-          [y0 + 1, x0 + 1, fy * fx],
-        ];
-        corners.forEach(([cy, cx, w], k) => {
-          this.taps[at + k] = cy >= 0 && cy < size && cx >= 0 && cx < size ? cy * size + cx : -1;
-          this.weights[at + k] = w;
-        });
+        const inY0 = y0 >= 0 && y0 < size;
+        const inY1 = y0 + 1 >= 0 && y0 + 1 < size;
+        const inX0 = x0 >= 0 && x0 < size;
+        const inX1 = x0 + 1 >= 0 && x0 + 1 < size;
+        this.taps[at] = inY0 && inX0 ? y0 * size + x0 : -1;
+        this.taps[at + 1] = inY0 && inX1 ? y0 * size + x0 + 1 : -1;
+        this.taps[at + 2] = inY1 && inX0 ? (y0 + 1) * size + x0 : -1;
+        this.taps[at + 3] = inY1 && inX1 ? (y0 + 1) * size + x0 + 1 : -1;
+        this.weights[at] = (1 - fy) * (1 - fx);
+        this.weights[at + 1] = (1 - fy) * fx;
+        this.weights[at + 2] = fy * (1 - fx);
+        this.weights[at + 3] = fy * fx;
       }
     }
   }
