@@ -2,7 +2,8 @@
  * The gallery page at / : HTTP routing, and a real (Debian) Chromium that explores the default
  * model on a fresh server with every request off this machine blocked: model → layer → filter
  * (9 patches and 9 projections, decoded and not blank), a deep link, an image's feature maps and
- * the projection of a clicked unit, building an index from the page, and errors shown in it.
+ * the projection of a clicked unit, a filter's feature visualization, building an index from the
+ * page, and errors shown in it.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -156,6 +157,20 @@ describe('the gallery in Chromium', { timeout: 120_000 }, () => {
       await expectRendered(page, '.filter-grid.kernels img', 32);
       await page.goBack();
       await page.locator('.filter-name', { hasText: 'filter 5' }).waitFor();
+    });
+  });
+
+  test("a filter's feature visualization, beside its top 9, on a click", async () => {
+    await withPage('feature-visualization', async (page) => {
+      await page.goto(`${server.url}/?model=${MODEL}&layer=/relu5/Relu&filter=3`);
+      await expectRendered(page, '.top9-patches img', 9);
+      await page.locator('.top9 .feature-visualization').getByRole('button', { name: /^Compute/ }).click();
+      // 512 steps of a forward and a backward pass: seconds, more on a loaded machine.
+      await page.locator('.feature-visualization img').waitFor({ timeout: 90_000 });
+      await expectRendered(page, '.feature-visualization img', 1);
+      assert.match(await page.locator('.feature-visualization .cell-caption').innerText(), /channel mean \d+\.\d{3} after 512 steps/);
+      const src = await page.locator('.feature-visualization img').getAttribute('src');
+      assert.match(src ?? '', /\/img\/[0-9a-f]{64}\.png$/);
     });
   });
 

@@ -6,6 +6,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { ApiError, asApiError, query, request } from '../api';
 import { Async, AsyncState, Box, BoxedImage, ErrorBox, fmt, IndexPanel, Job, JOB_FIELDS, JobProgress, Link, Loading, Pic, useAsync, useIndexEpoch } from '../components';
 import { navigate, Route } from '../route';
+import { FeatureVisualizationFigure } from './feature-visualization';
 import { LayerPicker } from './layer';
 import { Selectivity } from './selectivity';
 import { LayerInfo, loadLayers, ModelSummary, shape } from './models';
@@ -138,6 +139,7 @@ function Top9AndEvolution({ model, dataset, route, layer, top }: { model: ModelS
               ))}
             </div>
           </figure>
+          <FeatureVisualizationFigure model={model.name} layer={name} filter={index} />
           {opened && <WholeImage t={opened} model={model} layer={name} filter={index} dataset={route.dataset} onClose={() => setOpened(undefined)} />}
         </div>
       )}
