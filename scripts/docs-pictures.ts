@@ -1,12 +1,14 @@
 /**
  * Regenerates the README's pictures: the quickstart's (docs/quickstart-*.png), by running its
  * queries, and the gallery's screenshots (docs/gallery-*.png), against a fresh server on the
- * repository's own models and datasets:
- *   npm run build && node dist/scripts/docs-pictures.js
+ * repository's own models and datasets, and the feature visualizations of relu5's first eight
+ * filters (docs/feature-visualization.png). One of them alone: name it (`… feature-visualization`).
+ *   npm run build && node dist/scripts/docs-pictures.js [quickstart|gallery|feature-visualization]
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { loadConfig } from '../src/config';
 import { startServer } from '../src/server';
 import { galleryScreenshots } from './gallery-screenshots';
@@ -34,6 +36,17 @@ async function main() {
     if (jobs.some((j: { model: string; state: string }) => j.model === 'fashion-zfnet' && j.state === 'DONE')) break;
     await new Promise((r) => setTimeout(r, 500));
   }
+  const only = process.argv[2];
+  if (!only || only === 'quickstart') await quickstart(query, save);
+  if (!only || only === 'feature-visualization') await featureVisualizations(server.url, query);
+  if (!only || only === 'gallery') await galleryScreenshots(server.url);
+  await server.close();
+  fs.rmSync(cacheDir, { recursive: true, force: true });
+}
+
+type Query = (q: string) => Promise<any>;
+
+async function quickstart(query: Query, save: (url: string, name: string) => Promise<void>) {
   const one = await query(`{ model(name: "fashion-zfnet") { layer(name: "/conv1/Conv") { filterGridUrl } } }`);
   await save(one.model.layer.filterGridUrl, 'quickstart-filters.png');
   const two = await query(`{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { filter(index: 7) { projection(image: { id: "${IMAGE}" }) { imageUrl } } } } }`);
@@ -44,9 +57,25 @@ async function main() {
   await save(four.model.occlusion.classProbability.imageUrl, 'quickstart-occlusion.png');
   const five = await query(`{ model(name: "fashion-zfnet") { invariance(image: { id: "${IMAGE}" }, transform: ROTATE, steps: 25) { imageUrl } } }`);
   await save(five.model.invariance.imageUrl, 'quickstart-invariance.png');
-  await galleryScreenshots(server.url);
-  await server.close();
-  fs.rmSync(cacheDir, { recursive: true, force: true });
+}
+
+/** relu5's filters 0–7, each its channel mean maximised (512 steps, seed 0), side by side at 4× (nearest). */
+async function featureVisualizations(url: string, query: Query) {
+  const [scale, gap, count] = [4, 4, 8];
+  const tiles: Buffer[] = [];
+  let side = 0;
+  for (let filter = 0; filter < count; filter++) {
+    const fv = await query(`{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { filter(index: ${filter}) { featureVisualization(steps: 512, seed: 0) { imageUrl size } } } } }`);
+    const { imageUrl, size } = fv.model.layer.filter.featureVisualization;
+    const png = Buffer.from(await (await fetch(url + imageUrl)).arrayBuffer());
+    side = size * scale;
+    tiles.push(await sharp(png).resize(side, side, { kernel: 'nearest' }).png().toBuffer());
+  }
+  const picture = sharp({ create: { width: count * side + (count - 1) * gap, height: side, channels: 3, background: '#ffffff' } }).composite(
+    tiles.map((input, i) => ({ input, left: i * (side + gap), top: 0 })),
+  );
+  fs.writeFileSync(path.join(ROOT, 'docs', 'feature-visualization.png'), await picture.png({ compressionLevel: 9 }).toBuffer());
+  console.log('docs/feature-visualization.png');
 }
 
 main().then(
