@@ -1,7 +1,8 @@
 /**
  * A mixed-radix complex FFT of any length (Cooley–Tukey, decimation in time: radix-4 and radix-2
- * butterflies, and a direct DFT for each other prime factor, so lengths with a large prime factor
- * fall back to O(n·p)). The Fourier image parameterisation (fourier.ts) is built on it.
+ * butterflies, and each odd prime factor p as a p-point DFT by symmetric pairs, so lengths with a
+ * large prime factor fall back to O(n·p)). The Fourier image parameterisation (fourier.ts) is
+ * built on it.
  * Arrays are split: real parts and imaginary parts in two Float64Arrays.
  */
 

@@ -77,7 +77,7 @@ export interface FeatureVisualization {
 }
 
 /** A request with its defaults, checked against the unit's map and the configured limits: BAD_USER_INPUT outside them. */
-export function checkFeatureVisualization(services: Services, { model, layer, index }: Unit, request: FeatureVisualizationRequest): FeatureVisualization['options'] {
+export function checkFeatureVisualization(services: Services, { model, layer }: Unit, request: FeatureVisualizationRequest): FeatureVisualization['options'] {
   const d = FEATURE_VISUALIZATION_DEFAULTS;
   const { featvisMaxSteps, featvisMaxSize, featvisMaxBatch } = services.config;
   const { objective = d.objective, position, steps = d.steps, seed = d.seed, batch = d.batch, diversity = d.diversity, learningRate = d.learningRate } = request;
@@ -104,7 +104,6 @@ export function checkFeatureVisualization(services: Services, { model, layer, in
   } else if (position) {
     throw badInput('`position` is only used with objective: POSITION', { argument: 'position' });
   }
-  if (index >= Ct) throw badInput(`layer "${layer.name}" has ${Ct} channels`);
   return { objective, position: position && { y: position.y, x: position.x }, size, steps, seed, batch, diversity, learningRate };
 }
 
