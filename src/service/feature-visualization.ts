@@ -26,6 +26,7 @@ import { drawTransform, NO_TRANSFORM, Resampling, TransformDraw } from '../featv
 import type { Model, Unit } from '../model';
 import type { Objective } from '../vocabulary';
 import type { Services } from './services';
+import { checkPosition } from './projection';
 import type { Position } from './views';
 
 /** What the optimisation gives. */
@@ -93,18 +94,11 @@ export function checkFeatureVisualization(services: Services, { model, layer }: 
   within('seed', seed, 0, 2 ** 32 - 1);
   if (!(Number.isFinite(learningRate) && learningRate > 0 && learningRate <= 10)) throw badInput(`learningRate must be in (0, 10], got ${learningRate}`, { argument: 'learningRate' });
   if (!(Number.isFinite(diversity) && diversity >= 0)) throw badInput(`diversity must be ≥ 0, got ${diversity}`, { argument: 'diversity' });
-  const [Ct, Ht, Wt] = seedShape(layer.outputShape);
+  const [Ct] = seedShape(layer.outputShape);
   if (diversity > 0 && batch < 2) throw badInput('diversity needs a batch of 2 or more images', { argument: 'diversity' });
   if (diversity > 0 && Ct > DIVERSITY_MAX_CHANNELS) throw badInput(`diversity is computed on layers of at most ${DIVERSITY_MAX_CHANNELS} channels; "${layer.name}" has ${Ct}`, { argument: 'diversity' });
-  if (objective === 'POSITION') {
-    if (!position) throw badInput('objective POSITION needs a `position: {y, x}`', { argument: 'position' });
-    if (!Number.isInteger(position.y) || !Number.isInteger(position.x) || position.y < 0 || position.x < 0 || position.y >= Ht || position.x >= Wt) {
-      throw badInput(`position (${position.y}, ${position.x}) is outside the ${Ht}×${Wt} map of layer "${layer.name}"`, { argument: 'position' });
-    }
-  } else if (position) {
-    throw badInput('`position` is only used with objective: POSITION', { argument: 'position' });
-  }
-  return { objective, position: position && { y: position.y, x: position.x }, size, steps, seed, batch, diversity, learningRate };
+  const checked = checkPosition(layer, position, objective === 'POSITION', 'objective');
+  return { objective, position: checked, size, steps, seed, batch, diversity, learningRate };
 }
 
 /** The feature visualization of a unit: from the result cache, or optimised now. */

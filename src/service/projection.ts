@@ -6,7 +6,7 @@
 import { seedShape } from '../compiler/units';
 import { badInput } from '../errors';
 import { SourceImage } from '../inference';
-import type { Unit } from '../model';
+import type { Layer, Unit } from '../model';
 import type { LrnMode, Method, SeedMode } from '../vocabulary';
 import type { Scope } from './scope';
 import { Position, Projection, projectionBox } from './views';
@@ -33,17 +33,26 @@ export function checkProjection(
   { layer }: Unit,
   request: ProjectionRequest,
 ): Required<Omit<ProjectionRequest, 'position'>> & Pick<ProjectionRequest, 'position'> {
-  const { method = PROJECTION_DEFAULTS.method, seed = PROJECTION_DEFAULTS.seed, position } = request;
+  const { method = PROJECTION_DEFAULTS.method, seed = PROJECTION_DEFAULTS.seed } = request;
+  const position = checkPosition(layer, request.position, seed === 'POSITION', 'seed');
+  return { method, seed, lrn: request.lrn ?? defaultLrn(method), position };
+}
+
+/**
+ * A `position` argument checked against the layer's map: required when `used` (the `argument`
+ * is POSITION), refused otherwise; BAD_USER_INPUT when it does not fit. A copy of it, or undefined.
+ */
+export function checkPosition(layer: Layer, position: Position | undefined, used: boolean, argument: string): Position | undefined {
   const [, Ht, Wt] = seedShape(layer.outputShape);
-  if (seed === 'POSITION') {
-    if (!position) throw badInput('seed POSITION needs a `position: {y, x}`', { argument: 'position' });
-    if (!Number.isInteger(position.y) || !Number.isInteger(position.x) || position.y < 0 || position.x < 0 || position.y >= Ht || position.x >= Wt) {
-      throw badInput(`position (${position.y}, ${position.x}) is outside the ${Ht}×${Wt} map of layer "${layer.name}"`, { argument: 'position' });
-    }
-  } else if (position) {
-    throw badInput('`position` is only used with seed: POSITION', { argument: 'position' });
+  if (!used) {
+    if (position) throw badInput(`\`position\` is only used with ${argument}: POSITION`, { argument: 'position' });
+    return undefined;
   }
-  return { method, seed, lrn: request.lrn ?? defaultLrn(method), position: position ? { y: position.y, x: position.x } : undefined };
+  if (!position) throw badInput(`${argument} POSITION needs a \`position: {y, x}\``, { argument: 'position' });
+  if (!Number.isInteger(position.y) || !Number.isInteger(position.x) || position.y < 0 || position.x < 0 || position.y >= Ht || position.x >= Wt) {
+    throw badInput(`position (${position.y}, ${position.x}) is outside the ${Ht}×${Wt} map of layer "${layer.name}"`, { argument: 'position' });
+  }
+  return { y: position.y, x: position.x };
 }
 
 /** The projection of one unit's activation on one image (once per request, through the scope's DataLoader). */
