@@ -9,6 +9,13 @@ import { NoCache } from './cache-control';
 import { JobStateEnum } from './enums';
 import { fromGlobalId, NodeInterface, toGlobalId } from './node';
 
+@ObjectType('FailedImage', { description: 'A dataset image an index job left out: it could not be read or decoded.' })
+export class FailedImageType {
+  @Field({ description: 'Its file name in the dataset.' }) name!: string;
+  @Field(() => Int, { description: 'Its position in the dataset (name order).' }) index!: number;
+  @Field({ description: 'Why it failed.' }) error!: string;
+}
+
 @NoCache() // its state and progress change while it runs
 @ObjectType('Job', {
   implements: NodeInterface,
@@ -49,6 +56,10 @@ export class JobType implements NodeInterface {
   }
   @Field(() => String, { nullable: true }) get error(): string | null {
     return this.info.error;
+  }
+  @Field(() => [FailedImageType], { description: 'Images left out of the index (undecodable or unreadable); the rest is indexed. Counted in imagesDone.' })
+  get failedImages(): FailedImageType[] {
+    return this.info.failedImages.map((f) => ({ name: f.name, index: f.image, error: f.error }));
   }
 }
 

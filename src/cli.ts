@@ -7,6 +7,11 @@
  * process (same code and database as the server's buildIndex); Ctrl-C stops at the next
  * checkpoint and a later run resumes.
  *
+ * With REDIS_URL and DATABASE_URL the job is queued in chunks (src/index/queue.ts), which this
+ * process takes too unless INDEX_IN_API is off.
+ *
+ * `convscope worker` takes chunks of queued index jobs (src/worker.ts) until SIGTERM or Ctrl-C.
+ *
  * `convscope atlas --model M --dataset D --out DIR` writes the whole-model atlas (service/atlas.ts)
  * as a static site: every Conv and ReLU unit's top-9 projections and patches, building the
  * index first if it is not built.
@@ -16,9 +21,12 @@ import { loadConfig } from './config';
 import { defaultIndexLayers, JobInfo } from './index/jobs';
 import { writeAtlas } from './service/atlas';
 import { createServices } from './service/services';
+import { log } from './log';
+import { startWorker } from './worker';
 
 const USAGE = `usage: convscope index --model <name> --dataset <name> [--layers <a,b,…>] [--k <9>]
-       convscope atlas --model <name> --dataset <name> --out <dir>`;
+       convscope atlas --model <name> --dataset <name> --out <dir>
+       convscope worker`;
 
 function bar(done: number, total: number, after: string): string {
   const width = 30;
@@ -38,6 +46,7 @@ const progress = (line: string) => process.stderr.write(tty ? `\r${line}\x1b[K` 
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'worker' && rest.length === 0) return work();
   if (command !== 'index' && command !== 'atlas') {
     console.error(USAGE);
     return 2;
@@ -58,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
   const layers = values.layers ? values.layers.split(',') : defaultIndexLayers(model);
   for (const l of layers) if (!model.layerByName.has(l)) throw new Error(`model "${model.name}" has no layer "${l}"`);
   services.jobs.on('progress', (info: JobInfo) => progress(jobBar(info)));
+  if (services.jobs.queue && services.config.indexInApi) services.jobs.work(services.config.indexWorkerChunks);
   const started = await services.jobs.start(model, dataset, layers, Number(values.k));
   let interrupted = false;
   process.on('SIGINT', () => {
@@ -67,7 +77,8 @@ async function main(argv: string[]): Promise<number> {
   const info = await services.jobs.wait(started.id);
   if (tty) process.stderr.write('\n');
   if (command === 'index' || info?.state !== 'DONE') {
-    console.log(JSON.stringify({ id: info?.id, state: info?.state, images: info?.imagesDone, error: info?.error }));
+    console.log(JSON.stringify({ id: info?.id, state: info?.state, images: info?.imagesDone, error: info?.error, failedImages: info?.failedImages }));
+    await services.jobs.close();
     await services.engine.close();
     return info?.state === 'DONE' ? 0 : 1;
   }
@@ -81,6 +92,19 @@ async function main(argv: string[]): Promise<number> {
   if (tty) process.stderr.write('\n');
   console.log(JSON.stringify({ out: values.out, seconds: (performance.now() - start) / 1000, layers: report }));
   await services.engine.close();
+  return 0;
+}
+
+/** `convscope worker`: until SIGTERM or SIGINT, then finishes its chunks; a second signal exits at once. */
+async function work(): Promise<number> {
+  const worker = await startWorker(loadConfig());
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info({ signal }, 'worker stopping: finishing its chunks');
+  process.once(signal, () => process.exit(1));
+  await worker.close();
   return 0;
 }
 

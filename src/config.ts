@@ -65,6 +65,17 @@ export interface Config {
   indexLeaseMs: number;
   /** PostgreSQL holding the index store, shared by several processes (DATABASE_URL, e.g. postgres://user@host/db; unset = SQLite in CACHE_DIR). */
   databaseUrl?: string;
+  /**
+   * With REDIS_URL and DATABASE_URL, index jobs are queued in chunks (src/index/queue.ts) that
+   * `convscope worker` processes take. INDEX_IN_API (default on) makes API processes (and
+   * `convscope index`) take chunks too, so that replicas without workers still build indexes;
+   * off, they only queue, read and stream progress.
+   */
+  indexInApi: boolean;
+  /** Images per queued chunk (INDEX_CHUNK_IMAGES, default 64): the unit of work a worker takes, and loses if it dies. */
+  indexChunkImages: number;
+  /** Chunks one process works on at once (INDEX_WORKER_CHUNKS, default 2: one decoding while one runs). */
+  indexWorkerChunks: number;
 
   // ---- hardening: query limits, backpressure, time limits (src/http/query-limits.ts, overload.ts, signals.ts) ----
   /**
@@ -194,6 +205,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     indexCheckpointMs: int(env, 'INDEX_CHECKPOINT_MS', 2000),
     indexLeaseMs: int(env, 'INDEX_LEASE_S', 30, 1) * 1000,
     databaseUrl: env.DATABASE_URL || undefined,
+    indexInApi: !/^(0|off|false|no)$/i.test(env.INDEX_IN_API ?? ''),
+    indexChunkImages: int(env, 'INDEX_CHUNK_IMAGES', 64, 1),
+    indexWorkerChunks: int(env, 'INDEX_WORKER_CHUNKS', 2, 1),
     maxQueryCost: int(env, 'MAX_QUERY_COST', 10_000, 1),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 16, 1),
     maxAliases: int(env, 'MAX_ALIASES', 32),

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createPubSub } from '@graphql-yoga/subscription';
 import { createClient } from '@redis/client';
-import type { JobInfo } from './index/jobs';
+import type { JobInfo, JobManager } from './index/jobs';
 import { log } from './log';
 
 export const JOB_PROGRESS = 'JOB_PROGRESS';
@@ -52,5 +52,16 @@ export function progressChannel(redisUrl?: string): ProgressChannel {
     async close() {
       await Promise.allSettled([publisher.close(), subscriber.close()]);
     },
+  };
+}
+
+/** Sends the progress events of this process's jobs (its runs, or its chunks as a worker) down `progressChannel`; returns what stops it. */
+export function publishJobProgress(jobs: JobManager, redisUrl?: string): () => Promise<void> {
+  const channel = progressChannel(redisUrl);
+  const publish = (info: JobInfo | undefined) => info && channel.publish(info);
+  jobs.on('progress', publish);
+  return async () => {
+    jobs.off('progress', publish);
+    await channel.close();
   };
 }

@@ -21,7 +21,6 @@ import { datasetRoutes } from './http/datasets';
 import { embedRoutes } from './http/embed';
 import { subscriptionServer } from './http/subscriptions';
 import { startAutoIndexes } from './service/auto-index';
-import type { JobInfo } from './index/jobs';
 import { graphiqlRoutes } from './http/graphiql';
 import { galleryRoutes } from './http/gallery';
 import { createMetrics } from './http/metrics';
@@ -30,7 +29,7 @@ import { admission, overloadPlugin } from './http/overload';
 import { queryLimits } from './http/query-limits';
 import { requestSignal } from './http/signals';
 import { log } from './log';
-import { progressChannel } from './pubsub';
+import { publishJobProgress } from './pubsub';
 import { buildAppSchema } from './schema';
 import { createServices, Services } from './service/services';
 
@@ -42,9 +41,7 @@ export interface RunningServer {
 
 export async function startServer(config: Config, services?: Services): Promise<RunningServer> {
   services ??= await createServices(config);
-  const progress = progressChannel(config.redisUrl); // to jobProgress subscriptions, of every replica with REDIS_URL
-  const publishProgress = (info: JobInfo | undefined) => info && progress.publish(info);
-  services.jobs.on('progress', publishProgress);
+  const stopProgress = publishJobProgress(services.jobs, config.redisUrl); // to jobProgress subscriptions, of every replica with REDIS_URL
   const app = express();
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
@@ -113,6 +110,8 @@ export async function startServer(config: Config, services?: Services): Promise<
       // backpressure (MAX_QUEUED_ITEMS): what waits now, and what was refused or dropped so far
       inference: { queued: engine.queued, limit: config.maxQueuedItems, refused: engine.budget.refused, dropped: engine.stats.dropped },
       requests: { inFlight: admitted.inFlight, limit: config.maxInflightRequests, refused: admitted.refused },
+      // with the job queue: whether this process takes chunks (INDEX_IN_API), and those it took
+      indexQueue: services.jobs.queue && { working: config.indexInApi, chunks: services.jobs.queue.counts },
     });
   });
   const bodyErrors: ErrorRequestHandler = (err, _req, res, next) => {
@@ -132,6 +131,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   const url = `http://${host}:${port}`;
   const subscriptions = subscriptionServer(httpServer, buildAppSchema(), services, keys);
   await services.jobs.resumeInterrupted();
+  if (services.jobs.queue && config.indexInApi) services.jobs.work(config.indexWorkerChunks); // else only `convscope worker`s take queued chunks
   await startAutoIndexes(services);
   // A model dropped in later gets the indexes its sidecar asks for too.
   const stopRescans = config.modelsRescanSeconds > 0 ? services.registry.watch(config.modelsRescanSeconds * 1000, () => startAutoIndexes(services)) : () => undefined;
@@ -141,9 +141,8 @@ export async function startServer(config: Config, services?: Services): Promise<
     services,
     async close() {
       stopRescans();
-      await services.jobs.close(); // running index jobs stop at their next checkpoint
-      services.jobs.off('progress', publishProgress);
-      await progress.close();
+      await services.jobs.close(); // running index jobs stop at their next checkpoint, queued chunks once merged
+      await stopProgress();
       await subscriptions.close();
       await apollo.stop();
       await services.engine.close();

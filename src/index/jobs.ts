@@ -6,22 +6,25 @@
  * sha256 and preprocessing, the dataset's fingerprint, layers, k) did not change is not rebuilt.
  * Processes that share a store (PostgreSQL) run each job once: the one holding its lease runs
  * it, renewing the lease at every checkpoint; the others wait and take over if that one dies.
+ * With the job queue (queue.ts: REDIS_URL and DATABASE_URL) a job is instead split into chunks
+ * that worker processes take from the queue, each merging its chunk's top-k into the job's
+ * (runChunk); no process runs a whole job.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'node:events';
 import { modelCacheId } from '../cache/keys';
-import { compileChannelMaxima } from '../compiler/forward';
 import { detached } from '../engine/batcher';
-import { Engine, PixelImage } from '../engine/engine';
+import { Engine } from '../engine/engine';
 import { Inference } from '../inference';
 import { log } from '../log';
 import { LayerKind } from '../onnx/ops';
 import { Dataset, DatasetRegistry } from '../registry/datasets';
 import type { Model } from '../model';
-import { IndexRow, IndexStore, JobState } from './store';
-import { LayerTopK } from './topk';
+import type { ChunkTask, IndexQueue } from './queue';
+import { IndexScan } from './scan';
+import { FailedImage, IndexRow, IndexStore, JobState } from './store';
 
 export interface JobInfo {
   id: string;
@@ -37,8 +40,12 @@ export interface JobInfo {
   /** Seconds left at that rate. */
   eta: number | null;
   error: string | null;
+  /** Images left out of the index because they could not be read or decoded. */
+  failedImages: FailedImage[];
   updatedAt: number;
 }
+
+const UNFINISHED: ReadonlySet<JobState> = new Set(['QUEUED', 'RUNNING']);
 
 /** The layers indexed by default: every Conv and ReLU output. */
 export function defaultIndexLayers(model: Model): string[] {
@@ -80,6 +87,8 @@ export class JobManager extends EventEmitter {
     private readonly checkpointMs: number,
     /** How long a job's lease lasts without a checkpoint: how soon another process takes over a job whose process died. */
     private readonly leaseMs: number,
+    /** The job queue (REDIS_URL and DATABASE_URL): jobs are split into chunks that workers take. */
+    readonly queue?: IndexQueue,
   ) {
     super();
     this.setMaxListeners(0);
@@ -107,28 +116,74 @@ export class JobManager extends EventEmitter {
     } else if (row.state === 'FAILED' || row.state === 'CANCELLED') {
       await this.store.setState(id, 'QUEUED');
     } // else QUEUED or RUNNING in another process: this one waits to take over should that one stop (acquire)
-    if (!this.running.has(id)) this.launch(id, model, dataset); // unless a concurrent start() launched it meanwhile
+    if (this.queue) {
+      // Chunks already queued are not queued twice; should Redis be down, workers queue them once it is back (IndexQueue.reconcile).
+      await this.queue.enqueue(id).catch((e: Error) => log.warn({ job: id, err: e.message }, 'index job recorded but not queued yet: redis unavailable'));
+    } else if (!this.running.has(id)) this.launch(id, model, dataset); // unless a concurrent start() launched it meanwhile
     return (await this.info(id))!;
   }
 
-  /** Resumes jobs that a previous process left unfinished (QUEUED or RUNNING). */
+  /** Resumes jobs that a previous process left unfinished (QUEUED or RUNNING); with the queue, its workers do (IndexQueue.reconcile). */
   async resumeInterrupted(): Promise<void> {
+    if (this.queue) return;
     for (const row of await this.store.all()) {
-      if (row.state !== 'QUEUED' && row.state !== 'RUNNING') continue;
-      if (this.running.has(row.id)) continue;
-      const model = this.models.get(row.model);
-      const dataset = this.datasets.datasets.get(row.dataset);
-      if (!model || !dataset || modelCacheId(model) !== row.modelId || dataset.fingerprint !== row.fingerprint) {
-        await this.store.setState(
-          row.id,
-          'FAILED',
-          "the model (its file, its preprocessing or convscope's decoding of images) or the dataset changed or disappeared before the job finished: run buildIndex again",
-        );
-        continue;
-      }
+      if (!UNFINISHED.has(row.state) || this.running.has(row.id)) continue;
+      const inputs = await this.inputs(row);
+      if (!inputs) continue;
       log.info({ job: row.id, model: row.model, dataset: row.dataset, from: row.nextImage }, 'resuming index job');
-      this.launch(row.id, model, dataset);
+      this.launch(row.id, inputs.model, inputs.dataset);
     }
+  }
+
+  /**
+   * Takes chunks of queued jobs from the queue (this process is a worker) until close(), and
+   * queues again the chunks of unfinished jobs that the queue lost (Redis restarted empty).
+   */
+  work(concurrency: number): void {
+    if (!this.queue) throw new Error('no job queue: workers need REDIS_URL and DATABASE_URL');
+    this.queue.work(concurrency, (task) => detached(() => this.runChunk(task)), async (task, e) => {
+      log.error({ job: task.id, chunk: task.chunk, err: e.message }, 'index job failed');
+      await this.store.setState(task.id, 'FAILED', e.message);
+      await this.progress(task.id);
+    });
+  }
+
+  /**
+   * Runs one chunk of a queued job and merges its top-k into the job's (once: a chunk taken
+   * again after its worker died, or queued again after Redis lost it, merges nothing new).
+   */
+  async runChunk({ id, chunk }: ChunkTask): Promise<void> {
+    const row = await this.store.get(id);
+    if (!row || !UNFINISHED.has(row.state) || !row.chunkSize) return; // cancelled, finished, or forgotten meanwhile
+    const inputs = await this.inputs(row);
+    if (!inputs) return;
+    const scan = new IndexScan(this.engine, this.inference, this.datasets, inputs.model, inputs.dataset, row.layers, this.chunk);
+    const from = chunk * row.chunkSize;
+    const to = Math.min(row.total, from + row.chunkSize);
+    log.info({ job: id, chunk, from, to }, 'index chunk started');
+    const trackers = scan.trackers(row.k);
+    const failed: FailedImage[] = [];
+    for await (const batch of scan.batches(from, to)) {
+      scan.offer(trackers, batch);
+      failed.push(...batch.failed);
+    }
+    const merged = await this.queue!.store.mergeChunk(id, chunk, to - from, scan.changed(trackers), failed);
+    log.info({ job: id, chunk, merged, failed: failed.map((f) => f.name) }, merged ? 'index chunk merged' : 'index chunk not merged: merged before, or the job is no longer running');
+    if (merged) await this.progress(id);
+  }
+
+  /** The job's model and dataset, unless either changed or disappeared since it was started: then the job is FAILED. */
+  private async inputs(row: IndexRow): Promise<{ model: Model; dataset: Dataset } | undefined> {
+    const model = this.models.get(row.model);
+    const dataset = this.datasets.datasets.get(row.dataset);
+    if (model && dataset && modelCacheId(model) === row.modelId && dataset.fingerprint === row.fingerprint) return { model, dataset };
+    await this.store.setState(
+      row.id,
+      'FAILED',
+      "the model (its file, its preprocessing or convscope's decoding of images) or the dataset changed or disappeared before the job finished: run buildIndex again",
+    );
+    await this.progress(row.id);
+    return undefined;
   }
 
   async cancel(id: string): Promise<JobInfo | undefined> {
@@ -142,10 +197,14 @@ export class JobManager extends EventEmitter {
     return this.info(id);
   }
 
-  /** Waits for a job started in this process. */
+  /** Waits for a job started in this process, or with the queue for the job to end wherever it runs. */
   async wait(id: string): Promise<JobInfo | undefined> {
     await this.running.get(id)?.done;
-    return this.info(id);
+    for (;;) {
+      const info = await this.info(id);
+      if (!this.queue || !info || !UNFINISHED.has(info.state)) return info;
+      await sleep(250);
+    }
   }
 
   async info(id: string): Promise<JobInfo | undefined> {
@@ -170,6 +229,7 @@ export class JobManager extends EventEmitter {
       rate,
       eta,
       error: row.error,
+      failedImages: await this.store.failedImages(id),
       updatedAt: row.updatedAt,
     };
   }
@@ -185,9 +245,11 @@ export class JobManager extends EventEmitter {
       .find((r) => r.state === 'DONE' && r.modelId === modelCacheId(model) && r.fingerprint === dataset.fingerprint && r.layers.includes(layer));
   }
 
+  /** Stops this process's runs at their next checkpoint, and its chunks of queued jobs once they are merged. */
   async close(): Promise<void> {
     for (const run of this.running.values()) run.cancelled = true;
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.queue?.close();
   }
 
   /** Emits the job's current info as a 'progress' event, after the events before it. */
@@ -241,13 +303,8 @@ export class JobManager extends EventEmitter {
     if (!(await this.acquire(id, run))) return;
     const row = (await this.store.get(id))!;
     run.startImage = row.nextImage;
-    const layers = row.layers.map((name) => {
-      const layer = model.layerByName.get(name);
-      if (!layer) throw new Error(`model "${model.name}" has no layer "${name}"`);
-      return layer;
-    });
-    const tensors = layers.map((l) => l.tensor);
-    const trackers = layers.map((l) => new LayerTopK(l.units[0], row.k));
+    const scan = new IndexScan(this.engine, this.inference, this.datasets, model, dataset, row.layers, this.chunk);
+    const trackers = scan.trackers(row.k);
     for (const saved of await this.store.tops(row.id)) {
       trackers[row.layers.indexOf(saved.layer)].offer(saved.channel, saved.value, saved.image, saved.y, saved.x);
     }
@@ -255,80 +312,33 @@ export class JobManager extends EventEmitter {
     await this.store.setState(row.id, 'RUNNING');
     await this.progress(row.id);
 
-    // The graph holds the model's normalisation table: two sidecars over one .onnx differ.
-    const graph = `maxima-of-pixels/${modelCacheId(model)}/${tensors.join('|')}`;
-    const compile = () => compileChannelMaxima(model.graph, model.shapes, tensors, model.preprocessing);
-    const prepare = (from: number) =>
-      Promise.all(
-        dataset.images.slice(from, from + this.chunk).map(async (img) => {
-          const bytes = this.datasets.read(dataset, img.name);
-          const sha256 = createHash('sha256').update(bytes).digest('hex');
-          return this.inference.pixels(model, { sha256, bytes });
-        }),
-      );
     let next = row.nextImage;
+    let failed: FailedImage[] = [];
     let savedAt = Date.now();
-    // A checkpoint writes every channel whose top-k changed since the last one, and the
-    // progress, in one transaction (so they always agree), and renews the lease; at most every
-    // checkpointMs, at least thrice a lease. False: the lease is lost (the job was cancelled, or
-    // this process stalled longer than a lease and another took over): stop, saving nothing.
+    // A checkpoint writes every channel whose top-k changed since the last one, the images that
+    // failed and the progress, in one transaction (so they always agree), and renews the lease;
+    // at most every checkpointMs, at least thrice a lease. False: the lease is lost (the job was
+    // cancelled, or this process stalled longer than a lease and another took over): stop, saving nothing.
     const checkpointEvery = Math.min(this.checkpointMs, this.leaseMs / 3);
     const save = async () => {
-      const changed = layers.flatMap((layer, li) => trackers[li].takeChanged().map(({ channel, entries }) => ({ layer: layer.name, channel, entries })));
-      if (!(await this.store.checkpoint(row.id, this.owner, Date.now() + this.leaseMs, next, changed))) {
+      if (!(await this.store.checkpoint(row.id, this.owner, Date.now() + this.leaseMs, next, scan.changed(trackers), failed))) {
         log.warn({ job: row.id }, 'index job lost its lease (cancelled, or taken over by another process); stopping');
         return false;
       }
+      failed = [];
       savedAt = Date.now();
       void this.progress(row.id);
       return true;
     };
-    const offer = (from: number, results: Float32Array[][]) =>
-      results.forEach((outputs, i) => {
-        const image = from + i;
-        layers.forEach((layer, li) => {
-          const [max, argmax] = [outputs[2 * li], outputs[2 * li + 1]];
-          const W = layer.units[2];
-          const tracked = trackers[li];
-          for (let c = 0; c < max.length; c++) tracked.offer(c, max[c], image, Math.floor(argmax[c] / W), argmax[c] % W);
-        });
-      });
-    // Three chunks in flight: one decoding, one running in the runtime's thread, and the one
-    // before, whose results are offered to the top-k and checkpointed meanwhile, so that the
-    // runtime never waits for this thread.
-    let cursor = next;
-    let decoding: Promise<PixelImage[]> | null = cursor < row.total ? prepare(cursor) : null;
-    type Chunk = { from: number; results: Promise<Float32Array[][]> };
-    let running: Chunk | null = null;
-    /** Leaves the chunks in flight (recomputed on resume), their failures unheard. */
-    const abandon = () => {
-      running?.results.catch(() => undefined);
-      decoding?.catch(() => undefined);
-    };
-    while (decoding || running) {
+    for await (const batch of scan.batches(next, row.total)) {
       if (run.cancelled) {
-        abandon();
         if (await save()) await this.store.setState(row.id, 'CANCELLED');
-        return;
+        return; // the batches in flight are recomputed on resume
       }
-      let launched: Chunk | null = null;
-      if (decoding) {
-        const images = await decoding;
-        launched = { from: cursor, results: Promise.all(images.map((img) => this.engine.forwardPixels(model, graph, compile, img))) };
-        launched.results.catch(() => undefined); // awaited below; meanwhile not unhandled
-        cursor += images.length;
-        decoding = cursor < row.total ? prepare(cursor) : null;
-      }
-      if (running) {
-        const results = await running.results;
-        offer(running.from, results);
-        next = running.from + results.length;
-        if (Date.now() - savedAt >= checkpointEvery && !(await save())) {
-          abandon();
-          return;
-        }
-      }
-      running = launched;
+      scan.offer(trackers, batch);
+      failed.push(...batch.failed);
+      next = batch.from + batch.results.length;
+      if (Date.now() - savedAt >= checkpointEvery && !(await save())) return;
     }
     if (await save()) await this.store.setState(row.id, 'DONE');
   }

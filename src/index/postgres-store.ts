@@ -1,9 +1,11 @@
 /**
  * The index store in PostgreSQL (DATABASE_URL, store.ts): what API replicas and workers on
- * several machines share. Same tables as SQLite; top-k entries are bytea, times bigint ms.
+ * several machines share. Same tables as SQLite; top-k entries are bytea, times bigint ms. Also
+ * the chunks of queued jobs (ChunkStore): which are merged, so that each is merged once.
  */
 import pg from 'pg';
-import { IndexRow, IndexStore, JobState, PackedTop, toRow, TopRow, unpackEntries } from './store';
+import { ChunkStore, FailedImage, IndexRow, JobState, PackedTop, toRow, TopRow, unpackEntries } from './store';
+import { mergePacked } from './topk';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS indexes (
@@ -14,9 +16,14 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS top_k (
     index_id TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, entries BYTEA NOT NULL,
     PRIMARY KEY (index_id, layer, channel));
+  CREATE TABLE IF NOT EXISTS failed_images (
+    index_id TEXT NOT NULL, image INTEGER NOT NULL, name TEXT NOT NULL, error TEXT NOT NULL,
+    PRIMARY KEY (index_id, image));
+  ALTER TABLE indexes ADD COLUMN IF NOT EXISTS chunk_size INTEGER;
+  CREATE TABLE IF NOT EXISTS index_chunks (index_id TEXT NOT NULL, chunk INTEGER NOT NULL, PRIMARY KEY (index_id, chunk));
 `;
 
-export class PostgresIndexStore implements IndexStore {
+export class PostgresIndexStore implements ChunkStore {
   private constructor(private readonly pool: pg.Pool) {}
 
   /** Connects and creates the tables if they are missing (several processes may do so at once: a lock orders them). */
@@ -45,7 +52,7 @@ export class PostgresIndexStore implements IndexStore {
     return rows.map(toRow);
   }
 
-  async create(row: Omit<IndexRow, 'createdAt' | 'updatedAt' | 'error' | 'owner'>): Promise<void> {
+  async create(row: Omit<IndexRow, 'createdAt' | 'updatedAt' | 'error' | 'owner' | 'chunkSize'>): Promise<void> {
     const now = Date.now();
     await this.pool.query(
       `INSERT INTO indexes (id, model, model_sha, dataset, fingerprint, layers, k, state, next_image, total, error, created_at, updated_at)
@@ -69,7 +76,7 @@ export class PostgresIndexStore implements IndexStore {
     return rowCount === 1;
   }
 
-  async checkpoint(id: string, owner: string, until: number, nextImage: number, changed: PackedTop[]): Promise<boolean> {
+  async checkpoint(id: string, owner: string, until: number, nextImage: number, changed: PackedTop[], failed: FailedImage[]): Promise<boolean> {
     return transaction(this.pool, async (c) => {
       // The row lock taken here orders this checkpoint against a concurrent claim or cancel.
       const { rowCount } = await c.query('UPDATE indexes SET next_image = $1, updated_at = $2, lease_until = $3 WHERE id = $4 AND owner = $5', [
@@ -80,15 +87,61 @@ export class PostgresIndexStore implements IndexStore {
         owner,
       ]);
       if (rowCount !== 1) return false;
-      if (changed.length > 0) {
-        // One statement for every changed channel.
-        await c.query(
-          `INSERT INTO top_k (index_id, layer, channel, entries)
-           SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bytea[])
-           ON CONFLICT (index_id, layer, channel) DO UPDATE SET entries = EXCLUDED.entries`,
-          [id, changed.map((t) => t.layer), changed.map((t) => t.channel), changed.map((t) => t.entries)],
-        );
-      }
+      await saveTops(c, id, changed);
+      await saveFailed(c, id, failed);
+      return true;
+    });
+  }
+
+  async failedImages(id: string): Promise<FailedImage[]> {
+    const { rows } = await this.pool.query<FailedImage>('SELECT image, name, error FROM failed_images WHERE index_id = $1 ORDER BY image', [id]);
+    return rows;
+  }
+
+  async planChunks(id: string, size: number): Promise<IndexRow & { chunkSize: number }> {
+    return transaction(this.pool, async (c) => {
+      const { rows } = await c.query("UPDATE indexes SET chunk_size = $2, next_image = 0 WHERE id = $1 AND chunk_size IS NULL AND state <> 'DONE' RETURNING id", [
+        id,
+        size,
+      ]);
+      // Progress made by a process without the queue (leases, from image 0 on) does not map onto chunks.
+      if (rows.length === 1) await c.query('DELETE FROM top_k WHERE index_id = $1', [id]);
+      const row = toRow((await c.query('SELECT * FROM indexes WHERE id = $1', [id])).rows[0]);
+      return { ...row, chunkSize: row.chunkSize ?? size };
+    });
+  }
+
+  async mergedChunks(id: string): Promise<Set<number>> {
+    const { rows } = await this.pool.query<{ chunk: number }>('SELECT chunk FROM index_chunks WHERE index_id = $1', [id]);
+    return new Set(rows.map((r) => r.chunk));
+  }
+
+  async mergeChunk(id: string, chunk: number, images: number, tops: PackedTop[], failed: FailedImage[]): Promise<boolean> {
+    return transaction(this.pool, async (c) => {
+      // The job's row, locked: merges of the same job take turns.
+      const job = (await c.query("SELECT * FROM indexes WHERE id = $1 AND state IN ('QUEUED', 'RUNNING') AND chunk_size IS NOT NULL FOR UPDATE", [id])).rows[0];
+      if (!job) return false;
+      const inserted = await c.query('INSERT INTO index_chunks (index_id, chunk) VALUES ($1, $2) ON CONFLICT DO NOTHING', [id, chunk]);
+      if (inserted.rowCount !== 1) return false; // merged before (a chunk retried after its worker or Redis went away)
+      const row = toRow(job);
+      const saved = new Map(
+        (await c.query<PackedTop>('SELECT layer, channel, entries FROM top_k WHERE index_id = $1', [id])).rows.map((t) => [`${t.channel} ${t.layer}`, t.entries]),
+      );
+      const changed = tops.flatMap((t) => {
+        const before = saved.get(`${t.channel} ${t.layer}`);
+        const entries = before ? mergePacked(before, t.entries, row.k) : t.entries;
+        return before?.equals(entries) ? [] : [{ ...t, entries }];
+      });
+      await saveTops(c, id, changed);
+      await saveFailed(c, id, failed);
+      const chunks = Math.ceil(row.total / row.chunkSize!);
+      const { rows } = await c.query<{ n: string }>('SELECT count(*) AS n FROM index_chunks WHERE index_id = $1', [id]);
+      await c.query('UPDATE indexes SET next_image = next_image + $1, state = $2, updated_at = $3 WHERE id = $4', [
+        images,
+        Number(rows[0].n) === chunks ? 'DONE' : 'RUNNING',
+        Date.now(),
+        id,
+      ]);
       return true;
     });
   }
@@ -112,6 +165,26 @@ export class PostgresIndexStore implements IndexStore {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** Upserts channels' top-k, in one statement. */
+async function saveTops(c: pg.PoolClient, id: string, tops: PackedTop[]): Promise<void> {
+  if (tops.length === 0) return;
+  await c.query(
+    `INSERT INTO top_k (index_id, layer, channel, entries)
+     SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bytea[])
+     ON CONFLICT (index_id, layer, channel) DO UPDATE SET entries = EXCLUDED.entries`,
+    [id, tops.map((t) => t.layer), tops.map((t) => t.channel), tops.map((t) => t.entries)],
+  );
+}
+
+async function saveFailed(c: pg.PoolClient, id: string, failed: FailedImage[]): Promise<void> {
+  if (failed.length === 0) return;
+  await c.query(
+    `INSERT INTO failed_images (index_id, image, name, error) SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[])
+     ON CONFLICT (index_id, image) DO UPDATE SET error = EXCLUDED.error`,
+    [id, failed.map((f) => f.image), failed.map((f) => f.name), failed.map((f) => f.error)],
+  );
 }
 
 /** `work` in one transaction; a false result rolls it back. */

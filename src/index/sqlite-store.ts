@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { IndexRow, IndexStore, JobState, PackedTop, toRow, TopRow, unpackEntries } from './store';
+import { FailedImage, IndexRow, IndexStore, JobState, PackedTop, toRow, TopRow, unpackEntries } from './store';
 import { Candidate, packCandidates } from './topk';
 
 export class SqliteIndexStore implements IndexStore {
@@ -26,6 +26,9 @@ export class SqliteIndexStore implements IndexStore {
       CREATE TABLE IF NOT EXISTS top_k (
         index_id TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, entries BLOB NOT NULL,
         PRIMARY KEY (index_id, layer, channel)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS failed_images (
+        index_id TEXT NOT NULL, image INTEGER NOT NULL, name TEXT NOT NULL, error TEXT NOT NULL,
+        PRIMARY KEY (index_id, image)) WITHOUT ROWID;
     `);
     this.migrateRowPerEntry();
     // Databases of earlier versions had no leases.
@@ -68,7 +71,7 @@ export class SqliteIndexStore implements IndexStore {
     return (this.db.prepare('SELECT * FROM indexes ORDER BY created_at').all() as Record<string, unknown>[]).map(toRow);
   }
 
-  async create(row: Omit<IndexRow, 'createdAt' | 'updatedAt' | 'error' | 'owner'>): Promise<void> {
+  async create(row: Omit<IndexRow, 'createdAt' | 'updatedAt' | 'error' | 'owner' | 'chunkSize'>): Promise<void> {
     const now = Date.now();
     this.db
       .prepare(
@@ -93,14 +96,20 @@ export class SqliteIndexStore implements IndexStore {
     return taken.changes === 1;
   }
 
-  async checkpoint(id: string, owner: string, until: number, nextImage: number, changed: PackedTop[]): Promise<boolean> {
+  async checkpoint(id: string, owner: string, until: number, nextImage: number, changed: PackedTop[], failed: FailedImage[]): Promise<boolean> {
     const save = this.db.prepare('INSERT OR REPLACE INTO top_k (index_id, layer, channel, entries) VALUES (?, ?, ?, ?)');
+    const fail = this.db.prepare('INSERT OR REPLACE INTO failed_images (index_id, image, name, error) VALUES (?, ?, ?, ?)');
     const progress = this.db.prepare('UPDATE indexes SET next_image = ?, updated_at = ?, lease_until = ? WHERE id = ? AND owner = ?');
     return this.db.transaction(() => {
       if (progress.run(nextImage, Date.now(), until, id, owner).changes !== 1) return false;
       for (const c of changed) save.run(id, c.layer, c.channel, c.entries);
+      for (const f of failed) fail.run(id, f.image, f.name, f.error);
       return true;
     })();
+  }
+
+  async failedImages(id: string): Promise<FailedImage[]> {
+    return this.db.prepare('SELECT image, name, error FROM failed_images WHERE index_id = ? ORDER BY image').all(id) as FailedImage[];
   }
 
   async tops(id: string): Promise<TopRow[]> {

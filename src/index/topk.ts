@@ -95,6 +95,20 @@ export class LayerTopK {
   }
 }
 
+/**
+ * The top-k of one channel over two disjoint sets of images, from the packed top-k of each: what
+ * offering every candidate of both would keep. Exact, since ranking is a total order on (value,
+ * image) and a candidate outside either top-k cannot enter the union's.
+ */
+export function mergePacked(a: Buffer, b: Buffer, k: number): Buffer {
+  const merged = new LayerTopK(1, k);
+  for (const packed of [a, b]) {
+    const v = new Float64Array(packed.buffer.slice(packed.byteOffset, packed.byteOffset + packed.byteLength));
+    for (let at = 0; at < v.length; at += 4) merged.offer(0, v[at], v[at + 1], v[at + 2], v[at + 3]);
+  }
+  return merged.takeChanged()[0]?.entries ?? Buffer.alloc(0);
+}
+
 /** Entries as the store keeps them: float64 [value, image, y, x] each, best first. */
 export function packCandidates(entries: Candidate[]): Buffer {
   const packed = new Float64Array(4 * entries.length);

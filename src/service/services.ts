@@ -13,6 +13,7 @@ import { openRuntime } from '../engine/runtime';
 import { ImageStore } from '../images/store';
 import { JobManager } from '../index/jobs';
 import { PostgresIndexStore } from '../index/postgres-store';
+import { IndexQueue } from '../index/queue';
 import { SqliteIndexStore } from '../index/sqlite-store';
 import { Inference } from '../inference';
 import { log } from '../log';
@@ -51,7 +52,10 @@ export async function createServices(config: Config): Promise<Services> {
   const inference = new Inference(engine, config, cache);
   const datasets = DatasetRegistry.load(config.datasetsDir);
   // The index store: PostgreSQL shared by several processes (DATABASE_URL), else SQLite in CACHE_DIR.
-  const indexStore = config.databaseUrl ? await PostgresIndexStore.open(config.databaseUrl) : new SqliteIndexStore(config.cacheDir);
-  const jobs = new JobManager(indexStore, registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs, config.indexLeaseMs);
+  // With Redis too, jobs are queued in chunks that workers take (index/queue.ts).
+  const postgres = config.databaseUrl ? await PostgresIndexStore.open(config.databaseUrl) : undefined;
+  const indexStore = postgres ?? new SqliteIndexStore(config.cacheDir);
+  const queue = postgres && config.redisUrl ? new IndexQueue(config.redisUrl, postgres, config.indexChunkImages, config.indexLeaseMs) : undefined;
+  const jobs = new JobManager(indexStore, registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs, config.indexLeaseMs, queue);
   return { config, engine, registry, blobs, images, cache, inference, datasets, jobs };
 }

@@ -97,7 +97,8 @@ const FINISHED: ReadonlySet<string> = new Set(['DONE', 'FAILED', 'CANCELLED']);
 /**
  * A job's progress for a subscription: its state now, then every change, ending with the job.
  * A client that subscribes after the last batch still hears DONE; one that subscribes to a
- * finished job gets its final state and an end, not a silent wait.
+ * finished job gets its final state and an end, not a silent wait. Progress that arrives late
+ * (workers publish each chunk's, and two may cross on the way) is skipped: it never goes back.
  */
 export async function* jobUpdates({ jobs }: Services, id: string): AsyncGenerator<JobInfo> {
   const updates = pubSub.subscribe(JOB_PROGRESS)[Symbol.asyncIterator]();
@@ -110,7 +111,7 @@ export async function* jobUpdates({ jobs }: Services, id: string): AsyncGenerato
       const { value, done } = await next;
       if (done) return;
       next = updates.next();
-      if (value.id !== id || (value.state === last.state && value.imagesDone === last.imagesDone)) continue;
+      if (value.id !== id || (value.state === last.state && value.imagesDone <= last.imagesDone)) continue;
       yield (last = value);
     }
   } finally {
