@@ -43,7 +43,10 @@ const IMAGES = 48;
 const CHUNK = 8;
 const LAYERS = ['/features/features.3/Conv', '/features/features.11/Relu'];
 const POISONED = 5;
-const compose = parse(fs.readFileSync(path.join(ROOT, 'docker', 'compose.yaml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
+const compose = parse(fs.readFileSync(path.join(ROOT, 'docker', 'compose.yaml'), 'utf8'), { merge: true }) as {
+  services: Record<string, ComposeService>;
+  volumes: Record<string, unknown>;
+};
 
 const build = (dataset: string, k: number) =>
   `mutation { buildIndex(model: "alexnet", dataset: "${dataset}", layers: ${JSON.stringify(LAYERS)}, k: ${k}) { id state } }`;
@@ -67,7 +70,13 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
     fs.cpSync(path.join(dir, 'datasets', 'shared'), path.join(dir, 'datasets', 'poisoned'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'datasets', 'poisoned', `img-00${POISONED}.png`), Buffer.from('not a picture, though named like one'));
     const services = await createServices(
-      loadConfig({ MODELS_DIR: FIXTURE_MODELS, DATASETS_DIR: path.join(dir, 'datasets'), CACHE_DIR: path.join(dir, 'single'), LOG_LEVEL: 'warn', ORT_WORKER: '0' }),
+      loadConfig({
+        MODELS_DIR: FIXTURE_MODELS,
+        DATASETS_DIR: path.join(dir, 'datasets'),
+        CACHE_DIR: path.join(dir, 'single'),
+        LOG_LEVEL: 'warn',
+        ORT_WORKER: '0',
+      }),
     );
     try {
       for (const name of ['shared', 'poisoned']) {
@@ -232,34 +241,42 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
       );
     });
 
-  test('kill -9 of a worker mid-chunk and of the API replica that started the job: the other worker finishes, the other replica streams it', { timeout: 60_000 }, async () => {
-    const [victim, survivor] = workers;
-    const [starter, watcher] = apis;
-    const job = (await gql(starter.url, build('shared', 7))).data.buildIndex;
-    // The victim dies as soon as it has taken a chunk of this job, before it can merge it.
-    const killed = new Promise<number>((resolve) => {
-      const poll = setInterval(() => {
-        const [taken] = chunkLines(victim, job.id, /chunk started/);
-        if (!taken) return;
-        clearInterval(poll);
-        victim.proc.kill('SIGKILL');
-        starter.proc.kill('SIGKILL');
-        resolve(taken.chunk as number);
-      }, 1);
-    });
-    const seen = await watch(watcher, job.id);
-    const chunk = await killed;
-    assert.deepEqual(seen.at(-1), { state: 'DONE', imagesDone: IMAGES });
-    assert.equal(chunkLines(victim, job.id, /chunk merged/).filter((l) => l.chunk === chunk).length, 0, `the victim was killed before merging chunk ${chunk}`);
-    assert.ok(
-      chunkLines(survivor, job.id, /chunk merged/).some((l) => l.chunk === chunk && l.merged === true),
-      `the survivor took chunk ${chunk} over (BullMQ's stalled-job check) and merged it`,
-    );
-    assert.deepEqual((await stored(job.id)).rows, referenceTop('shared', 7), 'the top-7 of an uninterrupted run, row for row');
-    // Replacements, as Docker's restart policy would start them.
-    apis[0] = await start('api', 2);
-    workers[0] = await start('worker', 2);
-  });
+  test(
+    'kill -9 of a worker mid-chunk and of the API replica that started the job: the other worker finishes, the other replica streams it',
+    { timeout: 60_000 },
+    async () => {
+      const [victim, survivor] = workers;
+      const [starter, watcher] = apis;
+      const job = (await gql(starter.url, build('shared', 7))).data.buildIndex;
+      // The victim dies as soon as it has taken a chunk of this job, before it can merge it.
+      const killed = new Promise<number>((resolve) => {
+        const poll = setInterval(() => {
+          const [taken] = chunkLines(victim, job.id, /chunk started/);
+          if (!taken) return;
+          clearInterval(poll);
+          victim.proc.kill('SIGKILL');
+          starter.proc.kill('SIGKILL');
+          resolve(taken.chunk as number);
+        }, 1);
+      });
+      const seen = await watch(watcher, job.id);
+      const chunk = await killed;
+      assert.deepEqual(seen.at(-1), { state: 'DONE', imagesDone: IMAGES });
+      assert.equal(
+        chunkLines(victim, job.id, /chunk merged/).filter((l) => l.chunk === chunk).length,
+        0,
+        `the victim was killed before merging chunk ${chunk}`,
+      );
+      assert.ok(
+        chunkLines(survivor, job.id, /chunk merged/).some((l) => l.chunk === chunk && l.merged === true),
+        `the survivor took chunk ${chunk} over (BullMQ's stalled-job check) and merged it`,
+      );
+      assert.deepEqual((await stored(job.id)).rows, referenceTop('shared', 7), 'the top-7 of an uninterrupted run, row for row');
+      // Replacements, as Docker's restart policy would start them.
+      apis[0] = await start('api', 2);
+      workers[0] = await start('worker', 2);
+    },
+  );
 
   test('Redis restarted empty mid-job: the chunks it lost are queued again, each merged once', { timeout: 60_000 }, async () => {
     const job = (await gql(apis[0].url, build('shared', 5))).data.buildIndex;
@@ -275,7 +292,11 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
     const { rows, chunks } = await stored(job.id);
     assert.equal(chunks.size, IMAGES / CHUNK);
     const merges = workers.flatMap((w) => chunkLines(w, job.id, /chunk merged/)).filter((l) => l.merged === true);
-    assert.deepEqual(merges.map((l) => l.chunk as number).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5], 'each chunk merged exactly once');
+    assert.deepEqual(
+      merges.map((l) => l.chunk as number).sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5],
+      'each chunk merged exactly once',
+    );
     assert.deepEqual(rows, referenceTop('shared', 5), 'nothing counted twice: the top-5 of an uninterrupted run');
   });
 

@@ -70,7 +70,11 @@ export class PostgresIndexStore implements ChunkStore {
 
   async claim(id: string, owner: string, until: number, dead = ''): Promise<boolean> {
     const { rowCount } = await this.pool.query(
-      "UPDATE indexes SET owner = $1, lease_until = $2 WHERE id = $3 AND state IN ('QUEUED', 'RUNNING') AND (owner IS NULL OR owner IN ($1, $5) OR lease_until < $4)",
+      // SKIP LOCKED: a row locked by the holder's checkpoint in flight is not taken (nor waited for:
+      // a holder stopped mid-transaction would otherwise stall this call until it dies).
+      `UPDATE indexes SET owner = $1, lease_until = $2
+       WHERE id = (SELECT id FROM indexes WHERE id = $3 FOR UPDATE SKIP LOCKED)
+         AND state IN ('QUEUED', 'RUNNING') AND (owner IS NULL OR owner IN ($1, $5) OR lease_until < $4)`,
       [owner, until, id, Date.now(), dead],
     );
     return rowCount === 1;

@@ -93,7 +93,9 @@ export class IndexQueue {
       failed(job.data, e).catch((err: Error) => log.error({ job: job.data.id, err: err.message }, 'the index store failed'));
     });
     const reconcile = () =>
-      this.reconcile().catch((e: Error) => log.debug({ err: e.message }, 'index queue: could not queue unfinished jobs again (redis or the store unavailable)'));
+      this.reconcile().catch((e: Error) =>
+        log.debug({ err: e.message }, 'index queue: could not queue unfinished jobs again (redis or the store unavailable)'),
+      );
     connection.on('ready', () => void reconcile()); // at start, and when Redis is back (it may have restarted empty)
     this.reconciling = setInterval(reconcile, this.leaseMs);
   }

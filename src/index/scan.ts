@@ -73,8 +73,18 @@ export class IndexScan {
         let launched: Pending | null = null;
         if (decoding) {
           const { images, failed } = await decoding;
-          const compile = () => compileChannelMaxima(this.model.graph, this.model.shapes, this.layers.map((l) => l.tensor), this.model.preprocessing);
-          launched = { from: cursor, failed, results: Promise.all(images.map((img) => img && this.engine.forwardPixels(this.model, this.graph, compile, img))) };
+          const compile = () =>
+            compileChannelMaxima(
+              this.model.graph,
+              this.model.shapes,
+              this.layers.map((l) => l.tensor),
+              this.model.preprocessing,
+            );
+          launched = {
+            from: cursor,
+            failed,
+            results: Promise.all(images.map((img) => img && this.engine.forwardPixels(this.model, this.graph, compile, img))),
+          };
           launched.results.catch(ignore); // awaited below; meanwhile not unhandled
           cursor += images.length;
           decoding = cursor < to ? this.decode(cursor, to) : null;
