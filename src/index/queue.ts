@@ -11,6 +11,8 @@
  * - a chunk run twice (both of the above, or a worker that finished it while Redis was away)
  *   is merged once: the store records merged chunks in the merge's own transaction.
  * A chunk's BullMQ id is `<job>-<chunk>`: queuing one already queued or running adds nothing.
+ * (A chunk that stalls too often, say one that crashes its workers, is dropped by BullMQ without
+ * a 'failed' event; reconcile queues it again, so it is retried rather than lost.)
  */
 import { Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -87,8 +89,7 @@ export class IndexQueue {
     this.worker.on('error', (e) => log.debug({ err: e.message }, 'index worker: redis unavailable'));
     this.worker.on('completed', () => this.counts.completed++);
     this.worker.on('failed', (job, e) => {
-      // Retried unless this was its last attempt (or it stalled too often: BullMQ fails it outright).
-      if (!job || (job.attemptsMade < ATTEMPTS && !/stalled/i.test(e.message))) return;
+      if (!job || job.attemptsMade < ATTEMPTS) return; // retried
       this.counts.failed++;
       failed(job.data, e).catch((err: Error) => log.error({ job: job.data.id, err: err.message }, 'the index store failed'));
     });
