@@ -280,13 +280,15 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
 
   test('Redis restarted empty mid-job: the chunks it lost are queued again, each merged once', { timeout: 60_000 }, async () => {
     const job = (await gql(apis[0].url, build('shared', 5))).data.buildIndex;
-    let before = 0;
-    for (let i = 0; (before = (await gql(apis[1].url, JOB, { id: job.id })).data.node.imagesDone) < CHUNK; i++) {
-      assert.ok(i < 400, 'a first chunk merged');
-      await sleep(10);
+    // As soon as the workers take the job's first chunks, Redis dies with the others still queued.
+    const started = () => new Set(workers.flatMap((w) => chunkLines(w, job.id, /chunk started/)).map((l) => l.chunk as number));
+    for (let i = 0; started().size === 0; i++) {
+      assert.ok(i < 5000, 'the workers took a chunk');
+      await sleep(1);
     }
+    const takenBefore = started();
     await redis.restart();
-    assert.ok(before < IMAGES, `Redis restarted mid-job (${before} of ${IMAGES} images done)`);
+    assert.ok(takenBefore.size < IMAGES / CHUNK, `chunks were still queued when Redis lost them (taken: ${[...takenBefore]})`);
     const done = await finished(apis[1], job.id);
     assert.deepEqual({ state: done.state, imagesDone: done.imagesDone }, { state: 'DONE', imagesDone: IMAGES });
     const { rows, chunks } = await stored(job.id);
