@@ -4,7 +4,8 @@
  * loopback, as child processes. Index jobs go through one API replica while another streams their
  * progress; the workers take the chunks, and the top-k equals an uninterrupted single-process run
  * (SQLite, no Redis), row for row, through every fault: a worker and the API replica that started
- * the job killed mid-job (kill -9), Redis restarted empty mid-job, an undecodable image.
+ * the job killed mid-job (kill -9), Redis restarted empty mid-job, a job cancelled and started
+ * again, an undecodable image.
  */
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
@@ -300,6 +301,29 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
       'each chunk merged exactly once',
     );
     assert.deepEqual(rows, referenceTop('shared', 5), 'nothing counted twice: the top-5 of an uninterrupted run');
+  });
+
+  test('cancelJob mid-job: chunks in flight merge nothing; buildIndex again finishes the rest, each chunk merged once', { timeout: 60_000 }, async () => {
+    const job = (await gql(apis[0].url, build('shared', 8))).data.buildIndex;
+    for (let i = 0; (await gql(apis[1].url, JOB, { id: job.id })).data.node.imagesDone < CHUNK; i++) {
+      assert.ok(i < 5000, 'a first chunk merged');
+      await sleep(1);
+    }
+    const cancelled = (await gql(apis[1].url, `mutation($id: ID!) { cancelJob(id: $id) { state imagesDone } }`, { id: job.id })).data.cancelJob;
+    assert.equal(cancelled.state, 'CANCELLED');
+    assert.ok(cancelled.imagesDone < IMAGES, `cancelled mid-job (${cancelled.imagesDone} of ${IMAGES})`);
+    await sleep(1500); // the chunks that were running end, merging nothing
+    const after = (await gql(apis[0].url, JOB, { id: job.id })).data.node;
+    assert.deepEqual({ state: after.state, imagesDone: after.imagesDone }, cancelled);
+    assert.equal((await gql(apis[0].url, build('shared', 8))).data.buildIndex.state, 'QUEUED');
+    const done = await finished(apis[1], job.id);
+    assert.deepEqual({ state: done.state, imagesDone: done.imagesDone }, { state: 'DONE', imagesDone: IMAGES });
+    const merges = workers.flatMap((w) => chunkLines(w, job.id, /chunk merged/)).filter((l) => l.merged === true);
+    assert.deepEqual(
+      merges.map((l) => l.chunk as number).sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.deepEqual((await stored(job.id)).rows, referenceTop('shared', 8));
   });
 
   test('an undecodable image fails only itself, named in the job; the rest is indexed as by one process', { timeout: 60_000 }, async () => {

@@ -190,9 +190,13 @@ export class JobManager extends EventEmitter {
     const run = this.running.get(id);
     if (run) run.cancelled = true;
     if (!run?.owned) {
-      // Run by another process, if by any: it stops at its next checkpoint (the lease is released).
+      // Run by another process, if by any: it stops at its next checkpoint (the lease is released);
+      // with the queue, chunks not yet merged find the job cancelled and merge nothing.
       const row = await this.store.get(id);
-      if (row && (row.state === 'QUEUED' || row.state === 'RUNNING')) await this.store.setState(id, 'CANCELLED');
+      if (row && UNFINISHED.has(row.state)) {
+        await this.store.setState(id, 'CANCELLED');
+        await this.progress(id); // to every replica's subscribers: no process running it will say so
+      }
     }
     return this.info(id);
   }
