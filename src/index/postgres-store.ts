@@ -12,14 +12,20 @@ const SCHEMA = `
     id TEXT PRIMARY KEY, model TEXT NOT NULL, model_sha TEXT NOT NULL, dataset TEXT NOT NULL,
     fingerprint TEXT NOT NULL, layers TEXT NOT NULL, k INTEGER NOT NULL, state TEXT NOT NULL,
     next_image INTEGER NOT NULL, total INTEGER NOT NULL, error TEXT,
-    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, owner TEXT, lease_until BIGINT NOT NULL DEFAULT 0);
+    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, owner TEXT, lease_until BIGINT NOT NULL DEFAULT 0,
+    chunk_size INTEGER);
   CREATE TABLE IF NOT EXISTS top_k (
     index_id TEXT NOT NULL, layer TEXT NOT NULL, channel INTEGER NOT NULL, entries BYTEA NOT NULL,
     PRIMARY KEY (index_id, layer, channel));
   CREATE TABLE IF NOT EXISTS failed_images (
     index_id TEXT NOT NULL, image INTEGER NOT NULL, name TEXT NOT NULL, error TEXT NOT NULL,
     PRIMARY KEY (index_id, image));
-  ALTER TABLE indexes ADD COLUMN IF NOT EXISTS chunk_size INTEGER;
+  -- Databases of earlier versions: the column is added only where it is missing, since ALTER TABLE
+  -- waits for every transaction on the table (a stalled process's would stall every start).
+  DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'indexes' AND column_name = 'chunk_size')
+    THEN ALTER TABLE indexes ADD COLUMN chunk_size INTEGER; END IF;
+  END $$;
   CREATE TABLE IF NOT EXISTS index_chunks (index_id TEXT NOT NULL, chunk INTEGER NOT NULL, PRIMARY KEY (index_id, chunk));
 `;
 
