@@ -88,10 +88,14 @@ describe('API replicas on Redis and PostgreSQL', () => {
     assert.equal(reference.length, 4);
     single.proc.kill('SIGKILL');
 
-    // Started through A, watched through B.
+    // Started through A, watched through B (connected first, so that it subscribes at once).
+    const client = createClient({ url: b.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket, lazy: false });
+    await new Promise<void>((resolve, reject) => {
+      client.on('connected', () => resolve());
+      client.on('error', reject);
+    });
     const job = (await gql(a.url, BUILD)).data.buildIndex;
     const seen: { state: string; imagesDone: number }[] = [];
-    const client = createClient({ url: b.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket });
     let killedAt = 0;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -101,8 +105,8 @@ describe('API replicas on Redis and PostgreSQL', () => {
           {
             next: ({ data }) => {
               seen.push(data!.jobProgress);
-              // Half-way, A dies; B takes its chunks over.
-              if (!killedAt && data!.jobProgress.imagesDone >= 16) {
+              // Once B has heard A's progress live (its first event is the state when it subscribed), A dies; B takes its chunks over.
+              if (!killedAt && seen.length >= 2 && data!.jobProgress.state === 'RUNNING') {
                 killedAt = data!.jobProgress.imagesDone;
                 a.proc.kill('SIGKILL');
               }
