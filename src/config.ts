@@ -151,6 +151,14 @@ export interface Config {
   apiKeysForReads: boolean;
   /** Requests per minute one key may make (API_KEY_RATE_LIMIT, default 0 = no limit); over it: OVERLOADED, HTTP 429, Retry-After. */
   apiKeyRateLimit: number;
+  /**
+   * The secret that signs the recipes of projection URLs (URL_SIGNING_KEY, at least 32
+   * characters; cache/blobs.ts): /img and /tensors make bytes only from a recipe this server (or
+   * a replica with the same key) handed out. Unset: a random key kept in CACHE_DIR/url-signing.key,
+   * so a server's URLs outlive its restarts; replicas sharing a cache (REDIS_URL) need the same one
+   * (the server warns at start without it).
+   */
+  urlSigningKey?: string;
 }
 
 export type Backend = 'cpu' | 'wasm' | 'cuda' | 'webgpu';
@@ -233,7 +241,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: list(env.API_KEYS),
     apiKeysForReads: /^(1|on|true|yes)$/i.test(env.API_KEYS_FOR_READS ?? ''),
     apiKeyRateLimit: int(env, 'API_KEY_RATE_LIMIT', 0),
+    urlSigningKey: urlSigningKey(env),
   };
+}
+
+function urlSigningKey(env: NodeJS.ProcessEnv): string | undefined {
+  const key = env.URL_SIGNING_KEY || undefined;
+  if (key !== undefined && key.length < 32) throw new Error('URL_SIGNING_KEY must be at least 32 characters (e.g. `openssl rand -hex 32`)');
+  return key;
 }
 
 /** A size in MB (decimals allowed, for small test bounds) as whole bytes. */

@@ -41,6 +41,9 @@ export interface RunningServer {
 
 export async function startServer(config: Config, services?: Services): Promise<RunningServer> {
   services ??= await createServices(config);
+  if (config.redisUrl && !config.urlSigningKey) {
+    log.warn('REDIS_URL without URL_SIGNING_KEY: this replica signs projection URLs with a key of its own (CACHE_DIR/url-signing.key), so the other replicas refuse the URLs it hands out (403); give every replica the same URL_SIGNING_KEY');
+  }
   const stopProgress = publishJobProgress(services.jobs, config.redisUrl); // to jobProgress subscriptions, of every replica with REDIS_URL
   const app = express();
   app.disable('x-powered-by');
@@ -72,21 +75,21 @@ export async function startServer(config: Config, services?: Services): Promise<
   });
   // Whole-response cache for operations whose @cacheControl hints allow it, keyed also by the served models and datasets.
   // Computed per request: the served models change when MODELS_DIR does (a few hashes' work).
-  // PUBLIC_URL is in the key too: cached answers carry absolute URLs.
-  const fingerprint = () => `${servedFingerprint(services.registry.models.values(), services.datasets.datasets.values())} ${config.publicUrl}`;
+  // PUBLIC_URL and the URL signing key are in the key too: cached answers carry absolute, signed URLs.
+  const fingerprint = () => `${servedFingerprint(services.registry.models.values(), services.datasets.datasets.values())} ${config.publicUrl} ${services.blobs.signingKeyId}`;
   if (config.responseCache) apollo.addPlugin(responseCache<Context>(services.cache, fingerprint));
   await apollo.start();
   const metrics = createMetrics(services);
 
   app.use(cors(config)); // CORS_ORIGINS, for every route (src/http/cors.ts)
   app.use(compression()); // gzip or brotli for what compresses (JSON, HTML, JS, CSS; not PNGs)
-  app.use(blobRoutes(services));
+  const admitted = admission(config.maxInflightRequests); // /graphql requests and blobs made from a recipe
+  app.use(blobRoutes(services, admitted));
   app.use(datasetRoutes(services.datasets));
   app.get('/metrics', metrics.route);
   app.use(graphiqlRoutes());
   app.use(galleryRoutes()); // the gallery page at /
   app.use(embedRoutes()); // /embed.js (web components) and /client.js (the typed client)
-  const admitted = admission(config.maxInflightRequests);
   app.use(
     '/graphql',
     admitted, // at most MAX_INFLIGHT_REQUESTS at once, refused before the body is read

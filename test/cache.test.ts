@@ -48,6 +48,9 @@ const PROJECTION_AGAIN = `query Again($layer: String!, $index: Int!, $image: Ima
   model(name: "alexnet") { layer(name: $layer) { unit: filter(index: $index) {
     p: projection(image: $image) { seedValue imageUrl tensorUrl } activation(image: $image) { max } } featureMaps(image: $image) { tensorUrl } } } }`;
 
+/** The URL signing key shared by replicas (REDIS_URL needs one). */
+const SIGNING_KEY = 'cache-test-url-signing-key-0123456789abcdef';
+
 const tmpdir = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `convscope-${tag}-`));
 
 /** Every file under `dir`, recursively. */
@@ -387,9 +390,9 @@ describe('results through the API are computed once', () => {
       assert.deepEqual(ok<any>(await gql(s.url, query, vars)).model.layer.filter.projection, urls);
       const again = await fetchBytes(s.url + urls.imageUrl);
       assert.ok(again.status === 200 && again.bytes.equals(Buffer.from(expected[0])));
-      // A recipe under a name it does not give is not served.
+      // A recipe under a name it was not signed for is not served (test/signed-urls.test.ts has more).
       const forged = await fetchBytes(`${s.url}/img/${'0'.repeat(64)}.png${urls.imageUrl.slice(urls.imageUrl.indexOf('?'))}`);
-      assert.equal(forged.status, 404);
+      assert.equal(forged.status, 403);
       assert.equal(await s.services.cache.has(BlobStore.key('png', '0'.repeat(64))), false);
     } finally {
       await s.close();
@@ -515,9 +518,9 @@ describe('Redis tier', () => {
     const redis = await startRedis();
     const servers: Server[] = [];
     try {
-      const a = await startTestServer({ REDIS_URL: redis.url });
+      const a = await startTestServer({ REDIS_URL: redis.url, URL_SIGNING_KEY: SIGNING_KEY });
       servers.push(a);
-      const b = await startTestServer({ REDIS_URL: redis.url, RESPONSE_CACHE: 'off' });
+      const b = await startTestServer({ REDIS_URL: redis.url, URL_SIGNING_KEY: SIGNING_KEY, RESPONSE_CACHE: 'off' });
       servers.push(b);
       assert.notEqual(a.cacheDir, b.cacheDir);
       const vars = { layer: LAYER, index: 4, image: { base64: (await picture(224, 26)).toString('base64') } };
@@ -563,9 +566,9 @@ describe('Redis tier', () => {
     let seed = 100;
     try {
       // The default REDIS_TIMEOUT_MS (1 s): without the breaker, each of a query's lookups waits for it.
-      const a = await startTestServer({ REDIS_URL: redis.url, RESPONSE_CACHE: 'off' });
+      const a = await startTestServer({ REDIS_URL: redis.url, URL_SIGNING_KEY: SIGNING_KEY, RESPONSE_CACHE: 'off' });
       servers.push(a);
-      const b = await startTestServer({ REDIS_URL: redis.url, RESPONSE_CACHE: 'off' });
+      const b = await startTestServer({ REDIS_URL: redis.url, URL_SIGNING_KEY: SIGNING_KEY, RESPONSE_CACHE: 'off' });
       servers.push(b);
       const vars = async () => ({ layer: LAYER, index: 6, image: { base64: (await picture(224, seed++)).toString('base64') } });
       /** The time of one uncached projection query on `s`, ms. */

@@ -7,15 +7,15 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 export interface Admission extends RequestHandler {
-  /** /graphql requests being handled now. */
+  /** /graphql requests, and blobs being made from a recipe (blobs.ts), handled now. */
   readonly inFlight: number;
   /** Requests refused so far. */
   readonly refused: number;
 }
 
 /**
- * Express middleware (before the body parser): at most `limit` /graphql requests are handled at
- * once; one more is refused at once with 503, OVERLOADED, `retryAfterMs` and Retry-After,
+ * Express middleware (before the body parser): at most `limit` /graphql requests (and blobs made
+ * from a recipe, http/blobs.ts) are handled at once; one more is refused at once with 503, OVERLOADED, `retryAfterMs` and Retry-After,
  * before its body is read. This bounds all the work of requests, including what comes before
  * the inference queue (body parsing, image decoding) and what onnxruntime-node's runs, which
  * hold the event loop, make wait: without it, requests over capacity wait, unbounded, for the

@@ -1,10 +1,10 @@
 /**
- * The bytes behind a blob URL (/img, /tensors): kept ones, or, for a URL that carries a recipe
- * (views.ts ProjectionRecipe), made now through the same service functions a query uses — the
+ * The bytes behind a blob URL (/img, /tensors) that carries a recipe (views.ts ProjectionRecipe)
+ * and whose bytes are not kept: made now through the same service functions a query uses — the
  * result from the cache or computed again, then rendered — so they are the bytes a render at
  * query time would give, whenever and wherever the URL is fetched.
  */
-import { BlobKind, BlobStore } from '../cache/blobs';
+import { BlobKind } from '../cache/blobs';
 import { notFound } from '../errors';
 import { SourceImage } from '../inference';
 import { LRN_MODES, METHODS, SEED_MODES } from '../vocabulary';
@@ -16,18 +16,15 @@ import type { Services } from './services';
 import { ProjectionRecipe, projectionRenderKey, renderProjection } from './views';
 
 /**
- * The blob's bytes; undefined when they are not kept and `recipe` (the URL's `?r=`) is none.
- * NOT_FOUND when the recipe no longer gives the bytes its name says (the model or image changed,
- * or the upload is gone).
+ * The bytes of the blob named `hash`, made from its recipe (the URL's `?r=`, its signature
+ * already checked: BlobStore.recipe) and kept. NOT_FOUND when the recipe no longer gives the
+ * bytes its name says (the model or image changed, or the upload is gone).
  */
-export async function blobBytes(services: Services, kind: BlobKind, hash: string, recipe: unknown): Promise<Uint8Array | undefined> {
-  const kept = await services.blobs.get(kind, hash);
-  if (kept) return kept;
-  const r = BlobStore.recipe(recipe) as ProjectionRecipe | undefined;
-  if (!r || typeof r !== 'object') return undefined;
+export async function renderBlob(services: Services, kind: BlobKind, hash: string, recipe: unknown): Promise<Uint8Array> {
+  if (!recipe || typeof recipe !== 'object') throw notFound("this URL's recipe is not one convscope made");
   // Single flight: concurrent first fetches of one URL render once.
   return services.cache.singleFlight(`render:${hash}.${kind}`, async () => {
-    const bytes = await makeProjection(services, r, kind, hash);
+    const bytes = await makeProjection(services, recipe as ProjectionRecipe, kind, hash);
     await services.blobs.putAt(kind, hash, bytes);
     return bytes;
   });

@@ -4,7 +4,7 @@
  * them without either.
  */
 import path from 'node:path';
-import { BlobStore } from '../cache/blobs';
+import { BlobStore, urlSigningKey } from '../cache/blobs';
 import { openStore, TieredStore } from '../cache/store';
 import { Config } from '../config';
 import { Engine } from '../engine/engine';
@@ -47,7 +47,7 @@ export async function createServices(config: Config): Promise<Services> {
   });
   const registry = await ModelRegistry.load(config.modelsDir, runtime, config);
   const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
-  const blobs = new BlobStore(cache, config.publicUrl);
+  const blobs = new BlobStore(cache, config.publicUrl, urlSigningKey(config.urlSigningKey, config.cacheDir)); // URL_SIGNING_KEY signs projection URLs' recipes
   const images = new ImageStore(config.cacheDir, config, config.uploadsBytes);
   const inference = new Inference(engine, config, cache);
   const datasets = DatasetRegistry.load(config.datasetsDir);
