@@ -3,6 +3,7 @@
  * (or src/index/store.ts), whose values and meanings it shows as they are.
  */
 import { registerEnumType } from 'type-graphql';
+import { JOB_KINDS } from '../src/index/jobs';
 import { JOB_STATES } from '../src/index/store';
 import { FILL_MODES, LRN_MODES, METHODS, OBJECTIVES, SEED_MODES, TARGET_SOURCES, TRANSFORMS, UNIT_ORDERS } from '../src/vocabulary';
 
@@ -30,3 +31,4 @@ export const JobStateEnum = graphqlEnum(JOB_STATES, 'JobState');
 export const InvarianceTransform = graphqlEnum(TRANSFORMS, 'InvarianceTransform', 'How Model.invariance moves the image, about its centre, as the model sees it (ZF Fig. 5).');
 export const TargetSourceEnum = graphqlEnum(TARGET_SOURCES, 'TargetSource', 'Where a class to follow comes from.');
 export const UnitOrderEnum = graphqlEnum(UNIT_ORDERS, 'UnitOrder', "How Layer.units orders a layer's units.");
+export const JobKindEnum = graphqlEnum(JOB_KINDS, 'JobKind', 'What a job makes.');

@@ -1,12 +1,17 @@
-/** Index jobs: a model run over a dataset to find each filter's top-k images (ZF Fig. 2). */
+/**
+ * Jobs: index jobs (a model run over a dataset to find each filter's top-k images, ZF Fig. 2)
+ * and atlas jobs (every unit's top-k written as a static site).
+ */
 import { Arg, Ctx, Field, Float, ID, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { Context } from '../src/context';
 import { badInput, notFound } from '../src/errors';
 import { JobInfo } from '../src/index/jobs';
 import { findDataset, findModel } from '../src/service/lookup';
-import { buildIndex, jobUpdates } from '../src/service/top-activations';
+import { buildAtlas } from '../src/service/atlas';
+import { allJobs, cancelJob, jobUpdates } from '../src/service/jobs';
+import { buildIndex } from '../src/service/top-activations';
 import { NoCache } from './cache-control';
-import { JobStateEnum } from './enums';
+import { JobKindEnum, JobStateEnum } from './enums';
 import { fromGlobalId, NodeInterface, toGlobalId } from './node';
 
 @ObjectType('FailedImage', { description: 'A dataset image an index job left out: it could not be read or decoded.' })
@@ -19,13 +24,17 @@ export class FailedImageType {
 @NoCache() // its state and progress change while it runs
 @ObjectType('Job', {
   implements: NodeInterface,
-  description: 'A top-k index job: a model run over a dataset. Poll it with node(id) or subscribe to jobProgress.',
+  description:
+    "A job: a top-k index (a model run over a dataset; buildIndex) or a whole-model atlas (buildAtlas). Poll it with node(id) or subscribe to jobProgress.",
 })
 export class JobType implements NodeInterface {
   static graphqlName = 'Job';
   constructor(readonly info: JobInfo) {}
   @Field(() => ID) get id(): string {
     return toGlobalId('Job', this.info.id);
+  }
+  @Field(() => JobKindEnum) get kind(): string {
+    return this.info.kind;
   }
   @Field(() => JobStateEnum) get state(): string {
     return this.info.state;
@@ -42,13 +51,22 @@ export class JobType implements NodeInterface {
   @Field(() => Int) get k(): number {
     return this.info.k;
   }
-  @Field(() => Int) get imagesDone(): number {
+  @Field(() => Int, { description: 'Images indexed (an atlas job: of the index it builds or waits for first).' }) get imagesDone(): number {
     return this.info.imagesDone;
   }
   @Field(() => Int) get imagesTotal(): number {
     return this.info.imagesTotal;
   }
-  @Field(() => Float, { nullable: true, description: 'Images per second in this run.' }) get rate(): number | null {
+  @Field(() => Int, { nullable: true, description: 'Atlas jobs: units whose pages are written (null for index jobs).' }) get unitsDone(): number | null {
+    return this.info.unitsDone;
+  }
+  @Field(() => Int, { nullable: true, description: 'Atlas jobs: units of the atlas, once its index is built (null for index jobs).' }) get unitsTotal(): number | null {
+    return this.info.unitsTotal;
+  }
+  @Field(() => String, { nullable: true, description: "Atlas jobs, once DONE: the URL of the atlas's index.html, a static site (else null)." }) get url(): string | null {
+    return this.info.url;
+  }
+  @Field(() => Float, { nullable: true, description: 'Images (index jobs) or units (atlas jobs) per second in this run.' }) get rate(): number | null {
     return this.info.rate;
   }
   @Field(() => Float, { nullable: true, description: 'Seconds left at that rate.' }) get eta(): number | null {
@@ -72,9 +90,9 @@ export function jobKey(id: string): string {
 
 @Resolver(() => JobType)
 export class JobResolver {
-  @Query(() => [JobType], { description: 'Every index job this server knows, oldest first.' })
+  @Query(() => [JobType], { description: 'Every job this server knows: index jobs, oldest first, then the atlas jobs of this process.' })
   async jobs(@Ctx() ctx: Context): Promise<JobType[]> {
-    return (await ctx.services.jobs.all()).map((j) => new JobType(j));
+    return (await allJobs(ctx.services)).map((j) => new JobType(j));
   }
 
   @Mutation(() => JobType, {
@@ -92,9 +110,24 @@ export class JobResolver {
     return new JobType(await buildIndex(services, findModel(services, modelName), findDataset(services, datasetName), layers ?? undefined, k));
   }
 
-  @Mutation(() => JobType, { description: 'Stops a running job after its current batch; buildIndex resumes it later.' })
+  @Mutation(() => JobType, {
+    description:
+      "Starts writing the whole-model atlas of `model` over `dataset` (returns at once): for every unit of `layers` (default: every Conv and Relu), its top-k projections beside their image patches, as a static site (an HTML page per layer and per unit, pictures named by their hash) served at the job's `url` when DONE and working from disk too. Builds the index first if need be; an atlas that exists unchanged is returned as is.",
+  })
+  async buildAtlas(
+    @Arg('model') modelName: string,
+    @Arg('dataset') datasetName: string,
+    @Arg('layers', () => [String], { nullable: true }) layers: string[] | undefined,
+    @Arg('k', () => Int, { defaultValue: 9 }) k: number,
+    @Ctx() ctx: Context,
+  ): Promise<JobType> {
+    const { services } = ctx;
+    return new JobType(await buildAtlas(services, findModel(services, modelName), findDataset(services, datasetName), layers ?? undefined, k));
+  }
+
+  @Mutation(() => JobType, { description: 'Stops a running job: an index job after its current batch (buildIndex resumes it later), an atlas job at its next unit.' })
   async cancelJob(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<JobType> {
-    const info = await ctx.services.jobs.cancel(jobKey(id));
+    const info = await cancelJob(ctx.services, jobKey(id));
     if (!info) throw notFound(`no job ${id}`);
     return new JobType(info);
   }

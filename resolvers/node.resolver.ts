@@ -2,6 +2,7 @@ import { GraphQLResolveInfo } from 'graphql';
 import { Arg, Ctx, ID, Info, Query, Resolver } from 'type-graphql';
 import { Context } from '../src/context';
 import { notFound } from '../src/errors';
+import { findJob } from '../src/service/jobs';
 import { findDataset, findLayer, findModel, findUnit } from '../src/service/lookup';
 import { DatasetType } from './dataset.resolver';
 import { imageType, resolveImage } from './image.resolver';
@@ -40,7 +41,7 @@ async function findNode(ctx: Context, id: string): Promise<NodeInterface> {
     case 'Dataset':
       return new DatasetType(findDataset(services, String(parts[0])));
     case 'Job': {
-      const info = await services.jobs.info(String(parts[0]));
+      const info = await findJob(services, String(parts[0]));
       if (!info) throw notFound(`no job ${id}`);
       return new JobType(info);
     }

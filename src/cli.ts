@@ -40,9 +40,23 @@ function jobBar(info: JobInfo): string {
   return bar(info.imagesDone, info.imagesTotal, `${rate} ${eta}`);
 }
 
-/** Writes a progress line: over itself on a terminal, one per line otherwise. */
+/**
+ * Writes a progress line: on a terminal, over itself (at most every 100 ms, and always the last);
+ * otherwise one line per `step` (e.g. a layer, or a tenth of the work), so a log stays short.
+ */
 const tty = process.stderr.isTTY;
-const progress = (line: string) => process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+let shownAt = 0;
+let shownStep: string | undefined;
+const progress = (line: string, step = line, last = false) => {
+  if (tty) {
+    if (!last && performance.now() - shownAt < 100) return;
+    shownAt = performance.now();
+    process.stderr.write(`\r${line}\x1b[K`);
+  } else if (step !== shownStep || last) {
+    shownStep = step;
+    process.stderr.write(`${line}\n`);
+  }
+};
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -66,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
   if (!dataset) throw new Error(`no dataset "${values.dataset}"; datasets: ${services.datasets.names().join(', ')}`);
   const layers = values.layers ? values.layers.split(',') : defaultIndexLayers(model);
   for (const l of layers) if (!model.layerByName.has(l)) throw new Error(`model "${model.name}" has no layer "${l}"`);
-  services.jobs.on('progress', (info: JobInfo) => progress(jobBar(info)));
+  services.jobs.on('progress', (info: JobInfo) => progress(jobBar(info), undefined, info.state !== 'RUNNING' && info.state !== 'QUEUED'));
   if (services.jobs.queue && services.config.indexInApi) services.jobs.work(services.config.indexWorkerChunks);
   const started = await services.jobs.start(model, dataset, layers, Number(values.k));
   let interrupted = false;
@@ -87,7 +101,7 @@ async function main(argv: string[]): Promise<number> {
     k: Number(values.k),
     layers,
     cancelled: () => interrupted,
-    onProgress: (p) => progress(bar(p.unitsDone, p.unitsTotal, `units  ${p.layer}`)),
+    onProgress: (p) => progress(bar(p.unitsDone, p.unitsTotal, `units  ${p.layer}`), `${p.layer} ${Math.floor((10 * p.unitsDone) / p.unitsTotal)}`, p.unitsDone === p.unitsTotal),
   });
   if (tty) process.stderr.write('\n');
   console.log(JSON.stringify({ out: values.out, seconds: (performance.now() - start) / 1000, layers: report }));

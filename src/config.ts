@@ -7,6 +7,8 @@ export interface Config {
   modelsDir: string;
   datasetsDir: string;
   cacheDir: string;
+  /** Where buildAtlas writes atlases, one folder each, served at /atlas/ (ATLAS_DIR, default CACHE_DIR/atlas). */
+  atlasDir: string;
   logLevel: string;
   /** cpu (onnxruntime-node, default), wasm (onnxruntime-web), cuda, webgpu. */
   backend: Backend;
@@ -187,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     modelsDir: dir('MODELS_DIR', 'models'),
     datasetsDir: dir('DATASETS_DIR', 'datasets'),
     cacheDir: dir('CACHE_DIR', '.cache'),
+    atlasDir: path.resolve(env.ATLAS_DIR || path.join(dir('CACHE_DIR', '.cache'), 'atlas')),
     logLevel: env.LOG_LEVEL || 'info',
     backend,
     threads: int(env, 'ORT_THREADS', 2, 1),

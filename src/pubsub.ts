@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { createPubSub } from '@graphql-yoga/subscription';
 import { createClient } from '@redis/client';
-import type { JobInfo, JobManager } from './index/jobs';
+import type { EventEmitter } from 'node:events';
+import type { JobInfo } from './index/jobs';
 import { log } from './log';
 
 export const JOB_PROGRESS = 'JOB_PROGRESS';
@@ -55,13 +56,13 @@ export function progressChannel(redisUrl?: string): ProgressChannel {
   };
 }
 
-/** Sends the progress events of this process's jobs (its runs, or its chunks as a worker) down `progressChannel`; returns what stops it. */
-export function publishJobProgress(jobs: JobManager, redisUrl?: string): () => Promise<void> {
+/** Sends the progress events of this process's jobs (index and atlas jobs: its runs, or its chunks as a worker) down `progressChannel`; returns what stops it. */
+export function publishJobProgress(sources: EventEmitter[], redisUrl?: string): () => Promise<void> {
   const channel = progressChannel(redisUrl);
   const publish = (info: JobInfo | undefined) => info && channel.publish(info);
-  jobs.on('progress', publish);
+  for (const jobs of sources) jobs.on('progress', publish);
   return async () => {
-    jobs.off('progress', publish);
+    for (const jobs of sources) jobs.off('progress', publish);
     await channel.close();
   };
 }

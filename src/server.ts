@@ -15,6 +15,7 @@ import { apolloCache, responseCache, servedFingerprint } from './cache/apollo';
 import { Config } from './config';
 import { Context, createContext } from './context';
 import { apiKeys } from './http/api-keys';
+import { atlasRoutes } from './http/atlas';
 import { blobRoutes } from './http/blobs';
 import { cors } from './http/cors';
 import { datasetRoutes } from './http/datasets';
@@ -44,7 +45,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   if (config.redisUrl && !config.urlSigningKey) {
     log.warn('REDIS_URL without URL_SIGNING_KEY: this replica signs projection URLs with a key of its own (CACHE_DIR/url-signing.key), so the other replicas refuse the URLs it hands out (403); give every replica the same URL_SIGNING_KEY');
   }
-  const stopProgress = publishJobProgress(services.jobs, config.redisUrl); // to jobProgress subscriptions, of every replica with REDIS_URL
+  const stopProgress = publishJobProgress([services.jobs, services.atlases], config.redisUrl); // to jobProgress subscriptions, of every replica with REDIS_URL
   const app = express();
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
@@ -86,6 +87,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   const admitted = admission(config.maxInflightRequests); // /graphql requests and blobs made from a recipe
   app.use(blobRoutes(services, admitted));
   app.use(datasetRoutes(services.datasets));
+  app.use('/atlas', atlasRoutes(config.atlasDir)); // the atlases buildAtlas wrote, as static sites
   app.get('/metrics', metrics.route);
   app.use(graphiqlRoutes());
   app.use(galleryRoutes()); // the gallery page at /
@@ -145,6 +147,7 @@ export async function startServer(config: Config, services?: Services): Promise<
     async close() {
       stopRescans();
       await services.jobs.close(); // running index jobs stop at their next checkpoint, queued chunks once merged
+      await services.atlases.close(); // running atlas jobs stop at their next unit
       await stopProgress();
       await subscriptions.close();
       await apollo.stop();

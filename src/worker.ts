@@ -26,7 +26,7 @@ export async function startWorker(config: Config): Promise<RunningWorker> {
   }
   const services = await createServices(config);
   const queue = services.jobs.queue!;
-  const stopProgress = publishJobProgress(services.jobs, config.redisUrl); // to every API replica's jobProgress subscribers
+  const stopProgress = publishJobProgress([services.jobs], config.redisUrl); // to every API replica's jobProgress subscribers
   services.jobs.work(config.indexWorkerChunks);
   const health = http.createServer((req, res) => {
     if (req.method !== 'GET' || req.url !== '/healthz') {

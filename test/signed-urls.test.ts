@@ -31,7 +31,11 @@ function zfnetOnly(): string {
 async function picture(seed: number): Promise<string> {
   const raw = Buffer.alloc(112 * 112 * 3);
   for (let i = 0; i < raw.length; i++) raw[i] = (i * (seed + 7) + ((i / 336) | 0) * seed) % 251;
-  return (await sharp(raw, { raw: { width: 112, height: 112, channels: 3 } }).png().toBuffer()).toString('base64');
+  return (
+    await sharp(raw, { raw: { width: 112, height: 112, channels: 3 } })
+      .png()
+      .toBuffer()
+  ).toString('base64');
 }
 
 function ok<T>(res: GqlResult<T>): T {
@@ -53,7 +57,12 @@ async function get(url: string) {
 
 const parts = (url: string) => {
   const u = new URL(url, 'http://x');
-  return { path: u.pathname, hash: u.pathname.slice(u.pathname.lastIndexOf('/') + 1, u.pathname.lastIndexOf('.')), r: u.searchParams.get('r')!, s: u.searchParams.get('s')! };
+  return {
+    path: u.pathname,
+    hash: u.pathname.slice(u.pathname.lastIndexOf('/') + 1, u.pathname.lastIndexOf('.')),
+    r: u.searchParams.get('r')!,
+    s: u.searchParams.get('s')!,
+  };
 };
 const recipeOf = (url: string) => JSON.parse(Buffer.from(parts(url).r, 'base64url').toString());
 const encode = (recipe: unknown) => Buffer.from(JSON.stringify(recipe)).toString('base64url');
@@ -165,7 +174,13 @@ describe('signed projection URLs', () => {
   });
 
   test('making bytes from a recipe is admitted like a request: over MAX_INFLIGHT_REQUESTS, 503 OVERLOADED with Retry-After', async () => {
-    const busy = await startTestServer({ MODELS_DIR: modelsDir, URL_SIGNING_KEY: KEY, MAX_INFLIGHT_REQUESTS: '1', BATCH_WINDOW_MS: '600', BATCH_IDLE_START: 'false' });
+    const busy = await startTestServer({
+      MODELS_DIR: modelsDir,
+      URL_SIGNING_KEY: KEY,
+      MAX_INFLIGHT_REQUESTS: '1',
+      BATCH_WINDOW_MS: '600',
+      BATCH_IDLE_START: 'false',
+    });
     try {
       const img = await picture(9);
       const urls = await urlsOf(busy, img, 1);

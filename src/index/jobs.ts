@@ -26,8 +26,13 @@ import type { ChunkTask, IndexQueue } from './queue';
 import { IndexScan } from './scan';
 import { FailedImage, IndexRow, IndexStore, JobState } from './store';
 
+/** What a job makes: a top-k index (this file) or a whole-model atlas (atlas-jobs.ts). */
+export const JOB_KINDS = { INDEX: 'a top-k index of some layers over a dataset', ATLAS: "a whole-model atlas: every unit's top-k as a static site" } as const;
+export type JobKind = keyof typeof JOB_KINDS;
+
 export interface JobInfo {
   id: string;
+  kind: JobKind;
   model: string;
   dataset: string;
   layers: string[];
@@ -35,7 +40,10 @@ export interface JobInfo {
   state: JobState;
   imagesDone: number;
   imagesTotal: number;
-  /** Images per second over this process's run of the job. */
+  /** Atlas jobs: the units whose pages are written, of all (null for index jobs). */
+  unitsDone: number | null;
+  unitsTotal: number | null;
+  /** Images (index) or units (atlas) per second over this process's run of the job. */
   rate: number | null;
   /** Seconds left at that rate. */
   eta: number | null;
@@ -43,6 +51,8 @@ export interface JobInfo {
   /** Images left out of the index because they could not be read or decoded. */
   failedImages: FailedImage[];
   updatedAt: number;
+  /** Atlas jobs: the URL of the atlas's index.html once DONE (else null). */
+  url: string | null;
 }
 
 const UNFINISHED: ReadonlySet<JobState> = new Set(['QUEUED', 'RUNNING']);
@@ -223,6 +233,7 @@ export class JobManager extends EventEmitter {
     }
     return {
       id,
+      kind: 'INDEX',
       model: row.model,
       dataset: row.dataset,
       layers: row.layers,
@@ -230,11 +241,14 @@ export class JobManager extends EventEmitter {
       state: row.state,
       imagesDone: row.nextImage,
       imagesTotal: row.total,
+      unitsDone: null,
+      unitsTotal: null,
       rate,
       eta,
       error: row.error,
       failedImages: await this.store.failedImages(id),
       updatedAt: row.updatedAt,
+      url: null,
     };
   }
 

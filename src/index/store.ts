@@ -13,6 +13,8 @@ import { Candidate } from './topk';
 
 export const JOB_STATES = ['QUEUED', 'RUNNING', 'DONE', 'FAILED', 'CANCELLED'] as const;
 export type JobState = (typeof JOB_STATES)[number];
+/** Whether a job in this state has ended (and will not change unless started again). */
+export const jobEnded = (state: JobState): boolean => state === 'DONE' || state === 'FAILED' || state === 'CANCELLED';
 
 export interface IndexRow {
   id: string;

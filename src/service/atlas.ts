@@ -11,11 +11,20 @@
  *
  * A layer's projections are asked for together, image by image, so that the engine's
  * micro-batches hold many units of one image and its forward pass is shared (engine/projections.ts).
+ *
+ * `buildAtlas` (the mutation of the same name) does it as a job (index/atlas-jobs.ts): it builds
+ * or finds the index, then writes the atlas under ATLAS_DIR/<id>/, served at /atlas/<id>/. The id
+ * names the index, k, the layers and the versions of what the pages show, so an unchanged atlas
+ * is written once; its folder is written aside and moved in place when complete.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { defaultIndexLayers } from '../index/jobs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { renderKey } from '../cache/keys';
+import { AtlasReport } from '../index/atlas-jobs';
+import { defaultIndexLayers, JobInfo } from '../index/jobs';
+import { jobEnded } from '../index/store';
 import { Box } from '../images/maps';
 import { patchPng } from '../images/patches';
 import { SourceImage } from '../inference';
@@ -25,8 +34,50 @@ import { findLayer, layerUnits } from './lookup';
 import { projectUnit } from './projection';
 import { createScope } from './scope';
 import type { Services } from './services';
-import { topBox, topImage, topRows } from './top-activations';
+import { buildIndex, topBox, topImage, topRows } from './top-activations';
 import { renderProjection } from './views';
+
+/** Bump when the atlas's pages change: atlases are named by it too. */
+const ATLAS_VERSION = 'a1';
+
+/**
+ * Starts (or finds) the atlas of `layers` (default: every Conv and Relu) of `model` over
+ * `dataset`, top `k`: the index first (buildIndex: started or found), then the pages. Returns at once.
+ */
+export async function buildAtlas(services: Services, model: Model, dataset: Dataset, layers: string[] | undefined, k: number): Promise<JobInfo> {
+  const index = await buildIndex(services, model, dataset, layers, k); // checks the arguments, starts or finds the index
+  const id = `atlas-${renderKey('atlas', model, null, { index: index.id, k, version: ATLAS_VERSION }).split(':')[1].slice(0, 32)}`;
+  const { atlasDir, publicUrl } = services.config;
+  const dir = path.join(atlasDir, id);
+  const spec = { id, model: model.name, dataset: dataset.name, layers: index.layers, k, url: `${publicUrl}/atlas/${id}/index.html` };
+  const unitsTotal = index.layers.reduce((n, name) => n + layerUnits(model, findLayer(model, name)).length, 0);
+  if (fs.existsSync(path.join(dir, 'index.html'))) return services.atlases.finished(spec, unitsTotal); // written last: the folder is complete
+  return services.atlases.start(spec, async (report, cancelled) => {
+    // The index, built here or by another process sharing the store.
+    let info = await services.jobs.info(index.id);
+    while (info && !jobEnded(info.state)) {
+      if (cancelled()) throw new Error('the atlas was cancelled');
+      report({ imagesDone: info.imagesDone, imagesTotal: info.imagesTotal, unitsDone: 0, unitsTotal });
+      await sleep(200);
+      info = await services.jobs.info(index.id);
+    }
+    if (info?.state !== 'DONE') throw new Error(`its index job ${index.id} is ${info?.state ?? 'gone'}${info?.error ? `: ${info.error}` : ''}`);
+    const images = { imagesDone: info.imagesTotal, imagesTotal: info.imagesTotal };
+    const aside = path.join(atlasDir, '.tmp', `${id}-${randomUUID().slice(0, 8)}`); // not served: express.static ignores dot folders
+    try {
+      const onProgress = (p: AtlasProgress) => report({ ...images, unitsDone: p.unitsDone, unitsTotal: p.unitsTotal } satisfies AtlasReport);
+      await writeAtlas(services, model, dataset, aside, { k, layers: index.layers, cancelled, onProgress });
+      try {
+        fs.renameSync(aside, dir);
+      } catch (e) {
+        // Another process sharing ATLAS_DIR finished it first: the same atlas.
+        if (!fs.existsSync(path.join(dir, 'index.html'))) throw e;
+      }
+    } finally {
+      fs.rmSync(aside, { recursive: true, force: true });
+    }
+  });
+}
 
 export interface AtlasProgress {
   layer: string;
@@ -111,10 +162,11 @@ export async function writeAtlas(
     work.sort((a, b) => a.row.image - b.row.image);
     const cells: Cell[][] = units[l].map(() => []);
     let next = 0;
+    let made = 0;
     const window = Math.max(1, services.config.maxBatch) * 2;
     await Promise.all(
       Array.from({ length: window }, async () => {
-        while (next < work.length) {
+        while (next < work.length && !options.cancelled?.()) {
           const { unit, row, rank } = work[next++];
           const image = topImage(services, dataset, row);
           const projection = await projectUnit(scope, unit, image, {});
@@ -128,9 +180,13 @@ export async function writeAtlas(
             projection: keep(await renderProjection(projection, 'png', true)),
             patch: await patchOf(image, box),
           };
+          // The layer's units in proportion to its projections made.
+          const part = Math.floor((++made / work.length) * units[l].length);
+          options.onProgress?.({ layer: layer.name, layersDone: l, layersTotal: layers.length, unitsDone: unitsDone + part, unitsTotal });
         }
       }),
     );
+    if (options.cancelled?.()) throw new Error('the atlas was cancelled');
     writeLayer(outDir, model, layer, dataset, cells);
     unitsDone += units[l].length;
     report.push({ name: layer.name, units: units[l].length, seconds: (performance.now() - start) / 1000 });

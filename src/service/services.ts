@@ -11,6 +11,7 @@ import { Engine } from '../engine/engine';
 import { GraphCache } from '../engine/graph-cache';
 import { openRuntime } from '../engine/runtime';
 import { ImageStore } from '../images/store';
+import { AtlasJobs } from '../index/atlas-jobs';
 import { JobManager } from '../index/jobs';
 import { PostgresIndexStore } from '../index/postgres-store';
 import { IndexQueue } from '../index/queue';
@@ -31,6 +32,8 @@ export interface Services {
   images: ImageStore;
   datasets: DatasetRegistry;
   jobs: JobManager;
+  /** Atlas jobs (service/atlas.ts buildAtlas). */
+  atlases: AtlasJobs;
 }
 
 export async function createServices(config: Config): Promise<Services> {
@@ -57,5 +60,5 @@ export async function createServices(config: Config): Promise<Services> {
   const indexStore = postgres ?? new SqliteIndexStore(config.cacheDir);
   const queue = postgres && config.redisUrl ? new IndexQueue(config.redisUrl, postgres, config.indexChunkImages, config.indexLeaseMs) : undefined;
   const jobs = new JobManager(indexStore, registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs, config.indexLeaseMs, queue);
-  return { config, engine, registry, blobs, images, cache, inference, datasets, jobs };
+  return { config, engine, registry, blobs, images, cache, inference, datasets, jobs, atlases: new AtlasJobs() };
 }

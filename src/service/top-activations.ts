@@ -2,13 +2,12 @@
  * Index jobs and the top-k of each filter over a dataset (ZF Fig. 2): starting a job, the rows
  * of a finished index, and the grid of a page of filters' top projections beside their patches.
  */
-import { ApiError, badInput, notFound } from '../errors';
+import { ApiError, badInput } from '../errors';
 import { defaultIndexLayers, JobInfo } from '../index/jobs';
 import { Box } from '../images/maps';
 import { TopRow } from '../index/store';
 import { SourceImage } from '../inference';
 import type { Layer, Model, Unit } from '../model';
-import { JOB_PROGRESS, pubSub } from '../pubsub';
 import type { Dataset } from '../registry/datasets';
 import { toGlobalId } from '../ids';
 import { datasetImage } from './images';
@@ -90,31 +89,4 @@ export async function topActivationsGrid(scope: Scope, model: Model, layer: Laye
       ),
     ),
   );
-}
-
-const FINISHED: ReadonlySet<string> = new Set(['DONE', 'FAILED', 'CANCELLED']);
-
-/**
- * A job's progress for a subscription: its state now, then every change, ending with the job.
- * A client that subscribes after the last batch still hears DONE; one that subscribes to a
- * finished job gets its final state and an end, not a silent wait. Progress that arrives late
- * (workers publish each chunk's, and two may cross on the way) is skipped: it never goes back.
- */
-export async function* jobUpdates({ jobs }: Services, id: string): AsyncGenerator<JobInfo> {
-  const updates = pubSub.subscribe(JOB_PROGRESS)[Symbol.asyncIterator]();
-  let next = updates.next(); // listens from here on: nothing published while the state is read is lost
-  try {
-    let last = await jobs.info(id);
-    if (!last) throw notFound(`no job ${id}`);
-    yield last;
-    while (!FINISHED.has(last.state)) {
-      const { value, done } = await next;
-      if (done) return;
-      next = updates.next();
-      if (value.id !== id || (value.state === last.state && value.imagesDone <= last.imagesDone)) continue;
-      yield (last = value);
-    }
-  } finally {
-    await updates.return?.();
-  }
 }
