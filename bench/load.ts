@@ -2,21 +2,23 @@
  * Load test (run by hand; loopback only, bounded in time and requests):
  *   npm run build && node dist/bench/load.js [--models-dir test/fixtures/models] [--model zfnet]
  *     [--duration 90] [--concurrency 256] [--max-requests 200000] [--queue 64] [--inflight 64]
- *     [--rss-limit-mb 1500] [--images 3000]
+ *     [--rss-limit-mb 1500] [--images 3000] [--mix 40,30,25,5] [--occlusion 48,24]
  *   AlexNet:  /usr/bin/python3 bench/alexnet.py /tmp/alexnet/alexnet.onnx
  *             node dist/bench/load.js --models-dir /tmp/alexnet --model alexnet
  *
  * Starts `node dist/src/main.js` on 127.0.0.1 (a free port, a temporary CACHE_DIR, the bounds
  * MAX_QUEUED_ITEMS = --queue and MAX_INFLIGHT_REQUESTS = --inflight), then runs --concurrency clients for --duration seconds (or
- * until --max-requests), each sending, at random:
+ * until --max-requests), each sending, at random (--mix, in %, in this order):
  *   40 % metadata (models → layers),
  *   30 % cached projections (a few fixed image × filter pairs, computed before the clock starts),
- *   30 % uncached projections (an image never sent before, a random filter, layer and method).
+ *   25 % uncached projections (an image never sent before, a random filter, layer and method),
+ *    5 % occlusion (ZF Fig. 7 on an image never sent before: --occlusion size,stride in input
+ *        pixels; 48,24 is an 8×8 grid, 64 forward passes, and the probability map's value range).
  * A client that gets OVERLOADED waits the hinted retryAfterMs (at most 1 s) before its next
  * request, as a well-behaved client would. Every 250 ms the server's RSS is sampled
  * (/proc/<pid>/status); its peak (VmHWM) is read at the end. Then SIGTERM: the server must exit 0.
  *
- * Prints requests/s (all and answered), latency percentiles of answered requests, error counts
+ * Prints requests/s (all and answered), latency percentiles (p50, p99) of answered requests per kind, error counts
  * by code, HTTP statuses, RSS. Exits 1 if any error other than OVERLOADED happened, the server
  * died, its peak RSS went over --rss-limit-mb, or it did not shut down cleanly.
  */
@@ -44,6 +46,9 @@ const QUEUE = arg('queue', '64');
 const INFLIGHT = arg('inflight', '64');
 const RSS_LIMIT_MB = Number(arg('rss-limit-mb', '1500'));
 const UNCACHED_IMAGES = Number(arg('images', '3000'));
+const MIX = arg('mix', '40,30,25,5').split(',').map(Number);
+const [OCCLUSION_SIZE, OCCLUSION_STRIDE] = arg('occlusion', '48,24').split(',').map(Number);
+if (MIX.length !== 4 || MIX.some((x) => !(x >= 0))) throw new Error('--mix takes four percentages: metadata,cached,uncached,occlusion');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -148,6 +153,8 @@ async function noisePng(seed: number, size: number): Promise<string> {
 
 const PROJECTION = `query($model: String!, $layer: String!, $index: Int!, $image: ImageInput!, $method: ProjectionMethod) {
   model(name: $model) { layer(name: $layer) { filter(index: $index) { projection(image: $image, method: $method) { seedValue imageUrl } } } } }`;
+const OCCLUSION = `query($model: String!, $image: ImageInput!, $size: Int!, $stride: Int!) {
+  model(name: $model) { occlusion(image: $image, size: $size, stride: $stride) { width height targetClass classProbability { min max } } } }`;
 const METADATA = `query { models(first: 10) { nodes { name inputShape layers(first: 30) { nodes { name op outputShape receptiveField { size stride } } } } } }`;
 
 interface Outcome {
@@ -193,7 +200,9 @@ async function send(url: string, query: string, variables: Record<string, unknow
 const pct = (xs: number[], p: number) => (xs.length ? xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] : NaN);
 
 async function main() {
-  console.log(`load: ${MODEL} from ${MODELS_DIR}; ${CONCURRENCY} clients for ${DURATION_S} s (at most ${MAX_REQUESTS} requests); MAX_QUEUED_ITEMS=${QUEUE}, MAX_INFLIGHT_REQUESTS=${INFLIGHT}`);
+  console.log(
+    `load: ${MODEL} from ${MODELS_DIR}; ${CONCURRENCY} clients for ${DURATION_S} s (at most ${MAX_REQUESTS} requests), mix ${MIX.join('/')} % metadata/cached/uncached/occlusion (${OCCLUSION_SIZE} px every ${OCCLUSION_STRIDE}); MAX_QUEUED_ITEMS=${QUEUE}, MAX_INFLIGHT_REQUESTS=${INFLIGHT}`,
+  );
   const server = await startServer();
   const pid = server.child.pid!;
   let died: number | null | undefined;
@@ -220,7 +229,9 @@ async function main() {
       if (r.codes.length) throw new Error(`warm-up: ${r.codes}`);
     }
 
-    const outcomes: Record<string, Outcome[]> = { metadata: [], cached: [], uncached: [] };
+    const outcomes: Record<string, Outcome[]> = { metadata: [], cached: [], uncached: [], occlusion: [] };
+    const total = MIX.reduce((a, b) => a + b, 0);
+    const [toMetadata, toCached, toUncached] = [MIX[0] / total, (MIX[0] + MIX[1]) / total, (MIX[0] + MIX[1] + MIX[2]) / total];
     let requests = 0;
     let nextImage = 0;
     let peakSampled = 0;
@@ -250,12 +261,15 @@ async function main() {
         const pick = next();
         let kind: string;
         let r: Outcome & { retryMs: number };
-        if (pick < 0.4) {
+        if (pick < toMetadata) {
           kind = 'metadata';
           r = await send(server.url, METADATA);
-        } else if (pick < 0.7) {
+        } else if (pick < toCached) {
           kind = 'cached';
           r = await send(server.url, PROJECTION, cachedPairs[Math.floor(next() * cachedPairs.length)]);
+        } else if (pick >= toUncached) {
+          kind = 'occlusion';
+          r = await send(server.url, OCCLUSION, { model: MODEL, image: { base64: images[nextImage++ % images.length] }, size: OCCLUSION_SIZE, stride: OCCLUSION_STRIDE });
         } else {
           kind = 'uncached';
           const layer = layers[Math.floor(next() * layers.length)];
@@ -293,7 +307,7 @@ async function main() {
       const okServer = list.filter((o) => o.codes.length === 0 && o.serverMs !== undefined).map((o) => o.serverMs!).sort((a, b) => a - b);
       const refused = list.filter((o) => o.codes.includes('OVERLOADED')).map((o) => o.ms).sort((a, b) => a - b);
       console.log(
-        `  ${kind.padEnd(9)} ${String(list.length).padStart(7)} sent, ${String(ok.length).padStart(7)} answered (${(ok.length / seconds).toFixed(1)}/s; client p50 ${pct(ok, 50).toFixed(0)} / p99 ${pct(ok, 99).toFixed(0)} ms, server p50 ${pct(okServer, 50).toFixed(0)} / p99 ${pct(okServer, 99).toFixed(0)} / max ${pct(okServer, 100).toFixed(0)} ms), ${refused.length} OVERLOADED (client p50 ${pct(refused, 50).toFixed(0)} ms)`,
+        `  ${kind.padEnd(10)}${String(list.length).padStart(7)} sent, ${String(ok.length).padStart(7)} answered (${(ok.length / seconds).toFixed(1)}/s; client p50 ${pct(ok, 50).toFixed(0)} / p99 ${pct(ok, 99).toFixed(0)} ms, server p50 ${pct(okServer, 50).toFixed(0)} / p99 ${pct(okServer, 99).toFixed(0)} / max ${pct(okServer, 100).toFixed(0)} ms), ${refused.length} OVERLOADED (client p50 ${pct(refused, 50).toFixed(0)} ms)`,
       );
     }
     console.log(`  the load client's own event loop: mean delay ${(clientLag.mean / 1e6).toFixed(0)} ms, max ${(clientLag.max / 1e6).toFixed(0)} ms (client-side times include it)`);

@@ -289,6 +289,27 @@ describe('backpressure and time limits', () => {
     }
   });
 
+  test('an occlusion cut short while it waits for a batch (its queued one dropped) fails cleanly: no unhandled rejection, the server lives on', async () => {
+    // 625 positions in batches of 16, one running and one queued: at REQUEST_TIMEOUT_MS the queued
+    // batch is dropped while the occlusion waits for the running one.
+    const server = await startTestServer({ MODELS_DIR: modelsDir, MAX_BATCH: '16', REQUEST_TIMEOUT_MS: '1500' });
+    const unhandled: unknown[] = [];
+    const hear = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', hear);
+    try {
+      const query = `query($image: ImageInput!) { model(name: "zfnet") { occlusion(image: $image, size: 16, stride: 4) { width height } } }`;
+      const cut = record(await post(server.url, { query, variables: { image: { base64: await grey(112, 40) } } }));
+      assert.equal(cut.status, 504, cut.text);
+      assert.equal(errorCode(cut.body), 'TIMEOUT');
+      await sleep(300);
+      assert.deepEqual(unhandled.map(String), [], 'no failure went unhandled');
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200, 'the server is still up');
+    } finally {
+      process.off('unhandledRejection', hear);
+      await server.close();
+    }
+  });
+
   test('over MAX_INFLIGHT_REQUESTS a request is refused at once (503, OVERLOADED, Retry-After) before its body is read', async () => {
     const server = await startTestServer({ MODELS_DIR: modelsDir, MAX_INFLIGHT_REQUESTS: '2', BATCH_WINDOW_MS: '500', BATCH_IDLE_START: 'false' });
     try {

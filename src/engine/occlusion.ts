@@ -141,29 +141,28 @@ export async function occlude(engine: Engine, model: OcclusionModel, req: Occlus
   const batch = Math.max(1, req.batch);
   const pending: Promise<number>[] = [];
   let done = 0;
-  try {
-    for (let start = 0; start < total; start += batch) {
-      const end = Math.min(total, start + batch);
-      const chunk: Promise<void>[] = [];
-      for (let p = start; p < end; p++) {
-        const y0 = Math.floor(p / width) * req.stride;
-        const x0 = (p % width) * req.stride;
-        chunk.push(run({ ...base, y0, x0, size: req.size }).then((r) => record(p, r)));
-      }
-      pending.push(Promise.all(chunk).then(() => end - start));
-      // One batch running and one queued behind it: the next is submitted when the first is done.
-      if (pending.length >= 2) {
-        done += await pending.shift()!;
-        req.onProgress?.(done, total);
-      }
+  for (let start = 0; start < total; start += batch) {
+    const end = Math.min(total, start + batch);
+    const chunk: Promise<void>[] = [];
+    for (let p = start; p < end; p++) {
+      const y0 = Math.floor(p / width) * req.stride;
+      const x0 = (p % width) * req.stride;
+      chunk.push(run({ ...base, y0, x0, size: req.size }).then((r) => record(p, r)));
     }
-    while (pending.length) {
+    const submitted = Promise.all(chunk).then(() => end - start);
+    // Awaited below, in order: one that fails (OVERLOADED) while an earlier one is awaited, or
+    // after an earlier one failed, is not an unhandled rejection (which would end the process).
+    submitted.catch(() => undefined);
+    pending.push(submitted);
+    // One batch running and one queued behind it: the next is submitted when the first is done.
+    if (pending.length >= 2) {
       done += await pending.shift()!;
       req.onProgress?.(done, total);
     }
-  } catch (e) {
-    for (const p of pending) p.catch(() => undefined);
-    throw e;
+  }
+  while (pending.length) {
+    done += await pending.shift()!;
+    req.onProgress?.(done, total);
   }
   return {
     width,
