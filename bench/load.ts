@@ -316,6 +316,12 @@ async function main() {
     console.log(`  HTTP statuses: ${[...byStatus].map(([k, v]) => `${k} ${v}`).join(', ')}`);
     console.log(`  server RSS: peak ${(peakKb / 1024).toFixed(0)} MB (VmHWM; sampled max ${(peakSampled / 1024).toFixed(0)} MB), at the end ${(endKb / 1024).toFixed(0)} MB; limit ${RSS_LIMIT_MB} MB`);
 
+    // What holds the memory at the end: the cache's memory tier, the loaded sessions (estimated), the JS heap and buffers.
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const metric = (name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN) / 2 ** 20;
+    console.log(
+      `  held at the end: cache memory tier ${metric('convscope_cache_bytes{tier="memory"}').toFixed(0)} MB, sessions (estimated) ${metric('convscope_engine_session_bytes').toFixed(0)} MB, JS heap ${metric('nodejs_heap_size_used_bytes').toFixed(0)} MB, buffers ${metric('nodejs_external_memory_bytes').toFixed(0)} MB (the main thread's)`,
+    );
     const after = await send(server.url, METADATA);
     const problems: string[] = [];
     if (died !== undefined) problems.push(`the server died (exit ${died})`);
