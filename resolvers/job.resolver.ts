@@ -2,7 +2,7 @@
  * Jobs: index jobs (a model run over a dataset to find each filter's top-k images, ZF Fig. 2)
  * and atlas jobs (every unit's top-k written as a static site).
  */
-import { Arg, Ctx, Field, Float, ID, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Args, ArgsType, Ctx, Field, Float, ID, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { Context } from '../src/context';
 import { badInput, notFound } from '../src/errors';
 import { JobInfo } from '../src/index/jobs';
@@ -88,6 +88,18 @@ export function jobKey(id: string): string {
   return String(parts[0]);
 }
 
+/** What buildIndex and buildAtlas run over. */
+@ArgsType()
+class JobArgs {
+  @Field() model!: string;
+  @Field() dataset!: string;
+  @Field(() => [String], { nullable: true }) layers?: string[] | null;
+  @Field(() => Int, { defaultValue: 9 }) k!: number;
+}
+
+const jobTarget = ({ services }: Context, a: JobArgs) =>
+  [findModel(services, a.model), findDataset(services, a.dataset), a.layers ?? undefined, a.k] as const;
+
 @Resolver(() => JobType)
 export class JobResolver {
   @Query(() => [JobType], { description: 'Every job this server knows: index jobs, oldest first, then the atlas jobs of this process.' })
@@ -99,30 +111,16 @@ export class JobResolver {
     description:
       'Starts indexing `dataset` with `model` (returns at once): for each channel of `layers` (default: every Conv and Relu), the k images with the highest spatial maximum. An index that exists unchanged is returned as is; an interrupted one resumes.',
   })
-  async buildIndex(
-    @Arg('model') modelName: string,
-    @Arg('dataset') datasetName: string,
-    @Arg('layers', () => [String], { nullable: true }) layers: string[] | undefined,
-    @Arg('k', () => Int, { defaultValue: 9 }) k: number,
-    @Ctx() ctx: Context,
-  ): Promise<JobType> {
-    const { services } = ctx;
-    return new JobType(await buildIndex(services, findModel(services, modelName), findDataset(services, datasetName), layers ?? undefined, k));
+  async buildIndex(@Args() args: JobArgs, @Ctx() ctx: Context): Promise<JobType> {
+    return new JobType(await buildIndex(ctx.services, ...jobTarget(ctx, args)));
   }
 
   @Mutation(() => JobType, {
     description:
       "Starts writing the whole-model atlas of `model` over `dataset` (returns at once): for every unit of `layers` (default: every Conv and Relu), its top-k projections beside their image patches, as a static site (an HTML page per layer and per unit, pictures named by their hash) served at the job's `url` when DONE and working from disk too. Builds the index first if need be; an atlas that exists unchanged is returned as is.",
   })
-  async buildAtlas(
-    @Arg('model') modelName: string,
-    @Arg('dataset') datasetName: string,
-    @Arg('layers', () => [String], { nullable: true }) layers: string[] | undefined,
-    @Arg('k', () => Int, { defaultValue: 9 }) k: number,
-    @Ctx() ctx: Context,
-  ): Promise<JobType> {
-    const { services } = ctx;
-    return new JobType(await buildAtlas(services, findModel(services, modelName), findDataset(services, datasetName), layers ?? undefined, k));
+  async buildAtlas(@Args() args: JobArgs, @Ctx() ctx: Context): Promise<JobType> {
+    return new JobType(await buildAtlas(ctx.services, ...jobTarget(ctx, args)));
   }
 
   @Mutation(() => JobType, { description: 'Stops a running job: an index job after its current batch (buildIndex resumes it later), an atlas job at its next unit.' })
