@@ -155,7 +155,6 @@ export async function writeAtlas(
     if (options.cancelled?.()) throw new Error('the atlas was cancelled');
     options.onProgress?.({ layer: layer.name, layersDone: l, layersTotal: layers.length, unitsDone, unitsTotal });
     const start = performance.now();
-    const scope = createScope(services);
     // The layer's (unit, top row) pairs, image by image: concurrent requests of one image share its forward pass.
     const tops = await Promise.all(units[l].map((unit) => topRows(services, unit, dataset)));
     const work = units[l].flatMap((unit, u) => tops[u].slice(0, k).map((row, rank) => ({ unit, row, rank })));
@@ -169,7 +168,9 @@ export async function writeAtlas(
         while (next < work.length && !options.cancelled?.()) {
           const { unit, row, rank } = work[next++];
           const image = topImage(services, dataset, row);
-          const projection = await projectUnit(scope, unit, image, {});
+          // A scope of its own: one for the layer would keep every projection of it (its DataLoader's
+          // cache) until the layer ends — 4,096 units × 9 whole-image projections for a classifier's ReLU.
+          const projection = await projectUnit(createScope(services), unit, image, {});
           const box = await topBox(services, unit, image, row);
           const entry = dataset.images[row.image];
           cells[unit.index][rank] = {
