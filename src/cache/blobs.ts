@@ -38,10 +38,16 @@ export function urlSigningKey(configured: string | undefined, cacheDir: string):
   if (configured) return Buffer.from(configured, 'utf8');
   const file = path.join(cacheDir, 'url-signing.key');
   fs.mkdirSync(cacheDir, { recursive: true });
+  // Written aside, then linked in place only if none exists: processes sharing the folder that
+  // start together all read the one key that won, never a file half-written.
+  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(aside, randomBytes(32).toString('hex'), { mode: 0o600 });
   try {
-    fs.writeFileSync(file, randomBytes(32).toString('hex'), { flag: 'wx', mode: 0o600 }); // only if none exists
+    fs.linkSync(aside, file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  } finally {
+    fs.rmSync(aside, { force: true });
   }
   const key = fs.readFileSync(file, 'utf8').trim();
   if (key.length < 32) throw new Error(`${file} holds no usable key (fewer than 32 characters): delete it, or set URL_SIGNING_KEY`);
