@@ -18,5 +18,6 @@ rm -rf "$tmp/better-sqlite3/build"
 echo "node $("$node_dir/bin/node" --version): compiling better-sqlite3's addon"
 (cd "$tmp/better-sqlite3" && "$node_dir/bin/node" "$node_gyp" rebuild --release --nodedir="$node_dir" -j max >/dev/null)
 export SMOKE_SQLITE_ADDON="$tmp/better-sqlite3/build/Release/better_sqlite3.node"
-NODE_OPTIONS="--import $PWD/scripts/node-smoke-preload.mjs" "$node_dir/bin/node" --test --test-concurrency=1 \
+# jest runs each file in a process of the Node that runs jest (test/jest/runner.ts), which inherits NODE_OPTIONS
+NODE_OPTIONS="--import $PWD/scripts/node-smoke-preload.mjs" "$node_dir/bin/node" node_modules/jest/bin/jest.js \
   dist/test/api.test.js dist/test/access.test.js dist/test/client.test.js dist/test/cross-origin.test.js

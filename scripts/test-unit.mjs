@@ -2,6 +2,7 @@
 // loop (run after `tsc`). `npm test` runs every test.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 
 const NEEDS = {
@@ -18,5 +19,6 @@ const files = fs
   .filter((f) => f.endsWith('.test.js') && !(f in NEEDS))
   .sort()
   .map((f) => path.join(dir, f));
-const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+const jest = createRequire(import.meta.url).resolve('jest/bin/jest');
+const run = spawnSync(process.execPath, [jest, ...files], { stdio: 'inherit' });
 process.exit(run.status ?? 1);
