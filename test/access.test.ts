@@ -2,7 +2,7 @@
  * Use from other origins and access control over real HTTP: API keys (mutations, reads, rate
  * limits, over WebSocket too), CORS headers and preflights, gzip/brotli, and PUBLIC_URL.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import zlib from 'node:zlib';
@@ -55,7 +55,7 @@ function rawGet(url: string, headers: Record<string, string>): Promise<{ status:
 describe('with API keys for mutations, a rate limit, CORS for one origin and a PUBLIC_URL', () => {
   let server: Server;
   let image: string;
-  before(async () => {
+  beforeAll(async () => {
     server = await startTestServer({
       API_KEYS: KEYS.join(','),
       API_KEY_RATE_LIMIT: '3',
@@ -68,7 +68,7 @@ describe('with API keys for mutations, a rate limit, CORS for one origin and a P
         .toBuffer()
     ).toString('base64');
   });
-  after(() => server?.close());
+  afterAll(() => server?.close());
 
   test('a mutation is refused without a key and with a wrong one (401, UNAUTHENTICATED, nothing about keys), and runs with one', async () => {
     const none = await post(server.url, UPLOAD, { b: image });
@@ -182,10 +182,10 @@ describe('with API keys for mutations, a rate limit, CORS for one origin and a P
 
 describe('with keys for reads too, and the default CORS', () => {
   let server: Server;
-  before(async () => {
+  beforeAll(async () => {
     server = await startTestServer({ API_KEYS: KEYS[0], API_KEYS_FOR_READS: '1' });
   });
-  after(() => server?.close());
+  afterAll(() => server?.close());
 
   test('a query without a key is refused (401), with one it runs; any origin may call', async () => {
     const none = await post(server.url, GRID);

@@ -5,7 +5,7 @@
  * One server for the file, on a temp MODELS_DIR holding a copy of the alexnet fixture (with its
  * sidecar) and three broken models.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,7 +31,7 @@ const NODE_Q = `query($id: ID!) { node(id: $id) { __typename id
   ... on Layer { name op outputShape }
   ... on Filter { index layer { name } } } }`;
 
-before(async () => {
+beforeAll(async () => {
   modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-models-'));
   const alexnet = fs.readFileSync(path.join(FIXTURE_MODELS, 'alexnet.onnx'));
   fs.writeFileSync(path.join(modelsDir, 'alexnet.onnx'), alexnet);
@@ -45,7 +45,7 @@ before(async () => {
   server = await startTestServer({ MODELS_DIR: modelsDir });
 });
 
-after(async () => {
+afterAll(async () => {
   await server?.close();
   if (modelsDir) fs.rmSync(modelsDir, { recursive: true, force: true });
 });

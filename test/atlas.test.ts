@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
 import WebSocket from 'ws';
@@ -37,14 +37,13 @@ function ok<T>(res: GqlResult<T>): T {
 
 describe('the whole-model atlas of fashion-zfnet over fashion-mnist-demo', () => {
   let tmp: string;
-  before(() => {
+  beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-atlas-'));
   });
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   test(
     'convscope atlas: every unit of fashion-zfnet has a page, its pictures decode, and the folder works without the server',
-    { timeout: 300_000 },
     async () => {
       const out = path.join(tmp, 'atlas');
       {
@@ -118,7 +117,7 @@ describe('the whole-model atlas of fashion-zfnet over fashion-mnist-demo', () =>
         }
         assert.deepEqual(fs.readdirSync(path.join(out, 'img')).sort(), [...pictures].map((f) => path.basename(f)).sort(), 'no picture unused');
       }
-    },
+    }, 300_000,
   );
 
   const JOB = 'id kind state imagesDone imagesTotal unitsDone unitsTotal url error';
@@ -126,7 +125,6 @@ describe('the whole-model atlas of fashion-zfnet over fashion-mnist-demo', () =>
 
   test(
     'buildAtlas: a job with progress over jobProgress, DONE with the URL of the same site, served; found again, also after a restart',
-    { timeout: 300_000 },
     async () => {
       // The CLI's cache (its index and results) and a folder of atlases of its own.
       const env = {
@@ -231,7 +229,7 @@ describe('the whole-model atlas of fashion-zfnet over fashion-mnist-demo', () =>
       } finally {
         await restarted.close();
       }
-    },
+    }, 300_000,
   );
 
   test('buildAtlas refuses what buildIndex refuses, with its codes', async () => {

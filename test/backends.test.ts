@@ -1,6 +1,6 @@
 /** Backend selection: unknown names are refused; a backend that cannot start says how to get it. */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test } from '@jest/globals';
 import { env, listSupportedBackends } from 'onnxruntime-node';
 import { loadConfig } from '../src/config';
 import { describeBackend, openRuntime, startupError } from '../src/engine/runtime';

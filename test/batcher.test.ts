@@ -1,5 +1,5 @@
 /** The micro-batcher's timing rules: one turn's items merge; an idle runtime skips the window. */
-import { test } from 'node:test';
+import { test } from '@jest/globals';
 import assert from 'node:assert/strict';
 import { MicroBatcher } from '../src/engine/batcher';
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { BlobStore } from '../src/cache/blobs';
 import { DiskTier } from '../src/cache/disk';
@@ -225,7 +225,7 @@ describe('the projection codec', () => {
 
 describe('results through the API are computed once', () => {
   let png: Buffer;
-  before(async () => {
+  beforeAll(async () => {
     png = await picture(224, 21);
   });
 
@@ -448,10 +448,10 @@ describe('results through the API are computed once', () => {
 
 describe('Apollo: persisted queries and cache hints', () => {
   let s: Server;
-  before(async () => {
+  beforeAll(async () => {
     s = await startTestServer();
   });
-  after(() => s.close());
+  afterAll(() => s.close());
 
   const get = (params: Record<string, unknown>, headers: Record<string, string> = { 'apollo-require-preflight': 'true' }) => {
     const qs = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));

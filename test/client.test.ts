@@ -2,7 +2,7 @@
  * The typed client (src/web/client/client.ts) stays in sync with the API: each of its operations
  * is valid against schema.graphql, and each method sends one of them.
  */
-import { test } from 'node:test';
+import { test } from '@jest/globals';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { ROOT } from './paths';
 
 interface Stage {
@@ -130,7 +130,7 @@ describe('the image starts as its non-root user with root-owned files', () => {
     return spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', ...command], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
-  before(() => {
+  beforeAll(() => {
     assert.equal(process.getuid?.(), 0, 'this test switches to the user nobody: run it as root (as CI does)');
     app = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-image-app-'));
     fs.chmodSync(app, 0o755);
@@ -157,7 +157,7 @@ describe('the image starts as its non-root user with root-owned files', () => {
     appFiles = listing(app);
   });
 
-  after(() => {
+  afterAll(() => {
     server?.kill('SIGKILL');
     for (const dir of [app, volume]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });

@@ -3,7 +3,7 @@
  * another loopback port that CORS_ORIGINS allows calls /graphql, draws an /img result into a
  * canvas and reads its pixels back; a page from an origin not listed is refused both.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from '@jest/globals';
 import assert from 'node:assert/strict';
 import { Browser, BrowserContext } from 'playwright-core';
 import { offlineBrowser, pageServer } from './browser';
@@ -15,14 +15,14 @@ let other: Awaited<ReturnType<typeof pageServer>>;
 let browser: Browser;
 let context: BrowserContext;
 
-before(async () => {
+beforeAll(async () => {
   allowed = await pageServer('<!doctype html><title>dashboard</title>');
   other = await pageServer('<!doctype html><title>elsewhere</title>');
   convscope = await startTestServer({ CORS_ORIGINS: allowed.url });
   ({ browser, context } = await offlineBrowser(convscope.url, undefined, [allowed.url, other.url]));
 });
 
-after(async () => {
+afterAll(async () => {
   await browser?.close();
   await convscope?.close();
   await allowed?.close();

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { assertPixelGraphsMatch, gql, ROOT, startTestServer } from './helpers';
 
@@ -16,10 +16,10 @@ type Server = Awaited<ReturnType<typeof startTestServer>>;
 
 describe('the default model on the demo dataset', () => {
   let server: Server;
-  before(async () => {
+  beforeAll(async () => {
     server = await startTestServer({ MODELS_DIR: path.join(ROOT, 'models'), DATASETS_DIR: path.join(ROOT, 'datasets') });
   });
-  after(() => server.close());
+  afterAll(() => server.close());
 
   // First, while the index job started with the server is still early in its 1000 images.
   test('while that index is being built, INDEX_NOT_BUILT names its job, with its ID and progress', async () => {
@@ -82,7 +82,7 @@ describe('the default model on the demo dataset', () => {
     assert.ok(accuracy >= 0.88, `accuracy ${accuracy}`);
   });
 
-  test('the top-9 index the sidecar asks for is built in the background on start-up', { timeout: 120_000 }, async () => {
+  test('the top-9 index the sidecar asks for is built in the background on start-up', async () => {
     let jobs: { state: string; model: string; dataset: string }[] = [];
     for (let i = 0; i < 240; i++) {
       jobs = (await gql(server.url, `{ jobs { state model dataset imagesDone } }`)).data.jobs;
@@ -93,5 +93,5 @@ describe('the default model on the demo dataset', () => {
     const top = await gql(server.url, `{ model(name: "fashion-zfnet") { layers(kinds: [RELU], first: 1) { nodes { filter(index: 0) { topActivations(dataset: "fashion-mnist-demo") { totalCount nodes { value image { label } patchUrl } } } } } } }`);
     assert.equal(top.errors, undefined, JSON.stringify(top.errors));
     assert.equal(top.data.model.layers.nodes[0].filter.topActivations.totalCount, 9);
-  });
+  }, 120_000);
 });

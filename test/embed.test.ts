@@ -4,7 +4,7 @@
  * filters, a projection, a top-9 and an occlusion map with the web components, and calls the
  * API with /client.js; in a real (Debian) Chromium. The client also runs in Node.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from '@jest/globals';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,7 +25,7 @@ let imageId: string;
 let browser: Browser;
 let context: BrowserContext;
 
-before(async () => {
+beforeAll(async () => {
   dashboard = await pageServer('');
   datasetsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-embed-'));
   const names = await makeDataset(path.join(datasetsDir, 'tiny'), 10, 64, 64);
@@ -51,14 +51,14 @@ before(async () => {
   ({ browser, context } = await offlineBrowser(convscope.url, undefined, [dashboard.url]));
 });
 
-after(async () => {
+afterAll(async () => {
   await browser?.close();
   await convscope?.close();
   await dashboard?.close();
   if (datasetsDir) fs.rmSync(datasetsDir, { recursive: true, force: true });
 });
 
-test('a page on another origin shows filters, a projection, a top-9 and an occlusion map with the web components', { timeout: 90_000 }, async () => {
+test('a page on another origin shows filters, a projection, a top-9 and an occlusion map with the web components', async () => {
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(e.message));
@@ -118,4 +118,4 @@ test('a page on another origin shows filters, a projection, a top-9 and an occlu
   } finally {
     await page.close();
   }
-});
+}, 90_000);

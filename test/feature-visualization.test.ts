@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { errorCode, gql, ROOT, startTestServer } from './helpers';
 
@@ -29,7 +29,7 @@ async function png(server: Server, url: string): Promise<Buffer> {
 
 describe('feature visualization of the default model', () => {
   let server: Server;
-  before(async () => {
+  beforeAll(async () => {
     server = await startTestServer(ENV);
     // The top-9 index the default model asks for on start.
     for (let i = 0; ; i++) {
@@ -39,7 +39,7 @@ describe('feature visualization of the default model', () => {
       await sleep(100);
     }
   });
-  after(() => server.close());
+  afterAll(() => server.close());
 
   // A conv unit and ReLU units (optimised through their input) of an early, a late and a dense layer.
   for (const [layer, filter] of [

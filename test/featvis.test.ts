@@ -5,7 +5,7 @@
  * resampling's adjoint as its transpose, Adam, and the seeded generator.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, test } from '@jest/globals';
 import { Adam } from '../src/featvis/adam';
 import { COLOR_MIX, toPixels, toPixelsAdjoint } from '../src/featvis/color';
 import { fftPlan } from '../src/featvis/fft';

@@ -3,7 +3,7 @@
  * file with a small protobuf wire-format reader (protobufjs's Reader only; none of src/onnx), and
  * against the PNGs decoded with sharp.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -120,12 +120,12 @@ async function weightsOf(model: string, layer: string, index: number) {
 let alexnet: Map<string, Initializer>;
 let zfnet: Map<string, Initializer>;
 
-before(async () => {
+beforeAll(async () => {
   alexnet = readInitializers(path.join(FIXTURE_MODELS, 'alexnet.onnx'));
   zfnet = readInitializers(path.join(FIXTURE_MODELS, 'zfnet.onnx'));
   server = await startTestServer();
 });
-after(async () => {
+afterAll(async () => {
   await server?.close();
 });
 

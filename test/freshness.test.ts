@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { JOB_STATES } from '../src/index/store';
 import { errorCode, FIXTURE_MODELS, FIXTURES, GqlResult, makeDataset, startTestServer } from './helpers';
@@ -38,18 +38,18 @@ describe('a job polled over HTTP, with the response cache on', () => {
   let datasetsDir: string;
   const IMAGES = 48;
 
-  before(async () => {
+  beforeAll(async () => {
     datasetsDir = tmp('convscope-freshness-');
     // One image per ORT run and a checkpoint after each: progress moves 48 times.
     await makeDataset(path.join(datasetsDir, 'many'), IMAGES, 320, 240);
     server = await startTestServer({ DATASETS_DIR: datasetsDir, RESPONSE_CACHE: 'on', MAX_BATCH: '1', INDEX_CHECKPOINT_MS: '0' });
   });
-  after(async () => {
+  afterAll(async () => {
     await server.close();
     fs.rmSync(datasetsDir, { recursive: true, force: true });
   });
 
-  test('node(id) and jobs show every state up to DONE with the final counts', { timeout: 120_000 }, async () => {
+  test('node(id) and jobs show every state up to DONE with the final counts', async () => {
     const start = data(await post(server.url, 'mutation { buildIndex(model: "alexnet", dataset: "many", k: 3) { id state imagesTotal } }')).buildIndex;
     assert.equal(start.imagesTotal, IMAGES);
     type Seen = { state: string; imagesDone: number; imagesTotal: number };
@@ -81,7 +81,7 @@ describe('a job polled over HTTP, with the response cache on', () => {
       assert.ok(new Set(done).size >= 3, `progress seen moving; ${trace}`);
       assert.deepEqual(seen.at(-1), { state: 'DONE', imagesDone: IMAGES, imagesTotal: IMAGES }, trace);
     }
-  });
+  }, 120_000);
 
   test('Cache-Control: no-store for jobs, the hint of its object for node(id)', async () => {
     const { jobs } = data(await post(server.url, '{ jobs { id } }'));
@@ -108,12 +108,12 @@ describe('an index built between two identical queries', () => {
   const TOP = `{ model(name: "alexnet") { layer(name: "${LAYER}") { filter(index: 0) { topActivations(dataset: "few", first: 10) { totalCount nodes { rank image { name } } } } } } }`;
   const GRID = `{ model(name: "alexnet") { layer(name: "${LAYER}") { topActivationsGrid(dataset: "few", first: 1, k: 2) } } }`;
 
-  before(async () => {
+  beforeAll(async () => {
     datasetsDir = tmp('convscope-freshness-');
     await makeDataset(path.join(datasetsDir, 'few'), 5, 64, 48);
     server = await startTestServer({ DATASETS_DIR: datasetsDir, RESPONSE_CACHE: 'on' });
   });
-  after(async () => {
+  afterAll(async () => {
     await server.close();
     fs.rmSync(datasetsDir, { recursive: true, force: true });
   });
@@ -176,14 +176,14 @@ describe('models and datasets changed before a restart', () => {
     }
   };
 
-  before(() => {
+  beforeAll(() => {
     dirs = { models: tmp('convscope-models-'), datasets: tmp('convscope-datasets-'), cache: tmp('convscope-cache-') };
   });
-  after(() => {
+  afterAll(() => {
     for (const dir of Object.values(dirs)) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the next start answers the same queries from the new files', { timeout: 120_000 }, async () => {
+  test('the next start answers the same queries from the new files', async () => {
     copyModel('misc', 'm');
     const [first] = await makeDataset(path.join(dirs.datasets, 'd'), 2, 40, 30);
     const [models, errors, model, datasets, dataset, image] = (await answers()) as any[];
@@ -219,5 +219,5 @@ describe('models and datasets changed before a restart', () => {
     assert.notEqual(model3.model.sha256, model.model.sha256);
     assert.deepEqual(model3.model.inputShape, [3, 64, 64]);
     assert.deepEqual([datasets3, dataset3, image3], [datasets2, dataset2, image2]);
-  });
+  }, 120_000);
 });

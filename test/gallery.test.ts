@@ -5,7 +5,7 @@
  * the projection of a clicked unit, a filter's feature visualization, building an index from the
  * page, and errors shown in it.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,12 +19,12 @@ const DATASET = 'fashion-mnist-demo';
 
 let server: Awaited<ReturnType<typeof startTestServer>>;
 
-before(async () => {
+beforeAll(async () => {
   // The repository's own model (its sidecar starts the top-9 index in the background) and dataset.
   server = await startTestServer({ MODELS_DIR: path.join(ROOT, 'models'), DATASETS_DIR: path.join(ROOT, 'datasets') });
 });
 
-after(async () => {
+afterAll(async () => {
   await server?.close();
 });
 
@@ -72,25 +72,25 @@ async function expectRendered(page: Page, selector: string, count: number): Prom
   }
 }
 
-describe('the gallery in Chromium', { timeout: 120_000 }, () => {
+describe('the gallery in Chromium', () => {
   let browser: Browser | undefined;
   let context: BrowserContext;
   let blocked: string[] = [];
   const pageErrors: string[] = [];
   const consoleErrors: string[] = [];
 
-  before(async () => {
+  beforeAll(async () => {
     ({ browser, context, blocked } = await offlineBrowser(server.url, { width: 1400, height: 1000 }));
     // Index jobs shown by the page, however briefly (a MutationObserver sees every one).
     await context.addInitScript(() => {
       const seen: string[] = ((window as unknown as { __jobStates: string[] }).__jobStates = []);
       new MutationObserver(() => document.querySelectorAll<HTMLElement>('.job').forEach((el) => seen.push(el.dataset.state ?? '?'))).observe(document, { subtree: true, childList: true, attributes: true });
     });
-  });
+  }, 120_000);
 
-  after(async () => {
+  afterAll(async () => {
     await browser?.close();
-  });
+  }, 120_000);
 
   /** A page whose errors are collected; on failure the assertion says what the page looked like. */
   async function withPage(name: string, run: (page: Page) => Promise<void>): Promise<void> {
@@ -142,7 +142,7 @@ describe('the gallery in Chromium', { timeout: 120_000 }, () => {
       // The training snapshots' strip (ZF Fig. 4): one projection per snapshot.
       await expectRendered(page, '.evolution .snapshot img', 4);
     });
-  });
+  }, 120_000);
 
   test('a deep link to a filter restores its view', async () => {
     await withPage('deep-link', async (page) => {
@@ -158,7 +158,7 @@ describe('the gallery in Chromium', { timeout: 120_000 }, () => {
       await page.goBack();
       await page.locator('.filter-name', { hasText: 'filter 5' }).waitFor();
     });
-  });
+  }, 120_000);
 
   test("a filter's feature visualization, beside its top 9, on a click", async () => {
     await withPage('feature-visualization', async (page) => {
@@ -215,7 +215,7 @@ describe('the gallery in Chromium', { timeout: 120_000 }, () => {
       await page.locator('.predictions li').nth(4).waitFor();
       await expectRendered(page, '.the-image img', 1); // shown from the page's own copy: uploads have no URL
     });
-  });
+  }, 120_000);
 
   test('a layer outside the index: INDEX_NOT_BUILT in the page, then Build index with live progress', async () => {
     await withPage('build-index', async (page) => {
@@ -232,7 +232,7 @@ describe('the gallery in Chromium', { timeout: 120_000 }, () => {
       assert.ok(states.length > 0, 'the job was shown');
       assert.ok(subscribed.length > 0, 'the page subscribed to jobProgress');
     });
-  });
+  }, 120_000);
 
   test("a filter's class selectivity; an image's top units (a click opens one) and its invariance curves", async () => {
     await withPage('unit-analysis', async (page) => {
@@ -258,7 +258,7 @@ describe('the gallery in Chromium', { timeout: 120_000 }, () => {
       await expectRendered(page, '.invariance img.invariance-plot', 1);
       assert.match(await page.locator('.invariance').innerText(), /p\(Ankle boot\) \(the image’s label\)/);
     });
-  });
+  }, 120_000);
 
   test('compare: a training snapshot beside the model, matched units side by side, paged', async () => {
     await withPage('compare', async (page) => {
@@ -279,7 +279,7 @@ describe('the gallery in Chromium', { timeout: 120_000 }, () => {
       await page.locator('.compare-row[data-unit="16"]').waitFor();
       assert.equal(await page.locator('.compare-row').first().getAttribute('data-unit'), '16');
     });
-  });
+  }, 120_000);
 
   test('errors are shown in the page: an unknown model, an out-of-range filter', async () => {
     await withPage('errors', async (page) => {
@@ -291,5 +291,5 @@ describe('the gallery in Chromium', { timeout: 120_000 }, () => {
       await page.locator('.error').first().waitFor();
       assert.match(await page.locator('.error').first().innerText(), /[A-Z_]{5,}/, 'the error has its code');
     });
-  });
+  }, 120_000);
 });

@@ -2,7 +2,7 @@
  * The offline GraphiQL page: HTTP routing at /graphql, and a real (Debian) Chromium that loads the
  * page with every request off this machine blocked, types a query and reads the result.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from '@jest/globals';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,11 +14,11 @@ import { gql, startTestServer } from './helpers';
 
 let server: Awaited<ReturnType<typeof startTestServer>>;
 
-before(async () => {
+beforeAll(async () => {
   server = await startTestServer();
 });
 
-after(async () => {
+afterAll(async () => {
   await server?.close();
 });
 
@@ -55,7 +55,7 @@ test('without a built bundle the page says how to build it', async () => {
   assert.match(text, /scripts\/build-web\.mjs/);
 });
 
-test('GraphiQL in Chromium runs a typed query, offline', { timeout: 60_000 }, async () => {
+test('GraphiQL in Chromium runs a typed query, offline', async () => {
   const expected = await gql(server.url, '{ models { totalCount nodes { name } } }');
   assert.equal(expected.errors, undefined);
   const totalCount: number = expected.data.models.totalCount;
@@ -124,4 +124,4 @@ test('GraphiQL in Chromium runs a typed query, offline', { timeout: 60_000 }, as
   } finally {
     await browser?.close();
   }
-});
+}, 60_000);

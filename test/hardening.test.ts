@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { getIntrospectionQuery, parse } from 'graphql';
 import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
@@ -68,10 +68,10 @@ const record = <T extends GqlResult>(r: T) => (seen.push(r), r);
 
 describe('query limits (default settings)', () => {
   let server: Server;
-  before(async () => {
+  beforeAll(async () => {
     server = await startTestServer();
   });
-  after(() => server.close());
+  afterAll(() => server.close());
 
   const q = async (query: string, variables: Record<string, unknown> = {}) => record(await gql(server.url, query, variables));
 
@@ -255,10 +255,10 @@ describe('query limits (default settings)', () => {
 
 describe('backpressure and time limits', () => {
   let modelsDir: string;
-  before(() => {
+  beforeAll(() => {
     modelsDir = zfnetOnly();
   });
-  after(() => fs.rmSync(modelsDir, { recursive: true, force: true }));
+  afterAll(() => fs.rmSync(modelsDir, { recursive: true, force: true }));
 
   test('over MAX_QUEUED_ITEMS a request fails fast with OVERLOADED, retryAfterMs, HTTP 503 and Retry-After', async () => {
     const server = await startTestServer({ MODELS_DIR: modelsDir, MAX_QUEUED_ITEMS: '2', BATCH_WINDOW_MS: '400', BATCH_IDLE_START: 'false' });
@@ -410,10 +410,10 @@ describe('backpressure and time limits', () => {
 
 describe('graceful shutdown of node dist/src/main.js', () => {
   let modelsDir: string;
-  before(() => {
+  beforeAll(() => {
     modelsDir = zfnetOnly();
   });
-  after(() => fs.rmSync(modelsDir, { recursive: true, force: true }));
+  afterAll(() => fs.rmSync(modelsDir, { recursive: true, force: true }));
 
   /** Starts main.js on a free port; resolves with its URL once it is ready. */
   async function spawnServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; cacheDir: string; exited: Promise<number | null>; logs: string[] }> {
@@ -510,7 +510,7 @@ describe('hostile ONNX files in MODELS_DIR', () => {
   const external = (location: string): Partial<TensorProto> => ({ dataLocation: 1, externalData: [{ key: 'location', value: location }], rawData: undefined });
   const relu = (input: string, output: string, name: string): NodeProto => ({ opType: 'Relu', input: [input], output: [output], name });
 
-  before(async () => {
+  beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-hostile-'));
     fs.copyFileSync(path.join(FIXTURE_MODELS, 'zfnet.onnx'), path.join(dir, 'good.onnx'));
     fs.copyFileSync(path.join(FIXTURE_MODELS, 'zfnet.json'), path.join(dir, 'good.json'));
@@ -580,7 +580,7 @@ describe('hostile ONNX files in MODELS_DIR', () => {
     registry = await ModelRegistry.load(dir, engine.runtime, { maxModelBytes: 8 * 1024 * 1024, maxModelInputElements: 4 * 1024 * 1024 });
     loadMs = Date.now() - started;
   });
-  after(async () => {
+  afterAll(async () => {
     await engine?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });

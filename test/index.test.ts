@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import Database from 'better-sqlite3';
 import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
@@ -25,7 +25,7 @@ import { PostgresServer, startPostgres } from './servers';
 
 /** One PostgreSQL server for this file, started on first use. */
 let postgres: Promise<PostgresServer> | undefined;
-after(async () => (await postgres)?.stop());
+afterAll(async () => (await postgres)?.stop());
 
 /** The index stores every index test runs against: the environment that selects each (a fresh database). */
 const STORES: Record<string, () => Promise<Record<string, string>>> = {
@@ -82,12 +82,12 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
     const layers = ['/features/features.1/Relu', '/features/features.11/Relu'];
     const K = 4;
 
-    before(async () => {
+    beforeAll(async () => {
       datasetsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-datasets-'));
       names = await makeDataset(path.join(datasetsDir, 'tiny'), 16, 160, 120);
       server = await startTestServer({ DATASETS_DIR: datasetsDir, MAX_BATCH: '4', ...(await storeEnv()) });
     });
-    after(async () => {
+    afterAll(async () => {
       await server.close();
       fs.rmSync(datasetsDir, { recursive: true, force: true });
     });
@@ -277,11 +277,11 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
 for (const [storeName, storeEnv] of Object.entries(STORES))
   describe(`the indexer resumes after SIGKILL with the same result (${storeName})`, () => {
     let dir: string;
-    before(async () => {
+    beforeAll(async () => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-kill-'));
       await makeDataset(path.join(dir, 'datasets', 'many'), 240, 32, 32);
     });
-    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     /** An index store of its own for each run: a CACHE_DIR (SQLite) or a database (PostgreSQL). */
     const newStore = async (name: string) => ({ CACHE_DIR: path.join(dir, name), ...(await storeEnv()) });
@@ -329,7 +329,7 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
       });
     let whole: Record<string, string>;
 
-    test('kill half-way, restart, compare with an uninterrupted run', { timeout: 180_000 }, async () => {
+    test('kill half-way, restart, compare with an uninterrupted run', async () => {
       whole = await newStore('whole');
       assert.equal(await finish(cli(whole)), 0);
 
@@ -348,9 +348,9 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
       assert.deepEqual(resumed.state, [{ state: 'DONE', next_image: 240 }]);
       assert.ok(reference.rows.length > 0);
       assert.deepEqual(resumed.rows, reference.rows);
-    });
+    }, 180_000);
 
-    test('two indexers on one store run the job once: the second waits, and takes over when the first is killed', { timeout: 180_000 }, async () => {
+    test('two indexers on one store run the job once: the second waits, and takes over when the first is killed', async () => {
       const shared = await newStore('shared');
       const first = cli(shared);
       await progress(first, 40, false);
@@ -367,7 +367,7 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
       const done = await tops(shared);
       assert.deepEqual(done.state, [{ state: 'DONE', next_image: 240 }]);
       assert.deepEqual(done.rows, (await tops(whole)).rows, 'the same top-k as an uninterrupted run');
-    });
+    }, 180_000);
   });
 
 describe('the index database', () => {

@@ -3,7 +3,7 @@
  * uploads, request-level deduplication and batching, and the errors of bad requests.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { decodeNpy } from '../src/cache/npy';
 import { project } from '../src/engine/projections';
@@ -34,11 +34,11 @@ const PROJECTION = `query($model: String!, $layer: String!, $index: Int!, $image
 describe('inference over GraphQL', () => {
   let server: Server;
   let png224: Buffer;
-  before(async () => {
+  beforeAll(async () => {
     server = await startTestServer();
     png224 = await picture(224, 224);
   });
-  after(() => server.close());
+  afterAll(() => server.close());
 
   test('preprocessing: an image at the input size is used pixel for pixel, then ((p·scale) − mean) / std', async () => {
     const model = server.services.registry.models.get('alexnet')!;

@@ -3,7 +3,7 @@
  * pixels at the input size, close ones when scaled, and every case it must leave to sharp.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { toApiError } from '../src/errors';
 import { decodeJpegAtSize, jpegFrame } from '../src/images/jpeg';

@@ -9,7 +9,7 @@
  * see the union of their inputs' fields; Flatten/Gemm/global pooling see the whole image (global).
  * Output size of a window op: floor((H + 2p - k)/s) + 1 (ceil instead of floor for ceil_mode pools).
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import assert from 'node:assert/strict';
 import { errorCode, gql, startTestServer } from './helpers';
 
@@ -74,10 +74,10 @@ function union(fields: { size: number; stride: number; offset: number }[]) {
   return { size: end - start, stride: Math.max(...fields.map((f) => f.stride)), offset: start };
 }
 
-before(async () => {
+beforeAll(async () => {
   server = await startTestServer();
 });
-after(async () => {
+afterAll(async () => {
   await server?.close();
 });
 

@@ -1,6 +1,6 @@
 /** GET /metrics: Prometheus text with the cache's tiers and the engine's batches, runs and waits. */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { gql, startTestServer } from './helpers';
 
@@ -25,10 +25,10 @@ describe('/metrics', () => {
     assert.match(res.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
     return parse(await res.text());
   };
-  before(async () => {
+  beforeAll(async () => {
     s = await startTestServer({ RESPONSE_CACHE: 'off' });
   });
-  after(() => s.close());
+  afterAll(() => s.close());
 
   test('cache hits and misses per tier, bytes per tier, engine batch sizes, run times and queue waits', async () => {
     const raw = Buffer.alloc(64 * 64 * 3);

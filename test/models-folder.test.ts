@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { FIXTURE_MODELS, FIXTURES, gql, makeDataset, startTestServer } from './helpers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
@@ -33,13 +33,13 @@ const copy = (name: string, dir: string, as = name) => {
 describe('models folder changes take effect without a restart', () => {
   let dir: string;
   let server: Server;
-  before(async () => {
+  beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-models-'));
     copy('vgg', dir);
     await makeDataset(path.join(`${dir}-datasets`, 'tiny'), 3, 64, 48);
     server = await startTestServer({ MODELS_DIR: dir, DATASETS_DIR: `${dir}-datasets`, MODELS_RESCAN_S: '0.2', RESPONSE_CACHE: 'on' });
   });
-  after(async () => {
+  afterAll(async () => {
     await server.close();
     fs.rmSync(dir, { recursive: true, force: true });
     fs.rmSync(`${dir}-datasets`, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { loadConfig } from '../src/config';
 import { project } from '../src/engine/projections';
 import { createServices, Services } from '../src/service/services';
@@ -21,10 +21,10 @@ const families = Object.keys(manifest.models);
 
 describe('modern architectures: projections match PyTorch', () => {
   let s: Services;
-  before(async () => {
+  beforeAll(async () => {
     s = await createServices(loadConfig({ MODELS_DIR: path.join(MODERN, 'models'), CACHE_DIR: '/tmp/convscope-test-modern', LOG_LEVEL: 'silent' }));
   });
-  after(() => s.engine.close());
+  afterAll(() => s.engine.close());
 
   test('every family loads, with no model errors', () => {
     assert.deepEqual(s.registry.errors, []);
@@ -63,12 +63,12 @@ describe('token layers over GraphQL (ViT): D channels over T token positions', (
   const LAYER = '/encoder/layers/encoder_layer_0/Add_1';
   let server: Awaited<ReturnType<typeof startTestServer>>;
   let datasetsDir: string;
-  before(async () => {
+  beforeAll(async () => {
     datasetsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-vit-'));
     await makeDataset(path.join(datasetsDir, 'small'), 6, 32, 32);
     server = await startTestServer({ MODELS_DIR: path.join(MODERN, 'models'), DATASETS_DIR: datasetsDir });
   });
-  after(async () => {
+  afterAll(async () => {
     await server.close();
     fs.rmSync(datasetsDir, { recursive: true, force: true });
   });

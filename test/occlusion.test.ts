@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { decodeNpy } from '../src/cache/npy';
 import { compileForward } from '../src/compiler/forward';
@@ -49,10 +49,10 @@ function softmax(logits: ArrayLike<number>): number[] {
 
 describe('occlusion and predictions match PyTorch', () => {
   let s: Services;
-  before(async () => {
+  beforeAll(async () => {
     s = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, CACHE_DIR: '/tmp/convscope-test-occlusion', LOG_LEVEL: 'silent' }));
   });
-  after(() => s.engine.close());
+  afterAll(() => s.engine.close());
 
   const model = (name: string) => s.registry.models.get(name)!;
 
@@ -126,10 +126,10 @@ describe('occlusion and predictions match PyTorch', () => {
 
 describe('a big grid runs in batch-sized chunks', () => {
   let s: Services;
-  before(async () => {
+  beforeAll(async () => {
     s = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, CACHE_DIR: '/tmp/convscope-test-occlusion', LOG_LEVEL: 'silent', MAX_BATCH: '16' }));
   });
-  after(() => s.engine.close());
+  afterAll(() => s.engine.close());
 
   test('stride 1 on misc (34×34 = 1156 positions): every run ≤ 16 items, at most two batches submitted at once', async () => {
     const m = s.registry.models.get('misc')!;
@@ -199,11 +199,11 @@ const OCCLUSION = `query($model: String!, $image: ImageInput!, $size: Int, $stri
 describe('occlusion and predict over GraphQL', () => {
   let server: Awaited<ReturnType<typeof startTestServer>>;
   let png: Buffer;
-  before(async () => {
+  beforeAll(async () => {
     server = await startTestServer({ MAX_OCCLUSION_POSITIONS: '4096' });
     png = await picture(112, 112);
   });
-  after(() => server.close());
+  afterAll(() => server.close());
 
   const fetchNpy = async (url: string) => decodeNpy(Buffer.from(await (await fetch(server.url + url)).arrayBuffer()));
 

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { modelCacheId } from '../src/cache/keys';
 import { toApiError } from '../src/errors';
@@ -219,7 +219,7 @@ describe('models with other preprocessing', () => {
     'bad-pad': sidecar({ pad: 3 }),
   };
 
-  before(async () => {
+  beforeAll(async () => {
     const models = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-models-'));
     const datasets = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-datasets-'));
     dirs.push(models, datasets);
@@ -233,7 +233,7 @@ describe('models with other preprocessing', () => {
     fs.writeFileSync(path.join(datasets, 'ramps', 'other.png'), await png(picture(W0, H0), W0, H0));
     server = await startTestServer({ MODELS_DIR: models, DATASETS_DIR: datasets });
   });
-  after(async () => {
+  afterAll(async () => {
     await server?.close();
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { loadConfig } from '../src/config';
 import { compileForward, compileShapeProbe } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
@@ -54,10 +54,10 @@ function assertMatches(actual: Float32Array, c: ReferenceCase, what = c.id) {
 
 describe('projections match PyTorch (cpu backend)', () => {
   let s: Services;
-  before(async () => {
+  beforeAll(async () => {
     s = await services('cpu');
   });
-  after(() => s.engine.close());
+  afterAll(() => s.engine.close());
 
   test('the reference covers every method, seed mode and LRN mode', () => {
     const seen = (f: (c: ReferenceCase) => string) => new Set(manifest.cases.map(f));
@@ -115,10 +115,10 @@ describe('projections match PyTorch (cpu backend)', () => {
 
 describe('the other ways of compiling a projection match PyTorch too', () => {
   let s: Services;
-  before(async () => {
+  beforeAll(async () => {
     s = await services('cpu');
   });
-  after(() => s.engine.close());
+  afterAll(() => s.engine.close());
 
   // The fixtures are opset 17 (SCATTER_ADD); models of opset 11–15 scatter in groups, older ones
   // recompute the switches from the forward values (and use whole maps).
@@ -217,10 +217,10 @@ function nonZeroBox(p: Float32Array, [C, H, W]: number[]): number[] {
 
 describe('batching', () => {
   let s: Services;
-  before(async () => {
+  beforeAll(async () => {
     s = await services('cpu');
   });
-  after(() => s.engine.close());
+  afterAll(() => s.engine.close());
 
   test('many units of one layer and image share one run per kind of seed (and one forward pass each)', async () => {
     const c = manifest.cases.find((k) => k.model === 'zfnet' && k.targetOp === 'Relu')!;
@@ -377,11 +377,11 @@ describe('sessions released after SESSION_IDLE_S', () => {
 describe('the wasm backend gives the cpu numbers', () => {
   let cpu: Services;
   let wasm: Services;
-  before(async () => {
+  beforeAll(async () => {
     cpu = await services('cpu');
     wasm = await services('wasm');
   });
-  after(async () => {
+  afterAll(async () => {
     await cpu.engine.close();
     await wasm.engine.close();
   });

@@ -11,7 +11,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { FIXTURE_MODELS, gql, makeDataset, ROOT } from './helpers';
@@ -32,12 +32,12 @@ describe('API replicas on Redis and PostgreSQL', () => {
   let dir: string;
   const replicas: Replica[] = [];
 
-  before(async () => {
+  beforeAll(async () => {
     [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-replicas-'));
     await makeDataset(path.join(dir, 'datasets', 'shared'), 40, 96, 96);
   });
-  after(async () => {
+  afterAll(async () => {
     for (const r of replicas) r.proc.kill('SIGKILL');
     await Promise.all([redis?.stop(), postgres?.stop()]);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -75,7 +75,7 @@ describe('API replicas on Redis and PostgreSQL', () => {
     return replica;
   };
 
-  test('progress reaches the other replica; results are shared; a killed replica’s job is finished by the other', { timeout: 180_000 }, async () => {
+  test('progress reaches the other replica; results are shared; a killed replica’s job is finished by the other', async () => {
     const env = { REDIS_URL: redis.url, URL_SIGNING_KEY: 'replicas-test-url-signing-key-0123456789', DATABASE_URL: await postgres.createDatabase(), INDEX_LEASE_S: '2', INDEX_CHUNK_IMAGES: '4' };
     const [a, b] = await Promise.all([startReplica(env), startReplica(env)]);
 
@@ -129,5 +129,5 @@ describe('API replicas on Redis and PostgreSQL', () => {
     assert.deepEqual(seen.at(-1), { state: 'DONE', imagesDone: 40 });
     // The top-k through B equals the single process's, row for row.
     assert.deepEqual((await gql(b.url, TOP)).data.model.layer.filter.topActivations.nodes, reference);
-  });
+  }, 180_000);
 });

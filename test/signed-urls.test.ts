@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { BlobStore } from '../src/cache/blobs';
 import { loadConfig } from '../src/config';
@@ -71,12 +71,12 @@ describe('signed projection URLs', () => {
   let modelsDir: string;
   let server: Server;
   let image: string;
-  before(async () => {
+  beforeAll(async () => {
     modelsDir = zfnetOnly();
     server = await startTestServer({ MODELS_DIR: modelsDir, URL_SIGNING_KEY: KEY, RESPONSE_CACHE: 'off' });
     image = await picture(3);
   });
-  after(async () => {
+  afterAll(async () => {
     await server.close();
     fs.rmSync(modelsDir, { recursive: true, force: true });
   });

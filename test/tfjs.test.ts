@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { decodeNpy } from '../src/cache/npy';
 import { compileForward } from '../src/compiler/forward';
@@ -32,10 +32,10 @@ const served = Object.keys(manifest.models);
 
 describe('TF.js layers models: served like ONNX, equal to TensorFlow.js', () => {
   let s: Services;
-  before(async () => {
+  beforeAll(async () => {
     s = await createServices(loadConfig({ MODELS_DIR: MODELS, CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-tfjs-')), LOG_LEVEL: 'silent' }));
   });
-  after(() => s.engine.close());
+  afterAll(() => s.engine.close());
 
   test('every folder loads but the one with a layer convscope cannot convert, which is in modelErrors naming it', () => {
     assert.deepEqual(s.registry.names().sort(), [...served].sort());
@@ -105,10 +105,10 @@ describe('TF.js layers models: served like ONNX, equal to TensorFlow.js', () => 
 
 describe('TF.js layers models over GraphQL', () => {
   let server: Awaited<ReturnType<typeof startTestServer>>;
-  before(async () => {
+  beforeAll(async () => {
     server = await startTestServer({ MODELS_DIR: MODELS });
   });
-  after(() => server.close());
+  afterAll(() => server.close());
 
   const PROJECTION = `query($model: String!, $layer: String!, $index: Int!, $image: ImageInput!, $method: ProjectionMethod) {
     model(name: $model) { layer(name: $layer) { filter(index: $index) { projection(image: $image, method: $method) { seedValue tensorUrl } } } } }`;
@@ -210,8 +210,10 @@ describe('TF.js conversion refuses what it cannot convert, saying which layer an
 
   describe('files', () => {
     let dir: string;
-    before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-tfjs-files-'))));
-    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    beforeAll(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-tfjs-files-'));
+    });
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
     const write = (json: unknown) => fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(json));
     const topology = { class_name: 'Sequential', config: { layers: [] } };
 

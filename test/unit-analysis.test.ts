@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { compileForward } from '../src/compiler/forward';
 import { preprocess } from '../src/images/preprocess';
@@ -23,7 +23,7 @@ const IMAGE = imageId('test-00000.png'); // an "Ankle boot"
 let server: Awaited<ReturnType<typeof startTestServer>>;
 let modelsDir: string;
 
-before(async () => {
+beforeAll(async () => {
   // The default model with its snapshots, and a fixture whose /conv1/Conv has another shape.
   modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-analysis-models-'));
   for (const f of ['fashion-zfnet.onnx', 'fashion-zfnet.json', 'fashion-zfnet.snapshots']) fs.symlinkSync(path.join(ROOT, 'models', f), path.join(modelsDir, f));
@@ -38,7 +38,7 @@ before(async () => {
   throw new Error('the default index was not built within two minutes');
 });
 
-after(async () => {
+afterAll(async () => {
   await server?.close();
   fs.rmSync(modelsDir, { recursive: true, force: true });
 });
@@ -210,7 +210,7 @@ describe('compare', () => {
     assert.ok(Math.abs(c.meanCorrelation - 1) <= 1e-6);
   });
 
-  test("between two snapshots: each unit's match is the other's unit of largest Pearson r, computed here", { timeout: 120_000 }, async () => {
+  test("between two snapshots: each unit's match is the other's unit of largest Pearson r, computed here", async () => {
     const [n, layer, early] = [200, '/relu5/Relu', `${MODEL}@epoch-01`];
     const res = await gql(server.url, COMPARE, { other: early, layer, images: n });
     assert.equal(res.errors, undefined, JSON.stringify(res.errors));
@@ -239,7 +239,7 @@ describe('compare', () => {
     assert.ok(c.meanCorrelation > 0.5 && c.meanCorrelation < 1 - 1e-6, `mean r ${c.meanCorrelation}`);
     const later = await gql(server.url, COMPARE, { other: `${MODEL}@epoch-05`, layer, images: n });
     assert.ok(later.data.model.compare.meanCorrelation > c.meanCorrelation, `epoch 5 (${later.data.model.compare.meanCorrelation}) is closer to the final model than epoch 1 (${c.meanCorrelation})`);
-  });
+  }, 120_000);
 
   test('bad arguments give stable error codes, and the server keeps serving', async () => {
     const code = async (vars: Record<string, unknown>) => errorCode(await gql(server.url, COMPARE, vars));

@@ -8,7 +8,7 @@
  * PyTorch with it, as the server runs them (fallback on by default).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { Engine } from '../src/engine/engine';
 import { project } from '../src/engine/projections';
 import { CPU_FALLBACK_REFUSED, openRuntime, Runtime } from '../src/engine/runtime';
@@ -35,7 +35,7 @@ describe('webgpu: every PyTorch reference case, on the GPU provider alone', () =
   let strict: Engine;
   let withFallback: Engine;
   const registries = new Map<string, ModelRegistry>();
-  before(async () => {
+  beforeAll(async () => {
     log.level = 'silent';
     // Models load on a cpu runtime: the load-time probe outputs every shape value, int64
     // arithmetic included. The graphs under test are the projections.
@@ -44,7 +44,7 @@ describe('webgpu: every PyTorch reference case, on the GPU provider alone', () =
     strict = new Engine(await openRuntime('webgpu', 2, { cpuFallback: false }), { maxBatch: 16, windowMs: 1 });
     withFallback = new Engine(await openRuntime('webgpu', 2), { maxBatch: 16, windowMs: 1 });
   });
-  after(async () => {
+  afterAll(async () => {
     // One at a time: two WebGPU runtimes torn down at once crashed the process (a double free
     // in the provider's teardown), which a server, with one runtime, never does.
     for (const closable of [loader, strict, withFallback]) await closable?.close();

@@ -12,7 +12,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { parse } from 'yaml';
@@ -63,7 +63,7 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
   /** The top-9 of each dataset from one process without the queue, every row. */
   const reference: Record<string, { rows: TopRow[]; failed: string[] }> = {};
 
-  before(async () => {
+  beforeAll(async () => {
     [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
     databaseUrl = await postgres.createDatabase();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-workers-'));
@@ -91,7 +91,7 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
       await services.jobs.store.close();
     }
   });
-  after(async () => {
+  afterAll(async () => {
     for (const p of procs) p.proc.kill('SIGKILL');
     await Promise.all([redis?.stop(), postgres?.stop()]);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -197,7 +197,7 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
     assert.ok((api.deploy?.replicas ?? 1) >= 2 && (worker.deploy?.replicas ?? 1) >= 2);
   });
 
-  test('they serve, the workers take the work, progress reaches the other replica, the top-k equals one process’s', { timeout: 60_000 }, async () => {
+  test('they serve, the workers take the work, progress reaches the other replica, the top-k equals one process’s', async () => {
     apis = await Promise.all(Array.from({ length: compose.services.api.deploy!.replicas! }, (_, i) => start('api', i)));
     workers = await Promise.all(Array.from({ length: compose.services.worker.deploy!.replicas! }, (_, i) => start('worker', i)));
     for (const p of apis) assert.equal(await healthcheck('api', p), 0, `${p.name} healthy`);
@@ -217,7 +217,7 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
     const viaA = (await gql(apis[0].url, top)).data;
     assert.equal(viaA.model.layer.filter.topActivations.nodes.length, 9);
     assert.deepEqual((await gql(apis[1].url, top)).data, viaA, 'both replicas answer from the shared store');
-  });
+  }, 60_000);
 
   /** Subscribes to the job through `api` until it ends; calls `during` with each update. */
   const watch = (api: Proc, id: string, during?: (u: { state: string; imagesDone: number }) => void) =>
@@ -244,7 +244,6 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
 
   test(
     'kill -9 of a worker mid-chunk and of the API replica that started the job: the other worker finishes, the other replica streams it',
-    { timeout: 60_000 },
     async () => {
       const [victim, survivor] = workers;
       const [starter, watcher] = apis;
@@ -276,10 +275,10 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
       // Replacements, as Docker's restart policy would start them.
       apis[0] = await start('api', 2);
       workers[0] = await start('worker', 2);
-    },
+    }, 60_000,
   );
 
-  test('Redis restarted empty mid-job: the chunks it lost are queued again, each merged once', { timeout: 60_000 }, async () => {
+  test('Redis restarted empty mid-job: the chunks it lost are queued again, each merged once', async () => {
     const job = (await gql(apis[0].url, build('shared', 5))).data.buildIndex;
     // As soon as the workers take the job's first chunks, Redis dies with the others still queued.
     const started = () => new Set(workers.flatMap((w) => chunkLines(w, job.id, /chunk started/)).map((l) => l.chunk as number));
@@ -301,9 +300,9 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
       'each chunk merged exactly once',
     );
     assert.deepEqual(rows, referenceTop('shared', 5), 'nothing counted twice: the top-5 of an uninterrupted run');
-  });
+  }, 60_000);
 
-  test('cancelJob mid-job: chunks in flight merge nothing; buildIndex again finishes the rest, each chunk merged once', { timeout: 60_000 }, async () => {
+  test('cancelJob mid-job: chunks in flight merge nothing; buildIndex again finishes the rest, each chunk merged once', async () => {
     const job = (await gql(apis[0].url, build('shared', 8))).data.buildIndex;
     for (let i = 0; (await gql(apis[1].url, JOB, { id: job.id })).data.node.imagesDone < CHUNK; i++) {
       assert.ok(i < 5000, 'a first chunk merged');
@@ -324,9 +323,9 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
       [0, 1, 2, 3, 4, 5],
     );
     assert.deepEqual((await stored(job.id)).rows, referenceTop('shared', 8));
-  });
+  }, 60_000);
 
-  test('an undecodable image fails only itself, named in the job; the rest is indexed as by one process', { timeout: 60_000 }, async () => {
+  test('an undecodable image fails only itself, named in the job; the rest is indexed as by one process', async () => {
     assert.deepEqual(reference.poisoned.failed, [`img-00${POISONED}.png`], 'one process reports it too');
     const job = (await gql(apis[1].url, build('poisoned', 9))).data.buildIndex;
     const done = await finished(apis[0], job.id);
@@ -339,5 +338,5 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
     assert.deepEqual(rows, reference.poisoned.rows);
     assert.ok(!rows.some((r) => r.image === POISONED), 'the image is in no top-k');
     assert.notDeepEqual(rows, reference.shared.rows, 'without it, some top-k differ');
-  });
+  }, 60_000);
 });
