@@ -53,9 +53,17 @@ async function run(file: string): Promise<FileResult> {
   }
   const { testResults, unhandledErrors } = await circus.run();
   return {
-    tests: testResults.map((t) => ({ names: t.testPath.slice(1), status: t.status, errors: t.errors, duration: t.duration ?? null })),
+    tests: testResults.map((t) => ({ names: t.testPath.slice(1), status: t.status, errors: t.errors.map(withoutOwnFrames), duration: t.duration ?? null })),
     errors: unhandledErrors,
   };
+}
+
+/** A stack without this file's frames, which would only mislead (jest shows the code of the first frame it keeps). */
+function withoutOwnFrames(stack: string): string {
+  return stack
+    .split('\n')
+    .filter((line) => !/^\s+at .*[\\/]jest[\\/]child\.[jt]s:\d+/.test(line))
+    .join('\n');
 }
 
 run(process.argv[2]).then((result) => process.send!(result, () => process.disconnect()));
