@@ -94,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(JSON.stringify({ id: info?.id, state: info?.state, images: info?.imagesDone, error: info?.error, failedImages: info?.failedImages }));
     await services.jobs.close();
     await services.engine.close();
+    await services.inference.decodePool?.close();
     return info?.state === 'DONE' ? 0 : 1;
   }
   const start = performance.now();
@@ -106,6 +107,7 @@ async function main(argv: string[]): Promise<number> {
   if (tty) process.stderr.write('\n');
   console.log(JSON.stringify({ out: values.out, seconds: (performance.now() - start) / 1000, layers: report }));
   await services.engine.close();
+  await services.inference.decodePool?.close();
   return 0;
 }
 

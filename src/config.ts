@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 
 /** Every setting comes from the environment; defaults make a fresh clone work. */
@@ -14,6 +15,11 @@ export interface Config {
   backend: Backend;
   /** Threads per ORT session (intra-op). */
   threads: number;
+  /**
+   * Worker threads that decode index jobs' images (DECODE_THREADS; default: the cores left over
+   * by the runtime's threads and the main thread; 0 = on the main thread).
+   */
+  decodeThreads: number;
   /** Sessions run in a worker thread, leaving the main thread free (ORT_WORKER, default on). */
   ortWorker: boolean;
   /** Largest batch the micro-batcher sends to one ORT run. */
@@ -193,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     backend,
     threads: int(env, 'ORT_THREADS', 2, 1),
+    decodeThreads: int(env, 'DECODE_THREADS', Math.max(0, os.availableParallelism() - int(env, 'ORT_THREADS', 2, 1) - 1)),
     ortWorker: !/^(0|off|false|no)$/i.test(env.ORT_WORKER ?? ''),
     maxBatch: int(env, 'MAX_BATCH', 16, 1),
     batchWindowMs: int(env, 'BATCH_WINDOW_MS', 3),

@@ -16,6 +16,7 @@ import { occlude, OcclusionResult } from './engine/occlusion';
 import { Extent, boxedResult, project, ProjectionItem, ProjectionResult } from './engine/projections';
 import { probabilityRule } from './compiler/occlusion';
 import { ApiError, toApiError } from './errors';
+import { DecodePool } from './images/decode-pool';
 import { modelPixels, preprocess } from './images/preprocess';
 import type { Layer, Model } from './model';
 
@@ -55,6 +56,8 @@ export class Inference {
     private readonly config: Config,
     /** Where results are kept across requests, restarts and processes (none: computed every time). */
     private readonly cache?: TieredStore,
+    /** Where pixels() decodes (DECODE_THREADS; none: on this thread). */
+    readonly decodePool?: DecodePool,
   ) {
     this.prepared = new LruBytes(config.preparedMemoryBytes);
   }
@@ -78,11 +81,16 @@ export class Inference {
 
   /**
    * An image as 8-bit pixels at the model's input size, for graphs that normalise them
-   * themselves (index jobs). Not memoised: a job reads each image once.
+   * themselves (index jobs). Not memoised: a job reads each image once. With a decoding pool
+   * the image's bytes are moved to its worker: the caller must not use them afterwards.
    */
   async pixels(model: Model, image: SourceImage): Promise<PixelImage> {
     this.engine.admit();
-    return { key: preparedKey(model, image), pixels: await modelPixels(image.bytes, model.preprocessing, this.config) };
+    const key = preparedKey(model, image);
+    const pixels = this.decodePool
+      ? await this.decodePool.modelPixels(image.bytes, model.preprocessing)
+      : await modelPixels(image.bytes, model.preprocessing, this.config);
+    return { key, pixels };
   }
 
   /** A layer's whole activation as its unit grid (units.ts: [C, H, W], [F], or [D, T] for tokens) for one image. */

@@ -152,6 +152,7 @@ export async function startServer(config: Config, services?: Services): Promise<
       await subscriptions.close();
       await apollo.stop();
       await services.engine.close();
+      await services.inference.decodePool?.close();
       metrics.close();
       await services.cache.close();
       await services.jobs.store.close();

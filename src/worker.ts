@@ -48,6 +48,7 @@ export async function startWorker(config: Config): Promise<RunningWorker> {
       await stopProgress();
       await new Promise((resolve) => health.close(resolve));
       await services.engine.close();
+      await services.inference.decodePool?.close();
       await services.cache.close();
       await services.jobs.store.close();
     },

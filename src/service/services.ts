@@ -10,6 +10,7 @@ import { Config } from '../config';
 import { Engine } from '../engine/engine';
 import { GraphCache } from '../engine/graph-cache';
 import { openRuntime } from '../engine/runtime';
+import { DecodePool } from '../images/decode-pool';
 import { ImageStore } from '../images/store';
 import { AtlasJobs } from '../index/atlas-jobs';
 import { JobManager } from '../index/jobs';
@@ -52,7 +53,7 @@ export async function createServices(config: Config): Promise<Services> {
   const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
   const blobs = new BlobStore(cache, config.publicUrl, urlSigningKey(config.urlSigningKey, config.cacheDir)); // URL_SIGNING_KEY signs projection URLs' recipes
   const images = new ImageStore(config.cacheDir, config, config.uploadsBytes);
-  const inference = new Inference(engine, config, cache);
+  const inference = new Inference(engine, config, cache, DecodePool.open(config.decodeThreads, config));
   const datasets = DatasetRegistry.load(config.datasetsDir);
   // The index store: PostgreSQL shared by several processes (DATABASE_URL), else SQLite in CACHE_DIR.
   // With Redis too, jobs are queued in chunks that workers take (index/queue.ts).
