@@ -1,6 +1,7 @@
 /**
  * One pass of a model over a range of a dataset's images, as index jobs make it (jobs.ts): each
- * image decoded to 8-bit pixels and run through one graph (compileChannelMaxima: per layer and
+ * image decoded to 8-bit pixels (by Inference.pixels: in the decoding pool's worker threads where
+ * DECODE_THREADS gives one) and run through one graph (compileChannelMaxima: per layer and
  * channel, the spatial maximum and its position), its candidates offered to per-layer top-k
  * trackers (topk.ts). An image that cannot be read or decoded is left out and reported; it
  * fails nothing else.
