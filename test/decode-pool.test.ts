@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
 import { loadConfig } from '../src/config';
 import { DecodePool } from '../src/images/decode-pool';
@@ -25,10 +25,10 @@ const raw = (width: number, height: number, seed = 1) => sharp(picture(width, he
 
 describe('the decoding pool', () => {
   let pool: DecodePool;
-  before(() => {
+  beforeAll(() => {
     pool = DecodePool.open(2, LIMITS)!;
   });
-  after(async () => pool.close());
+  afterAll(async () => pool.close());
 
   test('gives the bytes decoding on the main thread gives: JPEG, PNG, CMYK, ICC profile, EXIF rotation, grey, centre crop', async () => {
     const cases: [string, Buffer, Preprocessing][] = [
@@ -75,14 +75,14 @@ describe('the decoding pool', () => {
 describe('index jobs with a decoding pool', () => {
   let dir: string;
   const layers = ['/features/features.1/Relu', '/features/features.11/Relu'];
-  before(async () => {
+  beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-decode-pool-'));
     const dataset = path.join(dir, 'mixed');
     await makeDataset(dataset, 8, 160, 120);
     for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(dataset, `photo-${i}.jpg`), await raw(256, 256, 10 + i).jpeg().toBuffer());
     fs.writeFileSync(path.join(dataset, 'photo-9.jpg'), (await raw(256, 256).jpeg().toBuffer()).subarray(0, 300)); // damaged
   });
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   /** The index of the dataset, built by a server with `threads` decoding threads, and how many images its pool decoded. */
   async function build(threads: number) {
@@ -98,7 +98,7 @@ describe('index jobs with a decoding pool', () => {
     }
   }
 
-  test('builds the index the main thread builds, row for row, the damaged image failing alone', { timeout: 120_000 }, async () => {
+  test('builds the index the main thread builds, row for row, the damaged image failing alone', async () => {
     const onMain = await build(0);
     const pooled = await build(2);
     assert.equal(onMain.state, 'DONE');
@@ -107,5 +107,5 @@ describe('index jobs with a decoding pool', () => {
     assert.equal(onMain.decoded, 0);
     assert.equal(pooled.decoded, 13, 'every image was decoded in the pool');
     assert.deepEqual({ ...pooled, decoded: 0 }, onMain);
-  });
+  }, 120_000);
 });
