@@ -35,7 +35,12 @@ function cpuSince(): () => number {
 
 const { values: options, positionals } = parseArgs({
   allowPositionals: true,
-  options: { ort: { type: 'string', default: '2' }, decode: { type: 'string', default: '0,1' }, rounds: { type: 'string', default: '1' }, grid: { type: 'boolean', default: false } },
+  options: {
+    ort: { type: 'string', default: '2' },
+    decode: { type: 'string', default: '0,1' },
+    rounds: { type: 'string', default: '1' },
+    grid: { type: 'boolean', default: false },
+  },
 });
 const counts = (list: string) => list.split(',').map(Number);
 
@@ -77,7 +82,11 @@ async function measure(root: string, modelsDir: string, count: number, batch: nu
   // ORT alone: the same graph on ready tensors, before and after the job (this machine's speed
   // drifts by 20 % over minutes: the job is compared with both).
   const loaded = await s.engine.load('bench', () => compileChannelMaxima(model.graph, model.shapes, tensors));
-  const input = new s.engine.runtime.Tensor('float32', new Float32Array(batch * 3 * 224 * 224).map((_, i) => Math.sin(i)), [batch, 3, 224, 224]);
+  const input = new s.engine.runtime.Tensor(
+    'float32',
+    new Float32Array(batch * 3 * 224 * 224).map((_, i) => Math.sin(i)),
+    [batch, 3, 224, 224],
+  );
   const ortAlone = async () => {
     const cpu = cpuSince();
     const ms = await timeIt(() => loaded.session.run({ input }));
@@ -88,9 +97,7 @@ async function measure(root: string, modelsDir: string, count: number, batch: nu
   // Decoding alone, as the job does it (8-bit pixels at the input size, in the pool if there is one), 16 images at a time.
   const decodeCpu = cpuSince();
   for (let i = 0; i < count; i += 16) {
-    await Promise.all(
-      dataset.images.slice(i, i + 16).map((img) => s.inference.pixels(model, { sha256: img.name, bytes: s.datasets.read(dataset, img.name) })),
-    );
+    await Promise.all(dataset.images.slice(i, i + 16).map((img) => s.inference.pixels(model, { sha256: img.name, bytes: s.datasets.read(dataset, img.name) })));
   }
   const decodeCpuPerImage = decodeCpu() / count;
 
@@ -128,7 +135,12 @@ async function measure(root: string, modelsDir: string, count: number, batch: nu
   for (let i = 0; i < count; i++) {
     const raw = Buffer.alloc(256 * 256 * 3);
     for (let p = 0; p < raw.length; p++) raw[p] = (p * (i + 7) * 2654435761) >>> 24;
-    fs.writeFileSync(path.join(dir, `img-${String(i).padStart(5, '0')}.jpg`), await sharp(raw, { raw: { width: 256, height: 256, channels: 3 } }).jpeg().toBuffer());
+    fs.writeFileSync(
+      path.join(dir, `img-${String(i).padStart(5, '0')}.jpg`),
+      await sharp(raw, { raw: { width: 256, height: 256, channels: 3 } })
+        .jpeg()
+        .toBuffer(),
+    );
   }
   const warm = path.join(root, 'datasets', 'warm');
   fs.mkdirSync(warm);
@@ -137,7 +149,9 @@ async function measure(root: string, modelsDir: string, count: number, batch: nu
   const combinations = counts(options.ort).flatMap((ort) => counts(options.decode).map((decode) => ({ ort, decode })));
   const rounds = Number(options.rounds);
   const cores = os.availableParallelism();
-  console.log(`AlexNet, every Conv and Relu, ${count} JPEGs 256×256, batch ${batch}, ${cores} cores, ${rounds} round(s) of ${combinations.length} combination(s)`);
+  console.log(
+    `AlexNet, every Conv and Relu, ${count} JPEGs 256×256, batch ${batch}, ${cores} cores, ${rounds} round(s) of ${combinations.length} combination(s)`,
+  );
 
   const results = new Map<string, Figures[]>();
   let last: Services | undefined;
@@ -162,7 +176,18 @@ async function measure(root: string, modelsDir: string, count: number, batch: nu
   console.log('summary: median (range) over the rounds');
   const range = (xs: number[], digits: number) => `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
   for (const [name, all] of results) {
-    console.log(`  ${name}: index ${range(all.map((f) => f.indexRate), 1)} img/s, ORT alone ${range(all.flatMap((f) => f.ortRate), 1)} img/s, ratio ${range(all.map((f) => f.ratio), 2)}`);
+    console.log(
+      `  ${name}: index ${range(
+        all.map((f) => f.indexRate),
+        1,
+      )} img/s, ORT alone ${range(
+        all.flatMap((f) => f.ortRate),
+        1,
+      )} img/s, ratio ${range(
+        all.map((f) => f.ratio),
+        2,
+      )}`,
+    );
   }
   if (!last) {
     fs.rmSync(root, { recursive: true, force: true });
@@ -171,19 +196,36 @@ async function measure(root: string, modelsDir: string, count: number, batch: nu
   const s = last;
 
   // A full top-9 grid of relu5 (every channel), through the API's resolver path.
-  const server = await startServer(loadConfig({ MODELS_DIR: modelsDir, DATASETS_DIR: path.join(root, 'datasets'), CACHE_DIR: path.join(root, 'cache'), LOG_LEVEL: 'warn', PORT: '0', HOST: '127.0.0.1', MAX_QUERY_COST: '100000000', REQUEST_TIMEOUT_MS: '0', MAX_QUEUED_ITEMS: '100000' }), s);
+  const server = await startServer(
+    loadConfig({
+      MODELS_DIR: modelsDir,
+      DATASETS_DIR: path.join(root, 'datasets'),
+      CACHE_DIR: path.join(root, 'cache'),
+      LOG_LEVEL: 'warn',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      MAX_QUERY_COST: '100000000',
+      REQUEST_TIMEOUT_MS: '0',
+      MAX_QUEUED_ITEMS: '100000',
+    }),
+    s,
+  );
   const channels = 100; // one page of relu5 filters (MAX_PAGE_SIZE)
   const runs = s.engine.stats.runs;
   const t1 = performance.now();
   const res = await fetch(`${server.url}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query: `{ model(name: "alexnet") { layer(name: "/features/features.11/Relu") { topActivationsGrid(dataset: "synthetic", first: 100) } } }` }),
+    body: JSON.stringify({
+      query: `{ model(name: "alexnet") { layer(name: "/features/features.11/Relu") { topActivationsGrid(dataset: "synthetic", first: 100) } } }`,
+    }),
   });
   const body = (await res.json()) as { errors?: unknown };
   const ms = performance.now() - t1;
   if (body.errors) console.log(JSON.stringify(body.errors));
-  console.log(`top-9 grid of relu5 (${channels} channels × 9 projections): ${(ms / 1000).toFixed(1)} s, ${(ms / (channels * 9)).toFixed(1)} ms per projection, ${s.engine.stats.runs - runs} ORT runs`);
+  console.log(
+    `top-9 grid of relu5 (${channels} channels × 9 projections): ${(ms / 1000).toFixed(1)} s, ${(ms / (channels * 9)).toFixed(1)} ms per projection, ${s.engine.stats.runs - runs} ORT runs`,
+  );
   await server.close();
   fs.rmSync(root, { recursive: true, force: true });
 })();

@@ -17,7 +17,16 @@ import { makeDataset, startTestServer } from './helpers';
 import { picture } from './pictures';
 
 const LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };
-const rgb: Preprocessing = { width: 224, height: 224, channels: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], resize: 'stretch', colorProfile: 'ignore' };
+const rgb: Preprocessing = {
+  width: 224,
+  height: 224,
+  channels: 'RGB',
+  scale: 1 / 255,
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+  resize: 'stretch',
+  colorProfile: 'ignore',
+};
 const grey: Preprocessing = { ...rgb, channels: 'GRAY', mean: [0], std: [1] };
 const cropped: Preprocessing = { ...rgb, resize: 'center-crop', shorterSide: 256, colorProfile: 'convert-to-srgb' };
 
@@ -79,7 +88,13 @@ describe('index jobs with a decoding pool', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-decode-pool-'));
     const dataset = path.join(dir, 'mixed');
     await makeDataset(dataset, 8, 160, 120);
-    for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(dataset, `photo-${i}.jpg`), await raw(256, 256, 10 + i).jpeg().toBuffer());
+    for (let i = 0; i < 4; i++)
+      fs.writeFileSync(
+        path.join(dataset, `photo-${i}.jpg`),
+        await raw(256, 256, 10 + i)
+          .jpeg()
+          .toBuffer(),
+      );
     fs.writeFileSync(path.join(dataset, 'photo-9.jpg'), (await raw(256, 256).jpeg().toBuffer()).subarray(0, 300)); // damaged
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -92,7 +107,12 @@ describe('index jobs with a decoding pool', () => {
       assert.equal(inference.decodePool?.threads, threads || undefined);
       const job = await jobs.start(registry.models.get('alexnet')!, datasets.datasets.get('mixed')!, layers, 3);
       const done = (await jobs.wait(job.id))!;
-      return { state: done.state, failed: done.failedImages.map((f) => f.name), rows: await jobs.store.tops(job.id), decoded: inference.decodePool?.decoded ?? 0 };
+      return {
+        state: done.state,
+        failed: done.failedImages.map((f) => f.name),
+        rows: await jobs.store.tops(job.id),
+        decoded: inference.decodePool?.decoded ?? 0,
+      };
     } finally {
       await server.close();
     }
