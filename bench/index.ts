@@ -15,13 +15,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
 import { compileChannelMaxima } from '../src/compiler/forward';
 import { loadConfig } from '../src/config';
 import { defaultIndexLayers } from '../src/index/jobs';
 import { DatasetRegistry } from '../src/registry/datasets';
 import { startServer } from '../src/server';
 import { createServices, Services } from '../src/service/services';
+import { syntheticJpegs } from './synthetic';
 import { median, REPEATS, timeIt, WARMUP } from './timing';
 
 /** CPU time of the whole process (every thread) since the call, in ms, when the returned function is called. */
@@ -131,17 +131,7 @@ async function measure(root: string, modelsDir: string, count: number, batch: nu
   const count = Number(positionals[1] ?? 256);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-bench-index-'));
   const dir = path.join(root, 'datasets', 'synthetic');
-  fs.mkdirSync(dir, { recursive: true });
-  for (let i = 0; i < count; i++) {
-    const raw = Buffer.alloc(256 * 256 * 3);
-    for (let p = 0; p < raw.length; p++) raw[p] = (p * (i + 7) * 2654435761) >>> 24;
-    fs.writeFileSync(
-      path.join(dir, `img-${String(i).padStart(5, '0')}.jpg`),
-      await sharp(raw, { raw: { width: 256, height: 256, channels: 3 } })
-        .jpeg()
-        .toBuffer(),
-    );
-  }
+  await syntheticJpegs(dir, count);
   const warm = path.join(root, 'datasets', 'warm');
   fs.mkdirSync(warm);
   fs.copyFileSync(path.join(dir, 'img-00000.jpg'), path.join(warm, 'img.jpg'));

@@ -13,8 +13,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import { freePort, startPostgres, startRedis } from '../test/servers';
+import { syntheticJpegs } from './synthetic';
 import { median } from './timing';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -52,17 +52,7 @@ async function launch(script: string, args: string[], env: Record<string, string
   const rounds = Number(process.argv[5] ?? 3);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-bench-workers-'));
   const dir = path.join(root, 'datasets', 'synthetic');
-  fs.mkdirSync(dir, { recursive: true });
-  for (let i = 0; i < count; i++) {
-    const raw = Buffer.alloc(256 * 256 * 3);
-    for (let p = 0; p < raw.length; p++) raw[p] = (p * (i + 7) * 2654435761) >>> 24;
-    fs.writeFileSync(
-      path.join(dir, `img-${String(i).padStart(5, '0')}.jpg`),
-      await sharp(raw, { raw: { width: 256, height: 256, channels: 3 } })
-        .jpeg()
-        .toBuffer(),
-    );
-  }
+  await syntheticJpegs(dir, count);
   const [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
   const common = {
     MODELS_DIR: modelsDir,
