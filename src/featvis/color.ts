@@ -22,30 +22,34 @@ export const COLOR_MIX: number[][] = SVD_SQRT.map((row) => row.map((v) => v / MA
  */
 export function toPixels(t: Float64Array, channels: number, pixels: Float64Array): void {
   const n = t.length / channels;
+  if (channels !== 3) {
+    for (let i = 0; i < channels * n; i++) pixels[i] = sigmoid(t[i]);
+    return;
+  }
+  const [[m00, m01, m02], [m10, m11, m12], [m20, m21, m22]] = COLOR_MIX;
   for (let i = 0; i < n; i++) {
-    if (channels === 3) {
-      for (let c = 0; c < 3; c++) {
-        const m = COLOR_MIX[c];
-        pixels[c * n + i] = sigmoid(m[0] * t[i] + m[1] * t[n + i] + m[2] * t[2 * n + i]);
-      }
-    } else {
-      for (let c = 0; c < channels; c++) pixels[c * n + i] = sigmoid(t[c * n + i]);
-    }
+    const [t0, t1, t2] = [t[i], t[n + i], t[2 * n + i]];
+    pixels[i] = sigmoid(m00 * t0 + m01 * t1 + m02 * t2);
+    pixels[n + i] = sigmoid(m10 * t0 + m11 * t1 + m12 * t2);
+    pixels[2 * n + i] = sigmoid(m20 * t0 + m21 * t1 + m22 * t2);
   }
 }
 
 /** toPixels' gradient: from the gradient `g` [C, n] to the pixels it made (`pixels`), the gradient to `t`, written to `out`. */
 export function toPixelsAdjoint(g: Float64Array, pixels: Float64Array, channels: number, out: Float64Array): void {
   const n = g.length / channels;
+  if (channels !== 3) {
+    for (let i = 0; i < channels * n; i++) out[i] = g[i] * pixels[i] * (1 - pixels[i]);
+    return;
+  }
+  const [[m00, m01, m02], [m10, m11, m12], [m20, m21, m22]] = COLOR_MIX;
   for (let i = 0; i < n; i++) {
-    if (channels === 3) {
-      const d0 = g[i] * pixels[i] * (1 - pixels[i]);
-      const d1 = g[n + i] * pixels[n + i] * (1 - pixels[n + i]);
-      const d2 = g[2 * n + i] * pixels[2 * n + i] * (1 - pixels[2 * n + i]);
-      for (let c = 0; c < 3; c++) out[c * n + i] = COLOR_MIX[0][c] * d0 + COLOR_MIX[1][c] * d1 + COLOR_MIX[2][c] * d2;
-    } else {
-      for (let c = 0; c < channels; c++) out[c * n + i] = g[c * n + i] * pixels[c * n + i] * (1 - pixels[c * n + i]);
-    }
+    const d0 = g[i] * pixels[i] * (1 - pixels[i]);
+    const d1 = g[n + i] * pixels[n + i] * (1 - pixels[n + i]);
+    const d2 = g[2 * n + i] * pixels[2 * n + i] * (1 - pixels[2 * n + i]);
+    out[i] = m00 * d0 + m10 * d1 + m20 * d2;
+    out[n + i] = m01 * d0 + m11 * d1 + m21 * d2;
+    out[2 * n + i] = m02 * d0 + m12 * d1 + m22 * d2;
   }
 }
 

@@ -3,7 +3,9 @@
  * butterflies, and each odd prime factor p as a p-point DFT by symmetric pairs, so lengths with a
  * large prime factor fall back to O(n·p)). The Fourier image parameterisation (fourier.ts) is
  * built on it.
- * Arrays are split: real parts and imaginary parts in two Float64Arrays.
+ * Arrays are split: real parts and imaginary parts in two Float64Arrays. A call transforms many
+ * sequences at once, the columns of a row-major [n, count] array: every butterfly's twiddle is
+ * then looked up once for all of them, and the innermost loops run along contiguous memory.
  */
 
 /** The transform of one length: the input's order for the butterflies and the twiddle factors. */
@@ -15,8 +17,12 @@ export class FftPlan {
   /** e^(−2πi·t/n), t = 0 … n−1. */
   private readonly cos: Float64Array;
   private readonly sin: Float64Array;
-  private readonly workRe: Float64Array;
-  private readonly workIm: Float64Array;
+  /** Per odd radix p: cos and sin of 2π·q·r/p for q, r = 1 … (p−1)/2, at r·(half + 1) + q. */
+  private readonly oddTables = new Map<number, { c: Float64Array; s: Float64Array }>();
+  /** The working array [n, count] and an odd stage's scratch [p, count], grown to the largest count asked. */
+  private workRe = new Float64Array(0);
+  private workIm = new Float64Array(0);
+  private scratch = new Float64Array(0);
 
   constructor(readonly n: number) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`an FFT needs a length ≥ 1, got ${n}`);
@@ -28,92 +34,120 @@ export class FftPlan {
       this.cos[t] = Math.cos((2 * Math.PI * t) / n);
       this.sin[t] = -Math.sin((2 * Math.PI * t) / n);
     }
-    this.workRe = new Float64Array(n);
-    this.workIm = new Float64Array(n);
+    for (const p of this.factors) {
+      if (p % 2 === 0 || this.oddTables.has(p)) continue;
+      const half = (p - 1) / 2;
+      const c = new Float64Array((half + 1) * (half + 1));
+      const s = new Float64Array((half + 1) * (half + 1));
+      for (let r = 1; r <= half; r++) {
+        for (let q = 1; q <= half; q++) {
+          c[r * (half + 1) + q] = this.cos[((q * r) % p) * (n / p)];
+          s[r * (half + 1) + q] = -this.sin[((q * r) % p) * (n / p)];
+        }
+      }
+      this.oddTables.set(p, { c, s });
+    }
   }
 
   /**
-   * In place: X[k] = Σ x[j]·e^(∓2πi·jk/n) over `re`/`im` from `offset` every `stride` (so rows and
-   * columns of a 2-D array are transformed where they lie); `inverse` takes e^(+…), unscaled.
+   * In place: X[k] = Σ x[j]·e^(∓2πi·jk/n) for each of the `count` columns of `re`/`im` taken as
+   * row-major [n, count] (count 1: one sequence); `inverse` takes e^(+…), unscaled.
    */
-  transform(re: Float64Array, im: Float64Array, inverse = false, offset = 0, stride = 1): void {
-    const { n, order, workRe: wr, workIm: wi } = this;
-    const conj = inverse ? -1 : 1;
+  transform(re: Float64Array, im: Float64Array, inverse = false, count = 1): void {
+    const { n, order } = this;
+    if (this.workRe.length < n * count) {
+      this.workRe = new Float64Array(n * count);
+      this.workIm = new Float64Array(n * count);
+    }
+    const { workRe: wr, workIm: wi } = this;
+    // The inverse transform is the forward one with real and imaginary parts swapped, in and out.
+    const [inRe, inIm] = inverse ? [im, re] : [re, im];
     for (let i = 0; i < n; i++) {
-      const from = offset + order[i] * stride;
-      wr[i] = re[from];
-      wi[i] = conj * im[from];
+      const from = order[i] * count;
+      const to = i * count;
+      for (let k = 0; k < count; k++) {
+        wr[to + k] = inRe[from + k];
+        wi[to + k] = inIm[from + k];
+      }
     }
     let size = 1;
     for (const p of this.factors) {
       const span = size; // each stage merges p transforms of length `span` into one of length span·p
       size *= p;
       const step = n / size; // twiddle e^(−2πi·j/size) = table[j·step]
-      if (p === 2) this.radix2(span, size, step);
-      else if (p === 4) this.radix4(span, size, step);
-      else this.radixP(p, span, size, step);
+      if (p === 2) this.radix2(span, size, step, count);
+      else if (p === 4) this.radix4(span, size, step, count);
+      else this.radixP(p, span, size, step, count);
     }
-    for (let i = 0; i < n; i++) {
-      const to = offset + i * stride;
-      re[to] = wr[i];
-      im[to] = conj * wi[i];
-    }
+    inRe.set(wr.subarray(0, n * count));
+    inIm.set(wi.subarray(0, n * count));
   }
 
-  private radix2(span: number, size: number, step: number): void {
+  private radix2(span: number, size: number, step: number, count: number): void {
     const { workRe: wr, workIm: wi, cos, sin, n } = this;
     for (let block = 0; block < n; block += size) {
       for (let j = 0; j < span; j++) {
-        const a = block + j;
-        const b = a + span;
         const c = cos[j * step];
         const s = sin[j * step];
-        const br = wr[b] * c - wi[b] * s;
-        const bi = wr[b] * s + wi[b] * c;
-        wr[b] = wr[a] - br;
-        wi[b] = wi[a] - bi;
-        wr[a] += br;
-        wi[a] += bi;
+        const a0 = (block + j) * count;
+        const b0 = a0 + span * count;
+        for (let k = 0; k < count; k++) {
+          const a = a0 + k;
+          const b = b0 + k;
+          const br = wr[b] * c - wi[b] * s;
+          const bi = wr[b] * s + wi[b] * c;
+          wr[b] = wr[a] - br;
+          wi[b] = wi[a] - bi;
+          wr[a] += br;
+          wi[a] += bi;
+        }
       }
     }
   }
 
-  private radix4(span: number, size: number, step: number): void {
+  private radix4(span: number, size: number, step: number, count: number): void {
     const { workRe: wr, workIm: wi, cos, sin, n } = this;
+    const gap = span * count;
     for (let block = 0; block < n; block += size) {
       for (let j = 0; j < span; j++) {
-        const i0 = block + j;
-        const i1 = i0 + span;
-        const i2 = i1 + span;
-        const i3 = i2 + span;
         const t1 = j * step;
-        const t2 = 2 * t1;
-        const t3 = 3 * t1;
-        const x0r = wr[i0];
-        const x0i = wi[i0];
-        const x1r = wr[i1] * cos[t1] - wi[i1] * sin[t1];
-        const x1i = wr[i1] * sin[t1] + wi[i1] * cos[t1];
-        const x2r = wr[i2] * cos[t2] - wi[i2] * sin[t2];
-        const x2i = wr[i2] * sin[t2] + wi[i2] * cos[t2];
-        const x3r = wr[i3] * cos[t3] - wi[i3] * sin[t3];
-        const x3i = wr[i3] * sin[t3] + wi[i3] * cos[t3];
-        const ar = x0r + x2r;
-        const ai = x0i + x2i;
-        const br = x0r - x2r;
-        const bi = x0i - x2i;
-        const cr = x1r + x3r;
-        const ci = x1i + x3i;
-        // (x1 − x3)·(−i): the forward transform's quarter turn
-        const dr = x1i - x3i;
-        const di = x3r - x1r;
-        wr[i0] = ar + cr;
-        wi[i0] = ai + ci;
-        wr[i1] = br + dr;
-        wi[i1] = bi + di;
-        wr[i2] = ar - cr;
-        wi[i2] = ai - ci;
-        wr[i3] = br - dr;
-        wi[i3] = bi - di;
+        const c1 = cos[t1];
+        const s1 = sin[t1];
+        const c2 = cos[2 * t1];
+        const s2 = sin[2 * t1];
+        const c3 = cos[3 * t1];
+        const s3 = sin[3 * t1];
+        const first = (block + j) * count;
+        for (let i0 = first; i0 < first + count; i0++) {
+          const i1 = i0 + gap;
+          const i2 = i1 + gap;
+          const i3 = i2 + gap;
+          const x0r = wr[i0];
+          const x0i = wi[i0];
+          const x1r = wr[i1] * c1 - wi[i1] * s1;
+          const x1i = wr[i1] * s1 + wi[i1] * c1;
+          const x2r = wr[i2] * c2 - wi[i2] * s2;
+          const x2i = wr[i2] * s2 + wi[i2] * c2;
+          const x3r = wr[i3] * c3 - wi[i3] * s3;
+          const x3i = wr[i3] * s3 + wi[i3] * c3;
+          const ar = x0r + x2r;
+          const ai = x0i + x2i;
+          const br = x0r - x2r;
+          const bi = x0i - x2i;
+          const cr = x1r + x3r;
+          const ci = x1i + x3i;
+          // (x1 − x3)·(−i): the forward transform's quarter turn
+          const dr = x1i - x3i;
+          const di = x3r - x1r;
+          wr[i0] = ar + cr;
+          wi[i0] = ai + ci;
+          wr[i1] = br + dr;
+          wi[i1] = bi + di;
+          wr[i2] = ar - cr;
+          wi[i2] = ai - ci;
+          wr[i3] = br - dr;
+          wi[i3] = bi - di;
+        }
       }
     }
   }
@@ -122,59 +156,69 @@ export class FftPlan {
    * A stage of an odd radix p: the p-point DFT of the twiddled inputs, by pairs: with
    * s_q = x_q + x_(p−q) and d_q = x_q − x_(p−q), X_r and X_(p−r) are A ∓ iB where
    * A = x_0 + Σ s_q·cos(2πqr/p) and B = Σ d_q·sin(2πqr/p) (q = 1 … (p−1)/2): a quarter of the
-   * multiplications of the matrix product.
+   * multiplications of the matrix product. The twiddled inputs' sums and differences wait in
+   * `scratch`, [s_q real, s_q imaginary, d_q real, d_q imaginary] per q, each [count].
    */
-  private radixP(p: number, span: number, size: number, step: number): void {
+  private radixP(p: number, span: number, size: number, step: number, count: number): void {
     const { workRe: wr, workIm: wi, cos, sin, n } = this;
     const half = (p - 1) / 2;
-    const xr = new Float64Array(p);
-    const xi = new Float64Array(p);
-    const [sr, si, dr, di] = [0, 0, 0, 0].map(() => new Float64Array(half + 1));
-    // cos and sin of 2π·q·r/p for q, r = 1 … half (table[(q·r mod p)·n/p]; sin there is −sin).
-    const c = new Float64Array((half + 1) * (half + 1));
-    const sn = new Float64Array((half + 1) * (half + 1));
-    for (let r = 1; r <= half; r++) {
-      for (let q = 1; q <= half; q++) {
-        c[r * (half + 1) + q] = cos[((q * r) % p) * (n / p)];
-        sn[r * (half + 1) + q] = -sin[((q * r) % p) * (n / p)];
-      }
-    }
+    const { c, s: sn } = this.oddTables.get(p)!;
+    if (this.scratch.length < 4 * (half + 1) * count) this.scratch = new Float64Array(4 * (half + 1) * count);
+    const scratch = this.scratch;
+    const gap = span * count;
     for (let block = 0; block < n; block += size) {
       for (let j = 0; j < span; j++) {
-        for (let q = 0; q < p; q++) {
-          const at = block + j + q * span;
-          const t = j * q * step; // < span·p·step = n
-          xr[q] = wr[at] * cos[t] - wi[at] * sin[t];
-          xi[q] = wr[at] * sin[t] + wi[at] * cos[t];
-        }
-        let totalR = xr[0];
-        let totalI = xi[0];
+        const first = (block + j) * count;
         for (let q = 1; q <= half; q++) {
-          sr[q] = xr[q] + xr[p - q];
-          si[q] = xi[q] + xi[p - q];
-          dr[q] = xr[q] - xr[p - q];
-          di[q] = xi[q] - xi[p - q];
-          totalR += sr[q];
-          totalI += si[q];
-        }
-        wr[block + j] = totalR;
-        wi[block + j] = totalI;
-        for (let r = 1; r <= half; r++) {
-          let ar = xr[0];
-          let ai = xi[0];
-          let br = 0;
-          let bi = 0;
-          for (let q = 1, k = r * (half + 1) + 1; q <= half; q++, k++) {
-            ar += sr[q] * c[k];
-            ai += si[q] * c[k];
-            br += dr[q] * sn[k];
-            bi += di[q] * sn[k];
+          const tq = j * q * step; // < span·p·step = n
+          const tm = j * (p - q) * step;
+          const cq = cos[tq];
+          const sq = sin[tq];
+          const cm = cos[tm];
+          const sm = sin[tm];
+          const at = 4 * q * count;
+          for (let k = 0; k < count; k++) {
+            const a = first + q * gap + k;
+            const b = first + (p - q) * gap + k;
+            const xr = wr[a] * cq - wi[a] * sq;
+            const xi = wr[a] * sq + wi[a] * cq;
+            const yr = wr[b] * cm - wi[b] * sm;
+            const yi = wr[b] * sm + wi[b] * cm;
+            scratch[at + k] = xr + yr;
+            scratch[at + count + k] = xi + yi;
+            scratch[at + 2 * count + k] = xr - yr;
+            scratch[at + 3 * count + k] = xi - yi;
           }
-          // X_r = A − iB, X_(p−r) = A + iB
-          wr[block + j + r * span] = ar + bi;
-          wi[block + j + r * span] = ai - br;
-          wr[block + j + (p - r) * span] = ar - bi;
-          wi[block + j + (p - r) * span] = ai + br;
+        }
+        for (let k = 0; k < count; k++) {
+          const x0r = wr[first + k];
+          const x0i = wi[first + k];
+          let totalR = x0r;
+          let totalI = x0i;
+          for (let q = 1; q <= half; q++) {
+            totalR += scratch[4 * q * count + k];
+            totalI += scratch[(4 * q + 1) * count + k];
+          }
+          for (let r = 1; r <= half; r++) {
+            let ar = x0r;
+            let ai = x0i;
+            let br = 0;
+            let bi = 0;
+            for (let q = 1, t = r * (half + 1) + 1; q <= half; q++, t++) {
+              const at = 4 * q * count + k;
+              ar += scratch[at] * c[t];
+              ai += scratch[at + count] * c[t];
+              br += scratch[at + 2 * count] * sn[t];
+              bi += scratch[at + 3 * count] * sn[t];
+            }
+            // X_r = A − iB, X_(p−r) = A + iB
+            wr[first + r * gap + k] = ar + bi;
+            wi[first + r * gap + k] = ai - br;
+            wr[first + (p - r) * gap + k] = ar - bi;
+            wi[first + (p - r) * gap + k] = ai + br;
+          }
+          wr[first + k] = totalR;
+          wi[first + k] = totalI;
         }
       }
     }

@@ -14,11 +14,13 @@ export class FourierImage {
   readonly halfWidth: number;
   /** Per coefficient [h, halfWidth]: the 1/frequency scale, the √(hw)/4 and the ×2 of mirrored columns, over h·w (the inverse DFT's 1/n). */
   private readonly weight: Float64Array;
+  /** The half spectrum, [h, halfWidth]. */
   private readonly re: Float64Array;
   private readonly im: Float64Array;
-  /** One row's worth, for two rows transformed at once. */
+  /** Rows in pairs, two real rows as one complex sequence, transposed: [w, pairs] (each pair a column). */
   private readonly rowRe: Float64Array;
   private readonly rowIm: Float64Array;
+  private readonly pairs: number;
   private readonly rows: FftPlan;
   private readonly cols: FftPlan;
 
@@ -40,10 +42,11 @@ export class FourierImage {
         this.weight[ky * this.halfWidth + kx] = (mirrored * Math.sqrt(n)) / frequency ** decayPower / 4 / n;
       }
     }
-    this.re = new Float64Array(n);
-    this.im = new Float64Array(n);
-    this.rowRe = new Float64Array(w);
-    this.rowIm = new Float64Array(w);
+    this.re = new Float64Array(h * this.halfWidth);
+    this.im = new Float64Array(h * this.halfWidth);
+    this.pairs = Math.ceil(h / 2);
+    this.rowRe = new Float64Array(w * this.pairs);
+    this.rowIm = new Float64Array(w * this.pairs);
     this.rows = fftPlan(w);
     this.cols = fftPlan(h);
   }
@@ -55,37 +58,42 @@ export class FourierImage {
 
   /**
    * The image [h, w] of one channel's coefficients (`spectrum` from `offset`), written to `out`
-   * from `outOffset`. Inverse DFTs of the half spectrum's columns, then of the rows, two at a time:
+   * from `outOffset`. Inverse DFTs of the half spectrum's columns, then of the rows, two at a time (all
+   * at once: the pairs are the columns of a transposed array):
    * a row's real inverse DFT is that of its Hermitian part H[k] = (r[k] + conj r[−k]) / 2, real, so
    * rows a and b go as one transform of H_a + i·H_b, whose real and imaginary parts are theirs.
    */
   image(spectrum: Float64Array, offset: number, out: Float64Array, outOffset: number): void {
-    const { height: h, width: w, halfWidth: hw, weight, re, im, rowRe, rowIm } = this;
+    const { height: h, width: w, halfWidth: hw, weight, re, im, rowRe, rowIm, pairs: P } = this;
     const half = h * hw;
-    for (let ky = 0; ky < h; ky++) {
-      for (let kx = 0; kx < hw; kx++) {
-        const k = ky * hw + kx;
-        re[ky * w + kx] = weight[k] * spectrum[offset + k];
-        im[ky * w + kx] = weight[k] * spectrum[offset + half + k];
-      }
+    for (let k = 0; k < half; k++) {
+      re[k] = weight[k] * spectrum[offset + k];
+      im[k] = weight[k] * spectrum[offset + half + k];
     }
-    for (let kx = 0; kx < hw; kx++) this.cols.transform(re, im, true, kx, w);
+    this.cols.transform(re, im, true, hw);
     // r[k] for k ≥ hw is 0 (columns past the half spectrum).
-    const at = (y: number, k: number, imag: boolean) => (k < hw ? (imag ? im : re)[y * w + k] : 0);
-    for (let y = 0; y < h; y += 2) {
-      const b = y + 1 < h ? y + 1 : -1;
+    for (let pair = 0; pair < P; pair++) {
+      const a = 2 * pair * hw;
+      const b = 2 * pair + 1 < h ? a + hw : -1;
       for (let k = 0; k < w; k++) {
         const m = k === 0 ? 0 : w - k;
-        const aRe = (at(y, k, false) + at(y, m, false)) / 2;
-        const aIm = (at(y, k, true) - at(y, m, true)) / 2;
-        const bRe = b < 0 ? 0 : (at(b, k, false) + at(b, m, false)) / 2;
-        const bIm = b < 0 ? 0 : (at(b, k, true) - at(b, m, true)) / 2;
-        rowRe[k] = aRe - bIm;
-        rowIm[k] = aIm + bRe;
+        const hasK = k < hw;
+        const hasM = m < hw;
+        const aRe = ((hasK ? re[a + k] : 0) + (hasM ? re[a + m] : 0)) / 2;
+        const aIm = ((hasK ? im[a + k] : 0) - (hasM ? im[a + m] : 0)) / 2;
+        const bRe = b < 0 ? 0 : ((hasK ? re[b + k] : 0) + (hasM ? re[b + m] : 0)) / 2;
+        const bIm = b < 0 ? 0 : ((hasK ? im[b + k] : 0) - (hasM ? im[b + m] : 0)) / 2;
+        rowRe[k * P + pair] = aRe - bIm;
+        rowIm[k * P + pair] = aIm + bRe;
       }
-      this.rows.transform(rowRe, rowIm, true);
-      for (let x = 0; x < w; x++) out[outOffset + y * w + x] = rowRe[x];
-      if (b >= 0) for (let x = 0; x < w; x++) out[outOffset + b * w + x] = rowIm[x];
+    }
+    this.rows.transform(rowRe, rowIm, true, P);
+    for (let x = 0; x < w; x++) {
+      for (let pair = 0; pair < P; pair++) {
+        const y = 2 * pair;
+        out[outOffset + y * w + x] = rowRe[x * P + pair];
+        if (y + 1 < h) out[outOffset + (y + 1) * w + x] = rowIm[x * P + pair];
+      }
     }
   }
 
@@ -97,32 +105,34 @@ export class FourierImage {
    * then of the half spectrum's columns.
    */
   adjoint(g: Float64Array, gOffset: number, out: Float64Array, outOffset: number): void {
-    const { height: h, width: w, halfWidth: hw, weight, re, im, rowRe, rowIm } = this;
-    for (let y = 0; y < h; y += 2) {
-      const b = y + 1 < h ? y + 1 : -1;
-      for (let x = 0; x < w; x++) {
-        rowRe[x] = g[gOffset + y * w + x];
-        rowIm[x] = b < 0 ? 0 : g[gOffset + b * w + x];
+    const { height: h, width: w, halfWidth: hw, weight, re, im, rowRe, rowIm, pairs: P } = this;
+    for (let x = 0; x < w; x++) {
+      for (let pair = 0; pair < P; pair++) {
+        const y = 2 * pair;
+        rowRe[x * P + pair] = g[gOffset + y * w + x];
+        rowIm[x * P + pair] = y + 1 < h ? g[gOffset + (y + 1) * w + x] : 0;
       }
-      this.rows.transform(rowRe, rowIm, false);
+    }
+    this.rows.transform(rowRe, rowIm, false, P);
+    for (let pair = 0; pair < P; pair++) {
+      const a = 2 * pair * hw;
+      const b = 2 * pair + 1 < h ? a + hw : -1;
       for (let k = 0; k < hw; k++) {
-        const m = k === 0 ? 0 : w - k;
-        re[y * w + k] = (rowRe[k] + rowRe[m]) / 2;
-        im[y * w + k] = (rowIm[k] - rowIm[m]) / 2;
+        const zk = k * P + pair; // Z[k] and Z[−k]
+        const zm = (k === 0 ? 0 : w - k) * P + pair;
+        re[a + k] = (rowRe[zk] + rowRe[zm]) / 2;
+        im[a + k] = (rowIm[zk] - rowIm[zm]) / 2;
         if (b >= 0) {
-          re[b * w + k] = (rowIm[k] + rowIm[m]) / 2;
-          im[b * w + k] = -(rowRe[k] - rowRe[m]) / 2;
+          re[b + k] = (rowIm[zk] + rowIm[zm]) / 2;
+          im[b + k] = -(rowRe[zk] - rowRe[zm]) / 2;
         }
       }
     }
-    for (let kx = 0; kx < hw; kx++) this.cols.transform(re, im, false, kx, w);
+    this.cols.transform(re, im, false, hw);
     const half = h * hw;
-    for (let ky = 0; ky < h; ky++) {
-      for (let kx = 0; kx < hw; kx++) {
-        const k = ky * hw + kx;
-        out[outOffset + k] = weight[k] * re[ky * w + kx];
-        out[outOffset + half + k] = weight[k] * im[ky * w + kx];
-      }
+    for (let k = 0; k < half; k++) {
+      out[outOffset + k] = weight[k] * re[k];
+      out[outOffset + half + k] = weight[k] * im[k];
     }
   }
 }

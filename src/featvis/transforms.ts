@@ -90,10 +90,15 @@ export class Resampling {
     const { taps, weights, fill } = this;
     const n = this.height * this.width;
     const m = this.size * this.size;
-    for (let c = 0; c < channels; c++) {
-      for (let q = 0; q < n; q++) {
-        let v = 0;
-        for (let k = 4 * q; k < 4 * q + 4; k++) v += weights[k] * (taps[k] >= 0 ? image[c * m + taps[k]] : fill);
+    for (let q = 0; q < n; q++) {
+      const k = 4 * q;
+      const [t0, t1, t2, t3] = [taps[k], taps[k + 1], taps[k + 2], taps[k + 3]];
+      const [w0, w1, w2, w3] = [weights[k], weights[k + 1], weights[k + 2], weights[k + 3]];
+      for (let c = 0, base = 0; c < channels; c++, base += m) {
+        let v = w0 * (t0 >= 0 ? image[base + t0] : fill);
+        v += w1 * (t1 >= 0 ? image[base + t1] : fill);
+        v += w2 * (t2 >= 0 ? image[base + t2] : fill);
+        v += w3 * (t3 >= 0 ? image[base + t3] : fill);
         out[c * n + q] = v;
       }
     }
@@ -105,10 +110,16 @@ export class Resampling {
     const n = this.height * this.width;
     const m = this.size * this.size;
     out.fill(0, 0, channels * m);
-    for (let c = 0; c < channels; c++) {
-      for (let q = 0; q < n; q++) {
+    for (let q = 0; q < n; q++) {
+      const k = 4 * q;
+      const [t0, t1, t2, t3] = [taps[k], taps[k + 1], taps[k + 2], taps[k + 3]];
+      const [w0, w1, w2, w3] = [weights[k], weights[k + 1], weights[k + 2], weights[k + 3]];
+      for (let c = 0, base = 0; c < channels; c++, base += m) {
         const v = g[c * n + q];
-        for (let k = 4 * q; k < 4 * q + 4; k++) if (taps[k] >= 0) out[c * m + taps[k]] += weights[k] * v;
+        if (t0 >= 0) out[base + t0] += w0 * v;
+        if (t1 >= 0) out[base + t1] += w1 * v;
+        if (t2 >= 0) out[base + t2] += w2 * v;
+        if (t3 >= 0) out[base + t3] += w3 * v;
       }
     }
   }
