@@ -28,7 +28,9 @@ export function toPixels(t: Float64Array, channels: number, pixels: Float64Array
   }
   const [[m00, m01, m02], [m10, m11, m12], [m20, m21, m22]] = COLOR_MIX;
   for (let i = 0; i < n; i++) {
-    const [t0, t1, t2] = [t[i], t[n + i], t[2 * n + i]];
+    const t0 = t[i];
+    const t1 = t[n + i];
+    const t2 = t[2 * n + i];
     pixels[i] = sigmoid(m00 * t0 + m01 * t1 + m02 * t2);
     pixels[n + i] = sigmoid(m10 * t0 + m11 * t1 + m12 * t2);
     pixels[2 * n + i] = sigmoid(m20 * t0 + m21 * t1 + m22 * t2);

@@ -77,6 +77,7 @@ export class FftPlan {
       const step = n / size; // twiddle e^(−2πi·j/size) = table[j·step]
       if (p === 2) this.radix2(span, size, step, count);
       else if (p === 4) this.radix4(span, size, step, count);
+      else if (p === 7) this.radix7(span, size, step, count);
       else this.radixP(p, span, size, step, count);
     }
     inRe.set(wr.subarray(0, n * count));
@@ -147,6 +148,110 @@ export class FftPlan {
           wi[i2] = ai - ci;
           wr[i3] = br - dr;
           wi[i3] = bi - di;
+        }
+      }
+    }
+  }
+
+  /** radixP for p = 7 (224 = 2⁵·7, the common input size), written out: the same operations in the same order, held in registers. */
+  private radix7(span: number, size: number, step: number, count: number): void {
+    const { workRe: wr, workIm: wi, cos, sin, n } = this;
+    const { c, s: sn } = this.oddTables.get(7)!;
+    // cos and sin of 2π·q·r/7 at r·4 + q
+    const c11 = c[5];
+    const c12 = c[6];
+    const c13 = c[7];
+    const c21 = c[9];
+    const c22 = c[10];
+    const c23 = c[11];
+    const c31 = c[13];
+    const c32 = c[14];
+    const c33 = c[15];
+    const s11 = sn[5];
+    const s12 = sn[6];
+    const s13 = sn[7];
+    const s21 = sn[9];
+    const s22 = sn[10];
+    const s23 = sn[11];
+    const s31 = sn[13];
+    const s32 = sn[14];
+    const s33 = sn[15];
+    const gap = span * count;
+    for (let block = 0; block < n; block += size) {
+      for (let j = 0; j < span; j++) {
+        const t = j * step;
+        const tc1 = cos[t];
+        const ts1 = sin[t];
+        const tc2 = cos[2 * t];
+        const ts2 = sin[2 * t];
+        const tc3 = cos[3 * t];
+        const ts3 = sin[3 * t];
+        const tc4 = cos[4 * t];
+        const ts4 = sin[4 * t];
+        const tc5 = cos[5 * t];
+        const ts5 = sin[5 * t];
+        const tc6 = cos[6 * t];
+        const ts6 = sin[6 * t];
+        const first = (block + j) * count;
+        for (let i0 = first; i0 < first + count; i0++) {
+          const i1 = i0 + gap;
+          const i2 = i0 + 2 * gap;
+          const i3 = i0 + 3 * gap;
+          const i4 = i0 + 4 * gap;
+          const i5 = i0 + 5 * gap;
+          const i6 = i0 + 6 * gap;
+          const x0r = wr[i0];
+          const x0i = wi[i0];
+          const x1r = wr[i1] * tc1 - wi[i1] * ts1;
+          const x1i = wr[i1] * ts1 + wi[i1] * tc1;
+          const x6r = wr[i6] * tc6 - wi[i6] * ts6;
+          const x6i = wr[i6] * ts6 + wi[i6] * tc6;
+          const x2r = wr[i2] * tc2 - wi[i2] * ts2;
+          const x2i = wr[i2] * ts2 + wi[i2] * tc2;
+          const x5r = wr[i5] * tc5 - wi[i5] * ts5;
+          const x5i = wr[i5] * ts5 + wi[i5] * tc5;
+          const x3r = wr[i3] * tc3 - wi[i3] * ts3;
+          const x3i = wr[i3] * ts3 + wi[i3] * tc3;
+          const x4r = wr[i4] * tc4 - wi[i4] * ts4;
+          const x4i = wr[i4] * ts4 + wi[i4] * tc4;
+          const s1r = x1r + x6r;
+          const s1i = x1i + x6i;
+          const d1r = x1r - x6r;
+          const d1i = x1i - x6i;
+          const s2r = x2r + x5r;
+          const s2i = x2i + x5i;
+          const d2r = x2r - x5r;
+          const d2i = x2i - x5i;
+          const s3r = x3r + x4r;
+          const s3i = x3i + x4i;
+          const d3r = x3r - x4r;
+          const d3i = x3i - x4i;
+          wr[i0] = x0r + s1r + s2r + s3r;
+          wi[i0] = x0i + s1i + s2i + s3i;
+          let ar = x0r + s1r * c11 + s2r * c12 + s3r * c13;
+          let ai = x0i + s1i * c11 + s2i * c12 + s3i * c13;
+          let br = d1r * s11 + d2r * s12 + d3r * s13;
+          let bi = d1i * s11 + d2i * s12 + d3i * s13;
+          wr[i1] = ar + bi;
+          wi[i1] = ai - br;
+          wr[i6] = ar - bi;
+          wi[i6] = ai + br;
+          ar = x0r + s1r * c21 + s2r * c22 + s3r * c23;
+          ai = x0i + s1i * c21 + s2i * c22 + s3i * c23;
+          br = d1r * s21 + d2r * s22 + d3r * s23;
+          bi = d1i * s21 + d2i * s22 + d3i * s23;
+          wr[i2] = ar + bi;
+          wi[i2] = ai - br;
+          wr[i5] = ar - bi;
+          wi[i5] = ai + br;
+          ar = x0r + s1r * c31 + s2r * c32 + s3r * c33;
+          ai = x0i + s1i * c31 + s2i * c32 + s3i * c33;
+          br = d1r * s31 + d2r * s32 + d3r * s33;
+          bi = d1i * s31 + d2i * s32 + d3i * s33;
+          wr[i3] = ar + bi;
+          wi[i3] = ai - br;
+          wr[i4] = ar - bi;
+          wi[i4] = ai + br;
         }
       }
     }

@@ -52,35 +52,43 @@ export class Resampling {
     draw: TransformDraw,
     readonly fill = 0.5,
   ) {
-    const n = height * width;
-    this.taps = new Int32Array(4 * n);
-    this.weights = new Float64Array(4 * n);
+    this.taps = new Int32Array(4 * height * width);
+    this.weights = new Float64Array(4 * height * width);
+    this.set(draw);
+  }
+
+  /** Made anew for another draw, in place (no allocation: one per step would keep the garbage collector busy). */
+  set(draw: TransformDraw): void {
+    const { size, height, width, taps, weights } = this;
     const theta = (draw.angle * Math.PI) / 180;
-    const [cos, sin] = [Math.cos(theta), Math.sin(theta)];
+    const cos = Math.cos(theta);
+    const sin = Math.sin(theta);
     const centre = (size - 1) / 2;
+    const { scale, shift1, shift2 } = draw;
     for (let i = 0; i < height; i++) {
+      // From the model input back to the optimised image: undo the fit, the second jitter, the rotation, the scale, the first jitter.
+      const y4 = ((i - (height - 1) / 2) * size) / height + shift2[0];
       for (let j = 0; j < width; j++) {
-        // From the model input back to the optimised image: undo the fit, the second jitter, the rotation, the scale, the first jitter.
-        const y4 = ((i - (height - 1) / 2) * size) / height + draw.shift2[0];
-        const x4 = ((j - (width - 1) / 2) * size) / width + draw.shift2[1];
-        const y = (cos * y4 - sin * x4) / draw.scale + draw.shift1[0] + centre;
-        const x = (sin * y4 + cos * x4) / draw.scale + draw.shift1[1] + centre;
+        const x4 = ((j - (width - 1) / 2) * size) / width + shift2[1];
+        const y = (cos * y4 - sin * x4) / scale + shift1[0] + centre;
+        const x = (sin * y4 + cos * x4) / scale + shift1[1] + centre;
         const y0 = Math.floor(y);
         const x0 = Math.floor(x);
-        const [fy, fx] = [y - y0, x - x0];
+        const fy = y - y0;
+        const fx = x - x0;
         const at = 4 * (i * width + j);
         const inY0 = y0 >= 0 && y0 < size;
         const inY1 = y0 + 1 >= 0 && y0 + 1 < size;
         const inX0 = x0 >= 0 && x0 < size;
         const inX1 = x0 + 1 >= 0 && x0 + 1 < size;
-        this.taps[at] = inY0 && inX0 ? y0 * size + x0 : -1;
-        this.taps[at + 1] = inY0 && inX1 ? y0 * size + x0 + 1 : -1;
-        this.taps[at + 2] = inY1 && inX0 ? (y0 + 1) * size + x0 : -1;
-        this.taps[at + 3] = inY1 && inX1 ? (y0 + 1) * size + x0 + 1 : -1;
-        this.weights[at] = (1 - fy) * (1 - fx);
-        this.weights[at + 1] = (1 - fy) * fx;
-        this.weights[at + 2] = fy * (1 - fx);
-        this.weights[at + 3] = fy * fx;
+        taps[at] = inY0 && inX0 ? y0 * size + x0 : -1;
+        taps[at + 1] = inY0 && inX1 ? y0 * size + x0 + 1 : -1;
+        taps[at + 2] = inY1 && inX0 ? (y0 + 1) * size + x0 : -1;
+        taps[at + 3] = inY1 && inX1 ? (y0 + 1) * size + x0 + 1 : -1;
+        weights[at] = (1 - fy) * (1 - fx);
+        weights[at + 1] = (1 - fy) * fx;
+        weights[at + 2] = fy * (1 - fx);
+        weights[at + 3] = fy * fx;
       }
     }
   }
@@ -92,8 +100,14 @@ export class Resampling {
     const m = this.size * this.size;
     for (let q = 0; q < n; q++) {
       const k = 4 * q;
-      const [t0, t1, t2, t3] = [taps[k], taps[k + 1], taps[k + 2], taps[k + 3]];
-      const [w0, w1, w2, w3] = [weights[k], weights[k + 1], weights[k + 2], weights[k + 3]];
+      const t0 = taps[k];
+      const t1 = taps[k + 1];
+      const t2 = taps[k + 2];
+      const t3 = taps[k + 3];
+      const w0 = weights[k];
+      const w1 = weights[k + 1];
+      const w2 = weights[k + 2];
+      const w3 = weights[k + 3];
       for (let c = 0, base = 0; c < channels; c++, base += m) {
         let v = w0 * (t0 >= 0 ? image[base + t0] : fill);
         v += w1 * (t1 >= 0 ? image[base + t1] : fill);
@@ -112,8 +126,14 @@ export class Resampling {
     out.fill(0, 0, channels * m);
     for (let q = 0; q < n; q++) {
       const k = 4 * q;
-      const [t0, t1, t2, t3] = [taps[k], taps[k + 1], taps[k + 2], taps[k + 3]];
-      const [w0, w1, w2, w3] = [weights[k], weights[k + 1], weights[k + 2], weights[k + 3]];
+      const t0 = taps[k];
+      const t1 = taps[k + 1];
+      const t2 = taps[k + 2];
+      const t3 = taps[k + 3];
+      const w0 = weights[k];
+      const w1 = weights[k + 1];
+      const w2 = weights[k + 2];
+      const w3 = weights[k + 3];
       for (let c = 0, base = 0; c < channels; c++, base += m) {
         const v = g[c * n + q];
         if (t0 >= 0) out[base + t0] += w0 * v;
