@@ -14,13 +14,15 @@ export class FourierImage {
   readonly halfWidth: number;
   /** Per coefficient [h, halfWidth]: the 1/frequency scale, the √(hw)/4 and the ×2 of mirrored columns, over h·w (the inverse DFT's 1/n). */
   private readonly weight: Float64Array;
-  /** The half spectrum, [h, halfWidth]. */
+  /** The half spectrum, [h, halfWidth], and a spare row. */
   private readonly re: Float64Array;
   private readonly im: Float64Array;
   /** Rows in pairs, two real rows as one complex sequence, transposed: [w, pairs] (each pair a column). */
   private readonly rowRe: Float64Array;
   private readonly rowIm: Float64Array;
   private readonly pairs: number;
+  /** The columns that are their own mirror: 0, and w/2 for even w. */
+  private readonly selfConjugate: number[];
   private readonly rows: FftPlan;
   private readonly cols: FftPlan;
 
@@ -42,8 +44,9 @@ export class FourierImage {
         this.weight[ky * this.halfWidth + kx] = (mirrored * Math.sqrt(n)) / frequency ** decayPower / 4 / n;
       }
     }
-    this.re = new Float64Array(h * this.halfWidth);
-    this.im = new Float64Array(h * this.halfWidth);
+    this.re = new Float64Array((h + 1) * this.halfWidth);
+    this.im = new Float64Array((h + 1) * this.halfWidth);
+    this.selfConjugate = w % 2 === 0 ? [0, w / 2] : [0];
     this.pairs = Math.ceil(h / 2);
     this.rowRe = new Float64Array(w * this.pairs);
     this.rowIm = new Float64Array(w * this.pairs);
@@ -70,30 +73,32 @@ export class FourierImage {
       re[k] = weight[k] * spectrum[offset + k];
       im[k] = weight[k] * spectrum[offset + half + k];
     }
+    re.fill(0, half); // the spare row: the odd last row's partner (adjoint writes there)
+    im.fill(0, half);
     this.cols.transform(re, im, true, hw);
-    // r[k] for k ≥ hw is 0 (columns past the half spectrum).
+    // H[k] = (r[k] + conj r[−k]) / 2 where r[k] is 0 for k ≥ hw (columns past the half spectrum): for
+    // 0 < k < hw, r[k] / 2 alone, except at k = w/2 (even w) = −k; for k ≥ hw, conj r[w − k] / 2 alone.
     for (let pair = 0; pair < P; pair++) {
       const a = 2 * pair * hw;
-      const b = 2 * pair + 1 < h ? a + hw : -1;
-      for (let k = 0; k < w; k++) {
-        const m = k === 0 ? 0 : w - k;
-        const hasK = k < hw;
-        const hasM = m < hw;
-        const aRe = ((hasK ? re[a + k] : 0) + (hasM ? re[a + m] : 0)) / 2;
-        const aIm = ((hasK ? im[a + k] : 0) - (hasM ? im[a + m] : 0)) / 2;
-        const bRe = b < 0 ? 0 : ((hasK ? re[b + k] : 0) + (hasM ? re[b + m] : 0)) / 2;
-        const bIm = b < 0 ? 0 : ((hasK ? im[b + k] : 0) - (hasM ? im[b + m] : 0)) / 2;
-        rowRe[k * P + pair] = aRe - bIm;
-        rowIm[k * P + pair] = aIm + bRe;
+      const b = a + hw;
+      for (let k = 0; k < hw; k++) {
+        rowRe[k * P + pair] = (re[a + k] - im[b + k]) / 2;
+        rowIm[k * P + pair] = (im[a + k] + re[b + k]) / 2;
+      }
+      for (const k of this.selfConjugate) {
+        rowRe[k * P + pair] = re[a + k];
+        rowIm[k * P + pair] = re[b + k];
+      }
+      for (let k = hw; k < w; k++) {
+        rowRe[k * P + pair] = (re[a + w - k] + im[b + w - k]) / 2;
+        rowIm[k * P + pair] = (re[b + w - k] - im[a + w - k]) / 2;
       }
     }
     this.rows.transform(rowRe, rowIm, true, P);
-    for (let x = 0; x < w; x++) {
-      for (let pair = 0; pair < P; pair++) {
-        const y = 2 * pair;
-        out[outOffset + y * w + x] = rowRe[x * P + pair];
-        if (y + 1 < h) out[outOffset + (y + 1) * w + x] = rowIm[x * P + pair];
-      }
+    for (let pair = 0; pair < P; pair++) {
+      const y = outOffset + 2 * pair * w;
+      for (let x = 0; x < w; x++) out[y + x] = rowRe[x * P + pair];
+      if (2 * pair + 1 < h) for (let x = 0; x < w; x++) out[y + w + x] = rowIm[x * P + pair];
     }
   }
 
@@ -106,26 +111,28 @@ export class FourierImage {
    */
   adjoint(g: Float64Array, gOffset: number, out: Float64Array, outOffset: number): void {
     const { height: h, width: w, halfWidth: hw, weight, re, im, rowRe, rowIm, pairs: P } = this;
-    for (let x = 0; x < w; x++) {
-      for (let pair = 0; pair < P; pair++) {
-        const y = 2 * pair;
-        rowRe[x * P + pair] = g[gOffset + y * w + x];
-        rowIm[x * P + pair] = y + 1 < h ? g[gOffset + (y + 1) * w + x] : 0;
-      }
+    for (let pair = 0; pair < P; pair++) {
+      const y = gOffset + 2 * pair * w;
+      for (let x = 0; x < w; x++) rowRe[x * P + pair] = g[y + x];
+      if (2 * pair + 1 < h) for (let x = 0; x < w; x++) rowIm[x * P + pair] = g[y + w + x];
+      else for (let x = 0; x < w; x++) rowIm[x * P + pair] = 0;
     }
     this.rows.transform(rowRe, rowIm, false, P);
+    // Z[k] and Z[−k] (the odd last row's partner goes to the spare row)
     for (let pair = 0; pair < P; pair++) {
       const a = 2 * pair * hw;
-      const b = 2 * pair + 1 < h ? a + hw : -1;
-      for (let k = 0; k < hw; k++) {
-        const zk = k * P + pair; // Z[k] and Z[−k]
-        const zm = (k === 0 ? 0 : w - k) * P + pair;
+      const b = a + hw;
+      re[a] = rowRe[pair];
+      im[a] = 0;
+      re[b] = rowIm[pair];
+      im[b] = 0;
+      for (let k = 1; k < hw; k++) {
+        const zk = k * P + pair;
+        const zm = (w - k) * P + pair;
         re[a + k] = (rowRe[zk] + rowRe[zm]) / 2;
         im[a + k] = (rowIm[zk] - rowIm[zm]) / 2;
-        if (b >= 0) {
-          re[b + k] = (rowIm[zk] + rowIm[zm]) / 2;
-          im[b + k] = -(rowRe[zk] - rowRe[zm]) / 2;
-        }
+        re[b + k] = (rowIm[zk] + rowIm[zm]) / 2;
+        im[b + k] = -(rowRe[zk] - rowRe[zm]) / 2;
       }
     }
     this.cols.transform(re, im, false, hw);
