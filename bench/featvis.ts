@@ -60,12 +60,13 @@ import { median } from './timing';
   const [t, pixels, sampled, g, gT, gSpec] = [3 * S * S, 3 * S * S, 3 * S * S, 3 * S * S, 3 * S * S, 3 * fourier.coefficients].map((n) => new Float64Array(n));
   const perStep: number[] = [];
   const perStepCpu: number[] = [];
+  const r = new Resampling(S, S, S, drawTransform(random, S));
   for (let i = 0; i < 40; i++) {
     const start = performance.now();
     const cpu = process.cpuUsage();
     for (let c = 0; c < 3; c++) fourier.image(spectrum, c * fourier.coefficients, t, c * S * S);
     toPixels(t, 3, pixels);
-    const r = new Resampling(S, S, S, drawTransform(random, S));
+    r.set(drawTransform(random, S));
     r.sample(pixels, 3, sampled);
     r.sampleAdjoint(sampled, 3, g);
     toPixelsAdjoint(g, pixels, 3, gT);

@@ -165,7 +165,8 @@ class ImageState {
   private readonly gradPixels: Float64Array;
   private readonly gradT: Float64Array;
   private readonly gradSpectrum: Float64Array;
-  private resampling?: Resampling;
+  /** The last forward()'s transform, redrawn in place at every step. */
+  private readonly resampling: Resampling;
   /** Per model input channel: the optimised channel it reads, and d(input)/d(pixel in [0, 1]). */
   private readonly source: number[];
   private readonly slope: number[];
@@ -185,6 +186,7 @@ class ImageState {
     this.gradSpectrum = new Float64Array(C * fourier.coefficients);
     const [, H, W] = model.inputShape;
     this.sampled = new Float64Array(C * H * W);
+    this.resampling = new Resampling(S, H, W, NO_TRANSFORM);
     this.source = Array.from({ length: C }, (_, c) => (p.channels === 'BGR' && C === 3 ? 2 - c : c));
     this.slope = Array.from({ length: C }, (_, c) => (255 * p.scale) / (p.std[c] ?? p.std[0]));
     this.offset = Array.from({ length: C }, (_, c) => -(p.mean[c] ?? p.mean[0]) / (p.std[c] ?? p.std[0]));
@@ -197,7 +199,7 @@ class ImageState {
     for (let c = 0; c < C; c++) fourier.image(spectrum, c * fourier.coefficients, this.t, c * n);
     toPixels(this.t, C, this.pixels);
     const [, H, W] = this.model.inputShape;
-    this.resampling = new Resampling(S, H, W, draw);
+    this.resampling.set(draw);
     this.resampling.sample(this.pixels, C, this.sampled);
     const input = new Float32Array(C * H * W);
     for (let c = 0; c < C; c++) {
@@ -215,7 +217,7 @@ class ImageState {
       const to = this.source[c] * H * W;
       for (let i = 0; i < H * W; i++) this.sampled[to + i] = gradient[c * H * W + i] * this.slope[c];
     }
-    this.resampling!.sampleAdjoint(this.sampled, C, this.gradPixels);
+    this.resampling.sampleAdjoint(this.sampled, C, this.gradPixels);
     toPixelsAdjoint(this.gradPixels, this.pixels, C, this.gradT);
     for (let c = 0; c < C; c++) fourier.adjoint(this.gradT, c * S * S, this.gradSpectrum, c * fourier.coefficients);
     return this.gradSpectrum;
