@@ -48,6 +48,28 @@ describe('the FFT', () => {
   }
 });
 
+describe('the FFT of many sequences at once', () => {
+  test('the columns of an [n, count] array (224 × 5, 28 × 3) are each transformed as alone, both ways', () => {
+    const random = new Random(5);
+    for (const [n, count] of [
+      [224, 5],
+      [28, 3],
+    ]) {
+      for (const inverse of [false, true]) {
+        const [re, im] = [randomArray(random, n * count), randomArray(random, n * count)];
+        const [allRe, allIm] = [Float64Array.from(re), Float64Array.from(im)];
+        fftPlan(n).transform(allRe, allIm, inverse, count);
+        for (let k = 0; k < count; k++) {
+          const column = (a: Float64Array) => Float64Array.from({ length: n }, (_, i) => a[i * count + k]);
+          const [oneRe, oneIm] = [column(re), column(im)];
+          fftPlan(n).transform(oneRe, oneIm, inverse);
+          assert.deepEqual([column(allRe), column(allIm)], [oneRe, oneIm], `n = ${n}, column ${k}, inverse ${inverse}`);
+        }
+      }
+    }
+  });
+});
+
 describe('the Fourier image', () => {
   for (const [h, w] of [
     [8, 8],
@@ -153,6 +175,18 @@ describe('the random transforms', () => {
     for (let y = 0; y < 6; y++) {
       for (let x = 0; x < 6; x++) assert.ok(Math.abs(out[y * 6 + x] - (x < 5 ? image[y * 6 + x + 1] : 0.5)) < 1e-12);
     }
+  });
+
+  test('a resampling redrawn in place equals one made for that draw (taps, weights and the fill near the border)', () => {
+    const random = new Random(4);
+    const r = new Resampling(40, 28, 28, drawTransform(random, 40));
+    for (let k = 0; k < 5; k++) {
+      const draw = drawTransform(random, 40);
+      r.set(draw);
+      const fresh = new Resampling(40, 28, 28, draw);
+      assert.deepEqual([r.taps, r.weights, r.filled], [fresh.taps, fresh.weights, fresh.filled]);
+    }
+    assert.ok(r.filled.some((v) => v > 0), 'some pixels read outside the image');
   });
 
   test("draws stay within Lucid's ranges, and the adjoint of each is its transpose (28 → 28, 40 → 28)", () => {
