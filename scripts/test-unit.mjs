@@ -1,5 +1,5 @@
-// `npm run test:unit`: the tests that need neither a browser nor a Redis or PostgreSQL server, for the inner
-// loop (run after `tsc`). `npm test` runs every test.
+// `npm run test:unit`: the tests that need neither a browser nor a Redis or PostgreSQL server nor a
+// Vulkan driver, for the inner loop (run after `tsc`). `npm test` runs every test.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -11,6 +11,10 @@ const NEEDS = {
   'cache.test.js': 'redis-server',
   'index.test.js': 'PostgreSQL',
   'replicas.test.js': 'redis-server and PostgreSQL',
+  'workers.test.js': 'redis-server and PostgreSQL',
+  'cross-origin.test.js': 'Chromium',
+  'embed.test.js': 'Chromium',
+  'webgpu.test.js': "Mesa's Vulkan driver",
 };
 
 const dir = path.join(import.meta.dirname, '..', 'dist', 'test');

@@ -292,7 +292,7 @@ describe('backpressure and time limits', () => {
   test('an occlusion cut short while it waits for a batch (its queued one dropped) fails cleanly: no unhandled rejection, the server lives on', async () => {
     // 3,721 positions one per run, one running and one queued: at REQUEST_TIMEOUT_MS the queued
     // run is dropped while the occlusion waits for the running one. (625 positions in batches of
-    // 16 finished within the limit on a fast machine; this takes 50 s on a loaded 2-core one.)
+    // 16 sometimes finished within the limit; these take about 50 s unlimited on a loaded 2-core VM.)
     const server = await startTestServer({ MODELS_DIR: modelsDir, MAX_BATCH: '1', REQUEST_TIMEOUT_MS: '1500' });
     const unhandled: unknown[] = [];
     const hear = (e: unknown) => unhandled.push(e);

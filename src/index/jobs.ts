@@ -1,8 +1,8 @@
 /**
  * Index jobs: run a model over a dataset and keep, per channel of the chosen layers, the top-k
- * images (topk.ts). Decoding of the next chunk overlaps inference of the current one; every
- * chunk ends with a checkpoint, so a job killed at any moment resumes where it stopped and
- * ends with exactly the result of an uninterrupted run. An index whose inputs (the model's .onnx
+ * images (topk.ts). Decoding of the next batch overlaps inference of the current one; at most
+ * every checkpointMs the job checkpoints, so a job killed at any moment resumes from its last
+ * checkpoint and ends with exactly the result of an uninterrupted run. An index whose inputs (the model's .onnx
  * sha256 and preprocessing, the dataset's fingerprint, layers, k) did not change is not rebuilt.
  * Processes that share a store (PostgreSQL) run each job once: the one holding its lease runs
  * it, renewing the lease at every checkpoint; the others wait and take over if that one dies.
