@@ -1,16 +1,18 @@
 /**
  * Jobs: index jobs (a model run over a dataset to find each filter's top-k images, ZF Fig. 2)
- * and atlas jobs (every unit's top-k written as a static site).
+ * atlas jobs (every unit's top-k written as a static site) and feature visualization jobs.
  */
 import { Arg, Args, ArgsType, Ctx, Field, Float, ID, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { Context } from '../src/context';
 import { badInput, notFound } from '../src/errors';
 import { JobInfo } from '../src/index/jobs';
-import { findDataset, findModel } from '../src/service/lookup';
+import { startFeatureVisualization } from '../src/service/feature-visualization-job';
+import { findDataset, findLayer, findModel, findUnit } from '../src/service/lookup';
 import { buildAtlas } from '../src/service/atlas';
 import { allJobs, cancelJob, jobUpdates } from '../src/service/jobs';
 import { buildIndex } from '../src/service/top-activations';
 import { NoCache } from './cache-control';
+import { FeatureVisualizationArgs } from './feature-visualization';
 import { JobKindEnum, JobStateEnum } from './enums';
 import { fromGlobalId, NodeInterface, toGlobalId } from './node';
 
@@ -25,7 +27,7 @@ export class FailedImageType {
 @ObjectType('Job', {
   implements: NodeInterface,
   description:
-    "A job: a top-k index (a model run over a dataset; buildIndex) or a whole-model atlas (buildAtlas). Poll it with node(id) or subscribe to jobProgress.",
+    'A job: a top-k index (a model run over a dataset; buildIndex), a whole-model atlas (buildAtlas) or a feature visualization (startFeatureVisualization). Poll it with node(id) or subscribe to jobProgress.',
 })
 export class JobType implements NodeInterface {
   static graphqlName = 'Job';
@@ -57,16 +59,16 @@ export class JobType implements NodeInterface {
   @Field(() => Int) get imagesTotal(): number {
     return this.info.imagesTotal;
   }
-  @Field(() => Int, { nullable: true, description: 'Atlas jobs: units whose pages are written (null for index jobs).' }) get unitsDone(): number | null {
+  @Field(() => Int, { nullable: true, description: 'Atlas jobs: units whose pages are written; feature visualization jobs: optimisation steps done (null for index jobs).' }) get unitsDone(): number | null {
     return this.info.unitsDone;
   }
-  @Field(() => Int, { nullable: true, description: 'Atlas jobs: units of the atlas, once its index is built (null for index jobs).' }) get unitsTotal(): number | null {
+  @Field(() => Int, { nullable: true, description: 'Atlas jobs: units of the atlas, once its index is built; feature visualization jobs: its steps (null for index jobs).' }) get unitsTotal(): number | null {
     return this.info.unitsTotal;
   }
-  @Field(() => String, { nullable: true, description: "Atlas jobs, once DONE: the URL of the atlas's index.html, a static site (else null)." }) get url(): string | null {
+  @Field(() => String, { nullable: true, description: "Once DONE, atlas jobs: the URL of the atlas's index.html, a static site; feature visualization jobs: the URL of its PNG, as Filter.featureVisualization's imageUrl (else null)." }) get url(): string | null {
     return this.info.url;
   }
-  @Field(() => Float, { nullable: true, description: 'Images (index jobs) or units (atlas jobs) per second in this run.' }) get rate(): number | null {
+  @Field(() => Float, { nullable: true, description: 'Images (index jobs), units (atlas jobs) or steps (feature visualization jobs) per second in this run.' }) get rate(): number | null {
     return this.info.rate;
   }
   @Field(() => Float, { nullable: true, description: 'Seconds left at that rate.' }) get eta(): number | null {
@@ -97,6 +99,14 @@ class JobArgs {
   @Field(() => Int, { defaultValue: 9 }) k!: number;
 }
 
+/** The unit a feature visualization job optimises for, and the field's options. */
+@ArgsType()
+class FeatureVisualizationJobArgs extends FeatureVisualizationArgs {
+  @Field() model!: string;
+  @Field() layer!: string;
+  @Field(() => Int) filter!: number;
+}
+
 const jobTarget = ({ services }: Context, a: JobArgs) =>
   [findModel(services, a.model), findDataset(services, a.dataset), a.layers ?? undefined, a.k] as const;
 
@@ -123,7 +133,19 @@ export class JobResolver {
     return new JobType(await buildAtlas(ctx.services, ...jobTarget(ctx, args)));
   }
 
-  @Mutation(() => JobType, { description: 'Stops a running job: an index job after its current batch (buildIndex resumes it later), an atlas job at its next unit.' })
+  @Mutation(() => JobType, {
+    description:
+      "Starts Filter.featureVisualization of `filter` of `layer` of `model` as a job (returns at once), for runs longer than a request may take: its unitsDone/unitsTotal count the steps, its `url` is the PNG's when DONE. The same arguments give the same job; one whose result is cached is DONE at once.",
+  })
+  async startFeatureVisualization(@Args() { model, layer, filter, ...request }: FeatureVisualizationJobArgs, @Ctx() ctx: Context): Promise<JobType> {
+    const m = findModel(ctx.services, model);
+    const l = findLayer(m, layer);
+    return new JobType(await startFeatureVisualization(ctx.services, findUnit(m, l, filter), request));
+  }
+
+  @Mutation(() => JobType, {
+    description: 'Stops a running job: an index job after its current batch (buildIndex resumes it later), an atlas job at its next unit, a feature visualization at its next step.',
+  })
   async cancelJob(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<JobType> {
     const info = await cancelJob(ctx.services, jobKey(id));
     if (!info) throw notFound(`no job ${id}`);

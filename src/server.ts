@@ -45,7 +45,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   if (config.redisUrl && !config.urlSigningKey) {
     log.warn('REDIS_URL without URL_SIGNING_KEY: this replica signs projection URLs with a key of its own (CACHE_DIR/url-signing.key), so the other replicas refuse the URLs it hands out (403); give every replica the same URL_SIGNING_KEY');
   }
-  const stopProgress = publishJobProgress([services.jobs, services.atlases], config.redisUrl); // to jobProgress subscriptions, of every replica with REDIS_URL
+  const stopProgress = publishJobProgress([services.jobs, services.processJobs], config.redisUrl); // to jobProgress subscriptions, of every replica with REDIS_URL
   const app = express();
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
@@ -147,7 +147,7 @@ export async function startServer(config: Config, services?: Services): Promise<
     async close() {
       stopRescans();
       await services.jobs.close(); // running index jobs stop at their next checkpoint, queued chunks once merged
-      await services.atlases.close(); // running atlas jobs stop at their next unit
+      await services.processJobs.close(); // running atlas and feature visualization jobs stop at their next unit (step)
       await stopProgress();
       await subscriptions.close();
       await apollo.stop();

@@ -26,8 +26,12 @@ import type { ChunkTask, IndexQueue } from './queue';
 import { IndexScan } from './scan';
 import { FailedImage, IndexRow, IndexStore, JobState } from './store';
 
-/** What a job makes: a top-k index (this file) or a whole-model atlas (atlas-jobs.ts). */
-export const JOB_KINDS = { INDEX: 'a top-k index of some layers over a dataset', ATLAS: "a whole-model atlas: every unit's top-k as a static site" } as const;
+/** What a job makes: a top-k index (this file), a whole-model atlas or a feature visualization (process-jobs.ts). */
+export const JOB_KINDS = {
+  INDEX: 'a top-k index of some layers over a dataset',
+  ATLAS: "a whole-model atlas: every unit's top-k as a static site",
+  FEATURE_VISUALIZATION: "a unit's feature visualization (its units are the optimisation's steps)",
+} as const;
 export type JobKind = keyof typeof JOB_KINDS;
 
 export interface JobInfo {
@@ -40,7 +44,7 @@ export interface JobInfo {
   state: JobState;
   imagesDone: number;
   imagesTotal: number;
-  /** Atlas jobs: the units whose pages are written, of all (null for index jobs). */
+  /** Atlas jobs: the units whose pages are written, of all; feature visualization jobs: the steps done, of all (null for index jobs). */
   unitsDone: number | null;
   unitsTotal: number | null;
   /** Images (index) or units (atlas) per second over this process's run of the job. */
@@ -51,7 +55,7 @@ export interface JobInfo {
   /** Images left out of the index because they could not be read or decoded. */
   failedImages: FailedImage[];
   updatedAt: number;
-  /** Atlas jobs: the URL of the atlas's index.html once DONE (else null). */
+  /** Once DONE, atlas jobs: the URL of the atlas's index.html; feature visualization jobs: of its PNG (else null). */
   url: string | null;
 }
 

@@ -12,7 +12,7 @@
  * A layer's projections are asked for together, image by image, so that the engine's
  * micro-batches hold many units of one image and its forward pass is shared (engine/projections.ts).
  *
- * `buildAtlas` (the mutation of the same name) does it as a job (index/atlas-jobs.ts): it builds
+ * `buildAtlas` (the mutation of the same name) does it as a job (index/process-jobs.ts): it builds
  * or finds the index, then writes the atlas under ATLAS_DIR/<id>/, served at /atlas/<id>/. The id
  * names the index, k, the layers and the versions of what the pages show, so an unchanged atlas
  * is written once; its folder is written aside and moved in place when complete.
@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderKey } from '../cache/keys';
-import { AtlasReport } from '../index/atlas-jobs';
+import { ProcessJobReport } from '../index/process-jobs';
 import { defaultIndexLayers, JobInfo } from '../index/jobs';
 import { jobEnded } from '../index/store';
 import { Box } from '../images/maps';
@@ -49,10 +49,10 @@ export async function buildAtlas(services: Services, model: Model, dataset: Data
   const id = `atlas-${renderKey('atlas', model, null, { index: index.id, k, version: ATLAS_VERSION }).split(':')[1].slice(0, 32)}`;
   const { atlasDir, publicUrl } = services.config;
   const dir = path.join(atlasDir, id);
-  const spec = { id, model: model.name, dataset: dataset.name, layers: index.layers, k, url: `${publicUrl}/atlas/${id}/index.html` };
+  const spec = { id, kind: 'ATLAS' as const, model: model.name, dataset: dataset.name, layers: index.layers, k, url: `${publicUrl}/atlas/${id}/index.html` };
   const unitsTotal = index.layers.reduce((n, name) => n + layerUnits(model, findLayer(model, name)).length, 0);
-  if (fs.existsSync(path.join(dir, 'index.html'))) return services.atlases.finished(spec, unitsTotal); // written last: the folder is complete
-  return services.atlases.start(spec, async (report, cancelled) => {
+  if (fs.existsSync(path.join(dir, 'index.html'))) return services.processJobs.finished(spec, unitsTotal); // written last: the folder is complete
+  return services.processJobs.start(spec, async (report, cancelled) => {
     // The index, built here or by another process sharing the store.
     let info = await services.jobs.info(index.id);
     while (info && !jobEnded(info.state)) {
@@ -65,7 +65,7 @@ export async function buildAtlas(services: Services, model: Model, dataset: Data
     const images = { imagesDone: info.imagesTotal, imagesTotal: info.imagesTotal };
     const aside = path.join(atlasDir, '.tmp', `${id}-${randomUUID().slice(0, 8)}`); // not served: express.static ignores dot folders
     try {
-      const onProgress = (p: AtlasProgress) => report({ ...images, unitsDone: p.unitsDone, unitsTotal: p.unitsTotal } satisfies AtlasReport);
+      const onProgress = (p: AtlasProgress) => report({ ...images, unitsDone: p.unitsDone, unitsTotal: p.unitsTotal } satisfies ProcessJobReport);
       await writeAtlas(services, model, dataset, aside, { k, layers: index.layers, cancelled, onProgress });
       try {
         fs.renameSync(aside, dir);

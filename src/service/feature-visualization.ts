@@ -17,7 +17,7 @@ import { seedShape, unitGridValues } from '../compiler/units';
 import { Codec, decodeRecord, encodeRecord } from '../cache/entry';
 import { resultKey } from '../cache/keys';
 import { inputGradient } from '../engine/gradients';
-import { badInput } from '../errors';
+import { ApiError, badInput } from '../errors';
 import { Adam } from '../featvis/adam';
 import { toPixels, toPixelsAdjoint } from '../featvis/color';
 import { FourierImage } from '../featvis/fourier';
@@ -101,12 +101,21 @@ export function checkFeatureVisualization(services: Services, { model, layer }: 
   return { objective, position: checked, size, steps, seed, batch, diversity, learningRate };
 }
 
-/** The feature visualization of a unit: from the result cache, or optimised now. */
-export async function visualizeUnit(services: Services, unit: Unit, request: FeatureVisualizationRequest): Promise<FeatureVisualization> {
+/** How a job follows an optimisation: told the steps done after each, and asked whether to stop. */
+export interface StepProgress {
+  report: (done: number, total: number) => void;
+  cancelled: () => boolean;
+}
+
+/** The result cache's key of a feature visualization: its model, unit and every (resolved) option. */
+export function featureVisualizationResultKey({ model, layer, index }: Unit, options: FeatureVisualization['options']): string {
+  return resultKey('feature-visualization', model, '', { layer: layer.name, channel: index, ...options, position: options.position ? [options.position.y, options.position.x] : null });
+}
+
+/** The feature visualization of a unit: from the result cache, or optimised now (followed by `progress` if given). */
+export async function visualizeUnit(services: Services, unit: Unit, request: FeatureVisualizationRequest, progress?: StepProgress): Promise<FeatureVisualization> {
   const options = checkFeatureVisualization(services, unit, request);
-  const { model, layer, index } = unit;
-  const key = resultKey('feature-visualization', model, '', { layer: layer.name, channel: index, ...options, position: options.position ? [options.position.y, options.position.x] : null });
-  const result = await services.cache.cached(key, RESULT, () => optimise(services, unit, options));
+  const result = await services.cache.cached(featureVisualizationResultKey(unit, options), RESULT, () => optimise(services, unit, options, progress));
   return { unit, options, result };
 }
 
@@ -121,7 +130,7 @@ function objectiveWeights({ layer, index }: Unit, { objective, position }: Featu
 
 let nextImageKey = 0;
 
-async function optimise(services: Services, unit: Unit, options: FeatureVisualization['options']): Promise<FeatureVisualizationResult> {
+async function optimise(services: Services, unit: Unit, options: FeatureVisualization['options'], progress?: StepProgress): Promise<FeatureVisualizationResult> {
   const { model, layer } = unit;
   const { size: S, steps, seed, batch: B, diversity, learningRate } = options;
   const [C] = model.inputShape;
@@ -138,11 +147,13 @@ async function optimise(services: Services, unit: Unit, options: FeatureVisualiz
   const images = spectra.map(() => new ImageState(model, fourier, C, S));
   const engine = services.engine;
   for (let step = 0; step < steps; step++) {
+    if (progress?.cancelled()) throw new ApiError('CANCELLED', 'the feature visualization was cancelled'); // not cached; a request that joined this run computes for itself
     const draws = images.map(() => drawTransform(random, S));
     const inputs = images.map((img, b) => img.forward(spectra[b], draws[b]));
     const seeds = diversity > 0 ? await diversitySeeds(services, model, layer.tensor, layer.outputShape, inputs, weights, diversity) : inputs.map(() => weights);
     const grads = await Promise.all(inputs.map((data, b) => inputGradient(engine, model, { target, image: { key: `featvis/${nextImageKey++}`, data }, seed: seeds[b] })));
     images.forEach((img, b) => adams[b].ascend(spectra[b], img.backward(grads[b].gradient)));
+    progress?.report(step + 1, steps);
   }
   // The result as the model sees it, untransformed: its pixels, and the objective's value on them.
   const finals = images.map((img, b) => img.forward(spectra[b], NO_TRANSFORM));

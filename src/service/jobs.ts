@@ -1,5 +1,5 @@
 /**
- * Jobs of both kinds by id — index jobs (index/jobs.ts) and atlas jobs (index/atlas-jobs.ts) —
+ * Jobs of every kind by id — index jobs (index/jobs.ts), atlas and feature visualization jobs (index/process-jobs.ts) —
  * for `node(id)`, `jobs`, `cancelJob` and the `jobProgress` subscription.
  */
 import { notFound } from '../errors';
@@ -8,18 +8,18 @@ import { jobEnded } from '../index/store';
 import { JOB_PROGRESS, pubSub } from '../pubsub';
 import type { Services } from './services';
 
-export async function findJob({ jobs, atlases }: Services, id: string): Promise<JobInfo | undefined> {
-  return atlases.info(id) ?? jobs.info(id);
+export async function findJob({ jobs, processJobs }: Services, id: string): Promise<JobInfo | undefined> {
+  return processJobs.info(id) ?? jobs.info(id);
 }
 
-/** Every job this process knows: index jobs (of the store, oldest first), then atlas jobs. */
-export async function allJobs({ jobs, atlases }: Services): Promise<JobInfo[]> {
-  return [...(await jobs.all()), ...atlases.all()];
+/** Every job this process knows: index jobs (of the store, oldest first), then those run in this process. */
+export async function allJobs({ jobs, processJobs }: Services): Promise<JobInfo[]> {
+  return [...(await jobs.all()), ...processJobs.all()];
 }
 
-/** Stops a job: an index job at its next checkpoint (buildIndex resumes it), an atlas job at its next unit. */
-export async function cancelJob({ jobs, atlases }: Services, id: string): Promise<JobInfo | undefined> {
-  return atlases.cancel(id) ?? jobs.cancel(id);
+/** Stops a job: an index job at its next checkpoint (buildIndex resumes it), an atlas job at its next unit, a feature visualization at its next step. */
+export async function cancelJob({ jobs, processJobs }: Services, id: string): Promise<JobInfo | undefined> {
+  return processJobs.cancel(id) ?? jobs.cancel(id);
 }
 
 /**

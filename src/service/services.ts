@@ -12,7 +12,7 @@ import { GraphCache } from '../engine/graph-cache';
 import { openRuntime } from '../engine/runtime';
 import { DecodePool } from '../images/decode-pool';
 import { ImageStore } from '../images/store';
-import { AtlasJobs } from '../index/atlas-jobs';
+import { ProcessJobs } from '../index/process-jobs';
 import { JobManager } from '../index/jobs';
 import { PostgresIndexStore } from '../index/postgres-store';
 import { IndexQueue } from '../index/queue';
@@ -33,8 +33,8 @@ export interface Services {
   images: ImageStore;
   datasets: DatasetRegistry;
   jobs: JobManager;
-  /** Atlas jobs (service/atlas.ts buildAtlas). */
-  atlases: AtlasJobs;
+  /** Atlas and feature visualization jobs (index/process-jobs.ts). */
+  processJobs: ProcessJobs;
 }
 
 export async function createServices(config: Config): Promise<Services> {
@@ -61,5 +61,5 @@ export async function createServices(config: Config): Promise<Services> {
   const indexStore = postgres ?? new SqliteIndexStore(config.cacheDir);
   const queue = postgres && config.redisUrl ? new IndexQueue(config.redisUrl, postgres, config.indexChunkImages, config.indexLeaseMs) : undefined;
   const jobs = new JobManager(indexStore, registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs, config.indexLeaseMs, queue);
-  return { config, engine, registry, blobs, images, cache, inference, datasets, jobs, atlases: new AtlasJobs() };
+  return { config, engine, registry, blobs, images, cache, inference, datasets, jobs, processJobs: new ProcessJobs() };
 }

@@ -1,43 +1,49 @@
 /**
- * Atlas jobs: a whole-model atlas (service/atlas.ts) written in the background, with its
- * progress as JobInfo 'progress' events, like index jobs (jobs.ts). What an atlas job does is
+ * Jobs run in this process: atlas jobs (a whole-model atlas written in the background,
+ * service/atlas.ts) and feature visualization jobs (service/feature-visualization-job.ts), with
+ * their progress as JobInfo 'progress' events, like index jobs (jobs.ts). What a job does is
  * given by the service layer; this keeps its state, runs it outside any request and reports it.
- * The state lives in this process: a finished atlas is its folder, which buildAtlas finds again
- * after a restart; an unfinished one is started again by buildAtlas (its projections are then
- * mostly in the result cache).
+ * The state lives in this process only: a finished job's result is content-addressed (an atlas's
+ * folder, a feature visualization's cache entry), which its mutation finds again after a restart;
+ * an unfinished one is started again by its mutation.
  */
 import { EventEmitter } from 'node:events';
 import { detached } from '../engine/batcher';
 import { log } from '../log';
-import type { JobInfo } from './jobs';
+import type { JobInfo, JobKind } from './jobs';
 import type { JobState } from './store';
 
-/** An atlas job's identity: its id names its inputs, so an unchanged atlas is never written twice. */
-export interface AtlasSpec {
+/** A job's identity: its id names its inputs, so an unchanged result is never made twice. */
+export interface ProcessJobSpec {
   id: string;
+  kind: Exclude<JobKind, 'INDEX'>;
   model: string;
   dataset: string;
   layers: string[];
   k: number;
-  /** Where the finished atlas is served (its index.html). */
-  url: string;
+  /** Where the finished result is served (an atlas's index.html), if known before it is made. */
+  url: string | null;
 }
 
-/** Progress as the work reports it: the index it waits for (images), then the units written. */
-export interface AtlasReport {
+/** Progress as the work reports it: an atlas, the index it waits for (images), then the units written; a feature visualization, its steps as units. */
+export interface ProcessJobReport {
   imagesDone: number;
   imagesTotal: number;
   unitsDone: number;
   unitsTotal: number;
 }
 
-/** The work of an atlas job: resolves when the atlas is complete; `cancelled` is polled between units. */
-export type AtlasWork = (report: (p: AtlasReport) => void, cancelled: () => boolean) => Promise<void>;
+/**
+ * The work of a job: resolves when its result is complete, with the result's URL where only the
+ * result names it; `cancelled` is polled between units.
+ */
+export type ProcessJobWork = (report: (p: ProcessJobReport) => void, cancelled: () => boolean) => Promise<string | void>;
 
-interface AtlasRun {
-  spec: AtlasSpec;
+interface ProcessJobRun {
+  spec: ProcessJobSpec;
   state: JobState;
-  progress: AtlasReport;
+  progress: ProcessJobReport;
+  url: string | null;
   error: string | null;
   updatedAt: number;
   /** When the units began to be reported, and how many were done then: the rate counts from there. */
@@ -49,31 +55,32 @@ interface AtlasRun {
 /** Least time between two progress events of one job (the last one, DONE or not, is always sent). */
 const PROGRESS_EVERY_MS = 200;
 
-export class AtlasJobs extends EventEmitter {
-  private readonly runs = new Map<string, AtlasRun>();
+export class ProcessJobs extends EventEmitter {
+  private readonly runs = new Map<string, ProcessJobRun>();
 
   constructor() {
     super();
     this.setMaxListeners(0);
   }
 
-  /** Records an atlas whose folder is complete as a DONE job. */
-  finished(spec: AtlasSpec, unitsTotal: number): JobInfo {
+  /** Records a job whose result is complete as DONE. */
+  finished(spec: ProcessJobSpec, unitsTotal: number): JobInfo {
     const known = this.runs.get(spec.id);
     if (known && known.state !== 'DONE') return this.info(spec.id)!;
     const progress = { imagesDone: 0, imagesTotal: 0, unitsDone: unitsTotal, unitsTotal };
-    this.runs.set(spec.id, { spec, state: 'DONE', progress, error: null, updatedAt: Date.now(), unitsFrom: null, cancelled: false, done: Promise.resolve() });
+    this.runs.set(spec.id, { spec, state: 'DONE', progress, url: spec.url, error: null, updatedAt: Date.now(), unitsFrom: null, cancelled: false, done: Promise.resolve() });
     return this.info(spec.id)!;
   }
 
   /** Starts the job unless it is running or done (then returns it as it is). */
-  start(spec: AtlasSpec, work: AtlasWork): JobInfo {
+  start(spec: ProcessJobSpec, work: ProcessJobWork): JobInfo {
     const known = this.runs.get(spec.id);
     if (known && (known.state === 'QUEUED' || known.state === 'RUNNING' || known.state === 'DONE')) return this.info(spec.id)!;
-    const run: AtlasRun = {
+    const run: ProcessJobRun = {
       spec,
       state: 'RUNNING',
       progress: { imagesDone: 0, imagesTotal: 0, unitsDone: 0, unitsTotal: 0 },
+      url: spec.url,
       error: null,
       updatedAt: Date.now(),
       unitsFrom: null,
@@ -82,7 +89,7 @@ export class AtlasJobs extends EventEmitter {
     };
     this.runs.set(spec.id, run);
     let sentAt = 0;
-    const report = (p: AtlasReport) => {
+    const report = (p: ProcessJobReport) => {
       run.progress = p;
       run.updatedAt = Date.now();
       if (!run.unitsFrom && p.unitsTotal > 0) run.unitsFrom = { at: performance.now(), done: p.unitsDone };
@@ -95,15 +102,16 @@ export class AtlasJobs extends EventEmitter {
     // requests' queue bound may stop it (engine/batcher.ts).
     run.done = detached(() => work(report, () => run.cancelled))
       .then(
-        () => {
+        (url) => {
           run.state = run.cancelled ? 'CANCELLED' : 'DONE';
+          if (url) run.url = url;
         },
         (e: Error) => {
           if (run.cancelled) {
             run.state = 'CANCELLED';
             return;
           }
-          log.error({ job: spec.id, err: e.message }, 'atlas job failed');
+          log.error({ job: spec.id, kind: spec.kind, err: e.message }, 'job failed');
           run.state = 'FAILED';
           run.error = e.message;
         },
@@ -128,7 +136,7 @@ export class AtlasJobs extends EventEmitter {
     }
     return {
       id,
-      kind: 'ATLAS',
+      kind: spec.kind,
       model: spec.model,
       dataset: spec.dataset,
       layers: spec.layers,
@@ -136,14 +144,14 @@ export class AtlasJobs extends EventEmitter {
       state: run.state,
       imagesDone: p.imagesDone,
       imagesTotal: p.imagesTotal,
-      failedImages: [], // those of its index are the index job's
+      failedImages: [], // those of an atlas's index are the index job's
       unitsDone: p.unitsDone,
       unitsTotal: p.unitsTotal,
       rate,
       eta,
       error: run.error,
       updatedAt: run.updatedAt,
-      url: run.state === 'DONE' ? spec.url : null,
+      url: run.state === 'DONE' ? run.url : null,
     };
   }
 
@@ -151,7 +159,7 @@ export class AtlasJobs extends EventEmitter {
     return [...this.runs.keys()].map((id) => this.info(id)!);
   }
 
-  /** Stops a running job at its next unit; its folder is not written. */
+  /** Stops a running job at its next unit; its result is not written. */
   cancel(id: string): JobInfo | undefined {
     const run = this.runs.get(id);
     if (run && run.state === 'RUNNING') run.cancelled = true;
