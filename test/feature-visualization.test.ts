@@ -3,14 +3,17 @@
  * optimised image activates its unit more than the unit's top-1 dataset image does (by the index
  * the server builds on start), read back from its PNG through the model; the same seed gives the
  * same bytes on another server, another seed other bytes; results are cached; bad arguments are
- * BAD_USER_INPUT.
+ * BAD_USER_INPUT. startFeatureVisualization runs the same as a job: progress over jobProgress, the
+ * field's bytes, DONE at once when asked again, cancellable, the field's error codes.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
+import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
+import WebSocket from 'ws';
 import { errorCode, gql, ROOT, startTestServer } from './helpers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
@@ -158,5 +161,123 @@ describe('feature visualization of the default model', () => {
     }
     const ok = await gql(server.url, FV, base);
     assert.equal(ok.errors, undefined);
+  });
+});
+
+const JOB = 'id kind state unitsDone unitsTotal url error';
+const START = `mutation($layer: String!, $filter: Int!, $objective: FeatureObjective! = CHANNEL_MEAN, $position: PositionInput, $steps: Int!, $seed: Int!, $diversity: Float! = 0) {
+  startFeatureVisualization(model: "fashion-zfnet", layer: $layer, filter: $filter, objective: $objective, position: $position, steps: $steps, seed: $seed, diversity: $diversity) { ${JOB} } }`;
+
+type JobEvent = { id: string; kind: string; state: string; unitsDone: number; unitsTotal: number; url: string | null; error: string | null };
+
+/** Every jobProgress event of a job until the subscription ends; `onEvent` sees each as it comes. */
+async function progress(server: Server, id: string, onEvent: (e: JobEvent) => void = () => undefined): Promise<JobEvent[]> {
+  const events: JobEvent[] = [];
+  const client = createClient({ url: server.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no end after 120 s: ${JSON.stringify(events.at(-1))}`)), 120_000);
+      client.subscribe<{ jobProgress: JobEvent }>(
+        { query: `subscription($id: ID!) { jobProgress(id: $id) { ${JOB} } }`, variables: { id } },
+        {
+          next: ({ data }) => (events.push(data!.jobProgress), onEvent(data!.jobProgress)),
+          error: (e) => (clearTimeout(timer), reject(e)),
+          complete: () => (clearTimeout(timer), resolve()),
+        },
+      );
+    });
+  } finally {
+    await client.dispose();
+  }
+  return events;
+}
+
+describe('startFeatureVisualization: the field as a job', () => {
+  let server: Server;
+  beforeAll(async () => {
+    server = await startTestServer(ENV);
+  });
+  afterAll(() => server.close());
+
+  test("DONE with growing progress over jobProgress; the field's bytes; asked again (or the field) runs nothing", async () => {
+    const vars = { layer: '/relu3/Relu', filter: 4, steps: 1024, seed: 3 };
+    const started = await gql(server.url, START, vars);
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    const job: JobEvent = started.data.startFeatureVisualization;
+    assert.equal(job.kind, 'FEATURE_VISUALIZATION');
+    assert.equal(job.state, 'RUNNING');
+    assert.equal(job.url, null);
+    const events = await progress(server, job.id);
+    const last = events.at(-1)!;
+    assert.equal(last.state, 'DONE', JSON.stringify(last));
+    assert.deepEqual([last.unitsDone, last.unitsTotal], [1024, 1024]);
+    const done = events.filter((e) => e.state === 'RUNNING').map((e) => e.unitsDone);
+    console.log(`job progress events (steps done): ${done.join(' ')}`);
+    assert.ok(done.length >= 3 && done.some((d) => d > 0 && d < 1024), `progress arrives while it runs: ${done.join(' ')}`);
+    assert.deepEqual(done, [...done].sort((a, b) => a - b), 'steps done only grow');
+    assert.match(last.url!, /\.png$/);
+
+    // Asked again, and the field with the same arguments: the cached result, nothing runs.
+    const runs = server.services.engine.stats.runs;
+    const again = await gql(server.url, START, vars);
+    assert.deepEqual(again.data.startFeatureVisualization, last);
+    const field = await gql(server.url, FV, { ...vars, objective: 'CHANNEL_MEAN' });
+    assert.equal(field.errors, undefined, JSON.stringify(field.errors));
+    assert.equal(field.data.model.layer.filter.featureVisualization.imageUrl, last.url);
+    assert.equal(server.services.engine.stats.runs, runs, 'neither runs the model');
+
+    // The field on a server of its own computes the same bytes; and there the job, after the field, is DONE at once.
+    const other = await startTestServer({ ...ENV, RESPONSE_CACHE: '0' });
+    try {
+      const fresh = await gql(other.url, FV, { ...vars, objective: 'CHANNEL_MEAN' });
+      assert.equal(fresh.errors, undefined, JSON.stringify(fresh.errors));
+      const url = fresh.data.model.layer.filter.featureVisualization.imageUrl;
+      assert.ok((await png(other, url)).equals(await png(server, last.url!)), "the job's PNG is the field's");
+      const otherRuns = other.services.engine.stats.runs;
+      const found = (await gql(other.url, START, vars)).data.startFeatureVisualization;
+      assert.deepEqual([found.id, found.state, found.unitsDone, found.url], [job.id, 'DONE', 1024, url]);
+      assert.equal(other.services.engine.stats.runs, otherRuns);
+    } finally {
+      await other.close();
+    }
+  }, 300_000);
+
+  test('cancelJob stops it at its next step, caches nothing; started again, it runs again', async () => {
+    const vars = { layer: '/relu2/Relu', filter: 2, steps: 2048, seed: 5 };
+    const job: JobEvent = (await gql(server.url, START, vars)).data.startFeatureVisualization;
+    let cancelled: Promise<unknown> | undefined;
+    const events = await progress(server, job.id, (e) => {
+      if (!cancelled && e.unitsDone > 0) cancelled = gql(server.url, 'mutation($id: ID!) { cancelJob(id: $id) { state } }', { id: job.id });
+    });
+    assert.ok(cancelled, 'it made progress before the cancel');
+    await cancelled;
+    const last = events.at(-1)!;
+    assert.equal(last.state, 'CANCELLED', JSON.stringify(last));
+    assert.equal(last.url, null);
+    assert.ok(last.unitsDone < 2048, `stopped early: ${last.unitsDone}`);
+    const restarted = (await gql(server.url, START, vars)).data.startFeatureVisualization;
+    assert.deepEqual([restarted.id, restarted.state], [job.id, 'RUNNING'], 'nothing was cached: it runs again');
+    await gql(server.url, 'mutation($id: ID!) { cancelJob(id: $id) { state } }', { id: job.id });
+    const ended = await progress(server, job.id);
+    assert.equal(ended.at(-1)!.state, 'CANCELLED');
+  }, 120_000);
+
+  test("bad arguments are the field's errors, and start nothing", async () => {
+    const base = { layer: '/relu3/Relu', filter: 1, steps: 16, seed: 0 };
+    const jobs = (await gql(server.url, '{ jobs { id } }')).data.jobs.length;
+    for (const [vars, code, argument] of [
+      [{ ...base, steps: 0 }, 'BAD_USER_INPUT', 'steps'],
+      [{ ...base, steps: 4096 }, 'BAD_USER_INPUT', 'steps'],
+      [{ ...base, objective: 'POSITION' }, 'BAD_USER_INPUT', 'position'],
+      [{ ...base, diversity: 1 }, 'BAD_USER_INPUT', 'diversity'],
+      [{ ...base, seed: -1 }, 'BAD_USER_INPUT', 'seed'],
+      [{ ...base, layer: '/nope' }, 'NOT_FOUND', undefined],
+      [{ ...base, filter: 9999 }, 'BAD_USER_INPUT', 'index'],
+    ] as const) {
+      const res = await gql(server.url, START, vars);
+      assert.equal(errorCode(res), code, JSON.stringify([vars, res.errors]));
+      if (argument) assert.equal(res.errors![0].extensions!.argument, argument, JSON.stringify(res.errors));
+    }
+    assert.equal((await gql(server.url, '{ jobs { id } }')).data.jobs.length, jobs);
   });
 });
