@@ -164,9 +164,26 @@ describe('the gallery in Chromium', () => {
     await withPage('feature-visualization', async (page) => {
       await page.goto(`${server.url}/?model=${MODEL}&layer=/relu5/Relu&filter=3`);
       await expectRendered(page, '.top9-patches img', 9);
+      // Run as a job (startFeatureVisualization), its steps shown as they come over jobProgress.
+      const sent: string[] = [];
+      page.on('websocket', (ws) => ws.on('framesent', (f) => typeof f.payload === 'string' && sent.push(f.payload)));
+      page.on('request', (r) => r.method() === 'POST' && sent.push(r.postData() ?? ''));
+      await page.evaluate(() => {
+        const seen: number[] = ((window as unknown as { __featvisSteps: number[] }).__featvisSteps = []);
+        new MutationObserver(() => document.querySelectorAll<HTMLProgressElement>('.featvis-progress').forEach((el) => seen.push(el.value))).observe(document, {
+          subtree: true,
+          childList: true,
+          attributes: true,
+        });
+      });
       await page.locator('.top9 .feature-visualization').getByRole('button', { name: /^Compute/ }).click();
       // 512 steps of a forward and a backward pass: seconds, more on a loaded machine.
       await page.locator('.feature-visualization img').waitFor({ timeout: 90_000 });
+      assert.ok(sent.some((p) => p.includes('startFeatureVisualization')), 'the page started a job');
+      assert.ok(sent.some((p) => p.includes('jobProgress')), 'and followed it over jobProgress');
+      const steps = await page.evaluate(() => (window as unknown as { __featvisSteps: number[] }).__featvisSteps);
+      assert.ok(steps.length > 0, 'its progress was shown');
+      assert.deepEqual(steps, [...steps].sort((a, b) => a - b), `steps shown only grow: ${steps.join(' ')}`);
       await expectRendered(page, '.feature-visualization img', 1);
       assert.match(await page.locator('.feature-visualization .cell-caption').innerText(), /channel mean \d+\.\d{3} after 512 steps/);
       const src = await page.locator('.feature-visualization img').getAttribute('src');
