@@ -44,13 +44,13 @@ export class JobType implements NodeInterface {
   @Field() get model(): string {
     return this.info.model;
   }
-  @Field() get dataset(): string {
+  @Field({ description: 'The dataset of an index or atlas job ("" for a feature visualization job).' }) get dataset(): string {
     return this.info.dataset;
   }
   @Field(() => [String]) get layers(): string[] {
     return this.info.layers;
   }
-  @Field(() => Int) get k(): number {
+  @Field(() => Int, { description: 'Top k of an index or atlas job (0 for a feature visualization job).' }) get k(): number {
     return this.info.k;
   }
   @Field(() => Int, { description: 'Images indexed (an atlas job: of the index it builds or waits for first).' }) get imagesDone(): number {
@@ -112,7 +112,7 @@ const jobTarget = ({ services }: Context, a: JobArgs) =>
 
 @Resolver(() => JobType)
 export class JobResolver {
-  @Query(() => [JobType], { description: 'Every job this server knows: index jobs, oldest first, then the atlas jobs of this process.' })
+  @Query(() => [JobType], { description: 'Every job this server knows: index jobs, oldest first, then the atlas and feature visualization jobs of this process.' })
   async jobs(@Ctx() ctx: Context): Promise<JobType[]> {
     return (await allJobs(ctx.services)).map((j) => new JobType(j));
   }

@@ -20,6 +20,7 @@ export async function startFeatureVisualization(services: Services, unit: Unit, 
   const { processJobs, cache } = services;
   const known = processJobs.info(id);
   if (known?.state === 'RUNNING' || known?.state === 'DONE') return known;
+  // Of a model alone: no dataset, no k.
   const spec = { id, kind: 'FEATURE_VISUALIZATION' as const, model: unit.model.name, dataset: '', layers: [unit.layer.name], k: 0, url: null };
   const imageUrl = async (progress?: StepProgress) => featureVisualizationImageUrl(services, await visualizeUnit(services, unit, options, progress));
   if (await cache.has(key)) return processJobs.finished({ ...spec, url: await imageUrl() }, options.steps); // a cache hit: runs nothing
