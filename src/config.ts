@@ -67,6 +67,8 @@ export interface Config {
   featvisMaxSteps: number;
   featvisMaxSize: number;
   featvisMaxBatch: number;
+  /** Feature visualization jobs running at once (FEATVIS_MAX_JOBS, default 2); one more is OVERLOADED until one ends. */
+  featvisMaxJobs: number;
   /** Least time between two checkpoints of an index job (each is a database transaction). */
   indexCheckpointMs: number;
   /** How long an index job's lease lasts without a checkpoint, ms (INDEX_LEASE_S, default 30): how soon another process sharing the store takes over a job whose process died. */
@@ -220,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     featvisMaxSteps: int(env, 'FEATVIS_MAX_STEPS', 2048, 1),
     featvisMaxSize: int(env, 'FEATVIS_MAX_SIZE', 512, 8),
     featvisMaxBatch: int(env, 'FEATVIS_MAX_BATCH', 8, 1),
+    featvisMaxJobs: int(env, 'FEATVIS_MAX_JOBS', 2, 1),
     indexCheckpointMs: int(env, 'INDEX_CHECKPOINT_MS', 2000),
     indexLeaseMs: int(env, 'INDEX_LEASE_S', 30, 1) * 1000,
     databaseUrl: env.DATABASE_URL || undefined,

@@ -262,6 +262,25 @@ describe('startFeatureVisualization: the field as a job', () => {
     assert.equal(ended.at(-1)!.state, 'CANCELLED');
   }, 120_000);
 
+  test('past FEATVIS_MAX_JOBS running at once, another is OVERLOADED; when one ends, it starts', async () => {
+    const limited = await startTestServer({ ...ENV, FEATVIS_MAX_JOBS: '1' });
+    try {
+      const first: JobEvent = (await gql(limited.url, START, { layer: '/relu2/Relu', filter: 3, steps: 2048, seed: 7 })).data.startFeatureVisualization;
+      assert.equal(first.state, 'RUNNING');
+      const second = { layer: '/relu2/Relu', filter: 4, steps: 16, seed: 7 };
+      const refused = await gql(limited.url, START, second);
+      assert.equal(errorCode(refused), 'OVERLOADED', JSON.stringify(refused.errors));
+      assert.match(refused.errors![0].message, /FEATVIS_MAX_JOBS/);
+      await gql(limited.url, 'mutation($id: ID!) { cancelJob(id: $id) { state } }', { id: first.id });
+      assert.equal((await progress(limited, first.id)).at(-1)!.state, 'CANCELLED');
+      const started = await gql(limited.url, START, second);
+      assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+      assert.equal((await progress(limited, started.data.startFeatureVisualization.id)).at(-1)!.state, 'DONE');
+    } finally {
+      await limited.close();
+    }
+  }, 120_000);
+
   test("bad arguments are the field's errors, and start nothing", async () => {
     const base = { layer: '/relu3/Relu', filter: 1, steps: 16, seed: 0 };
     const jobs = (await gql(server.url, '{ jobs { id } }')).data.jobs.length;

@@ -72,6 +72,13 @@ export class ProcessJobs extends EventEmitter {
     return this.info(spec.id)!;
   }
 
+  /** Jobs of `kind` running now. */
+  runningOf(kind: ProcessJobSpec['kind']): number {
+    let n = 0;
+    for (const run of this.runs.values()) if (run.spec.kind === kind && run.state === 'RUNNING') n++;
+    return n;
+  }
+
   /** Starts the job unless it is running or done (then returns it as it is). */
   start(spec: ProcessJobSpec, work: ProcessJobWork): JobInfo {
     const known = this.runs.get(spec.id);

@@ -6,6 +6,7 @@
  * result and answers DONE at once.
  */
 import { createHash } from 'node:crypto';
+import { ApiError } from '../errors';
 import type { JobInfo } from '../index/jobs';
 import type { Unit } from '../model';
 import { checkFeatureVisualization, FeatureVisualizationRequest, featureVisualizationResultKey, StepProgress, visualizeUnit } from './feature-visualization';
@@ -24,6 +25,10 @@ export async function startFeatureVisualization(services: Services, unit: Unit, 
   const spec = { id, kind: 'FEATURE_VISUALIZATION' as const, model: unit.model.name, dataset: '', layers: [unit.layer.name], k: 0, url: null };
   const imageUrl = async (progress?: StepProgress) => featureVisualizationImageUrl(services, await visualizeUnit(services, unit, options, progress));
   if (await cache.has(key)) return processJobs.finished({ ...spec, url: await imageUrl() }, options.steps); // a cache hit: runs nothing
+  const limit = services.config.featvisMaxJobs;
+  if (processJobs.runningOf('FEATURE_VISUALIZATION') >= limit) {
+    throw new ApiError('OVERLOADED', `${limit} feature visualization jobs are running, the most at once (FEATVIS_MAX_JOBS): start this one when one of them ends`, { limit });
+  }
   return processJobs.start(spec, (report, cancelled) =>
     imageUrl({ report: (done, total) => report({ imagesDone: 0, imagesTotal: 0, unitsDone: done, unitsTotal: total }), cancelled }),
   );
