@@ -9,7 +9,9 @@ import { ImageError } from './images/preprocess';
  * - UNSUPPORTED_MODEL: the model has an op the compiler cannot go back through.
  * - QUERY_TOO_COMPLEX: over a query limit (cost, depth, aliases, directives, tokens); HTTP 400.
  * - OVERLOADED: the inference queue is full (MAX_QUEUED_ITEMS); `extensions.retryAfterMs`, and
- *   HTTP 503 + Retry-After when nothing else of the response could be answered.
+ *   HTTP 503 + Retry-After when nothing else of the response could be answered. Also: too many
+ *   requests in flight (MAX_INFLIGHT_REQUESTS), a key's rate (API_KEY_RATE_LIMIT), too many feature
+ *   visualization jobs at once (FEATVIS_MAX_JOBS).
  * - TIMEOUT: the request ran past REQUEST_TIMEOUT_MS; its waiting work was dropped (HTTP 504 when no data).
  * - CANCELLED: the client went away, or the server is shutting down, before the work ran.
  * - INFERENCE_FAILED: the runtime failed on a graph.
