@@ -11,10 +11,8 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
-import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
-import WebSocket from 'ws';
-import { errorCode, gql, ROOT, startTestServer } from './helpers';
+import { errorCode, gql, ROOT, startTestServer, subscriptionEvents } from './helpers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 const ENV = { MODELS_DIR: path.join(ROOT, 'models'), DATASETS_DIR: path.join(ROOT, 'datasets') };
@@ -172,24 +170,11 @@ type JobEvent = { id: string; kind: string; state: string; unitsDone: number; un
 
 /** Every jobProgress event of a job until the subscription ends; `onEvent` sees each as it comes. */
 async function progress(server: Server, id: string, onEvent: (e: JobEvent) => void = () => undefined): Promise<JobEvent[]> {
-  const events: JobEvent[] = [];
-  const client = createClient({ url: server.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no end after 120 s: ${JSON.stringify(events.at(-1))}`)), 120_000);
-      client.subscribe<{ jobProgress: JobEvent }>(
-        { query: `subscription($id: ID!) { jobProgress(id: $id) { ${JOB} } }`, variables: { id } },
-        {
-          next: ({ data }) => (events.push(data!.jobProgress), onEvent(data!.jobProgress)),
-          error: (e) => (clearTimeout(timer), reject(e)),
-          complete: () => (clearTimeout(timer), resolve()),
-        },
-      );
-    });
-  } finally {
-    await client.dispose();
-  }
-  return events;
+  const { events, error } = await subscriptionEvents<{ jobProgress: JobEvent }>(server.url, `subscription($id: ID!) { jobProgress(id: $id) { ${JOB} } }`, { id }, (d) =>
+    onEvent(d.jobProgress),
+  );
+  if (error) throw error instanceof Error ? error : new Error(JSON.stringify(error));
+  return events.map((e) => e.jobProgress);
 }
 
 describe('startFeatureVisualization: the field as a job', () => {

@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
+import WebSocket from 'ws';
 import { compileChannelMaxima } from '../src/compiler/forward';
 import { loadConfig } from '../src/config';
 import { Services } from '../src/service/services';
@@ -97,5 +99,43 @@ export async function assertPixelGraphsMatch(services: Services, modelName: stri
     });
     assert.equal(fromFloats[0].length, channels === 'GRAY' ? 1 : 3);
     assert.deepEqual(fromPixels, fromFloats, `${modelName} ${channels}`);
+  }
+}
+
+/** A GraphQL-over-WebSocket connection to a test server, open when it returns: a subscription made on it starts at once. */
+export async function openSubscriptions(url: string) {
+  const client = createClient({ url: `${url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, lazy: false });
+  await new Promise<void>((resolve, reject) => {
+    client.on('connected', () => resolve());
+    client.on('error', reject);
+  });
+  return {
+    /** Every event's data until the server ends the subscription; `error`: how it failed (or that it did not end in time). */
+    until<T>(query: string, variables: Record<string, unknown>, onData: (data: T) => void = () => undefined, timeoutMs = 120_000): Promise<{ events: T[]; error: unknown }> {
+      const events: T[] = [];
+      return new Promise((resolve) => {
+        const end = (error: unknown) => (clearTimeout(timer), resolve({ events, error }));
+        const timer = setTimeout(() => end(new Error(`no end after ${timeoutMs} ms: ${JSON.stringify(events.at(-1))}`)), timeoutMs);
+        client.subscribe<T>(
+          { query, variables },
+          {
+            next: ({ data }) => (events.push(data as T), onData(data as T)),
+            error: end,
+            complete: () => end(undefined),
+          },
+        );
+      });
+    },
+    close: () => client.dispose(),
+  };
+}
+
+/** One subscription's events until the server ends it, over a connection of its own. */
+export async function subscriptionEvents<T>(url: string, query: string, variables: Record<string, unknown>, onData?: (data: T) => void) {
+  const subscriptions = await openSubscriptions(url);
+  try {
+    return await subscriptions.until<T>(query, variables, onData);
+  } finally {
+    await subscriptions.close();
   }
 }

@@ -12,15 +12,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import Database from 'better-sqlite3';
-import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
-import WebSocket from 'ws';
 import { toGlobalId } from '../src/ids';
 import { topGridPng } from '../src/images/topgrid';
 import { PostgresIndexStore } from '../src/index/postgres-store';
 import { SqliteIndexStore } from '../src/index/sqlite-store';
 import { IndexStore } from '../src/index/store';
-import { errorCode, gql, makeDataset, ROOT, startTestServer, FIXTURE_MODELS } from './helpers';
+import { errorCode, gql, makeDataset, openSubscriptions, ROOT, startTestServer, subscriptionEvents, FIXTURE_MODELS } from './helpers';
 import { PostgresServer, startPostgres } from './servers';
 
 /** One PostgreSQL server for this file, started on first use. */
@@ -36,28 +34,6 @@ const STORES: Record<string, () => Promise<Record<string, string>>> = {
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 
 const JOB_PROGRESS = `subscription($id: ID!) { jobProgress(id: $id) { state imagesDone imagesTotal } }`;
-
-/** Every event of one subscription until the server ends it (or fails it), over a new connection. */
-async function subscriptionEvents(url: string, query: string, variables: Record<string, unknown>) {
-  const client = createClient({ url: url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket });
-  const events: unknown[] = [];
-  try {
-    const error = await new Promise<unknown>((resolve) => {
-      const timer = setTimeout(() => resolve(new Error(`no end after 30 s: ${JSON.stringify(events)}`)), 30_000);
-      client.subscribe(
-        { query, variables },
-        {
-          next: ({ data }) => events.push(data),
-          error: (e) => (clearTimeout(timer), resolve(e)),
-          complete: () => (clearTimeout(timer), resolve(undefined)),
-        },
-      );
-    });
-    return { events, error };
-  } finally {
-    await client.dispose();
-  }
-}
 
 /** Toolbox rule, by hand: unit (y, x) of a layer with RF (size, stride, offset) sees [o + s·i, o + s·i + size) ∩ image. */
 function expectedBox(y: number, x: number, rf: { size: number; stride: number; offset: number }, input: number, original: { width: number; height: number }) {
@@ -118,12 +94,8 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
     test('buildIndex returns at once; progress arrives over the subscription until DONE', async () => {
       // Connect first, so that the subscription starts a few milliseconds after the mutation
       // returns, while the job (four batches) still runs; its first event is the current state.
-      const client = createClient({ url: server.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket, lazy: false });
-      await new Promise<void>((resolve, reject) => {
-        client.on('connected', () => resolve());
-        client.on('error', reject);
-      });
-      const seen: { state: string; imagesDone: number }[] = [];
+      const subscriptions = await openSubscriptions(server.url);
+      let seen: { state: string; imagesDone: number }[];
       let jobId = '';
       try {
         const start = await gql(
@@ -135,25 +107,11 @@ for (const [storeName, storeEnv] of Object.entries(STORES))
         const job = start.data.buildIndex;
         jobId = job.id;
         assert.equal(job.imagesTotal, 16);
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`no DONE after 60 s: ${JSON.stringify(seen)}`)), 60_000);
-          client.subscribe<{ jobProgress: { state: string; imagesDone: number } }>(
-            { query: JOB_PROGRESS, variables: { id: job.id } },
-            {
-              next: ({ data }) => {
-                seen.push(data!.jobProgress);
-                if (data!.jobProgress.state === 'DONE') {
-                  clearTimeout(timer);
-                  resolve();
-                }
-              },
-              error: reject,
-              complete: () => undefined,
-            },
-          );
-        });
+        const { events, error } = await subscriptions.until<{ jobProgress: { state: string; imagesDone: number } }>(JOB_PROGRESS, { id: job.id });
+        assert.equal(error, undefined);
+        seen = events.map((e) => e.jobProgress);
       } finally {
-        await client.dispose();
+        await subscriptions.close();
       }
       assert.equal(seen[seen.length - 1].state, 'DONE');
       assert.ok(seen.length >= 2, `progress events: ${JSON.stringify(seen)}`);

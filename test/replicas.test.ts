@@ -12,9 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
-import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
-import { FIXTURE_MODELS, gql, makeDataset, ROOT } from './helpers';
+import { FIXTURE_MODELS, gql, makeDataset, openSubscriptions, ROOT } from './helpers';
 import { PostgresServer, RedisServer, startPostgres, startRedis } from './servers';
 
 interface Replica {
@@ -89,39 +87,26 @@ describe('API replicas on Redis and PostgreSQL', () => {
     single.proc.kill('SIGKILL');
 
     // Started through A, watched through B (connected first, so that it subscribes at once).
-    const client = createClient({ url: b.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket, lazy: false });
-    await new Promise<void>((resolve, reject) => {
-      client.on('connected', () => resolve());
-      client.on('error', reject);
-    });
+    const subscriptions = await openSubscriptions(b.url);
     const job = (await gql(a.url, BUILD)).data.buildIndex;
     const seen: { state: string; imagesDone: number }[] = [];
     let killedAt = 0;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no DONE on B after 120 s: ${JSON.stringify(seen)}`)), 120_000);
-        client.subscribe<{ jobProgress: { state: string; imagesDone: number } }>(
-          { query: `subscription($id: ID!) { jobProgress(id: $id) { state imagesDone } }`, variables: { id: job.id } },
-          {
-            next: ({ data }) => {
-              seen.push(data!.jobProgress);
-              // Once B has heard A's progress live (its first event is the state when it subscribed), A dies; B takes its chunks over.
-              if (!killedAt && seen.length >= 2 && data!.jobProgress.state === 'RUNNING') {
-                killedAt = data!.jobProgress.imagesDone;
-                a.proc.kill('SIGKILL');
-              }
-              if (data!.jobProgress.state === 'DONE') {
-                clearTimeout(timer);
-                resolve();
-              }
-            },
-            error: reject,
-            complete: () => undefined,
-          },
-        );
-      });
+      const { error } = await subscriptions.until<{ jobProgress: { state: string; imagesDone: number } }>(
+        `subscription($id: ID!) { jobProgress(id: $id) { state imagesDone } }`,
+        { id: job.id },
+        ({ jobProgress }) => {
+          seen.push(jobProgress);
+          // Once B has heard A's progress live (its first event is the state when it subscribed), A dies; B takes its chunks over.
+          if (!killedAt && seen.length >= 2 && jobProgress.state === 'RUNNING') {
+            killedAt = jobProgress.imagesDone;
+            a.proc.kill('SIGKILL');
+          }
+        },
+      );
+      assert.equal(error, undefined, `B's subscription: ${JSON.stringify(seen)}`);
     } finally {
-      await client.dispose();
+      await subscriptions.close();
     }
     assert.ok(killedAt > 0 && killedAt < 40, `A was killed mid-job (at ${killedAt} of 40)`);
     const done = seen.map((s) => s.imagesDone);
