@@ -12,10 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
-import { createClient } from 'graphql-ws';
 import sharp from 'sharp';
-import WebSocket from 'ws';
-import { gql, GqlResult, startTestServer } from './helpers';
+import { gql, GqlResult, jobUpdates, startTestServer } from './helpers';
 import { ROOT } from './paths';
 
 /** Every .html file under `dir`. */
@@ -139,23 +137,7 @@ describe('the whole-model atlas of fashion-zfnet over fashion-mnist-demo', () =>
         const job = ok<any>(await gql(server.url, BUILD)).buildAtlas;
         assert.equal(job.kind, 'ATLAS');
         assert.ok(['RUNNING', 'DONE'].includes(job.state), job.state);
-        const events: any[] = [];
-        const client = createClient({ url: server.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket });
-        try {
-          await new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`no end after 240 s: ${JSON.stringify(events.at(-1))}`)), 240_000);
-            client.subscribe(
-              { query: `subscription($id: ID!) { jobProgress(id: $id) { ${JOB} } }`, variables: { id: job.id } },
-              {
-                next: ({ data }) => events.push(data!.jobProgress),
-                error: (e) => (clearTimeout(timer), reject(e)),
-                complete: () => (clearTimeout(timer), resolve()),
-              },
-            );
-          });
-        } finally {
-          await client.dispose();
-        }
+        const events = await jobUpdates<any>(server.url, job.id, JOB, undefined, 240_000);
         const last = events.at(-1);
         assert.equal(last.state, 'DONE', JSON.stringify(last));
         assert.deepEqual([last.unitsDone, last.unitsTotal], [960, 960]);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
-import { errorCode, gql, ROOT, startTestServer, subscriptionEvents } from './helpers';
+import { errorCode, gql, jobUpdates, ROOT, startTestServer } from './helpers';
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 const ENV = { MODELS_DIR: path.join(ROOT, 'models'), DATASETS_DIR: path.join(ROOT, 'datasets') };
@@ -169,12 +169,8 @@ const START = `mutation($layer: String!, $filter: Int!, $objective: FeatureObjec
 type JobEvent = { id: string; kind: string; state: string; unitsDone: number; unitsTotal: number; url: string | null; error: string | null };
 
 /** Every jobProgress event of a job until the subscription ends; `onEvent` sees each as it comes. */
-async function progress(server: Server, id: string, onEvent: (e: JobEvent) => void = () => undefined): Promise<JobEvent[]> {
-  const { events, error } = await subscriptionEvents<{ jobProgress: JobEvent }>(server.url, `subscription($id: ID!) { jobProgress(id: $id) { ${JOB} } }`, { id }, (d) =>
-    onEvent(d.jobProgress),
-  );
-  if (error) throw error instanceof Error ? error : new Error(JSON.stringify(error));
-  return events.map((e) => e.jobProgress);
+function progress(server: Server, id: string, onEvent?: (e: JobEvent) => void): Promise<JobEvent[]> {
+  return jobUpdates<JobEvent>(server.url, id, JOB, onEvent);
 }
 
 describe('startFeatureVisualization: the field as a job', () => {

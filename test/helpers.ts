@@ -131,11 +131,19 @@ export async function openSubscriptions(url: string) {
 }
 
 /** One subscription's events until the server ends it, over a connection of its own. */
-export async function subscriptionEvents<T>(url: string, query: string, variables: Record<string, unknown>, onData?: (data: T) => void) {
+export async function subscriptionEvents<T>(url: string, query: string, variables: Record<string, unknown>, onData?: (data: T) => void, timeoutMs?: number) {
   const subscriptions = await openSubscriptions(url);
   try {
-    return await subscriptions.until<T>(query, variables, onData);
+    return await subscriptions.until<T>(query, variables, onData, timeoutMs);
   } finally {
     await subscriptions.close();
   }
+}
+
+/** A job's `jobProgress` updates (`fields` of each) until it ends; throws if the subscription fails or does not end in time. */
+export async function jobUpdates<T>(url: string, id: string, fields: string, onUpdate: (update: T) => void = () => undefined, timeoutMs = 120_000): Promise<T[]> {
+  const query = `subscription($id: ID!) { jobProgress(id: $id) { ${fields} } }`;
+  const { events, error } = await subscriptionEvents<{ jobProgress: T }>(url, query, { id }, (d) => onUpdate(d.jobProgress), timeoutMs);
+  if (error) throw error instanceof Error ? error : new Error(`jobProgress failed: ${JSON.stringify(error)}`);
+  return events.map((e) => e.jobProgress);
 }

@@ -13,14 +13,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
-import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
 import { parse } from 'yaml';
 import { loadConfig } from '../src/config';
 import { PostgresIndexStore } from '../src/index/postgres-store';
 import { TopRow } from '../src/index/store';
 import { createServices } from '../src/service/services';
-import { FIXTURE_MODELS, gql, makeDataset, ROOT } from './helpers';
+import { FIXTURE_MODELS, gql, jobUpdates, makeDataset, ROOT } from './helpers';
 import { freePort, PostgresServer, RedisServer, startPostgres, startRedis } from './servers';
 
 interface ComposeService {
@@ -221,26 +219,7 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
 
   /** Subscribes to the job through `api` until it ends; calls `during` with each update. */
   const watch = (api: Proc, id: string, during?: (u: { state: string; imagesDone: number }) => void) =>
-    new Promise<{ state: string; imagesDone: number }[]>((resolve, reject) => {
-      const seen: { state: string; imagesDone: number }[] = [];
-      const client = createClient({ url: api.url.replace('http', 'ws') + '/graphql', webSocketImpl: WebSocket });
-      const timer = setTimeout(() => reject(new Error(`no end after 40 s: ${JSON.stringify(seen)}`)), 40_000);
-      client.subscribe<{ jobProgress: { state: string; imagesDone: number } }>(
-        { query: `subscription($id: ID!) { jobProgress(id: $id) { state imagesDone } }`, variables: { id } },
-        {
-          next: ({ data }) => {
-            seen.push(data!.jobProgress);
-            during?.(data!.jobProgress);
-          },
-          error: reject,
-          complete: () => {
-            clearTimeout(timer);
-            void client.dispose();
-            resolve(seen);
-          },
-        },
-      );
-    });
+    jobUpdates<{ state: string; imagesDone: number }>(api.url, id, 'state imagesDone', during, 40_000);
 
   test(
     'kill -9 of a worker mid-chunk and of the API replica that started the job: the other worker finishes, the other replica streams it',
