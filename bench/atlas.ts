@@ -45,7 +45,9 @@ async function photo(seed: number): Promise<Buffer> {
       }
     }
   }
-  return sharp(raw, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 88 }).toBuffer();
+  return sharp(raw, { raw: { width: size, height: size, channels: 3 } })
+    .jpeg({ quality: 88 })
+    .toBuffer();
 }
 
 (async () => {
@@ -53,7 +55,15 @@ async function photo(seed: number): Promise<Buffer> {
   const datasets = path.join(tmp, 'datasets');
   fs.mkdirSync(path.join(datasets, 'photos'), { recursive: true });
   for (let i = 0; i < IMAGES; i++) fs.writeFileSync(path.join(datasets, 'photos', `p${String(i).padStart(4, '0')}.jpg`), await photo(i));
-  const env = { MODELS_DIR: dir, DATASETS_DIR: datasets, CACHE_DIR: path.join(tmp, 'cache'), LOG_LEVEL: 'warn', ORT_THREADS: '2', PORT: '0', HOST: '127.0.0.1' };
+  const env = {
+    MODELS_DIR: dir,
+    DATASETS_DIR: datasets,
+    CACHE_DIR: path.join(tmp, 'cache'),
+    LOG_LEVEL: 'warn',
+    ORT_THREADS: '2',
+    PORT: '0',
+    HOST: '127.0.0.1',
+  };
   const services = await createServices(loadConfig(env));
   try {
     const model = services.registry.models.get('alexnet')!;
@@ -63,7 +73,9 @@ async function photo(seed: number): Promise<Buffer> {
     const job = await services.jobs.start(model, dataset, layers, 9);
     const done = await services.jobs.wait(job.id);
     if (done?.state !== 'DONE') throw new Error(`index: ${done?.state} ${done?.error}`);
-    console.log(`AlexNet, ${IMAGES} photos, ${layers.length} layers, ${os.cpus().length} cores; index built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    console.log(
+      `AlexNet, ${IMAGES} photos, ${layers.length} layers, ${os.cpus().length} cores; index built in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    );
     t = performance.now();
     const atlas = await writeAtlas(services, model, dataset, path.join(tmp, 'atlas'), { layers });
     const atlasSeconds = (performance.now() - t) / 1000;
@@ -80,7 +92,11 @@ async function photo(seed: number): Promise<Buffer> {
         const n = API_UNITS > 0 ? Math.min(API_UNITS, a.units) : a.units;
         const start = performance.now();
         for (let index = 0; index < n; index++) {
-          const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables: { layer: a.name, index } }) });
+          const res = await fetch(`${server.url}/graphql`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ query, variables: { layer: a.name, index } }),
+          });
           const body = (await res.json()) as { data?: any; errors?: unknown };
           if (body.errors) throw new Error(JSON.stringify(body.errors));
           for (const node of body.data.model.layer.filter.topActivations.nodes) {
@@ -99,10 +115,14 @@ async function photo(seed: number): Promise<Buffer> {
     }
     console.log(`${'layer'.padEnd(22)} ${'units'.padStart(5)} ${'atlas s'.padStart(8)} ${'API s'.padStart(8)}  ratio`);
     for (const r of rows) {
-      console.log(`${r.layer.padEnd(22)} ${String(r.units).padStart(5)} ${r.atlas.toFixed(1).padStart(8)} ${r.api.toFixed(1).padStart(8)}${r.scaled ? '*' : ' '} ${(r.api / r.atlas).toFixed(1).padStart(5)}×`);
+      console.log(
+        `${r.layer.padEnd(22)} ${String(r.units).padStart(5)} ${r.atlas.toFixed(1).padStart(8)} ${r.api.toFixed(1).padStart(8)}${r.scaled ? '*' : ' '} ${(r.api / r.atlas).toFixed(1).padStart(5)}×`,
+      );
     }
     const api = rows.reduce((s, r) => s + r.api, 0);
-    console.log(`total: atlas ${atlasSeconds.toFixed(1)} s (${atlas.reduce((s, a) => s + a.units, 0) * 9} projections), API one query at a time ${api.toFixed(1)} s: ${(api / atlasSeconds).toFixed(1)}× ${rows.some((r) => r.scaled) ? `(* scaled from the first ${API_UNITS} units of the layer)` : ''}`);
+    console.log(
+      `total: atlas ${atlasSeconds.toFixed(1)} s (${atlas.reduce((s, a) => s + a.units, 0) * 9} projections), API one query at a time ${api.toFixed(1)} s: ${(api / atlasSeconds).toFixed(1)}× ${rows.some((r) => r.scaled) ? `(* scaled from the first ${API_UNITS} units of the layer)` : ''}`,
+    );
   } finally {
     await services.engine.close();
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -48,7 +48,10 @@ async function serve(): Promise<void> {
   process.on('message', (msg: { type: string }) => {
     if (msg.type === 'stats') {
       const { engine, cache } = server.services;
-      send({ type: 'stats', stats: { runs: engine.stats.runs, items: engine.stats.items, memoryBytes: cache.memory?.bytes ?? 0, memoryLimit: cache.memory?.limit ?? 0 } });
+      send({
+        type: 'stats',
+        stats: { runs: engine.stats.runs, items: engine.stats.items, memoryBytes: cache.memory?.bytes ?? 0, memoryLimit: cache.memory?.limit ?? 0 },
+      });
     } else if (msg.type === 'stop') {
       clearInterval(timer);
       void server.close().then(() => process.exit(0));
@@ -103,7 +106,9 @@ async function picture(): Promise<Buffer> {
       for (let c = 0; c < 3; c++) raw[(y * size + x) * 3 + c] = Math.round(127.5 + 120 * Math.sin((x * (c + 1) + 13) / 9) * Math.cos((y + c * 7 + 1) / 11));
     }
   }
-  return sharp(raw, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+  return sharp(raw, { raw: { width: size, height: size, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 const QUERY = `query Projection($image: ImageInput!) { model(name: "alexnet") { layer(name: "/features/features.11/Relu") {
@@ -179,7 +184,9 @@ async function main(): Promise<void> {
   const duration = arg('duration', 10);
   const connections = arg('connections', 50);
   const memoryMb = arg('memory-mb', 64);
-  console.log(`cached projection query: ${connections} connections, ${duration} s per mode, CACHE_MEMORY_MB=${memoryMb}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), node ${process.version}`);
+  console.log(
+    `cached projection query: ${connections} connections, ${duration} s per mode, CACHE_MEMORY_MB=${memoryMb}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), node ${process.version}`,
+  );
   const results = [];
   for (const [name, env] of [
     ['response cache (Apollo whole-response cache over the tiered store)', {}],

@@ -61,7 +61,8 @@ async function check(backend: Backend, suites: Suites, cpuResults: Map<string, F
   const gpu = backend === 'cuda' || backend === 'webgpu';
   const engines: Engine[] = [];
   try {
-    for (const cpuFallback of gpu ? [false, true] : [true]) engines.push(new Engine(await openRuntime(backend, THREADS, { cpuFallback }), { maxBatch: 16, windowMs: 1 }));
+    for (const cpuFallback of gpu ? [false, true] : [true])
+      engines.push(new Engine(await openRuntime(backend, THREADS, { cpuFallback }), { maxBatch: 16, windowMs: 1 }));
   } catch (e) {
     for (const engine of engines) await engine.close(); // one at a time (test/webgpu.test.ts says why)
     return { ...outcome, error: (e as Error).message };
@@ -131,7 +132,8 @@ if (isMainThread)
         console.log(`${o.backend}: did not start: ${o.error}`);
         continue;
       }
-      const alone = o.withFallback.length > 0 ? ` (${o.cases - o.withFallback.length} with the CPU fallback disabled; with it: ${o.withFallback.join(', ')})` : '';
+      const alone =
+        o.withFallback.length > 0 ? ` (${o.cases - o.withFallback.length} with the CPU fallback disabled; with it: ${o.withFallback.join(', ')})` : '';
       console.log(
         `${o.backend}: ${o.passed}/${o.cases} reference cases within ${TOLERANCE} of PyTorch in ${o.seconds.toFixed(0)} s${alone}; ` +
           `worst error vs PyTorch ${o.worstVsTorch.toExponential(2)}, vs cpu ${o.worstVsCpu.toExponential(2)}`,

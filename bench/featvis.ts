@@ -49,7 +49,9 @@ import { median } from './timing';
     cpus.push((used.user + used.system) / 1e6);
     totals.push(total);
     shares.push(1 - ortSeconds / total);
-    console.log(`run ${run}: ${total.toFixed(1)} s, in ORT ${ortSeconds.toFixed(1)} s, outside ${(100 * (1 - ortSeconds / total)).toFixed(1)} %, value ${fv.result.values[0].toFixed(3)}, CPU ${cpus[run].toFixed(1)} s, load average ${os.loadavg()[0].toFixed(1)}`);
+    console.log(
+      `run ${run}: ${total.toFixed(1)} s, in ORT ${ortSeconds.toFixed(1)} s, outside ${(100 * (1 - ortSeconds / total)).toFixed(1)} %, value ${fv.result.values[0].toFixed(3)}, CPU ${cpus[run].toFixed(1)} s, load average ${os.loadavg()[0].toFixed(1)}`,
+    );
   }
 
   // The TypeScript work of one step at 224 px, alone.

@@ -30,11 +30,23 @@ const METHODS: Method[] = ['DECONVNET', 'SALIENCY'];
   for (const run of ['cold', 'restart']) {
     const s = await createServices(loadConfig(env));
     const model = s.registry.models.get(name)!;
-    const layers = names.length ? names.map((n) => model.layerByName.get(n)!) : [[...model.layers].reverse().find((l) => l.op === 'Relu' && l.outputShape.length === 3) ?? model.layers[model.layers.length - 3], model.layers[model.layers.length - 1]];
+    const layers = names.length
+      ? names.map((n) => model.layerByName.get(n)!)
+      : [
+          [...model.layers].reverse().find((l) => l.op === 'Relu' && l.outputShape.length === 3) ?? model.layers[model.layers.length - 3],
+          model.layers[model.layers.length - 1],
+        ];
     const data = Float32Array.from({ length: model.inputShape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898));
     for (const layer of layers) {
       for (const method of METHODS) {
-        const req = { target: seedTensor(model.graph, layer.node), method, lrn: 'IDENTITY' as const, image: { key: 'x', data }, channel: 0, seed: 'MAX' as const };
+        const req = {
+          target: seedTensor(model.graph, layer.node),
+          method,
+          lrn: 'IDENTITY' as const,
+          image: { key: 'x', data },
+          channel: 0,
+          seed: 'MAX' as const,
+        };
         const t0 = performance.now();
         await project(s.engine, model, req);
         const t1 = performance.now();

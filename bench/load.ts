@@ -148,7 +148,11 @@ async function noisePng(seed: number, size: number): Promise<string> {
     s = (s * 1103515245 + 12345) % 2147483648;
     raw[i] = s >> 23;
   }
-  return (await sharp(raw, { raw: { width: size, height: size, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer()).toString('base64');
+  return (
+    await sharp(raw, { raw: { width: size, height: size, channels: 3 } })
+      .png({ compressionLevel: 1 })
+      .toBuffer()
+  ).toString('base64');
 }
 
 const PROJECTION = `query($model: String!, $layer: String!, $index: Int!, $image: ImageInput!, $method: ProjectionMethod) {
@@ -172,12 +176,16 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFI
 /** A POST with node:http (undici's fetch left some requests waiting for tens of seconds under this load). */
 function post(url: string, payload: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(`${url}/graphql`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      `${url}/graphql`,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -212,7 +220,10 @@ async function main() {
       await fetch(`${server.url}/graphql`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query: `query($m: String!) { model(name: $m) { inputShape layers(first: 100) { nodes { name op outputShape } } } }`, variables: { m: MODEL } }),
+        body: JSON.stringify({
+          query: `query($m: String!) { model(name: $m) { inputShape layers(first: 100) { nodes { name op outputShape } } } }`,
+          variables: { m: MODEL },
+        }),
       })
     ).json()) as { errors?: unknown[]; data: { model: { inputShape: number[]; layers: { nodes: { name: string; op: string; outputShape: number[] }[] } } } };
     if (info.errors) throw new Error(`model ${MODEL}: ${JSON.stringify(info.errors)}`);
@@ -269,7 +280,12 @@ async function main() {
           r = await send(server.url, PROJECTION, cachedPairs[Math.floor(next() * cachedPairs.length)]);
         } else if (pick >= toUncached) {
           kind = 'occlusion';
-          r = await send(server.url, OCCLUSION, { model: MODEL, image: { base64: images[nextImage++ % images.length] }, size: OCCLUSION_SIZE, stride: OCCLUSION_STRIDE });
+          r = await send(server.url, OCCLUSION, {
+            model: MODEL,
+            image: { base64: images[nextImage++ % images.length] },
+            size: OCCLUSION_SIZE,
+            stride: OCCLUSION_STRIDE,
+          });
         } else {
           kind = 'uncached';
           const layer = layers[Math.floor(next() * layers.length)];
@@ -301,20 +317,35 @@ async function main() {
       for (const code of new Set(o.codes)) byCode.set(code, (byCode.get(code) ?? 0) + 1);
     }
     const answered = all.filter((o) => o.codes.length === 0);
-    console.log(`\n${all.length} requests in ${seconds.toFixed(1)} s: ${(all.length / seconds).toFixed(1)} req/s, ${(answered.length / seconds).toFixed(1)} answered/s`);
+    console.log(
+      `\n${all.length} requests in ${seconds.toFixed(1)} s: ${(all.length / seconds).toFixed(1)} req/s, ${(answered.length / seconds).toFixed(1)} answered/s`,
+    );
     for (const [kind, list] of Object.entries(outcomes)) {
-      const ok = list.filter((o) => o.codes.length === 0).map((o) => o.ms).sort((a, b) => a - b);
-      const okServer = list.filter((o) => o.codes.length === 0 && o.serverMs !== undefined).map((o) => o.serverMs!).sort((a, b) => a - b);
-      const refused = list.filter((o) => o.codes.includes('OVERLOADED')).map((o) => o.ms).sort((a, b) => a - b);
+      const ok = list
+        .filter((o) => o.codes.length === 0)
+        .map((o) => o.ms)
+        .sort((a, b) => a - b);
+      const okServer = list
+        .filter((o) => o.codes.length === 0 && o.serverMs !== undefined)
+        .map((o) => o.serverMs!)
+        .sort((a, b) => a - b);
+      const refused = list
+        .filter((o) => o.codes.includes('OVERLOADED'))
+        .map((o) => o.ms)
+        .sort((a, b) => a - b);
       console.log(
         `  ${kind.padEnd(10)}${String(list.length).padStart(7)} sent, ${String(ok.length).padStart(7)} answered (${(ok.length / seconds).toFixed(1)}/s; client p50 ${pct(ok, 50).toFixed(0)} / p99 ${pct(ok, 99).toFixed(0)} ms, server p50 ${pct(okServer, 50).toFixed(0)} / p99 ${pct(okServer, 99).toFixed(0)} / max ${pct(okServer, 100).toFixed(0)} ms), ${refused.length} OVERLOADED (client p50 ${pct(refused, 50).toFixed(0)} ms)`,
       );
     }
-    console.log(`  the load client's own event loop: mean delay ${(clientLag.mean / 1e6).toFixed(0)} ms, max ${(clientLag.max / 1e6).toFixed(0)} ms (client-side times include it)`);
+    console.log(
+      `  the load client's own event loop: mean delay ${(clientLag.mean / 1e6).toFixed(0)} ms, max ${(clientLag.max / 1e6).toFixed(0)} ms (client-side times include it)`,
+    );
     console.log(`  sampled maxima: ${maxInFlight} requests in flight (limit ${INFLIGHT}), ${maxQueued} inference items waiting (limit ${QUEUE})`);
     console.log(`  errors by code: ${byCode.size ? [...byCode].map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
     console.log(`  HTTP statuses: ${[...byStatus].map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    console.log(`  server RSS: peak ${(peakKb / 1024).toFixed(0)} MB (VmHWM; sampled max ${(peakSampled / 1024).toFixed(0)} MB), at the end ${(endKb / 1024).toFixed(0)} MB; limit ${RSS_LIMIT_MB} MB`);
+    console.log(
+      `  server RSS: peak ${(peakKb / 1024).toFixed(0)} MB (VmHWM; sampled max ${(peakSampled / 1024).toFixed(0)} MB), at the end ${(endKb / 1024).toFixed(0)} MB; limit ${RSS_LIMIT_MB} MB`,
+    );
 
     // What holds the memory at the end: the cache's memory tier, the loaded sessions (estimated), the JS heap and buffers.
     const metrics = await (await fetch(`${server.url}/metrics`)).text();

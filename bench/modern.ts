@@ -30,7 +30,12 @@ const BATCH = 8;
   }
   const s = await createServices(loadConfig({ MODELS_DIR: models, CACHE_DIR: path.join(models, 'cache'), LOG_LEVEL: 'warn', ORT_THREADS: '2' }));
   const torch = JSON.parse(
-    execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'bench', 'torch_modern.py'), String(BATCH), String(REPEATS), String(WARMUP)], { encoding: 'utf8' }).trim().split('\n').pop()!,
+    execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'bench', 'torch_modern.py'), String(BATCH), String(REPEATS), String(WARMUP)], {
+      encoding: 'utf8',
+    })
+      .trim()
+      .split('\n')
+      .pop()!,
   ) as Record<string, number>;
   console.log(`batch ${BATCH}, medians of ${REPEATS} runs after ${WARMUP}: ms per batch (images/s)`);
   console.log('model | target | forward | projection | projection/s ÷ (forward/s ÷ 2) | torch autograd | ÷ torch');

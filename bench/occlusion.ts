@@ -23,7 +23,6 @@ const BATCH = Number(process.argv[3] ?? 16);
 const SIZE = 32;
 const STRIDE = 8;
 
-
 function randomImage(n: number, seed = 1): Float32Array {
   const data = new Float32Array(n);
   for (let i = 0; i < data.length; i++) {
@@ -34,7 +33,15 @@ function randomImage(n: number, seed = 1): Float32Array {
 }
 
 (async () => {
-  const env = { MODELS_DIR: dir, CACHE_DIR: '/tmp/convscope-bench', LOG_LEVEL: 'warn', ORT_THREADS: '2', MAX_BATCH: String(BATCH), PORT: '0', HOST: '127.0.0.1' };
+  const env = {
+    MODELS_DIR: dir,
+    CACHE_DIR: '/tmp/convscope-bench',
+    LOG_LEVEL: 'warn',
+    ORT_THREADS: '2',
+    MAX_BATCH: String(BATCH),
+    PORT: '0',
+    HOST: '127.0.0.1',
+  };
   const s = await createServices(loadConfig(env));
   const model = s.registry.models.get('alexnet');
   if (!model) throw new Error(`no alexnet.onnx in ${dir}: run /usr/bin/python3 bench/alexnet.py ${dir}/alexnet.onnx`);
@@ -43,7 +50,9 @@ function randomImage(n: number, seed = 1): Float32Array {
   const { Tensor } = s.engine.runtime;
   const image = randomImage(C * H * W);
   const positions = (Math.floor((H - SIZE) / STRIDE) + 1) * (Math.floor((W - SIZE) / STRIDE) + 1);
-  console.log(`AlexNet ${H}×${W}, layer ${layer.name} ${JSON.stringify(layer.outputShape)}, size ${SIZE}, stride ${STRIDE}: ${positions} positions, batch ${BATCH}, 2 ORT threads`);
+  console.log(
+    `AlexNet ${H}×${W}, layer ${layer.name} ${JSON.stringify(layer.outputShape)}, size ${SIZE}, stride ${STRIDE}: ${positions} positions, batch ${BATCH}, 2 ORT threads`,
+  );
 
   const output = model.graph.outputNames[0];
   const fwd = await s.engine.load('bench-fwd', () => compileForward(model.graph, [output]));
@@ -86,7 +95,9 @@ function randomImage(n: number, seed = 1): Float32Array {
   const occRaw = median(oc);
   const occRawRate = (BATCH * 1000) / occRaw;
   console.log(`raw ORT forward (image → logits), batch ${BATCH}: ${forward.toFixed(1)} ms → ${forwardRate.toFixed(1)} images/s`);
-  console.log(`raw occlusion graph, batch ${BATCH}: ${occRaw.toFixed(1)} ms → ${occRawRate.toFixed(1)} positions/s (${(occRawRate / forwardRate).toFixed(2)}× forward)`);
+  console.log(
+    `raw occlusion graph, batch ${BATCH}: ${occRaw.toFixed(1)} ms → ${occRawRate.toFixed(1)} positions/s (${(occRawRate / forwardRate).toFixed(2)}× forward)`,
+  );
 
   // Whole grids (engine, micro-batcher, streaming) and uncached GraphQL queries (grid + 3 PNG +
   // 3 .npy, fresh image each), each against as many forward images as positions run just before.
@@ -99,15 +110,29 @@ function randomImage(n: number, seed = 1): Float32Array {
       for (let r = 0; r < runs; r++) await forwardBatch();
     });
     const grid = await time(() =>
-      occlude(s.engine, model, { layerTensor: layer.tensor, layerShape: layer.outputShape, image: { key: `bench-${i}`, data: image }, size: SIZE, stride: STRIDE, fill: [0, 0, 0], batch: BATCH }),
+      occlude(s.engine, model, {
+        layerTensor: layer.tensor,
+        layerShape: layer.outputShape,
+        image: { key: `bench-${i}`, data: image },
+        size: SIZE,
+        stride: STRIDE,
+        fill: [0, 0, 0],
+        batch: BATCH,
+      }),
     );
     const raw = Buffer.alloc(H * W * 3);
     for (let j = 0; j < raw.length; j++) raw[j] = (j * 7919 + i * 104729) % 251;
-    const png = await sharp(raw, { raw: { width: W, height: H, channels: 3 } }).png().toBuffer();
+    const png = await sharp(raw, { raw: { width: W, height: H, channels: 3 } })
+      .png()
+      .toBuffer();
     const query = `query($img: String!) { model(name: "alexnet") { occlusion(image: {base64: $img}, size: ${SIZE}, stride: ${STRIDE}) {
       strongestMapActivation { imageUrl tensorUrl } classProbability { imageUrl tensorUrl } topClass { imageUrl tensorUrl } } } }`;
     const http = await time(async () => {
-      const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables: { img: png.toString('base64') } }) });
+      const res = await fetch(`${server.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query, variables: { img: png.toString('base64') } }),
+      });
       const body = (await res.json()) as { errors?: unknown };
       if (body.errors) throw new Error(JSON.stringify(body.errors));
     });
@@ -118,6 +143,8 @@ function randomImage(n: number, seed = 1): Float32Array {
     );
   }
   await server.close();
-  const per = (k: 'grid' | 'http') => median(rounds.map((r) => (positions / r[k]) / ((runs * BATCH) / r.fwd)));
-  console.log(`median ratio, occluder positions/s ÷ forward images/s at batch ${BATCH}: grid ${per('grid').toFixed(2)}, GraphQL query ${per('http').toFixed(2)}`);
+  const per = (k: 'grid' | 'http') => median(rounds.map((r) => positions / r[k] / ((runs * BATCH) / r.fwd)));
+  console.log(
+    `median ratio, occluder positions/s ÷ forward images/s at batch ${BATCH}: grid ${per('grid').toFixed(2)}, GraphQL query ${per('http').toFixed(2)}`,
+  );
 })();

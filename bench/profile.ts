@@ -19,30 +19,57 @@ const N = 8;
   const s = await createServices(loadConfig({ MODELS_DIR: dir, CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-profile-')), LOG_LEVEL: 'silent' }));
   const model = s.registry.models.get(name)!;
   const layer = model.layerByName.get(layerName)!;
-  const graph = compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY', regions: true, forwardPerItem: model.forwardPerItem });
+  const graph = compileProjection({
+    graph: model.graph,
+    shapes: model.shapes,
+    target: layer.tensor,
+    method: 'DECONVNET',
+    lrn: 'IDENTITY',
+    regions: true,
+    forwardPerItem: model.forwardPerItem,
+  });
   const prefix = path.join(os.tmpdir(), `convscope-profile-${process.pid}`);
-  const session = await ort.InferenceSession.create(graph.model, { executionProviders: ['cpu'], intraOpNumThreads: 2, graphOptimizationLevel: 'all', enableCpuMemArena: false, enableProfiling: true, profileFilePrefix: prefix });
+  const session = await ort.InferenceSession.create(graph.model, {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: 2,
+    graphOptimizationLevel: 'all',
+    enableCpuMemArena: false,
+    enableProfiling: true,
+    profileFilePrefix: prefix,
+  });
   const [Ct, Ht, Wt] = seedShape(layer.outputShape);
   const channels = new Float32Array(N * Ct);
   for (let i = 0; i < N; i++) channels[i * Ct + ((i * 37) % Ct)] = 1;
   const size = model.inputShape.reduce((a, b) => a * b, 1);
   const feeds = {
-    [model.inputName]: new ort.Tensor('float32', Float32Array.from({ length: N * size }, (_, i) => Math.sin(i * 12.9898)), [N, ...model.inputShape]),
-    [ITEM_INPUTS.image]: new ort.Tensor('int64', BigInt64Array.from({ length: N }, (_, i) => BigInt(i)), [N]),
+    [model.inputName]: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: N * size }, (_, i) => Math.sin(i * 12.9898)),
+      [N, ...model.inputShape],
+    ),
+    [ITEM_INPUTS.image]: new ort.Tensor(
+      'int64',
+      BigInt64Array.from({ length: N }, (_, i) => BigInt(i)),
+      [N],
+    ),
     [ITEM_INPUTS.channel]: new ort.Tensor('float32', channels, [N, Ct]),
     [ITEM_INPUTS.mask]: new ort.Tensor('float32', new Float32Array(N * Ht * Wt), [N, 1, Ht, Wt]),
     [ITEM_INPUTS.useMax]: new ort.Tensor('float32', new Float32Array(N).fill(1), [N, 1, 1, 1]),
   };
   for (let i = 0; i < runs; i++) await session.run(feeds);
   session.endProfiling();
-  const file = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith(path.basename(prefix))).map((f) => path.join(os.tmpdir(), f))[0];
+  const file = fs
+    .readdirSync(os.tmpdir())
+    .filter((f) => f.startsWith(path.basename(prefix)))
+    .map((f) => path.join(os.tmpdir(), f))[0];
   const events = JSON.parse(fs.readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args: { op_name?: string } }[];
   fs.rmSync(file);
   const byOp = new Map<string, number>();
   for (const e of events) if (e.cat === 'Node' && e.name.endsWith('_kernel_time')) byOp.set(e.args.op_name!, (byOp.get(e.args.op_name!) ?? 0) + e.dur);
   const total = [...byOp.values()].reduce((a, b) => a + b, 0);
   console.log(`${name} ${layerName}, batch ${N}: ${(total / runs / 1000).toFixed(0)} ms of kernels per run`);
-  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${op} ${((100 * us) / total).toFixed(1)}% (${(us / runs / 1000).toFixed(0)} ms)`);
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12))
+    console.log(`  ${op} ${((100 * us) / total).toFixed(1)}% (${(us / runs / 1000).toFixed(0)} ms)`);
   await session.release();
   await s.engine.close();
 })();

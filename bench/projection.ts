@@ -21,17 +21,26 @@ const dir = process.argv[2];
 const flags = new Set(process.argv.slice(3));
 
 (async () => {
-  const env = { MODELS_DIR: dir, CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-bench-')), LOG_LEVEL: 'warn', ORT_THREADS: '2', PORT: '0', HOST: '127.0.0.1' };
+  const env = {
+    MODELS_DIR: dir,
+    CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-bench-')),
+    LOG_LEVEL: 'warn',
+    ORT_THREADS: '2',
+    PORT: '0',
+    HOST: '127.0.0.1',
+  };
   const cpu = await createServices(loadConfig(env));
   const rows = await measure(cpu.engine, cpu.registry.models.get('alexnet')!, [1, 8, 32]);
   report('cpu (onnxruntime-node, 2 threads)', rows);
 
   if (flags.has('--torch')) {
-    const out = execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'bench', 'torch_deconvnet.py'), String(REPEATS), String(WARMUP)], { encoding: 'utf8' });
+    const out = execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'bench', 'torch_deconvnet.py'), String(REPEATS), String(WARMUP)], {
+      encoding: 'utf8',
+    });
     const torch = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
     console.log('\nPyTorch 1.13 autograd deconvnet (2 threads), ms per batch:', torch);
     const ours8 = rows.find((r) => r.batch === 8)!.projection;
-    console.log(`batch 8: convscope ${((8000 / ours8)).toFixed(1)} img/s vs torch ${(8000 / torch['8']).toFixed(1)} img/s → ${(torch['8'] / ours8).toFixed(2)}×`);
+    console.log(`batch 8: convscope ${(8000 / ours8).toFixed(1)} img/s vs torch ${(8000 / torch['8']).toFixed(1)} img/s → ${(torch['8'] / ours8).toFixed(2)}×`);
   }
 
   // One uncached projection query over HTTP vs the raw run of the same graph at batch 1, for a
@@ -42,10 +51,16 @@ const flags = new Set(process.argv.slice(3));
   const picture = (i: number) => {
     const raw = Buffer.alloc(224 * 224 * 3);
     for (let k = 0; k < raw.length; k++) raw[k] = (k * 7919 + i * 104729) % 251;
-    return sharp(raw, { raw: { width: 224, height: 224, channels: 3 } }).png().toBuffer();
+    return sharp(raw, { raw: { width: 224, height: 224, channels: 3 } })
+      .png()
+      .toBuffer();
   };
   const post = async (query: string, variables: Record<string, unknown>) => {
-    const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+    const res = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables }),
+    });
     const body = (await res.json()) as { errors?: unknown; data?: any };
     if (body.errors) throw new Error(JSON.stringify(body.errors));
     return body.data;
@@ -79,12 +94,18 @@ const flags = new Set(process.argv.slice(3));
   const uploaded = await post('mutation($b: String!) { uploadImage(base64: $b) { id } }', { b: (await picture(1000)).toString('base64') });
   const known = await paired(projectionQuery, async (i) => ({ img: { id: uploaded.uploadImage.id }, filter: 100 + i }));
   // The least any query costs here: HTTP, Express and Apollo around a field that runs nothing.
-  const floor = await paired('query($filter: Int!) { model(name: "alexnet") { layer(name: "' + TARGET + '") { filter(index: $filter) { index } } } }', async (i) => ({ filter: i % 256 }));
-  const line = (what: string, m: { raw: number; http: number }) => `  ${what}: ${m.http.toFixed(1)} ms, raw run ${m.raw.toFixed(1)} ms → ${(m.http / m.raw).toFixed(2)}×`;
+  const floor = await paired(
+    'query($filter: Int!) { model(name: "alexnet") { layer(name: "' + TARGET + '") { filter(index: $filter) { index } } } }',
+    async (i) => ({ filter: i % 256 }),
+  );
+  const line = (what: string, m: { raw: number; http: number }) =>
+    `  ${what}: ${m.http.toFixed(1)} ms, raw run ${m.raw.toFixed(1)} ms → ${(m.http / m.raw).toFixed(2)}×`;
   console.log('\nuncached projection query over HTTP vs the raw ORT run of the same graph at batch 1, each query after a raw run:');
   console.log(line('a new image inline', inline));
   console.log(line('an uploaded image, a new filter', known));
-  console.log(`  a query that runs no inference: ${floor.http.toFixed(1)} ms (with the raw run ${floor.raw.toFixed(1)} ms: ${((floor.raw + floor.http) / floor.raw).toFixed(2)}×, the least any projection query could take)`);
+  console.log(
+    `  a query that runs no inference: ${floor.http.toFixed(1)} ms (with the raw run ${floor.raw.toFixed(1)} ms: ${((floor.raw + floor.http) / floor.raw).toFixed(2)}×, the least any projection query could take)`,
+  );
   await server.close();
 
   if (flags.has('--wasm')) {

@@ -39,12 +39,26 @@ export function relu5Runs(engine: Engine, model: Model, n: number): Promise<{ fo
 }
 
 /** Raw runs of the forward graph to a layer and of its DECONVNET projection graph (MAX seeds) at batch n, on random images. */
-export async function projectionRuns(engine: Engine, model: Model, target: string, n: number): Promise<{ forward: () => Promise<unknown>; projection: () => Promise<unknown> }> {
+export async function projectionRuns(
+  engine: Engine,
+  model: Model,
+  target: string,
+  n: number,
+): Promise<{ forward: () => Promise<unknown>; projection: () => Promise<unknown> }> {
   const layer = model.layerByName.get(target)!;
   const { Tensor } = engine.runtime;
   const fwd = await engine.load(`bench-fwd/${target}`, () => compileForward(model.graph, [layer.tensor]));
   const proj = await engine.load(`bench-proj/${target}`, () =>
-    compileProjection({ graph: model.graph, shapes: model.shapes, target: layer.tensor, method: 'DECONVNET', lrn: 'IDENTITY', regions: true, forwardPerItem: model.forwardPerItem, unpool: unpoolFor(engine.runtime.backend) }),
+    compileProjection({
+      graph: model.graph,
+      shapes: model.shapes,
+      target: layer.tensor,
+      method: 'DECONVNET',
+      lrn: 'IDENTITY',
+      regions: true,
+      forwardPerItem: model.forwardPerItem,
+      unpool: unpoolFor(engine.runtime.backend),
+    }),
   );
   const [Ct, Ht, Wt] = seedShape(layer.outputShape);
   const input = new Tensor('float32', randomImages(n, model.inputShape), [n, ...model.inputShape]);
@@ -52,7 +66,11 @@ export async function projectionRuns(engine: Engine, model: Model, target: strin
   for (let i = 0; i < n; i++) channels[i * Ct + ((i * 37) % Ct)] = 1;
   const feeds = {
     [model.inputName]: input,
-    [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n]),
+    [ITEM_INPUTS.image]: new Tensor(
+      'int64',
+      BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
+      [n],
+    ),
     [ITEM_INPUTS.channel]: new Tensor('float32', channels, [n, Ct]),
     [ITEM_INPUTS.mask]: new Tensor('float32', new Float32Array(n * Ht * Wt), [n, 1, Ht, Wt]),
     [ITEM_INPUTS.useMax]: new Tensor('float32', new Float32Array(n).fill(1), [n, 1, 1, 1]),
@@ -78,4 +96,3 @@ export function report(label: string, rows: Row[]): void {
     console.log(`${r.batch} | ${r.forward.toFixed(1)} (${f.toFixed(1)}) | ${r.projection.toFixed(1)} (${p.toFixed(1)}) | ${(p / (f / 2)).toFixed(2)}`);
   }
 }
-

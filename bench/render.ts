@@ -44,7 +44,9 @@ async function photo(seed: number): Promise<Buffer> {
       }
     }
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 /** Runs `work` over `items` with `clients` concurrent workers; the seconds it took. */
@@ -61,18 +63,27 @@ async function pool<T>(items: T[], clients: number, work: (item: T) => Promise<v
 
 (async () => {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-render-'));
-  const server = await startServer(loadConfig({ MODELS_DIR: dir, CACHE_DIR: cacheDir, LOG_LEVEL: 'warn', ORT_THREADS: '2', PORT: '0', HOST: '127.0.0.1', RESPONSE_CACHE: 'off' }));
+  const server = await startServer(
+    loadConfig({ MODELS_DIR: dir, CACHE_DIR: cacheDir, LOG_LEVEL: 'warn', ORT_THREADS: '2', PORT: '0', HOST: '127.0.0.1', RESPONSE_CACHE: 'off' }),
+  );
   const gql = async (query: string, variables: Record<string, unknown>) => {
-    const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+    const res = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables }),
+    });
     const body = (await res.json()) as { data?: any; errors?: unknown[] };
     if (body.errors) throw new Error(JSON.stringify(body.errors));
     return body.data;
   };
   try {
     const ids: string[] = [];
-    for (let i = 0; i <= IMAGES; i++) ids.push((await gql('mutation($b: String!) { uploadImage(base64: $b) { id } }', { b: (await photo(i)).toString('base64') })).uploadImage.id);
+    for (let i = 0; i <= IMAGES; i++)
+      ids.push((await gql('mutation($b: String!) { uploadImage(base64: $b) { id } }', { b: (await photo(i)).toString('base64') })).uploadImage.id);
     const warmId = ids.pop()!;
-    const all: { name: string; outputShape: number[] }[] = (await gql('{ model(name: "alexnet") { layers(kinds: [RELU], first: 100) { nodes { name outputShape } } } }', {})).model.layers.nodes;
+    const all: { name: string; outputShape: number[] }[] = (
+      await gql('{ model(name: "alexnet") { layers(kinds: [RELU], first: 100) { nodes { name outputShape } } } }', {})
+    ).model.layers.nodes;
     const layers = all.filter((l) => l.outputShape.length === 3); // the conv ReLUs
     const units = layers.flatMap((l) => Array.from({ length: l.outputShape[0] }, (_, index) => ({ layer: l.name, index })));
     // Set v: QUERIES distinct units spread evenly over the layers, unit u on image (3u + v) mod IMAGES,
@@ -86,7 +97,9 @@ async function pool<T>(items: T[], clients: number, work: (item: T) => Promise<v
       filter(index: $index) { projection(image: { id: $id }) { ${fields} } } } } }`;
     // Warm-up: every layer's graphs compiled and sessions open, on pairs no set uses.
     for (const l of layers) await gql(query('seedValue imageUrl tensorUrl'), { layer: l.name, index: 0, id: warmId });
-    console.log(`AlexNet, ${QUERIES} projection queries per set (distinct conv ReLU units on ${IMAGES} uploaded photos), ${CLIENTS} clients, ${os.cpus().length} cores`);
+    console.log(
+      `AlexNet, ${QUERIES} projection queries per set (distinct conv ReLU units on ${IMAGES} uploaded photos), ${CLIENTS} clients, ${os.cpus().length} cores`,
+    );
     const rows: { fields: string; qps: number; seconds: number; urls: string[] }[] = [];
     for (const [v, fields] of SETS.entries()) {
       const mine = pairsOf(v);

@@ -23,7 +23,10 @@ const allLayers = args.includes('--all-layers');
 const only = new Set(args.slice(1).filter((a) => !a.startsWith('--')));
 /** The process's peak resident memory so far (Linux: VmHWM). */
 function peakRss(): number {
-  const line = fs.readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+  const line = fs
+    .readFileSync('/proc/self/status', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmHWM:'));
   return line ? Number(line.split(/\s+/)[1]) * 1024 : process.memoryUsage().rss;
 }
 
@@ -44,7 +47,11 @@ function sample(model: Model): Layer[] {
 }
 
 (async () => {
-  const models = fs.readdirSync(dir).filter((f) => f.endsWith('.onnx')).map((f) => f.slice(0, -5)).filter((m) => only.size === 0 || only.has(m));
+  const models = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.onnx'))
+    .map((f) => f.slice(0, -5))
+    .filter((m) => only.size === 0 || only.has(m));
   let failures = 0;
   for (const name of models) {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-zoo-'));
@@ -60,11 +67,20 @@ function sample(model: Model): Layer[] {
       continue;
     }
     const kinds = new Set(model.layers.map((l) => l.op));
-    console.log(`${name}: loaded in ${Date.now() - started} ms, ${model.layers.length} layers (${[...kinds].join(' ')})${model.forwardPerItem ? ', forward per item' : ''}`);
+    console.log(
+      `${name}: loaded in ${Date.now() - started} ms, ${model.layers.length} layers (${[...kinds].join(' ')})${model.forwardPerItem ? ', forward per item' : ''}`,
+    );
     const data = Float32Array.from({ length: model.inputShape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898) * 1.5);
     for (const layer of sample(model)) {
       for (const method of METHODS) {
-        const req = { target: seedTensor(model.graph, layer.node), method, lrn: 'IDENTITY' as const, image: { key: 'zoo', data }, channel: 0, seed: 'MAX' as const };
+        const req = {
+          target: seedTensor(model.graph, layer.node),
+          method,
+          lrn: 'IDENTITY' as const,
+          image: { key: 'zoo', data },
+          channel: 0,
+          seed: 'MAX' as const,
+        };
         try {
           const t0 = Date.now();
           const first = await project(s.engine, model, req);
@@ -81,7 +97,9 @@ function sample(model: Model): Layer[] {
         }
       }
     }
-    console.log(`  ${name}: peak RSS ${(peakRss() / 2 ** 20).toFixed(0)} MB for a ${(fs.statSync(path.join(dir, `${name}.onnx`)).size / 2 ** 20).toFixed(0)} MB model`);
+    console.log(
+      `  ${name}: peak RSS ${(peakRss() / 2 ** 20).toFixed(0)} MB for a ${(fs.statSync(path.join(dir, `${name}.onnx`)).size / 2 ** 20).toFixed(0)} MB model`,
+    );
     await s.engine.close();
   }
   console.log(`${failures} failures`);

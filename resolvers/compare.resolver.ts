@@ -19,11 +19,15 @@ export class UnitMatchType {
   @Field(() => FilterType) get filter(): FilterType {
     return new FilterType(this.unitMatch.unit);
   }
-  @Field(() => FilterType, { nullable: true, description: "The other model's unit whose activations correlate best with this one's (null: this unit is constant over the images)." })
+  @Field(() => FilterType, {
+    nullable: true,
+    description: "The other model's unit whose activations correlate best with this one's (null: this unit is constant over the images).",
+  })
   get match(): FilterType | null {
     return this.unitMatch.match && new FilterType(this.unitMatch.match);
   }
-  @Field(() => Float, { nullable: true, description: "Pearson's r of the two units' spatially averaged activations over the images." }) get correlation(): number | null {
+  @Field(() => Float, { nullable: true, description: "Pearson's r of the two units' spatially averaged activations over the images." }) get correlation():
+    number | null {
     return this.unitMatch.correlation;
   }
   @Field(() => Int, { description: "How many of this unit's top-k images are among its match's top-k (k = ModelComparison.k)." }) get topOverlap(): number {
@@ -37,7 +41,11 @@ export class UnitMatchResolver {
     description: "This unit's top-k images over the compared images (by spatial maximum, ties to the earlier image), strongest first; `first` of them.",
     complexity: ({ args, childComplexity }) => 1 + pageSize(args, 9) * childComplexity,
   })
-  top(@Root() root: UnitMatchType, @Arg('first', () => Int, { nullable: true, description: 'Default: all k.' }) first: number | undefined, @Ctx() ctx: Context): UnitActivationType[] {
+  top(
+    @Root() root: UnitMatchType,
+    @Arg('first', () => Int, { nullable: true, description: 'Default: all k.' }) first: number | undefined,
+    @Ctx() ctx: Context,
+  ): UnitActivationType[] {
     const { unit, top } = root.unitMatch;
     return sweptActivations(ctx.services, root.comparison.dataset, unit, top, first ?? undefined).map((a) => new UnitActivationType(a));
   }
@@ -46,7 +54,11 @@ export class UnitMatchResolver {
     description: "The match's top-k images, likewise (empty without a match).",
     complexity: ({ args, childComplexity }) => 1 + pageSize(args, 9) * childComplexity,
   })
-  matchTop(@Root() root: UnitMatchType, @Arg('first', () => Int, { nullable: true, description: 'Default: all k.' }) first: number | undefined, @Ctx() ctx: Context): UnitActivationType[] {
+  matchTop(
+    @Root() root: UnitMatchType,
+    @Arg('first', () => Int, { nullable: true, description: 'Default: all k.' }) first: number | undefined,
+    @Ctx() ctx: Context,
+  ): UnitActivationType[] {
     const { match, matchTop } = root.unitMatch;
     return match ? sweptActivations(ctx.services, root.comparison.dataset, match, matchTop, first ?? undefined).map((a) => new UnitActivationType(a)) : [];
   }
@@ -98,7 +110,7 @@ export class CompareResolver {
   @NoCache()
   @FieldResolver(() => ModelComparisonType, {
     description:
-      "Matches each unit of `layer` to its best counterpart in `other` (a training snapshot, or any model with that layer in the same shape) by the correlation of their activations over `dataset`. Errors: INCOMPATIBLE_MODELS for layers of different shapes; NOT_FOUND for an unknown model, layer or dataset; BAD_USER_INPUT for images or k out of range, or a layer of more units than MAX_COMPARE_UNITS.",
+      'Matches each unit of `layer` to its best counterpart in `other` (a training snapshot, or any model with that layer in the same shape) by the correlation of their activations over `dataset`. Errors: INCOMPATIBLE_MODELS for layers of different shapes; NOT_FOUND for an unknown model, layer or dataset; BAD_USER_INPUT for images or k out of range, or a layer of more units than MAX_COMPARE_UNITS.',
     complexity: ({ childComplexity }) => COST.compare + childComplexity,
   })
   async compare(
@@ -106,7 +118,8 @@ export class CompareResolver {
     @Arg('other') otherName: string,
     @Arg('layer') layer: string,
     @Arg('dataset') datasetName: string,
-    @Arg('images', () => Int, { nullable: true, description: "The dataset's first images, in name order; default: all, up to MAX_COMPARE_IMAGES." }) images: number | undefined,
+    @Arg('images', () => Int, { nullable: true, description: "The dataset's first images, in name order; default: all, up to MAX_COMPARE_IMAGES." })
+    images: number | undefined,
     @Arg('k', () => Int, { nullable: true, description: 'Size of the top sets (default 9).' }) k: number | undefined,
     @Ctx() ctx: Context,
   ): Promise<ModelComparisonType> {

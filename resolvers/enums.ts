@@ -28,7 +28,11 @@ export const OcclusionFill = graphqlEnum(
 );
 export const FeatureObjective = graphqlEnum(OBJECTIVES, 'FeatureObjective', 'What a feature visualization maximises.');
 export const JobStateEnum = graphqlEnum(JOB_STATES, 'JobState');
-export const InvarianceTransform = graphqlEnum(TRANSFORMS, 'InvarianceTransform', 'How Model.invariance moves the image, about its centre, as the model sees it (ZF Fig. 5).');
+export const InvarianceTransform = graphqlEnum(
+  TRANSFORMS,
+  'InvarianceTransform',
+  'How Model.invariance moves the image, about its centre, as the model sees it (ZF Fig. 5).',
+);
 export const TargetSourceEnum = graphqlEnum(TARGET_SOURCES, 'TargetSource', 'Where a class to follow comes from.');
 export const UnitOrderEnum = graphqlEnum(UNIT_ORDERS, 'UnitOrder', "How Layer.units orders a layer's units.");
 export const JobKindEnum = graphqlEnum(JOB_KINDS, 'JobKind', 'What a job makes.');

@@ -14,12 +14,23 @@ const d = FEATURE_VISUALIZATION_DEFAULTS;
 export class FeatureVisualizationArgs implements FeatureVisualizationRequest {
   @Field(() => FeatureObjective, { defaultValue: d.objective }) objective!: Objective;
   @Field(() => PositionInput, { nullable: true, description: 'The unit of the map, for objective POSITION.' }) position?: PositionInput;
-  @Field(() => Int, { nullable: true, description: "Side of the optimised image in pixels, stretched to the model's input (default: the input's larger side). At most FEATVIS_MAX_SIZE." })
+  @Field(() => Int, {
+    nullable: true,
+    description: "Side of the optimised image in pixels, stretched to the model's input (default: the input's larger side). At most FEATVIS_MAX_SIZE.",
+  })
   size?: number;
-  @Field(() => Int, { defaultValue: d.steps, description: 'Optimisation steps (each a forward and a backward pass). At most FEATVIS_MAX_STEPS.' }) steps!: number;
-  @Field(() => Int, { defaultValue: d.seed, description: 'Seeds the noise the images start from and the random transforms: the same seed gives the same image.' }) seed!: number;
+  @Field(() => Int, { defaultValue: d.steps, description: 'Optimisation steps (each a forward and a backward pass). At most FEATVIS_MAX_STEPS.' })
+  steps!: number;
+  @Field(() => Int, {
+    defaultValue: d.seed,
+    description: 'Seeds the noise the images start from and the random transforms: the same seed gives the same image.',
+  })
+  seed!: number;
   @Field(() => Int, { defaultValue: d.batch, description: 'Images optimised together, each from its own noise. At most FEATVIS_MAX_BATCH.' }) batch!: number;
-  @Field(() => Float, { defaultValue: d.diversity, description: "Weight of Lucid's diversity term (needs batch ≥ 2): the images' Gram matrices of the layer are pushed apart. 0: none." })
+  @Field(() => Float, {
+    defaultValue: d.diversity,
+    description: "Weight of Lucid's diversity term (needs batch ≥ 2): the images' Gram matrices of the layer are pushed apart. 0: none.",
+  })
   diversity!: number;
   @Field(() => Float, { defaultValue: d.learningRate, description: "Adam's learning rate (Lucid's 0.05)." }) learningRate!: number;
 }
@@ -27,7 +38,7 @@ export class FeatureVisualizationArgs implements FeatureVisualizationRequest {
 @CacheFor()
 @ObjectType('FeatureVisualization', {
   description:
-    "Images that maximise a unit (Olah et al., Distill 2017), optimised from noise as Lucid does: Fourier and decorrelated-colour parameterisation, random jitter, scale and rotation at every step, Adam. The result is cached by the model, the unit and every argument.",
+    'Images that maximise a unit (Olah et al., Distill 2017), optimised from noise as Lucid does: Fourier and decorrelated-colour parameterisation, random jitter, scale and rotation at every step, Adam. The result is cached by the model, the unit and every argument.',
 })
 export class FeatureVisualizationType {
   constructor(
@@ -55,7 +66,9 @@ export class FeatureVisualizationType {
   @Field(() => Float) get diversity(): number {
     return this.fv.options.diversity;
   }
-  @Field(() => [Float], { description: "Per image, the objective's value on it as the model sees it (untransformed): the channel's mean, or the unit's activation." })
+  @Field(() => [Float], {
+    description: "Per image, the objective's value on it as the model sees it (untransformed): the channel's mean, or the unit's activation.",
+  })
   get values(): number[] {
     return this.fv.result.values;
   }

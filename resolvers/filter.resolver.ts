@@ -46,7 +46,7 @@ export class FilterResolver {
 
   @FieldResolver(() => FeatureVisualizationType, {
     description:
-      "An image that maximises this filter's channel mean (or one unit), optimised from noise as Lucid does (Olah et al., \"Feature Visualization\", Distill 2017). It runs while the query waits (512 steps: seconds on a small model; see the README), then is cached; for longer runs, startFeatureVisualization runs it as a job.",
+      'An image that maximises this filter\'s channel mean (or one unit), optimised from noise as Lucid does (Olah et al., "Feature Visualization", Distill 2017). It runs while the query waits (512 steps: seconds on a small model; see the README), then is cached; for longer runs, startFeatureVisualization runs it as a job.',
     complexity: ({ args, childComplexity }) => COST.featureVisualizationStep * (args.steps ?? 512) * (args.batch ?? 1) + childComplexity,
   })
   async featureVisualization(@Root() root: FilterType, @Args() args: FeatureVisualizationArgs, @Ctx() ctx: Context): Promise<FeatureVisualizationType> {

@@ -13,7 +13,10 @@ import { ModelType } from './types';
 @ObjectType('InvarianceStep')
 export class InvarianceStepType implements InvarianceStep {
   @Field(() => Float, { description: 'Pixels (TRANSLATE), factor (SCALE) or degrees (ROTATE); step 0 is the identity.' }) amount!: number;
-  @Field(() => [Float], { description: "Per layer (Invariance.layers' order): the Euclidean distance between its activation on the transformed image and on the original, all units at all positions as one vector." })
+  @Field(() => [Float], {
+    description:
+      "Per layer (Invariance.layers' order): the Euclidean distance between its activation on the transformed image and on the original, all units at all positions as one vector.",
+  })
   distances!: number[];
   @Field(() => [Float], { description: "distances divided by the norm of the original's activation." }) relativeDistances!: number[];
   @Field(() => Float, { description: 'The probability of targetClass on the transformed image.' }) probability!: number;
@@ -66,10 +69,17 @@ export class ModelInvarianceResolver {
     @Arg('image', () => ImageInput) imageInput: ImageInput,
     @Arg('transform', () => InvarianceTransform) transform: Transform,
     @Arg('steps', () => Int, { defaultValue: INVARIANCE_DEFAULTS.steps, description: 'Amounts, from the identity to `to`.' }) steps: number,
-    @Arg('to', () => Float, { nullable: true, description: 'The last amount; default: a quarter of the input height (TRANSLATE), 1.8 (SCALE), 360 (ROTATE).' }) to: number | undefined,
-    @Arg('layers', () => [String], { nullable: true, description: 'The layers whose features are compared (1 to 4); default: the first and the last ReLU (ZF: layers 1 and 7).' })
+    @Arg('to', () => Float, { nullable: true, description: 'The last amount; default: a quarter of the input height (TRANSLATE), 1.8 (SCALE), 360 (ROTATE).' })
+    to: number | undefined,
+    @Arg('layers', () => [String], {
+      nullable: true,
+      description: 'The layers whose features are compared (1 to 4); default: the first and the last ReLU (ZF: layers 1 and 7).',
+    })
     layers: string[] | undefined,
-    @Arg('targetClass', () => Int, { nullable: true, description: "Default: the image's dataset label when the model has that class, else the original's most probable class." })
+    @Arg('targetClass', () => Int, {
+      nullable: true,
+      description: "Default: the image's dataset label when the model has that class, else the original's most probable class.",
+    })
     targetClass: number | undefined,
     @Ctx() ctx: Context,
   ): Promise<InvarianceType> {

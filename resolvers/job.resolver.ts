@@ -59,16 +59,30 @@ export class JobType implements NodeInterface {
   @Field(() => Int) get imagesTotal(): number {
     return this.info.imagesTotal;
   }
-  @Field(() => Int, { nullable: true, description: 'Atlas jobs: units whose pages are written; feature visualization jobs: optimisation steps done (null for index jobs).' }) get unitsDone(): number | null {
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Atlas jobs: units whose pages are written; feature visualization jobs: optimisation steps done (null for index jobs).',
+  })
+  get unitsDone(): number | null {
     return this.info.unitsDone;
   }
-  @Field(() => Int, { nullable: true, description: 'Atlas jobs: units of the atlas, once its index is built; feature visualization jobs: its steps (null for index jobs).' }) get unitsTotal(): number | null {
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Atlas jobs: units of the atlas, once its index is built; feature visualization jobs: its steps (null for index jobs).',
+  })
+  get unitsTotal(): number | null {
     return this.info.unitsTotal;
   }
-  @Field(() => String, { nullable: true, description: "Once DONE, atlas jobs: the URL of the atlas's index.html, a static site; feature visualization jobs: the URL of its PNG, as Filter.featureVisualization's imageUrl (else null)." }) get url(): string | null {
+  @Field(() => String, {
+    nullable: true,
+    description:
+      "Once DONE, atlas jobs: the URL of the atlas's index.html, a static site; feature visualization jobs: the URL of its PNG, as Filter.featureVisualization's imageUrl (else null).",
+  })
+  get url(): string | null {
     return this.info.url;
   }
-  @Field(() => Float, { nullable: true, description: 'Images (index jobs), units (atlas jobs) or steps (feature visualization jobs) per second in this run.' }) get rate(): number | null {
+  @Field(() => Float, { nullable: true, description: 'Images (index jobs), units (atlas jobs) or steps (feature visualization jobs) per second in this run.' })
+  get rate(): number | null {
     return this.info.rate;
   }
   @Field(() => Float, { nullable: true, description: 'Seconds left at that rate.' }) get eta(): number | null {
@@ -107,12 +121,13 @@ class FeatureVisualizationJobArgs extends FeatureVisualizationArgs {
   @Field(() => Int) filter!: number;
 }
 
-const jobTarget = ({ services }: Context, a: JobArgs) =>
-  [findModel(services, a.model), findDataset(services, a.dataset), a.layers ?? undefined, a.k] as const;
+const jobTarget = ({ services }: Context, a: JobArgs) => [findModel(services, a.model), findDataset(services, a.dataset), a.layers ?? undefined, a.k] as const;
 
 @Resolver(() => JobType)
 export class JobResolver {
-  @Query(() => [JobType], { description: 'Every job this server knows: index jobs, oldest first, then the atlas and feature visualization jobs of this process.' })
+  @Query(() => [JobType], {
+    description: 'Every job this server knows: index jobs, oldest first, then the atlas and feature visualization jobs of this process.',
+  })
   async jobs(@Ctx() ctx: Context): Promise<JobType[]> {
     return (await allJobs(ctx.services)).map((j) => new JobType(j));
   }
@@ -144,7 +159,8 @@ export class JobResolver {
   }
 
   @Mutation(() => JobType, {
-    description: 'Stops a running job: an index job after its current batch (buildIndex resumes it later), an atlas job at its next unit, a feature visualization at its next step.',
+    description:
+      'Stops a running job: an index job after its current batch (buildIndex resumes it later), an atlas job at its next unit, a feature visualization at its next step.',
   })
   async cancelJob(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<JobType> {
     const info = await cancelJob(ctx.services, jobKey(id));

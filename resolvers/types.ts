@@ -14,7 +14,8 @@ registerEnumType(LayerKind, { name: 'LayerKind', description: 'What a layer does
 
 @InheritMaxAge()
 @ObjectType('Preprocessing', {
-  description: 'How an image becomes the input tensor (the sidecar\'s "input"): x = ((pixel · scale) − mean) / std per channel, after bringing it to height × width as `resize` says.',
+  description:
+    'How an image becomes the input tensor (the sidecar\'s "input"): x = ((pixel · scale) − mean) / std per channel, after bringing it to height × width as `resize` says.',
 })
 export class PreprocessingType {
   constructor(p: Preprocessing) {
@@ -26,7 +27,10 @@ export class PreprocessingType {
   @Field(() => Float) scale!: number;
   @Field(() => [Float]) mean!: number[];
   @Field(() => [Float]) std!: number[];
-  @Field({ description: 'stretch (to height × width), center-crop (the shorter side scaled to shorterSide, then the centre cut out) or letterbox (fitted inside, on bars of pad).' })
+  @Field({
+    description:
+      'stretch (to height × width), center-crop (the shorter side scaled to shorterSide, then the centre cut out) or letterbox (fitted inside, on bars of pad).',
+  })
   resize!: string;
   @Field(() => Int, { nullable: true, description: 'center-crop: the length the shorter side is scaled to (torchvision: Resize(256) before CenterCrop(224)).' })
   shorterSide?: number;
@@ -90,7 +94,8 @@ export class ModelType implements NodeInterface {
   @Field({ description: 'File name without .onnx (a TensorFlow.js model: its folder name); snapshots are named <model>@<snapshot>.' }) get name(): string {
     return this.model.name;
   }
-  @Field({ description: 'sha256 of the ONNX file (a TensorFlow.js model: of model.json and its weight files): results are keyed by it.' }) get sha256(): string {
+  @Field({ description: 'sha256 of the ONNX file (a TensorFlow.js model: of model.json and its weight files): results are keyed by it.' })
+  get sha256(): string {
     return this.model.sha256;
   }
   @Field(() => String, { nullable: true }) get description(): string | undefined {
@@ -139,7 +144,11 @@ export class LayerType implements NodeInterface {
   @Field(() => LayerKind) get kind(): LayerKind {
     return this.layer.kind;
   }
-  @Field(() => [Int], { description: 'Per image: [C, H, W]; [T, D] for token layers (a ViT: D channels over T token positions, a unit at { y: token, x: 0 }); [F] for dense outputs.' }) get outputShape(): number[] {
+  @Field(() => [Int], {
+    description:
+      'Per image: [C, H, W]; [T, D] for token layers (a ViT: D channels over T token positions, a unit at { y: token, x: 0 }); [F] for dense outputs.',
+  })
+  get outputShape(): number[] {
     return this.layer.outputShape;
   }
   @Field(() => ReceptiveFieldType) get receptiveField(): ReceptiveFieldType {

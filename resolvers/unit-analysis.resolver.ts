@@ -74,7 +74,7 @@ export class UnitActivationResolver {
 export class SelectivityResolver {
   @NoCache() // read from the newest finished index
   @FieldResolver(() => SelectivityType, {
-    description: "The class selectivity of this filter over a dataset: the labels of its top-k images, from a built index (INDEX_NOT_BUILT otherwise).",
+    description: 'The class selectivity of this filter over a dataset: the labels of its top-k images, from a built index (INDEX_NOT_BUILT otherwise).',
   })
   selectivity(@Root() root: FilterType, @Arg('dataset') datasetName: string, @Ctx() ctx: Context): Promise<Selectivity> {
     return unitSelectivity(ctx.services, root, findDataset(ctx.services, datasetName));
@@ -116,7 +116,8 @@ export class TopUnitsResolver {
     @Root() root: ModelType,
     @Arg('image', () => ImageInput) imageInput: ImageInput,
     @Arg('layer') layerName: string,
-    @Arg('first', () => Int, { defaultValue: 10, description: 'How many (1 to the server’s MAX_PAGE_SIZE; more than the layer’s units gives them all).' }) first: number,
+    @Arg('first', () => Int, { defaultValue: 10, description: 'How many (1 to the server’s MAX_PAGE_SIZE; more than the layer’s units gives them all).' })
+    first: number,
     @Ctx() ctx: Context,
   ): Promise<UnitActivationType[]> {
     const layer = findLayer(root.model, layerName);

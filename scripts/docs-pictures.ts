@@ -19,7 +19,15 @@ const IMAGE = Buffer.from(JSON.stringify(['Image', 'dataset', 'fashion-mnist-dem
 async function main() {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-docs-'));
   const server = await startServer(
-    loadConfig({ ...process.env, MODELS_DIR: path.join(ROOT, 'models'), DATASETS_DIR: path.join(ROOT, 'datasets'), PORT: '0', HOST: '127.0.0.1', CACHE_DIR: cacheDir, LOG_LEVEL: 'warn' }),
+    loadConfig({
+      ...process.env,
+      MODELS_DIR: path.join(ROOT, 'models'),
+      DATASETS_DIR: path.join(ROOT, 'datasets'),
+      PORT: '0',
+      HOST: '127.0.0.1',
+      CACHE_DIR: cacheDir,
+      LOG_LEVEL: 'warn',
+    }),
   );
   const query = async (q: string) => {
     const res = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: q }) });
@@ -49,7 +57,9 @@ type Query = (q: string) => Promise<any>;
 async function quickstart(query: Query, save: (url: string, name: string) => Promise<void>) {
   const one = await query(`{ model(name: "fashion-zfnet") { layer(name: "/conv1/Conv") { filterGridUrl } } }`);
   await save(one.model.layer.filterGridUrl, 'quickstart-filters.png');
-  const two = await query(`{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { filter(index: 7) { projection(image: { id: "${IMAGE}" }) { imageUrl } } } } }`);
+  const two = await query(
+    `{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { filter(index: 7) { projection(image: { id: "${IMAGE}" }) { imageUrl } } } } }`,
+  );
   await save(two.model.layer.filter.projection.imageUrl, 'quickstart-projection.png');
   const three = await query(`{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { topActivationsGrid(dataset: "fashion-mnist-demo", first: 8) } } }`);
   await save(three.model.layer.topActivationsGrid, 'quickstart-top9.png');
@@ -65,7 +75,9 @@ async function featureVisualizations(url: string, query: Query) {
   const tiles: Buffer[] = [];
   let side = 0;
   for (let filter = 0; filter < count; filter++) {
-    const fv = await query(`{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { filter(index: ${filter}) { featureVisualization(steps: 512, seed: 0) { imageUrl size } } } } }`);
+    const fv = await query(
+      `{ model(name: "fashion-zfnet") { layer(name: "/relu5/Relu") { filter(index: ${filter}) { featureVisualization(steps: 512, seed: 0) { imageUrl size } } } } }`,
+    );
     const { imageUrl, size } = fv.model.layer.filter.featureVisualization;
     const png = Buffer.from(await (await fetch(url + imageUrl)).arrayBuffer());
     side = size * scale;

@@ -20,7 +20,10 @@ async function settled(page: Page): Promise<void> {
 
 /** Takes the screenshots from a fresh server at `url` over the repository's own model and dataset. */
 export async function galleryScreenshots(url: string): Promise<void> {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--headless=new', '--no-sandbox', '--disable-gpu'] });
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless=new', '--no-sandbox', '--disable-gpu'],
+  });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
@@ -50,8 +53,18 @@ export async function galleryScreenshots(url: string): Promise<void> {
     await page.goto(`${url}/?model=${MODEL}&layer=${EVOLUTION_VIEW.layer}&filter=${EVOLUTION_VIEW.filter}`);
     await page.locator('.top9-patches img').nth(8).waitFor();
     await page.getByRole('button', { name: 'Index the snapshots' }).click();
-    await page.waitForFunction(() => document.querySelectorAll('.snapshot .cell-caption').length === 4 && Array.from(document.querySelectorAll('.snapshot .cell-caption')).every((c) => c.textContent?.includes('own top-1')), undefined, { timeout: 120_000 });
-    await page.waitForFunction(() => document.querySelectorAll('.evolution .job').length === 0 || Array.from(document.querySelectorAll<HTMLElement>('.evolution .job')).every((j) => j.dataset.state === 'DONE'));
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('.snapshot .cell-caption').length === 4 &&
+        Array.from(document.querySelectorAll('.snapshot .cell-caption')).every((c) => c.textContent?.includes('own top-1')),
+      undefined,
+      { timeout: 120_000 },
+    );
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('.evolution .job').length === 0 ||
+        Array.from(document.querySelectorAll<HTMLElement>('.evolution .job')).every((j) => j.dataset.state === 'DONE'),
+    );
     await shoot('gallery-evolution.png', '.evolution');
 
     // An image: predictions, feature maps, a clicked unit's projection, occlusion.

@@ -69,7 +69,10 @@ function seedWeights(model, seed) {
 function randomImage(shape, seed) {
   const rng = generator(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => Math.round(rng.uniform() * 255) / 255), [1, ...shape]);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => Math.round(rng.uniform() * 255) / 255),
+    [1, ...shape],
+  );
 }
 
 // ---------------------------------------------------------------- the models
@@ -82,7 +85,12 @@ function vgg() {
     m.add(L.conv2d({ name, filters, kernelSize: 3, padding: 'same', activation: 'relu', ...(first ? { inputShape: [64, 64, 3] } : {}) }));
     first = false;
   };
-  [[8, 8], [16, 16], [32, 32], [64, 64]].forEach(([a, b], i) => {
+  [
+    [8, 8],
+    [16, 16],
+    [32, 32],
+    [64, 64],
+  ].forEach(([a, b], i) => {
     conv(`conv${i + 1}_1`, a);
     conv(`conv${i + 1}_2`, b);
     m.add(L.maxPooling2d({ name: `pool${i + 1}`, poolSize: 2 }));
@@ -125,7 +133,15 @@ function sequentialLayers() {
   const m = tfl.sequential({ name: 'sequential_layers' });
   m.add(L.inputLayer({ name: 'image', batchInputShape: [null, 23, 21, 3] }));
   m.add(L.rescaling({ name: 'rescale', scale: 2, offset: -1 }));
-  m.add(L.zeroPadding2d({ name: 'pad', padding: [[1, 2], [2, 1]] }));
+  m.add(
+    L.zeroPadding2d({
+      name: 'pad',
+      padding: [
+        [1, 2],
+        [2, 1],
+      ],
+    }),
+  );
   m.add(L.conv2d({ name: 'conv1', filters: 8, kernelSize: [3, 2], strides: [2, 1], padding: 'valid' }));
   m.add(L.batchNormalization({ name: 'bn1', epsilon: 1e-3 }));
   m.add(L.reLU({ name: 'relu1', maxValue: 4 }));
@@ -136,7 +152,15 @@ function sequentialLayers() {
   m.add(L.maxPooling2d({ name: 'pool', poolSize: 2, strides: 1, padding: 'same' }));
   m.add(L.activation({ name: 'swish', activation: 'swish' }));
   m.add(L.conv2d({ name: 'conv3', filters: 10, kernelSize: 1, activation: 'tanh' }));
-  m.add(L.cropping2D({ name: 'crop', cropping: [[1, 0], [0, 2]] }));
+  m.add(
+    L.cropping2D({
+      name: 'crop',
+      cropping: [
+        [1, 0],
+        [0, 2],
+      ],
+    }),
+  );
   m.add(L.globalMaxPooling2d({ name: 'gmp' }));
   m.add(L.dense({ name: 'fc1', units: 16, activation: 'sigmoid' }));
   m.add(L.batchNormalization({ name: 'bn2' }));
@@ -296,7 +320,10 @@ async function save(model, dir, { shardBytes, keras, quantizeAs } = {}) {
   if (keras) {
     // tensorflowjs_converter's layout for a Keras 2 .h5: the config under model_config, an explicit InputLayer.
     const { layers } = topology.config;
-    const input = { class_name: 'InputLayer', config: { batch_input_shape: layers[0].config.batch_input_shape, dtype: 'float32', sparse: false, name: `${layers[0].config.name}_input` } };
+    const input = {
+      class_name: 'InputLayer',
+      config: { batch_input_shape: layers[0].config.batch_input_shape, dtype: 'float32', sparse: false, name: `${layers[0].config.name}_input` },
+    };
     delete layers[0].config.batch_input_shape;
     topology = { keras_version: '2.15.0', backend: 'tensorflow', model_config: { ...topology, config: { ...topology.config, layers: [input, ...layers] } } };
   }
@@ -337,7 +364,8 @@ function withRules(method, caps, fn) {
     // A capped ReLU (relu6 = minimum(6, relu(x)); ReLU(max_value) = clipByValue(relu(x), 0, max)):
     // for DECONVNET the cap passes the signal as it is, so that the whole is relu(g).
     if (method === 'DECONVNET') {
-      if (caps.includes('Minimum')) tf.registerGradient({ kernelName: 'Minimum', inputsToSave: ['a', 'b'], gradFunc: (dy, [a]) => ({ a: () => tf.zerosLike(a), b: () => dy }) });
+      if (caps.includes('Minimum'))
+        tf.registerGradient({ kernelName: 'Minimum', inputsToSave: ['a', 'b'], gradFunc: (dy, [a]) => ({ a: () => tf.zerosLike(a), b: () => dy }) });
       if (caps.includes('ClipByValue')) tf.registerGradient({ kernelName: 'ClipByValue', inputsToSave: ['x'], gradFunc: (dy) => ({ x: () => dy }) });
     }
   }
@@ -404,7 +432,12 @@ const manifest = { tfjs: tfl.version_layers, models: {}, cases: [] };
  * Runs `model` (as TF.js read it back from its files) on its input: every layer's output (where
  * small enough to keep) and the projections of `targets` by each method.
  */
-async function reference(name, model, input, { targets = [], methods = ['DECONVNET', 'GUIDED_BACKPROP', 'SALIENCY'], fullMap = [], caps = [], keepValues = 8192 } = {}) {
+async function reference(
+  name,
+  model,
+  input,
+  { targets = [], methods = ['DECONVNET', 'GUIDED_BACKPROP', 'SALIENCY'], fullMap = [], caps = [], keepValues = 8192 } = {},
+) {
   const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
   const all = tfl.model({ inputs: model.inputs, outputs: layers.map((l) => l.output) });
   const outputs = all.predict(input);
@@ -472,13 +505,19 @@ const started = Date.now();
   const model = sequentialLayers();
   seedWeights(model, 11);
   const loaded = await save(model, path.join(MODELS, 'sequential_layers'));
-  await reference('sequential_layers', loaded, randomImage([23, 21, 3], 12), { targets: ['relu1', 'dw', 'sep', 'conv2', 'conv3', 'fc1'], caps: ['Minimum', 'ClipByValue'] });
+  await reference('sequential_layers', loaded, randomImage([23, 21, 3], 12), {
+    targets: ['relu1', 'dw', 'sep', 'conv2', 'conv3', 'fc1'],
+    caps: ['Minimum', 'ClipByValue'],
+  });
 }
 {
   const model = functionalLayers();
   seedWeights(model, 21);
   const loaded = await save(model, path.join(MODELS, 'functional_layers'));
-  await reference('functional_layers', loaded, randomImage([16, 16, 3], 22), { targets: ['c1', 'lrelu', 'cat', 'se_mul', 'prelu', 'softmax', 'logits'], fullMap: ['cat'] });
+  await reference('functional_layers', loaded, randomImage([16, 16, 3], 22), {
+    targets: ['c1', 'lrelu', 'cat', 'se_mul', 'prelu', 'softmax', 'logits'],
+    fullMap: ['cat'],
+  });
 }
 {
   const model = forwardOnly();
@@ -515,12 +554,24 @@ const started = Date.now();
   const [, accuracy] = model.evaluate(test.xs, test.ys).map((t) => t.dataSync()[0]);
   const loaded = await save(model, path.join(MODELS, 'vgg'), { shardBytes: 128 * 1024 });
   const labels = Array.from({ length: 10 }, (_, k) => `grating ${k * 18}°`);
-  fs.writeFileSync(path.join(MODELS, 'vgg.json'), JSON.stringify({ description: 'VGG-style (VGG11 depth, widths ÷ 8), trained a few steps on synthetic gratings (scripts/make_tfjs_fixtures.mjs)', labels }, null, 2) + '\n');
+  fs.writeFileSync(
+    path.join(MODELS, 'vgg.json'),
+    JSON.stringify(
+      { description: 'VGG-style (VGG11 depth, widths ÷ 8), trained a few steps on synthetic gratings (scripts/make_tfjs_fixtures.mjs)', labels },
+      null,
+      2,
+    ) + '\n',
+  );
   const input = tf.slice(test.xs, [3, 0, 0, 0], [1, 64, 64, 3]);
   await reference('vgg', loaded, input, { targets: ['conv2_2', 'conv4_2', 'fc1'], fullMap: ['conv4_2'] });
   manifest.models.vgg.training = { steps: 12, loss: history.history.loss.map(Number), heldOutAccuracy: accuracy };
   console.log(`vgg: loss ${history.history.loss.map((l) => l.toFixed(3)).join(' → ')}, held-out accuracy ${accuracy.toFixed(2)}`);
 }
 fs.writeFileSync(path.join(OUT, 'reference', 'manifest.json'), JSON.stringify(manifest, null, 1) + '\n');
-const bytes = (dir) => fs.readdirSync(dir, { withFileTypes: true }).reduce((sum, e) => sum + (e.isDirectory() ? bytes(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).size), 0);
-console.log(`${Object.keys(manifest.models).length} models with references, ${manifest.cases.length} cases, ${(bytes(OUT) / 2 ** 20).toFixed(2)} MB, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+const bytes = (dir) =>
+  fs
+    .readdirSync(dir, { withFileTypes: true })
+    .reduce((sum, e) => sum + (e.isDirectory() ? bytes(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).size), 0);
+console.log(
+  `${Object.keys(manifest.models).length} models with references, ${manifest.cases.length} cases, ${(bytes(OUT) / 2 ** 20).toFixed(2)} MB, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+);

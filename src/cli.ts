@@ -67,7 +67,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const { values } = parseArgs({
     args: rest,
-    options: { model: { type: 'string' }, dataset: { type: 'string' }, layers: { type: 'string' }, k: { type: 'string', default: '9' }, out: { type: 'string' } },
+    options: {
+      model: { type: 'string' },
+      dataset: { type: 'string' },
+      layers: { type: 'string' },
+      k: { type: 'string', default: '9' },
+      out: { type: 'string' },
+    },
   });
   if (!values.model || !values.dataset || (command === 'atlas' && !values.out)) {
     console.error(USAGE);
@@ -102,7 +108,12 @@ async function main(argv: string[]): Promise<number> {
     k: Number(values.k),
     layers,
     cancelled: () => interrupted,
-    onProgress: (p) => progress(bar(p.unitsDone, p.unitsTotal, `units  ${p.layer}`), `${p.layer} ${Math.floor((10 * p.unitsDone) / p.unitsTotal)}`, p.unitsDone === p.unitsTotal),
+    onProgress: (p) =>
+      progress(
+        bar(p.unitsDone, p.unitsTotal, `units  ${p.layer}`),
+        `${p.layer} ${Math.floor((10 * p.unitsDone) / p.unitsTotal)}`,
+        p.unitsDone === p.unitsTotal,
+      ),
   });
   if (tty) process.stderr.write('\n');
   console.log(JSON.stringify({ out: values.out, seconds: (performance.now() - start) / 1000, layers: report }));

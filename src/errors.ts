@@ -40,8 +40,7 @@ export class ApiError extends GraphQLError {
 
 export const notFound = (message: string, extra?: Record<string, unknown>) => new ApiError('NOT_FOUND', message, extra);
 export const badInput = (message: string, extra?: Record<string, unknown>) => new ApiError('BAD_USER_INPUT', message, extra);
-export const unsupported = (message: string, extra?: Record<string, unknown>) =>
-  new ApiError('UNSUPPORTED_MODEL', message, extra);
+export const unsupported = (message: string, extra?: Record<string, unknown>) => new ApiError('UNSUPPORTED_MODEL', message, extra);
 
 /**
  * The one place where the lower layers' plain errors become API errors (the compiler, engine and

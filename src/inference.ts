@@ -104,7 +104,14 @@ export class Inference {
 
   async projection(model: Model, layer: Layer, image: SourceImage, options: ProjectionOptions): Promise<ProjectionResult> {
     const { method, lrn, channel, seed, position } = options;
-    const key = resultKey('projection', model, image.sha256, { layer: layer.name, channel, method, lrn, seed, position: position ? [position.y, position.x] : null });
+    const key = resultKey('projection', model, image.sha256, {
+      layer: layer.name,
+      channel,
+      method,
+      lrn,
+      seed,
+      position: position ? [position.y, position.x] : null,
+    });
     return this.cached(key, projectionCodec(model.shapes.get(model.inputName)!), async () => {
       const prepared = await this.prepare(model, image);
       return guard(() => project(this.engine, model, { ...options, target: seedTensor(model.graph, layer.node), image: prepared }));
@@ -132,7 +139,12 @@ export class Inference {
    * the caller (a transformed image, or one image of a sweep over a dataset, whose results are
    * kept as a whole), and with `probabilities` the class probabilities too, in one run.
    */
-  async forwardLayers(model: Model, prepared: PreparedImage, layers: Layer[], probabilities = false): Promise<{ activations: Float32Array[]; probabilities?: Float32Array }> {
+  async forwardLayers(
+    model: Model,
+    prepared: PreparedImage,
+    layers: Layer[],
+    probabilities = false,
+  ): Promise<{ activations: Float32Array[]; probabilities?: Float32Array }> {
     const tensors = layers.map((l) => l.tensor);
     if (probabilities) tensors.push(model.graph.outputNames[0]);
     const out = await guard(() => this.engine.forward(model, `forward/${tensors.join('|')}`, () => compileForward(model.graph, tensors), prepared));

@@ -23,8 +23,31 @@ let schema: GraphQLSchema | undefined;
 
 export function buildAppSchema(): GraphQLSchema {
   schema ??= buildSchemaSync({
-    resolvers: [ModelResolver, LayerResolver, FilterResolver, NodeResolver, ImageResolver, ProjectionResolver, ModelPredictionResolver, OcclusionResolver, OcclusionMapResolver, DatasetResolver, JobResolver, TopActivationsResolver, TopActivationResolver, TopActivationsGridResolver, BackendResolver,
-      SelectivityResolver, LayerUnitsResolver, TopUnitsResolver, UnitActivationResolver, CompareResolver, ModelComparisonResolver, UnitMatchResolver, ModelInvarianceResolver, InvarianceResolver,
+    resolvers: [
+      ModelResolver,
+      LayerResolver,
+      FilterResolver,
+      NodeResolver,
+      ImageResolver,
+      ProjectionResolver,
+      ModelPredictionResolver,
+      OcclusionResolver,
+      OcclusionMapResolver,
+      DatasetResolver,
+      JobResolver,
+      TopActivationsResolver,
+      TopActivationResolver,
+      TopActivationsGridResolver,
+      BackendResolver,
+      SelectivityResolver,
+      LayerUnitsResolver,
+      TopUnitsResolver,
+      UnitActivationResolver,
+      CompareResolver,
+      ModelComparisonResolver,
+      UnitMatchResolver,
+      ModelInvarianceResolver,
+      InvarianceResolver,
     ],
     pubSub, // subscriptions (src/pubsub.ts)
     validate: false,

@@ -43,7 +43,9 @@ export interface RunningServer {
 export async function startServer(config: Config, services?: Services): Promise<RunningServer> {
   services ??= await createServices(config);
   if (config.redisUrl && !config.urlSigningKey) {
-    log.warn('REDIS_URL without URL_SIGNING_KEY: this replica signs projection URLs with a key of its own (CACHE_DIR/url-signing.key), so the other replicas refuse the URLs it hands out (403); give every replica the same URL_SIGNING_KEY');
+    log.warn(
+      'REDIS_URL without URL_SIGNING_KEY: this replica signs projection URLs with a key of its own (CACHE_DIR/url-signing.key), so the other replicas refuse the URLs it hands out (403); give every replica the same URL_SIGNING_KEY',
+    );
   }
   const stopProgress = publishJobProgress([services.jobs, services.processJobs], config.redisUrl); // to jobProgress subscriptions, of every replica with REDIS_URL
   const app = express();
@@ -77,7 +79,8 @@ export async function startServer(config: Config, services?: Services): Promise<
   // Whole-response cache for operations whose @cacheControl hints allow it, keyed also by the served models and datasets.
   // Computed per request: the served models change when MODELS_DIR does (a few hashes' work).
   // PUBLIC_URL and the URL signing key are in the key too: cached answers carry absolute, signed URLs.
-  const fingerprint = () => `${servedFingerprint(services.registry.models.values(), services.datasets.datasets.values())} ${config.publicUrl} ${services.blobs.signingKeyId}`;
+  const fingerprint = () =>
+    `${servedFingerprint(services.registry.models.values(), services.datasets.datasets.values())} ${config.publicUrl} ${services.blobs.signingKeyId}`;
   if (config.responseCache) apollo.addPlugin(responseCache<Context>(services.cache, fingerprint));
   await apollo.start();
   const metrics = createMetrics(services);
@@ -104,7 +107,9 @@ export async function startServer(config: Config, services?: Services): Promise<
       next();
     },
     requestSignal(config.requestTimeoutMs),
-    expressMiddleware(apollo, { context: async ({ res }) => ({ ...createContext(services), signal: res.locals.signal as AbortSignal | undefined, apiKey: res.locals.apiKey === true }) }),
+    expressMiddleware(apollo, {
+      context: async ({ res }) => ({ ...createContext(services), signal: res.locals.signal as AbortSignal | undefined, apiKey: res.locals.apiKey === true }),
+    }),
   );
   app.get('/healthz', (_req, res) => {
     const { engine } = services;
@@ -122,7 +127,12 @@ export async function startServer(config: Config, services?: Services): Promise<
   const bodyErrors: ErrorRequestHandler = (err, _req, res, next) => {
     if (err?.type === 'entity.too.large') {
       res.status(413).json({
-        errors: [{ message: `request body over the limit of ${config.bodyLimitBytes} bytes (BODY_LIMIT_MB); upload large images with uploadImage`, extensions: { code: 'BAD_USER_INPUT' } }],
+        errors: [
+          {
+            message: `request body over the limit of ${config.bodyLimitBytes} bytes (BODY_LIMIT_MB); upload large images with uploadImage`,
+            extensions: { code: 'BAD_USER_INPUT' },
+          },
+        ],
       });
     } else if (err?.type === 'entity.parse.failed') {
       res.status(400).json({ errors: [{ message: `request body is not valid JSON: ${err.message}`, extensions: { code: 'BAD_REQUEST' } }] });
@@ -139,7 +149,8 @@ export async function startServer(config: Config, services?: Services): Promise<
   if (services.jobs.queue && config.indexInApi) services.jobs.work(config.indexWorkerChunks); // else only `convscope worker`s take queued chunks
   await startAutoIndexes(services);
   // A model dropped in later gets the indexes its sidecar asks for too.
-  const stopRescans = config.modelsRescanSeconds > 0 ? services.registry.watch(config.modelsRescanSeconds * 1000, () => startAutoIndexes(services)) : () => undefined;
+  const stopRescans =
+    config.modelsRescanSeconds > 0 ? services.registry.watch(config.modelsRescanSeconds * 1000, () => startAutoIndexes(services)) : () => undefined;
   log.info({ url: `${url}/graphql`, backend: config.backend, models: services.registry.names() }, 'convscope ready');
   return {
     url,

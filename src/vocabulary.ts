@@ -54,13 +54,14 @@ export type TargetSource = keyof typeof TARGET_SOURCES;
 /** How Layer.units orders a layer's units (service/selectivity.ts). */
 export const UNIT_ORDERS = {
   INDEX: 'By channel index.',
-  SELECTIVITY: "Most class-selective first: the largest share of its top-k images with its most frequent label, then the lowest label entropy, then the index. Needs `dataset` and a built index.",
+  SELECTIVITY:
+    'Most class-selective first: the largest share of its top-k images with its most frequent label, then the lowest label entropy, then the index. Needs `dataset` and a built index.',
 } as const;
 export type UnitOrder = keyof typeof UNIT_ORDERS;
 
 /** What a feature visualization maximises (service/feature-visualization.ts). */
 export const OBJECTIVES = {
   CHANNEL_MEAN: "The channel's mean over its map (Lucid's `objectives.channel`).",
-  POSITION: 'The unit at `position` of the map (Lucid\'s `objectives.neuron`).',
+  POSITION: "The unit at `position` of the map (Lucid's `objectives.neuron`).",
 } as const;
 export type Objective = keyof typeof OBJECTIVES;

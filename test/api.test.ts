@@ -162,7 +162,9 @@ describe('lookup errors say what exists', () => {
   test('filter index out of range → BAD_USER_INPUT naming the valid range', async () => {
     // conv1 has 16 output channels: 0..15
     for (const index of [16, -1, 1000]) {
-      const r = await q(`query($i: Int!) { model(name: "alexnet") { layer(name: "/features/features.0/Conv") { filter(index: $i) { index } } } }`, { i: index });
+      const r = await q(`query($i: Int!) { model(name: "alexnet") { layer(name: "/features/features.0/Conv") { filter(index: $i) { index } } } }`, {
+        i: index,
+      });
       assert.equal(errorCode(r), 'BAD_USER_INPUT', `index ${index}`);
       assert.match(r.errors![0].message, /15/);
     }
@@ -176,7 +178,11 @@ describe('no stack traces in error responses', () => {
   test('parse, validation and variable errors carry none', async () => {
     await q(`{ model(name: "alexnet") { name `, {}, 'syntax error');
     await q(`{ model(name: "alexnet") { noSuchField } }`, {}, 'unknown field');
-    await q(`query($i: Int!) { model(name: "alexnet") { layer(name: "/features/features.0/Conv") { filter(index: $i) { index } } } }`, { i: 'x' }, 'bad variable');
+    await q(
+      `query($i: Int!) { model(name: "alexnet") { layer(name: "/features/features.0/Conv") { filter(index: $i) { index } } } }`,
+      { i: 'x' },
+      'bad variable',
+    );
     assert.ok(errorResponses.length >= 3);
   });
 

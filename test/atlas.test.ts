@@ -40,179 +40,173 @@ describe('the whole-model atlas of fashion-zfnet over fashion-mnist-demo', () =>
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  test(
-    'convscope atlas: every unit of fashion-zfnet has a page, its pictures decode, and the folder works without the server',
-    async () => {
-      const out = path.join(tmp, 'atlas');
-      {
-        const run = spawnSync(
-          process.execPath,
-          [path.join(ROOT, 'dist', 'src', 'cli.js'), 'atlas', '--model', 'fashion-zfnet', '--dataset', 'fashion-mnist-demo', '--out', out],
-          {
-            env: {
-              ...process.env,
-              MODELS_DIR: path.join(ROOT, 'models'),
-              DATASETS_DIR: path.join(ROOT, 'datasets'),
-              CACHE_DIR: path.join(tmp, 'cache'),
-              LOG_LEVEL: 'warn',
-            },
-            encoding: 'utf8',
+  test('convscope atlas: every unit of fashion-zfnet has a page, its pictures decode, and the folder works without the server', async () => {
+    const out = path.join(tmp, 'atlas');
+    {
+      const run = spawnSync(
+        process.execPath,
+        [path.join(ROOT, 'dist', 'src', 'cli.js'), 'atlas', '--model', 'fashion-zfnet', '--dataset', 'fashion-mnist-demo', '--out', out],
+        {
+          env: {
+            ...process.env,
+            MODELS_DIR: path.join(ROOT, 'models'),
+            DATASETS_DIR: path.join(ROOT, 'datasets'),
+            CACHE_DIR: path.join(tmp, 'cache'),
+            LOG_LEVEL: 'warn',
           },
-        );
-        assert.equal(run.status, 0, run.stderr);
-        assert.match(run.stderr, /\[#+\] 960\/960 units/, 'a progress bar over the units');
-        const report = JSON.parse(run.stdout.trim().split('\n').pop()!);
+          encoding: 'utf8',
+        },
+      );
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stderr, /\[#+\] 960\/960 units/, 'a progress bar over the units');
+      const report = JSON.parse(run.stdout.trim().split('\n').pop()!);
 
-        // Every Conv and ReLU layer, with a page per unit.
-        const layers: { name: string; units: number }[] = report.layers;
-        assert.deepEqual(
-          layers.map((l) => l.name),
-          [
-            '/conv1/Conv',
-            '/relu1/Relu',
-            '/conv2/Conv',
-            '/relu2/Relu',
-            '/conv3/Conv',
-            '/relu3/Relu',
-            '/conv4/Conv',
-            '/relu4/Relu',
-            '/conv5/Conv',
-            '/relu5/Relu',
-            '/relu6/Relu',
-          ],
-        );
-        const index = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
-        const folders = [...index.matchAll(/href="([^"/]+)\/index\.html"/g)].map((m) => m[1]);
-        assert.equal(folders.length, layers.length);
-        let pages = 0;
-        for (const [i, layer] of layers.entries()) {
-          assert.ok(layer.units > 0);
-          for (let unit = 0; unit < layer.units; unit++) {
-            const page = fs.readFileSync(path.join(out, folders[i], `${unit}.html`), 'utf8');
-            assert.ok(page.includes(`unit ${unit}`) && page.includes(layer.name), `${folders[i]}/${unit}.html`);
-            assert.equal([...page.matchAll(/<img /g)].length, 18, `${folders[i]}/${unit}.html: 9 projections and 9 patches`);
-            pages++;
-          }
+      // Every Conv and ReLU layer, with a page per unit.
+      const layers: { name: string; units: number }[] = report.layers;
+      assert.deepEqual(
+        layers.map((l) => l.name),
+        [
+          '/conv1/Conv',
+          '/relu1/Relu',
+          '/conv2/Conv',
+          '/relu2/Relu',
+          '/conv3/Conv',
+          '/relu3/Relu',
+          '/conv4/Conv',
+          '/relu4/Relu',
+          '/conv5/Conv',
+          '/relu5/Relu',
+          '/relu6/Relu',
+        ],
+      );
+      const index = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
+      const folders = [...index.matchAll(/href="([^"/]+)\/index\.html"/g)].map((m) => m[1]);
+      assert.equal(folders.length, layers.length);
+      let pages = 0;
+      for (const [i, layer] of layers.entries()) {
+        assert.ok(layer.units > 0);
+        for (let unit = 0; unit < layer.units; unit++) {
+          const page = fs.readFileSync(path.join(out, folders[i], `${unit}.html`), 'utf8');
+          assert.ok(page.includes(`unit ${unit}`) && page.includes(layer.name), `${folders[i]}/${unit}.html`);
+          assert.equal([...page.matchAll(/<img /g)].length, 18, `${folders[i]}/${unit}.html: 9 projections and 9 patches`);
+          pages++;
         }
-        assert.equal(pages, 960);
-
-        // Every link and picture of every page is a file of the folder (relative: it opens from disk).
-        const pictures = new Set<string>();
-        for (const file of html(out)) {
-          for (const [, kind, target] of fs.readFileSync(file, 'utf8').matchAll(/(href|src)="([^"]+)"/g)) {
-            assert.ok(!/^[a-z]+:|^\//.test(target), `${file}: ${target} is relative`);
-            const resolved = path.resolve(path.dirname(file), target);
-            assert.ok(resolved.startsWith(out) && fs.existsSync(resolved), `${file}: ${target} exists`);
-            if (kind === 'src') pictures.add(resolved);
-          }
-        }
-        // Every picture decodes, and is named by its bytes' hash.
-        assert.ok(pictures.size > 1000, `${pictures.size} pictures`);
-        for (const file of pictures) {
-          const { info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
-          assert.ok(info.width > 0 && info.height > 0, file);
-          assert.equal(`${createHash('sha256').update(fs.readFileSync(file)).digest('hex')}.png`, path.basename(file));
-        }
-        assert.deepEqual(fs.readdirSync(path.join(out, 'img')).sort(), [...pictures].map((f) => path.basename(f)).sort(), 'no picture unused');
       }
-    }, 300_000,
-  );
+      assert.equal(pages, 960);
+
+      // Every link and picture of every page is a file of the folder (relative: it opens from disk).
+      const pictures = new Set<string>();
+      for (const file of html(out)) {
+        for (const [, kind, target] of fs.readFileSync(file, 'utf8').matchAll(/(href|src)="([^"]+)"/g)) {
+          assert.ok(!/^[a-z]+:|^\//.test(target), `${file}: ${target} is relative`);
+          const resolved = path.resolve(path.dirname(file), target);
+          assert.ok(resolved.startsWith(out) && fs.existsSync(resolved), `${file}: ${target} exists`);
+          if (kind === 'src') pictures.add(resolved);
+        }
+      }
+      // Every picture decodes, and is named by its bytes' hash.
+      assert.ok(pictures.size > 1000, `${pictures.size} pictures`);
+      for (const file of pictures) {
+        const { info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
+        assert.ok(info.width > 0 && info.height > 0, file);
+        assert.equal(`${createHash('sha256').update(fs.readFileSync(file)).digest('hex')}.png`, path.basename(file));
+      }
+      assert.deepEqual(fs.readdirSync(path.join(out, 'img')).sort(), [...pictures].map((f) => path.basename(f)).sort(), 'no picture unused');
+    }
+  }, 300_000);
 
   const JOB = 'id kind state imagesDone imagesTotal unitsDone unitsTotal url error';
   const BUILD = `mutation { buildAtlas(model: "fashion-zfnet", dataset: "fashion-mnist-demo") { ${JOB} } }`;
 
-  test(
-    'buildAtlas: a job with progress over jobProgress, DONE with the URL of the same site, served; found again, also after a restart',
-    async () => {
-      // The CLI's cache (its index and results) and a folder of atlases of its own.
-      const env = {
-        MODELS_DIR: path.join(ROOT, 'models'),
-        DATASETS_DIR: path.join(ROOT, 'datasets'),
-        CACHE_DIR: path.join(tmp, 'cache'),
-        ATLAS_DIR: path.join(tmp, 'atlases'),
+  test('buildAtlas: a job with progress over jobProgress, DONE with the URL of the same site, served; found again, also after a restart', async () => {
+    // The CLI's cache (its index and results) and a folder of atlases of its own.
+    const env = {
+      MODELS_DIR: path.join(ROOT, 'models'),
+      DATASETS_DIR: path.join(ROOT, 'datasets'),
+      CACHE_DIR: path.join(tmp, 'cache'),
+      ATLAS_DIR: path.join(tmp, 'atlases'),
+    };
+    const server = await startTestServer(env);
+    let url: string;
+    try {
+      const job = ok<any>(await gql(server.url, BUILD)).buildAtlas;
+      assert.equal(job.kind, 'ATLAS');
+      assert.ok(['RUNNING', 'DONE'].includes(job.state), job.state);
+      const events = await jobUpdates<any>(server.url, job.id, JOB, undefined, 240_000);
+      const last = events.at(-1);
+      assert.equal(last.state, 'DONE', JSON.stringify(last));
+      assert.deepEqual([last.unitsDone, last.unitsTotal], [960, 960]);
+      const running = events.filter((e) => e.state === 'RUNNING' && e.unitsTotal === 960);
+      assert.ok(running.length >= 2, `progress events arrive while the pages are written: ${JSON.stringify(events.map((e) => e.unitsDone))}`);
+      const done = running.map((e) => e.unitsDone);
+      assert.deepEqual(
+        done,
+        [...done].sort((a, b) => a - b),
+        'units done only grow',
+      );
+      assert.ok(done[0] < 960);
+      assert.match(last.url, /^\/atlas\/atlas-[0-9a-f]{32}\/index\.html$/);
+      url = last.url;
+
+      // Served: every layer's and unit's page, and every picture decodes.
+      const get = async (u: string) => {
+        const res = await fetch(server.url + u);
+        assert.equal(res.status, 200, u);
+        return res;
       };
-      const server = await startTestServer(env);
-      let url: string;
-      try {
-        const job = ok<any>(await gql(server.url, BUILD)).buildAtlas;
-        assert.equal(job.kind, 'ATLAS');
-        assert.ok(['RUNNING', 'DONE'].includes(job.state), job.state);
-        const events = await jobUpdates<any>(server.url, job.id, JOB, undefined, 240_000);
-        const last = events.at(-1);
-        assert.equal(last.state, 'DONE', JSON.stringify(last));
-        assert.deepEqual([last.unitsDone, last.unitsTotal], [960, 960]);
-        const running = events.filter((e) => e.state === 'RUNNING' && e.unitsTotal === 960);
-        assert.ok(running.length >= 2, `progress events arrive while the pages are written: ${JSON.stringify(events.map((e) => e.unitsDone))}`);
-        const done = running.map((e) => e.unitsDone);
-        assert.deepEqual(
-          done,
-          [...done].sort((a, b) => a - b),
-          'units done only grow',
-        );
-        assert.ok(done[0] < 960);
-        assert.match(last.url, /^\/atlas\/atlas-[0-9a-f]{32}\/index\.html$/);
-        url = last.url;
-
-        // Served: every layer's and unit's page, and every picture decodes.
-        const get = async (u: string) => {
-          const res = await fetch(server.url + u);
-          assert.equal(res.status, 200, u);
-          return res;
-        };
-        const top = await get(url);
-        assert.match(top.headers.get('cache-control') ?? '', /immutable/);
-        const base = url.slice(0, url.lastIndexOf('/') + 1);
-        const folders = [...(await top.text()).matchAll(/href="([^"/]+)\/index\.html"/g)].map((m) => m[1]);
-        assert.equal(folders.length, 11);
-        const pictures = new Set<string>();
-        let pages = 0;
-        for (const folder of folders) {
-          const units = [...(await (await get(`${base}${folder}/index.html`)).text()).matchAll(/href="(\d+)\.html"/g)].map((m) => m[1]);
-          assert.ok(units.length > 0, folder);
-          for (const unit of units) {
-            const page = await (await get(`${base}${folder}/${unit}.html`)).text();
-            const srcs = [...page.matchAll(/src="\.\.\/(img\/[0-9a-f]{64}\.png)"/g)].map((m) => m[1]);
-            assert.equal(srcs.length, 18, `${folder}/${unit}.html`);
-            for (const src of srcs) pictures.add(src);
-            pages++;
-          }
+      const top = await get(url);
+      assert.match(top.headers.get('cache-control') ?? '', /immutable/);
+      const base = url.slice(0, url.lastIndexOf('/') + 1);
+      const folders = [...(await top.text()).matchAll(/href="([^"/]+)\/index\.html"/g)].map((m) => m[1]);
+      assert.equal(folders.length, 11);
+      const pictures = new Set<string>();
+      let pages = 0;
+      for (const folder of folders) {
+        const units = [...(await (await get(`${base}${folder}/index.html`)).text()).matchAll(/href="(\d+)\.html"/g)].map((m) => m[1]);
+        assert.ok(units.length > 0, folder);
+        for (const unit of units) {
+          const page = await (await get(`${base}${folder}/${unit}.html`)).text();
+          const srcs = [...page.matchAll(/src="\.\.\/(img\/[0-9a-f]{64}\.png)"/g)].map((m) => m[1]);
+          assert.equal(srcs.length, 18, `${folder}/${unit}.html`);
+          for (const src of srcs) pictures.add(src);
+          pages++;
         }
-        assert.equal(pages, 960, 'every unit has its page');
-        for (const src of pictures) {
-          const { info } = await sharp(Buffer.from(await (await get(base + src)).arrayBuffer()))
-            .raw()
-            .toBuffer({ resolveWithObject: true });
-          assert.ok(info.width > 0 && info.height > 0, src);
-        }
-        // The same site as the command line wrote, file for file.
-        const dir = path.join(env.ATLAS_DIR, url.split('/')[2]);
-        assert.deepEqual(tree(dir), tree(path.join(tmp, 'atlas')));
-        for (const f of tree(dir)) assert.ok(fs.readFileSync(path.join(dir, f)).equals(fs.readFileSync(path.join(tmp, 'atlas', f))), f);
-        assert.deepEqual(fs.readdirSync(path.join(env.ATLAS_DIR, '.tmp')), [], 'nothing left aside');
-        assert.equal((await fetch(`${server.url}/atlas/.tmp/`)).status, 404, 'work in progress is not served');
+      }
+      assert.equal(pages, 960, 'every unit has its page');
+      for (const src of pictures) {
+        const { info } = await sharp(Buffer.from(await (await get(base + src)).arrayBuffer()))
+          .raw()
+          .toBuffer({ resolveWithObject: true });
+        assert.ok(info.width > 0 && info.height > 0, src);
+      }
+      // The same site as the command line wrote, file for file.
+      const dir = path.join(env.ATLAS_DIR, url.split('/')[2]);
+      assert.deepEqual(tree(dir), tree(path.join(tmp, 'atlas')));
+      for (const f of tree(dir)) assert.ok(fs.readFileSync(path.join(dir, f)).equals(fs.readFileSync(path.join(tmp, 'atlas', f))), f);
+      assert.deepEqual(fs.readdirSync(path.join(env.ATLAS_DIR, '.tmp')), [], 'nothing left aside');
+      assert.equal((await fetch(`${server.url}/atlas/.tmp/`)).status, 404, 'work in progress is not served');
 
-        // Asked again: the same job, DONE at once; listed with the jobs; a node.
-        const again = ok<any>(await gql(server.url, BUILD)).buildAtlas;
-        assert.deepEqual([again.id, again.state, again.url], [job.id, 'DONE', url]);
-        const listed = ok<any>(await gql(server.url, '{ jobs { id kind state } }')).jobs;
-        assert.ok(listed.some((j: any) => j.id === job.id && j.kind === 'ATLAS' && j.state === 'DONE'));
-        assert.ok(listed.some((j: any) => j.kind === 'INDEX' && j.state === 'DONE'));
-        assert.equal(ok<any>(await gql(server.url, `query($id: ID!) { node(id: $id) { ... on Job { url } } }`, { id: job.id })).node.url, url);
-      } finally {
-        await server.close();
-      }
-      // A restarted server finds the atlas by its folder, computing nothing.
-      const restarted = await startTestServer(env);
-      try {
-        const found = ok<any>(await gql(restarted.url, BUILD)).buildAtlas;
-        assert.deepEqual([found.state, found.url, found.unitsDone], ['DONE', url, 960]);
-        assert.equal(restarted.services.engine.stats.runs, 0);
-        assert.equal((await fetch(restarted.url + url)).status, 200);
-      } finally {
-        await restarted.close();
-      }
-    }, 300_000,
-  );
+      // Asked again: the same job, DONE at once; listed with the jobs; a node.
+      const again = ok<any>(await gql(server.url, BUILD)).buildAtlas;
+      assert.deepEqual([again.id, again.state, again.url], [job.id, 'DONE', url]);
+      const listed = ok<any>(await gql(server.url, '{ jobs { id kind state } }')).jobs;
+      assert.ok(listed.some((j: any) => j.id === job.id && j.kind === 'ATLAS' && j.state === 'DONE'));
+      assert.ok(listed.some((j: any) => j.kind === 'INDEX' && j.state === 'DONE'));
+      assert.equal(ok<any>(await gql(server.url, `query($id: ID!) { node(id: $id) { ... on Job { url } } }`, { id: job.id })).node.url, url);
+    } finally {
+      await server.close();
+    }
+    // A restarted server finds the atlas by its folder, computing nothing.
+    const restarted = await startTestServer(env);
+    try {
+      const found = ok<any>(await gql(restarted.url, BUILD)).buildAtlas;
+      assert.deepEqual([found.state, found.url, found.unitsDone], ['DONE', url, 960]);
+      assert.equal(restarted.services.engine.stats.runs, 0);
+      assert.equal((await fetch(restarted.url + url)).status, 200);
+    } finally {
+      await restarted.close();
+    }
+  }, 300_000);
 
   test('buildAtlas refuses what buildIndex refuses, with its codes', async () => {
     const server = await startTestServer({

@@ -13,17 +13,24 @@ test('the CUDA backend, absent from this install, fails at start-up with the ins
   const cuda = listSupportedBackends().find((b) => b.name === 'cuda');
   assert.ok(cuda && cuda.bundled === false, 'the default install (onnxruntime-node-install=skip) has no CUDA provider');
   await assert.rejects(openRuntime('cuda', 2), (e: Error) => {
-    for (const needed of [/ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules\/onnxruntime-node\/script\/install\.js/, /CUDA 12 runtime libraries/, /cuDNN 9/, /docker\/Dockerfile\.cuda/]) assert.match(e.message, needed);
+    for (const needed of [
+      /ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules\/onnxruntime-node\/script\/install\.js/,
+      /CUDA 12 runtime libraries/,
+      /cuDNN 9/,
+      /docker\/Dockerfile\.cuda/,
+    ])
+      assert.match(e.message, needed);
     return true;
   });
 });
 
-test("a CUDA provider that cannot load its libraries is reported with what is missing", () => {
+test('a CUDA provider that cannot load its libraries is reported with what is missing', () => {
   // onnxruntime's own message when the provider library is there but cuBLAS is not.
-  const ort = 'Failed to load library libonnxruntime_providers_cuda.so with error: libcublasLt.so.12: cannot open shared object file: No such file or directory';
+  const ort =
+    'Failed to load library libonnxruntime_providers_cuda.so with error: libcublasLt.so.12: cannot open shared object file: No such file or directory';
   const e = startupError('cuda', ort);
   assert.match(e.message, /missing: the CUDA 12 runtime libraries\./);
-  assert.ok(e.message.includes(ort), 'keeps the runtime\'s own words');
+  assert.ok(e.message.includes(ort), "keeps the runtime's own words");
   assert.match(startupError('cuda', 'libcudnn.so.9: cannot open shared object file').message, /missing: cuDNN 9\./);
   assert.match(startupError('cuda', 'libonnxruntime_providers_cuda.so: cannot open shared object file').message, /missing: onnxruntime-node's CUDA provider/);
   assert.match(startupError('cuda', 'CUDA failure 100: no CUDA-capable device is detected').message, /missing: an NVIDIA GPU/);

@@ -34,7 +34,12 @@ function png(width: number, height: number, idat?: Buffer): Buffer {
   ihdr[8] = 8; // bit depth
   ihdr[9] = 0; // greyscale
   const data = idat ?? zlib.deflateSync(Buffer.alloc((width + 1) * height), { level: 9 });
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', data), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', data),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 const PROJECTION = `query($model: String!, $layer: String!, $index: Int!, $image: ImageInput!, $method: ProjectionMethod, $seed: SeedMode, $position: PositionInput) {
@@ -95,7 +100,9 @@ describe('bad input: each gets its error code and the server goes on', () => {
 
   beforeAll(async () => {
     server = await startTestServer({ MAX_IMAGE_MB: '1', BODY_LIMIT_MB: '2' });
-    pngBytes = await sharp({ create: { width: 112, height: 112, channels: 3, background: '#4080c0' } }).png().toBuffer();
+    pngBytes = await sharp({ create: { width: 112, height: 112, channels: 3, background: '#4080c0' } })
+      .png()
+      .toBuffer();
     good = pngBytes.toString('base64');
   });
   afterAll(() => server.close());
@@ -114,7 +121,11 @@ describe('bad input: each gets its error code and the server goes on', () => {
   add('first: 0', query(`{ model(name: "zfnet") { layers(first: 0) { totalCount } } }`), 'BAD_USER_INPUT');
   add('negative first', query(`{ model(name: "zfnet") { layers(first: -5) { totalCount } } }`), 'BAD_USER_INPUT');
   add('first over MAX_PAGE_SIZE', query(`{ model(name: "zfnet") { layers(first: 101) { totalCount } } }`), 'BAD_USER_INPUT');
-  add('first on filters over MAX_PAGE_SIZE', query(`{ model(name: "zfnet") { layer(name: "/conv1/Conv") { filters(first: 1000) { totalCount } } } }`), 'BAD_USER_INPUT');
+  add(
+    'first on filters over MAX_PAGE_SIZE',
+    query(`{ model(name: "zfnet") { layer(name: "/conv1/Conv") { filters(first: 1000) { totalCount } } } }`),
+    'BAD_USER_INPUT',
+  );
   add('a cursor that is not one', query(`{ models(after: "garbage!") { totalCount } }`), 'BAD_USER_INPUT');
   add('an empty cursor', query(`{ models(after: "") { totalCount } }`), 'BAD_USER_INPUT');
   add('a cursor with a negative offset', query(`query($c: String) { models(after: $c) { totalCount } }`, { c: cursor('offset:-1') }), 'BAD_USER_INPUT');
@@ -124,7 +135,13 @@ describe('bad input: each gets its error code and the server goes on', () => {
 
   // ---- filters
   add('filter index far out of range', query(`{ model(name: "zfnet") { layer(name: "/conv1/Conv") { filter(index: 999999) { index } } } }`), 'BAD_USER_INPUT');
-  add('a dense unit out of range (activation)', query(`query($i: ImageInput!) { model(name: "misc") { layer(name: "/fc/Gemm") { filter(index: 10) { activation(image: $i) { max } } } } }`, { i: { id: 'x' } }), 'BAD_USER_INPUT');
+  add(
+    'a dense unit out of range (activation)',
+    query(`query($i: ImageInput!) { model(name: "misc") { layer(name: "/fc/Gemm") { filter(index: 10) { activation(image: $i) { max } } } } }`, {
+      i: { id: 'x' },
+    }),
+    'BAD_USER_INPUT',
+  );
 
   // ---- node IDs
   add('empty node id', query(NODE, { id: '' }), 'BAD_USER_INPUT');
@@ -142,23 +159,55 @@ describe('bad input: each gets its error code and the server goes on', () => {
   add('upload id of a numeric ID', query(FEATURE_MAPS, { image: { id: 12345 } }), 'BAD_USER_INPUT');
 
   // ---- images
-  add('a PNG declaring 30000×30000 (a few bytes)', async (url) => proj({ image: { base64: png(30000, 30000, zlib.deflateSync(Buffer.alloc(100))).toString('base64') } })(url), 'BAD_USER_INPUT', undefined, /30000×30000 pixels is over the limit of 40000000 \(MAX_IMAGE_PIXELS\)/);
-  add('a real PNG bomb: 8000×8000 black in 60 kB', async (url) => proj({ image: { base64: png(8000, 8000).toString('base64') } })(url), 'BAD_USER_INPUT', undefined, /8000×8000 pixels is over the limit/);
-  add('an SVG (may reference files)', proj({ image: { base64: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><image href="file:///etc/passwd"/></svg>').toString('base64') } }), 'BAD_USER_INPUT', undefined, /not an image convscope can read/);
-  add('a BMP', (url) => {
-    const bmp = Buffer.alloc(58);
-    bmp.write('BM', 0);
-    bmp.writeUInt32LE(58, 2);
-    bmp.writeUInt32LE(54, 10);
-    bmp.writeUInt32LE(40, 14);
-    bmp.writeInt32LE(1, 18);
-    bmp.writeInt32LE(1, 22);
-    bmp.writeUInt16LE(1, 26);
-    bmp.writeUInt16LE(24, 28);
-    return proj({ image: { base64: bmp.toString('base64') } })(url);
-  }, 'BAD_USER_INPUT');
+  add(
+    'a PNG declaring 30000×30000 (a few bytes)',
+    async (url) => proj({ image: { base64: png(30000, 30000, zlib.deflateSync(Buffer.alloc(100))).toString('base64') } })(url),
+    'BAD_USER_INPUT',
+    undefined,
+    /30000×30000 pixels is over the limit of 40000000 \(MAX_IMAGE_PIXELS\)/,
+  );
+  add(
+    'a real PNG bomb: 8000×8000 black in 60 kB',
+    async (url) => proj({ image: { base64: png(8000, 8000).toString('base64') } })(url),
+    'BAD_USER_INPUT',
+    undefined,
+    /8000×8000 pixels is over the limit/,
+  );
+  add(
+    'an SVG (may reference files)',
+    proj({
+      image: {
+        base64: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><image href="file:///etc/passwd"/></svg>').toString('base64'),
+      },
+    }),
+    'BAD_USER_INPUT',
+    undefined,
+    /not an image convscope can read/,
+  );
+  add(
+    'a BMP',
+    (url) => {
+      const bmp = Buffer.alloc(58);
+      bmp.write('BM', 0);
+      bmp.writeUInt32LE(58, 2);
+      bmp.writeUInt32LE(54, 10);
+      bmp.writeUInt32LE(40, 14);
+      bmp.writeInt32LE(1, 18);
+      bmp.writeInt32LE(1, 22);
+      bmp.writeUInt16LE(1, 26);
+      bmp.writeUInt16LE(24, 28);
+      return proj({ image: { base64: bmp.toString('base64') } })(url);
+    },
+    'BAD_USER_INPUT',
+  );
   add('a truncated PNG', (url) => proj({ image: { base64: pngBytes.subarray(0, 60).toString('base64') } })(url), 'BAD_USER_INPUT');
-  add('a PNG with corrupt pixel data', (url) => proj({ image: { base64: png(64, 64, Buffer.from('definitely not deflate data')).toString('base64') } })(url), 'BAD_USER_INPUT', undefined, /could not be decoded/);
+  add(
+    'a PNG with corrupt pixel data',
+    (url) => proj({ image: { base64: png(64, 64, Buffer.from('definitely not deflate data')).toString('base64') } })(url),
+    'BAD_USER_INPUT',
+    undefined,
+    /could not be decoded/,
+  );
   add('an image over MAX_IMAGE_MB', proj({ image: { base64: Buffer.alloc(1_200_000, 7).toString('base64') } }), 'BAD_USER_INPUT', undefined, /MAX_IMAGE_MB/);
   add('base64 with non-ASCII characters', proj({ image: { base64: 'iVBORw0KGgo\u00ff\u2603' } }), 'BAD_USER_INPUT');
   add('empty base64', proj({ image: { base64: '' } }), 'BAD_USER_INPUT');
@@ -175,12 +224,25 @@ describe('bad input: each gets its error code and the server goes on', () => {
   // ---- uploads
   add('upload of nothing', query(UPLOAD, { b: '' }), 'BAD_USER_INPUT');
   add('upload of text', query(UPLOAD, { b: Buffer.from('just some words').toString('base64') }), 'BAD_USER_INPUT');
-  add('upload of a PNG bomb', async (url) => query(UPLOAD, { b: png(20000, 20000, zlib.deflateSync(Buffer.alloc(100))).toString('base64') })(url), 'BAD_USER_INPUT', undefined, /20000×20000 pixels is over the limit/);
+  add(
+    'upload of a PNG bomb',
+    async (url) => query(UPLOAD, { b: png(20000, 20000, zlib.deflateSync(Buffer.alloc(100))).toString('base64') })(url),
+    'BAD_USER_INPUT',
+    undefined,
+    /20000×20000 pixels is over the limit/,
+  );
   add('upload without its argument', query(`mutation { uploadImage { id } }`), 'GRAPHQL_VALIDATION_FAILED', 400);
 
   // ---- query limits
   add('over MAX_QUERY_COST', query(`{ models(first: 100) { nodes { layers(first: 100) { nodes { name } } } } }`), 'QUERY_TOO_COMPLEX', 400);
-  add('over MAX_QUERY_DEPTH', query(`{ model(name: "zfnet") { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { name } } } } } } } } } } } } } } } } }`), 'QUERY_TOO_COMPLEX', 400);
+  add(
+    'over MAX_QUERY_DEPTH',
+    query(
+      `{ model(name: "zfnet") { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { model { layer(name: "/conv1/Conv") { name } } } } } } } } } } } } } } } } }`,
+    ),
+    'QUERY_TOO_COMPLEX',
+    400,
+  );
   add('over MAX_ALIASES', query(`{ ${Array.from({ length: 40 }, (_, i) => `m${i}: models { totalCount }`).join(' ')} }`), 'QUERY_TOO_COMPLEX', 400);
   add('over MAX_QUERY_TOKENS', query(`{ models { ${Array.from({ length: 6000 }, () => 'totalCount').join(' ')} } }`), 'QUERY_TOO_COMPLEX', 400);
 
@@ -188,7 +250,14 @@ describe('bad input: each gets its error code and the server goes on', () => {
   add('invalid JSON body', postRaw('{"query": "{ models { totalCount } }"'), 'BAD_REQUEST', 400);
   add('a JSON string as body', postRaw('"{ models { totalCount } }"'), 'BAD_REQUEST', 400);
   add('a body over BODY_LIMIT_MB', postRaw(JSON.stringify({ query: GOOD, variables: { pad: 'x'.repeat(3 * 1024 * 1024) } })), 'BAD_USER_INPUT', 413);
-  add('JSON nested 100 000 deep', postRaw(`{"query": "query($k: [LayerKind!]) { model(name: \\"zfnet\\") { layers(kinds: $k) { totalCount } } }", "variables": {"k": ${'['.repeat(100_000)}${']'.repeat(100_000)}}}`), 'BAD_USER_INPUT', 400);
+  add(
+    'JSON nested 100 000 deep',
+    postRaw(
+      `{"query": "query($k: [LayerKind!]) { model(name: \\"zfnet\\") { layers(kinds: $k) { totalCount } } }", "variables": {"k": ${'['.repeat(100_000)}${']'.repeat(100_000)}}}`,
+    ),
+    'BAD_USER_INPUT',
+    400,
+  );
   add('a batch of operations', postRaw(JSON.stringify([{ query: GOOD }, { query: GOOD }])), 'BAD_REQUEST', 400);
   add('a body without a query', postRaw('{}'), 'BAD_REQUEST', 400);
   add('a query that is not a string', postRaw('{"query": 42}'), 'BAD_REQUEST', 400);
@@ -196,8 +265,18 @@ describe('bad input: each gets its error code and the server goes on', () => {
   add('a syntax error', query(`{ models { totalCount `), 'GRAPHQL_PARSE_FAILED', 400);
   add('an unknown field', query(`{ models { passwords } }`), 'GRAPHQL_VALIDATION_FAILED', 400);
   add('an unknown operationName', postRaw(JSON.stringify({ query: GOOD, operationName: 'Nope' })), undefined, 400);
-  add('a mutation over GET', http(`/graphql?query=${encodeURIComponent('mutation { uploadImage(base64: "eA==") { id } }')}`, { headers: { 'apollo-require-preflight': '1' } }), 'BAD_REQUEST', 405);
-  add('PUT /graphql', http('/graphql', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: GOOD }) }), 'BAD_REQUEST', 405);
+  add(
+    'a mutation over GET',
+    http(`/graphql?query=${encodeURIComponent('mutation { uploadImage(base64: "eA==") { id } }')}`, { headers: { 'apollo-require-preflight': '1' } }),
+    'BAD_REQUEST',
+    405,
+  );
+  add(
+    'PUT /graphql',
+    http('/graphql', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: GOOD }) }),
+    'BAD_REQUEST',
+    405,
+  );
   add('a text/plain POST (CSRF)', postRaw(JSON.stringify({ query: GOOD }), 'text/plain'), 'BAD_REQUEST', 400);
   add('a blob hash that is not hex', http('/img/..%2f..%2fpackage.json.png'), undefined, 404);
   add('a tensor that does not exist', http(`/tensors/${'0'.repeat(64)}.npy`), undefined, 404);

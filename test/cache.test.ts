@@ -33,10 +33,13 @@ async function picture(size: number, seed: number): Promise<Buffer> {
   const raw = Buffer.alloc(size * size * 3);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
-      for (let c = 0; c < 3; c++) raw[(y * size + x) * 3 + c] = Math.round(127.5 + 120 * Math.sin((x * (c + 1) + seed * 13) / 9) * Math.cos((y + c * 7 + seed) / 11));
+      for (let c = 0; c < 3; c++)
+        raw[(y * size + x) * 3 + c] = Math.round(127.5 + 120 * Math.sin((x * (c + 1) + seed * 13) / 9) * Math.cos((y + c * 7 + seed) / 11));
     }
   }
-  return sharp(raw, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+  return sharp(raw, { raw: { width: size, height: size, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 const LAYER = '/features/features.11/Relu';
@@ -56,7 +59,10 @@ const tmpdir = (tag: string) => fs.mkdtempSync(path.join(os.tmpdir(), `convscope
 /** Every file under `dir`, recursively. */
 function files(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
 }
 const bytesOnDisk = (dir: string) => files(dir).reduce((n, f) => n + fs.statSync(f).size, 0);
 
@@ -136,10 +142,38 @@ describe('cache tiers', () => {
       const damage: [string, (b: Buffer) => Buffer][] = [
         ['truncated', (b) => b.subarray(0, b.length - 5)],
         ['cut inside the header', (b) => b.subarray(0, 10)],
-        ['a flipped bit in the payload', (b) => { const c = Buffer.from(b); c[c.length - 100] ^= 0x10; return c; }],
-        ['a flipped bit in the checksum', (b) => { const c = Buffer.from(b); c[13] ^= 1; return c; }],
-        ['a flipped bit in the key', (b) => { const c = Buffer.from(b); c[ENTRY_HEADER] ^= 1; return c; }],
-        ['an entry of the earlier format (CSC1)', (b) => { const c = Buffer.from(b); c.write('CSC1', 0, 'latin1'); return c; }],
+        [
+          'a flipped bit in the payload',
+          (b) => {
+            const c = Buffer.from(b);
+            c[c.length - 100] ^= 0x10;
+            return c;
+          },
+        ],
+        [
+          'a flipped bit in the checksum',
+          (b) => {
+            const c = Buffer.from(b);
+            c[13] ^= 1;
+            return c;
+          },
+        ],
+        [
+          'a flipped bit in the key',
+          (b) => {
+            const c = Buffer.from(b);
+            c[ENTRY_HEADER] ^= 1;
+            return c;
+          },
+        ],
+        [
+          'an entry of the earlier format (CSC1)',
+          (b) => {
+            const c = Buffer.from(b);
+            c.write('CSC1', 0, 'latin1');
+            return c;
+          },
+        ],
         ['empty', () => Buffer.alloc(0)],
         ['another key’s entry', () => fs.readFileSync(first.disk!.fileOf('other'))],
       ];
@@ -175,7 +209,12 @@ describe('cache tiers', () => {
       assert.equal(computed, 1);
       for (const v of all) assert.deepEqual(v, Float32Array.of(1, 2, 3));
       // A failure is not cached: the next call computes.
-      await assert.rejects(store.cached('bad', FLOATS, async () => { throw new Error('boom'); }), /boom/);
+      await assert.rejects(
+        store.cached('bad', FLOATS, async () => {
+          throw new Error('boom');
+        }),
+        /boom/,
+      );
       assert.deepEqual(await store.cached('bad', FLOATS, async () => Float32Array.of(7)), Float32Array.of(7));
       await store.close(); // disk writes go on behind the answers: let them finish before the folder goes
     } finally {
@@ -280,13 +319,15 @@ describe('results through the API are computed once', () => {
       const a = await startTestServer({ CACHE_DIR: dir });
       const first = ok<any>(await gql(a.url, PROJECTION, vars));
       const made = new Map<string, Buffer>();
-      for (const url of [first.model.layer.filter.projection.imageUrl, first.model.layer.filter.projection.tensorUrl]) made.set(url, (await fetchBytes(a.url + url)).bytes);
+      for (const url of [first.model.layer.filter.projection.imageUrl, first.model.layer.filter.projection.tensorUrl])
+        made.set(url, (await fetchBytes(a.url + url)).bytes);
       await a.close();
       const entries = files(path.join(dir, 'store'));
       assert.ok(entries.length >= 4, `${entries.length} entries`);
       entries.forEach((f, i) => {
         const b = fs.readFileSync(f);
-        if (i % 2) fs.writeFileSync(f, b.subarray(0, b.length >> 1)); // truncated
+        if (i % 2)
+          fs.writeFileSync(f, b.subarray(0, b.length >> 1)); // truncated
         else {
           b[b.length - 1] ^= 0xff; // corrupted
           fs.writeFileSync(f, b);
@@ -360,7 +401,7 @@ describe('results through the API are computed once', () => {
     }
   });
 
-  test('projection URLs cost no rendering: the bytes are made on first fetch, the same as rendering the query\'s result', async () => {
+  test("projection URLs cost no rendering: the bytes are made on first fetch, the same as rendering the query's result", async () => {
     const s = await startTestServer();
     try {
       const source = await picture(224, 28);
@@ -482,17 +523,27 @@ describe('Apollo: persisted queries and cache hints', () => {
 
   test('cache-control headers follow the @cacheControl hints', async () => {
     const header = async (query: string, variables: Record<string, unknown> = {}) => {
-      const res = await fetch(`${s.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+      const res = await fetch(`${s.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query, variables }),
+      });
       assert.equal(res.status, 200);
       const body = (await res.json()) as GqlResult;
       assert.equal(body.errors, undefined, JSON.stringify(body.errors));
       return res.headers.get('cache-control');
     };
-    assert.equal(await header('{ model(name: "alexnet") { name layers(first: 2) { edges { cursor node { name receptiveField { size } } } pageInfo { hasNextPage } } } }'), 'max-age=3600, public');
+    assert.equal(
+      await header('{ model(name: "alexnet") { name layers(first: 2) { edges { cursor node { name receptiveField { size } } } pageInfo { hasNextPage } } } }'),
+      'max-age=3600, public',
+    );
     assert.equal(await header('{ models(first: 2) { nodes { name } } }'), 'no-store', 'what the models folder holds');
     const image = { base64: (await picture(64, 25)).toString('base64') };
     assert.equal(
-      await header(`query($image: ImageInput!) { model(name: "alexnet") { layer(name: "${LAYER}") { filter(index: 0) { weights { min } projection(image: $image) { position { y x } box { x } imageUrl } } featureMaps(image: $image) { channels { max } } } } }`, { image }),
+      await header(
+        `query($image: ImageInput!) { model(name: "alexnet") { layer(name: "${LAYER}") { filter(index: 0) { weights { min } projection(image: $image) { position { y x } box { x } imageUrl } } featureMaps(image: $image) { channels { max } } } } }`,
+        { image },
+      ),
       'max-age=3600, public',
     );
     assert.equal(await header('{ modelErrors { file } }'), 'no-store');
@@ -546,8 +597,14 @@ describe('Redis tier', () => {
       const query = '{ models { totalCount } }';
       const sha256Hash = createHash('sha256').update(query).digest('hex');
       const extensions = { persistedQuery: { version: 1, sha256Hash } };
-      ok(await (await fetch(`${a.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, extensions }) })).json() as GqlResult);
-      const res = await fetch(`${b.url}/graphql?extensions=${encodeURIComponent(JSON.stringify(extensions))}`, { headers: { 'apollo-require-preflight': 'true' } });
+      ok(
+        (await (
+          await fetch(`${a.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, extensions }) })
+        ).json()) as GqlResult,
+      );
+      const res = await fetch(`${b.url}/graphql?extensions=${encodeURIComponent(JSON.stringify(extensions))}`, {
+        headers: { 'apollo-require-preflight': 'true' },
+      });
       const body = (await res.json()) as GqlResult;
       assert.equal(body.errors, undefined, JSON.stringify(body.errors));
       assert.ok(body.data.models.totalCount > 0);
@@ -588,7 +645,10 @@ describe('Redis tier', () => {
         assert.equal(redisTier.breaker, 'closed', 'the background probe closes the breaker once Redis answers');
       };
 
-      for (const [down, up] of [['SIGKILL', 'restart'], ['SIGSTOP', 'SIGCONT']] as const) {
+      for (const [down, up] of [
+        ['SIGKILL', 'restart'],
+        ['SIGSTOP', 'SIGCONT'],
+      ] as const) {
         await redis.signal(down);
         await timed(a); // the first failure (at most one timeout) opens the breaker
         assert.equal(redisTier.breaker, 'open', down);

@@ -100,12 +100,18 @@ describe('the Dockerfiles', () => {
   });
 
   test('.dockerignore keeps dependencies, caches, builds and git out of the build context', () => {
-    const ignored = fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    const ignored = fs
+      .readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     for (const entry of ['node_modules', '.cache', 'dist', '.git']) assert.ok(ignored.includes(entry), entry);
   });
 });
 
-const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) };
+const nobody = {
+  uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })),
+  gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })),
+};
 
 describe('the image starts as its non-root user with root-owned files', () => {
   let app: string;
@@ -120,7 +126,12 @@ describe('the image starts as its non-root user with root-owned files', () => {
     const env: Record<string, string | undefined> = { PATH: process.env.PATH, HOME: '/nonexistent', ...image.env, PORT: String(port), ...overrides };
     for (const [key, value] of Object.entries(env)) {
       if (value === undefined) delete env[key];
-      else env[key] = value.startsWith(image.volume!) ? volume + value.slice(image.volume!.length) : value.startsWith(image.workdir) ? app + value.slice(image.workdir.length) : value;
+      else
+        env[key] = value.startsWith(image.volume!)
+          ? volume + value.slice(image.volume!.length)
+          : value.startsWith(image.workdir)
+            ? app + value.slice(image.workdir.length)
+            : value;
     }
     return env as Record<string, string>;
   }
@@ -196,7 +207,11 @@ describe('the image starts as its non-root user with root-owned files', () => {
     const healthcheck = asNobody(image.healthcheck!, env);
     assert.equal(await new Promise((resolve) => healthcheck.on('exit', resolve)), 0, 'the image’s HEALTHCHECK command');
 
-    const r = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ backend { name } models(first: 5) { edges { node { name } } } }' }) });
+    const r = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ backend { name } models(first: 5) { edges { node { name } } } }' }),
+    });
     const answer = (await r.json()) as { data: { backend: { name: string }; models: { edges: { node: { name: string } }[] } }; errors?: unknown };
     assert.equal(answer.errors, undefined);
     assert.equal(answer.data.backend.name, 'cpu');

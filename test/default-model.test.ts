@@ -23,7 +23,10 @@ describe('the default model on the demo dataset', () => {
 
   // First, while the index job started with the server is still early in its 1000 images.
   test('while that index is being built, INDEX_NOT_BUILT names its job, with its ID and progress', async () => {
-    const top = await gql(server.url, `{ model(name: "fashion-zfnet") { layers(kinds: [RELU], first: 1) { nodes { filter(index: 0) { topActivations(dataset: "fashion-mnist-demo") { totalCount } } } } } }`);
+    const top = await gql(
+      server.url,
+      `{ model(name: "fashion-zfnet") { layers(kinds: [RELU], first: 1) { nodes { filter(index: 0) { topActivations(dataset: "fashion-mnist-demo") { totalCount } } } } } }`,
+    );
     const error = top.errors?.[0];
     assert.equal(error?.extensions?.code, 'INDEX_NOT_BUILT', JSON.stringify(top));
     const job = error!.extensions!.job as { id: string; state: string; imagesDone: number; imagesTotal: number };
@@ -39,13 +42,18 @@ describe('the default model on the demo dataset', () => {
   test('its index graph (8-bit grey pixels in) normalises exactly as preprocess() does', async () => {
     const grey = (channels: 1 | 3) => {
       const raw = Buffer.from(Array.from({ length: 40 * 30 * channels }, (_, i) => (i * 37) % 251));
-      return sharp(raw, { raw: { width: 40, height: 30, channels } }).png().toBuffer();
+      return sharp(raw, { raw: { width: 40, height: 30, channels } })
+        .png()
+        .toBuffer();
     };
     await assertPixelGraphsMatch(server.services, 'fashion-zfnet', grey);
   });
 
   test('it loads with every AlexNet building block and its training snapshots', async () => {
-    const res = await gql(server.url, `{ model(name: "fashion-zfnet") { inputShape labels layers(first: 100) { nodes { op } } snapshots { name epoch } } modelErrors { file message } }`);
+    const res = await gql(
+      server.url,
+      `{ model(name: "fashion-zfnet") { inputShape labels layers(first: 100) { nodes { op } } snapshots { name epoch } } modelErrors { file message } }`,
+    );
     assert.equal(res.errors, undefined, JSON.stringify(res.errors));
     assert.deepEqual(res.data.modelErrors, []);
     const model = res.data.model;
@@ -54,9 +62,15 @@ describe('the default model on the demo dataset', () => {
     const ops = new Set(model.layers.nodes.map((n: { op: string }) => n.op));
     for (const op of ['Conv', 'Relu', 'LRN', 'MaxPool', 'Gemm']) assert.ok(ops.has(op), `has ${op}`);
     const graph = server.services.registry.models.get('fashion-zfnet')!.graph;
-    assert.ok(graph.nodes.some((n) => n.op === 'Conv' && (n.proto.attribute ?? []).some((a) => a.name === 'group' && Number(a.i) === 2)), 'a grouped conv (groups = 2)');
+    assert.ok(
+      graph.nodes.some((n) => n.op === 'Conv' && (n.proto.attribute ?? []).some((a) => a.name === 'group' && Number(a.i) === 2)),
+      'a grouped conv (groups = 2)',
+    );
     assert.ok(model.snapshots.length >= 3, 'training snapshots');
-    assert.deepEqual(model.snapshots.map((s: { epoch: number }) => s.epoch), [...model.snapshots.map((s: { epoch: number }) => s.epoch)].sort((a: number, b: number) => a - b));
+    assert.deepEqual(
+      model.snapshots.map((s: { epoch: number }) => s.epoch),
+      [...model.snapshots.map((s: { epoch: number }) => s.epoch)].sort((a: number, b: number) => a - b),
+    );
   });
 
   test("its accuracy on the 1000 demo images equals the model card's within one point", async () => {
@@ -89,8 +103,14 @@ describe('the default model on the demo dataset', () => {
       if (jobs.some((j) => j.model === 'fashion-zfnet' && j.state === 'DONE')) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    assert.ok(jobs.some((j) => j.model === 'fashion-zfnet' && j.dataset === 'fashion-mnist-demo' && j.state === 'DONE'), JSON.stringify(jobs));
-    const top = await gql(server.url, `{ model(name: "fashion-zfnet") { layers(kinds: [RELU], first: 1) { nodes { filter(index: 0) { topActivations(dataset: "fashion-mnist-demo") { totalCount nodes { value image { label } patchUrl } } } } } } }`);
+    assert.ok(
+      jobs.some((j) => j.model === 'fashion-zfnet' && j.dataset === 'fashion-mnist-demo' && j.state === 'DONE'),
+      JSON.stringify(jobs),
+    );
+    const top = await gql(
+      server.url,
+      `{ model(name: "fashion-zfnet") { layers(kinds: [RELU], first: 1) { nodes { filter(index: 0) { topActivations(dataset: "fashion-mnist-demo") { totalCount nodes { value image { label } patchUrl } } } } } } }`,
+    );
     assert.equal(top.errors, undefined, JSON.stringify(top.errors));
     assert.equal(top.data.model.layers.nodes[0].filter.topActivations.totalCount, 9);
   }, 120_000);

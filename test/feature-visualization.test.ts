@@ -72,7 +72,9 @@ describe('feature visualization of the default model', () => {
       const map = await services.inference.activation(model, unit, { sha256: createHash('sha256').update(bytes).digest('hex'), bytes });
       const [, H, W] = unit.units;
       const value = map[(filter * H + top1.position.y) * W + top1.position.x];
-      console.log(`${layer} ${filter}: top-1 ${top1.value.toFixed(3)} (${top1.image.name}), feature visualization ${fv.values[0].toFixed(3)}, its PNG ${value.toFixed(3)}: ×${(value / top1.value).toFixed(2)}`);
+      console.log(
+        `${layer} ${filter}: top-1 ${top1.value.toFixed(3)} (${top1.image.name}), feature visualization ${fv.values[0].toFixed(3)}, its PNG ${value.toFixed(3)}: ×${(value / top1.value).toFixed(2)}`,
+      );
       assert.ok(value > top1.value, `the PNG gives ${value}, the top-1 image ${top1.value}`);
       assert.ok(Math.abs(value - fv.values[0]) <= 0.05 * Math.abs(fv.values[0]), `values[0] ${fv.values[0]} is the picture's (${value}) within 8-bit rounding`);
     });
@@ -131,9 +133,14 @@ describe('feature visualization of the default model', () => {
     assert.equal(res.errors, undefined, JSON.stringify(res.errors));
     const fv = res.data.model.layer.filter.featureVisualization;
     assert.equal(fv.values.length, 2);
-    const { data, info } = await sharp(await png(server, fv.imageUrl)).raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(await png(server, fv.imageUrl))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     assert.deepEqual([info.width, info.height], [28 * 2 + 2, 28]);
-    const tile = (b: number) => Buffer.concat(Array.from({ length: 28 }, (_, y) => data.subarray((y * info.width + b * 30) * info.channels, (y * info.width + b * 30 + 28) * info.channels)));
+    const tile = (b: number) =>
+      Buffer.concat(
+        Array.from({ length: 28 }, (_, y) => data.subarray((y * info.width + b * 30) * info.channels, (y * info.width + b * 30 + 28) * info.channels)),
+      );
     assert.ok(!tile(0).equals(tile(1)));
   });
 
@@ -195,7 +202,11 @@ describe('startFeatureVisualization: the field as a job', () => {
     const done = events.filter((e) => e.state === 'RUNNING').map((e) => e.unitsDone);
     console.log(`job progress events (steps done): ${done.join(' ')}`);
     assert.ok(done.length >= 3 && done.some((d) => d > 0 && d < 1024), `progress arrives while it runs: ${done.join(' ')}`);
-    assert.deepEqual(done, [...done].sort((a, b) => a - b), 'steps done only grow');
+    assert.deepEqual(
+      done,
+      [...done].sort((a, b) => a - b),
+      'steps done only grow',
+    );
     assert.match(last.url!, /\.png$/);
 
     // Asked again, and the field with the same arguments: the cached result, nothing runs.

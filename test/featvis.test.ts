@@ -120,7 +120,7 @@ describe('the Fourier image', () => {
     assert.ok(amplitude > 0);
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) assert.ok(Math.abs(image[y * w + x] - amplitude * Math.cos((2 * Math.PI * 3 * x) / w)) < 1e-12);
     // 1/f scaling: frequency 3/16 → scale 16/3, √256 / 4 = 4, ×2 mirrored, / 256
-    assert.ok(Math.abs(amplitude - ((2 * 16) / (3 / 16) / 4 / 256)) < 1e-12, String(amplitude));
+    assert.ok(Math.abs(amplitude - (2 * 16) / (3 / 16) / 4 / 256) < 1e-12, String(amplitude));
   });
 });
 
@@ -186,7 +186,10 @@ describe('the random transforms', () => {
       const fresh = new Resampling(40, 28, 28, draw);
       assert.deepEqual([r.taps, r.weights, r.filled], [fresh.taps, fresh.weights, fresh.filled]);
     }
-    assert.ok(r.filled.some((v) => v > 0), 'some pixels read outside the image');
+    assert.ok(
+      r.filled.some((v) => v > 0),
+      'some pixels read outside the image',
+    );
   });
 
   test("draws stay within Lucid's ranges, and the adjoint of each is its transpose (28 → 28, 40 → 28)", () => {
@@ -204,7 +207,13 @@ describe('the random transforms', () => {
         r.sample(new Float64Array(2 * size * size), 2, a0); // the fill's part, which is no part of the linear map
         const back = new Float64Array(2 * size * size);
         r.sampleAdjoint(g, 2, back);
-        const [lhs, rhs] = [dot(ax.map((v, i) => v - a0[i]), g), dot(x, back)];
+        const [lhs, rhs] = [
+          dot(
+            ax.map((v, i) => v - a0[i]),
+            g,
+          ),
+          dot(x, back),
+        ];
         assert.ok(Math.abs(lhs - rhs) < 1e-9 * (1 + Math.abs(lhs)), `${lhs} vs ${rhs}`);
       }
     }

@@ -64,7 +64,11 @@ function readInitializers(file: string): Map<string, Initializer> {
         const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
         values = Float32Array.from({ length: raw.byteLength / 4 }, (_, i) => view.getFloat32(i * 4, true));
       } else values = Float32Array.from(floats);
-      assert.equal(values.length, dims.reduce((a, b) => a * b, 1), `initializer ${name}: values vs dims`);
+      assert.equal(
+        values.length,
+        dims.reduce((a, b) => a * b, 1),
+        `initializer ${name}: values vs dims`,
+      );
       out.set(name, { dims, values });
       return true;
     });
@@ -192,7 +196,7 @@ describe('AlexNet conv1 filters (16 × [3, 11, 11], read from features.0.weight)
     const { imageUrl } = await weightsOf('alexnet', CONV1, i);
     const { data, info } = await fetchPng(imageUrl);
     const up = info.width / 11;
-    const got = data[((y * up) * info.width + x * up) * 3 + c];
+    const got = data[(y * up * info.width + x * up) * 3 + c];
     assert.equal(got, W.values[at] > 0 ? 255 : 0);
   });
 
@@ -288,7 +292,7 @@ describe('other layers', () => {
       [3, 4],
       [6, 6],
     ]) {
-      const p = ((y * up) * info.width + x * up) * 3;
+      const p = (y * up * info.width + x * up) * 3;
       for (let c = 0; c < 3; c++) {
         const w = W.values[i * 147 + (2 - c) * 49 + y * 7 + x];
         assert.ok(Math.abs(data[p + c] - expectedPixel(w, scale)) <= 1, `(${y},${x}) PNG channel ${c}`);

@@ -71,9 +71,17 @@ describe('a job polled over HTTP, with the response cache on', () => {
     ] as const) {
       const trace = `${via}: ${JSON.stringify(seen)}`;
       const states = seen.map((s) => JOB_STATES.indexOf(s.state as (typeof JOB_STATES)[number]));
-      assert.deepEqual(states, [...states].sort((a, b) => a - b), `states only move forward; ${trace}`);
+      assert.deepEqual(
+        states,
+        [...states].sort((a, b) => a - b),
+        `states only move forward; ${trace}`,
+      );
       const done = seen.map((s) => s.imagesDone);
-      assert.deepEqual(done, [...done].sort((a, b) => a - b), `imagesDone only grows; ${trace}`);
+      assert.deepEqual(
+        done,
+        [...done].sort((a, b) => a - b),
+        `imagesDone only grows; ${trace}`,
+      );
       assert.ok(
         seen.some((s) => s.state === 'RUNNING' && s.imagesDone > 0 && s.imagesDone < IMAGES),
         `seen RUNNING with some images done; ${trace}`,
@@ -93,9 +101,18 @@ describe('a job polled over HTTP, with the response cache on', () => {
     assert.equal(await header(NODE_JOB, { id: jobs[0].id }), 'no-store');
     assert.equal(await header(JOBS), 'no-store');
     const ids = data(await post(server.url, '{ model(name: "alexnet") { id } dataset(name: "many") { id } }'));
-    assert.equal(await header('query($id: ID!) { node(id: $id) { id ... on Model { name } } }', { id: ids.model.id }), 'max-age=3600, public', 'a Model by ID is cacheable');
+    assert.equal(
+      await header('query($id: ID!) { node(id: $id) { id ... on Model { name } } }', { id: ids.model.id }),
+      'max-age=3600, public',
+      'a Model by ID is cacheable',
+    );
     assert.equal(await header('query($id: ID!) { node(id: $id) { id ... on Dataset { size } } }', { id: ids.dataset.id }), 'no-store');
-    for (const list of ['{ models { nodes { name } } }', '{ modelErrors { file } }', '{ datasets { nodes { name size } } }', '{ model(name: "alexnet") { snapshots { name } } }']) {
+    for (const list of [
+      '{ models { nodes { name } } }',
+      '{ modelErrors { file } }',
+      '{ datasets { nodes { name size } } }',
+      '{ model(name: "alexnet") { snapshots { name } } }',
+    ]) {
       assert.equal(await header(list), 'no-store', list);
     }
   });
@@ -121,7 +138,7 @@ describe('an index built between two identical queries', () => {
   const build = async (k: number) => {
     const { buildIndex } = data(await post(server.url, `mutation { buildIndex(model: "alexnet", dataset: "few", layers: ["${LAYER}"], k: ${k}) { id } }`));
     const deadline = Date.now() + 30_000;
-    for (let state = ''; state !== 'DONE'; ) {
+    for (let state = ''; state !== 'DONE';) {
       assert.ok(Date.now() < deadline, `no DONE after 30 s: node(id) says ${state}`);
       state = data(await post(server.url, NODE_JOB, { id: buildIndex.id })).node.state;
     }
@@ -150,7 +167,14 @@ describe('an index built between two identical queries', () => {
 describe('models and datasets changed before a restart', () => {
   const MODEL = '{ model(name: "m") { sha256 inputShape } }';
   const IMAGE = 'query($id: ID!) { node(id: $id) { ... on Image { sha256 width height } } }';
-  const QUERIES = ['{ models { nodes { name } } }', '{ modelErrors { file } }', MODEL, '{ datasets { nodes { name size } } }', '{ dataset(name: "d") { size fingerprint } }', IMAGE];
+  const QUERIES = [
+    '{ models { nodes { name } } }',
+    '{ modelErrors { file } }',
+    MODEL,
+    '{ datasets { nodes { name size } } }',
+    '{ dataset(name: "d") { size fingerprint } }',
+    IMAGE,
+  ];
   let dirs: { models: string; datasets: string; cache: string };
 
   const copyModel = (from: string, to: string) => {
@@ -194,7 +218,9 @@ describe('models and datasets changed before a restart', () => {
     assert.equal(image.node.width, 40);
 
     // The datasets change, the models do not.
-    const picture = await sharp({ create: { width: 24, height: 20, channels: 3, background: '#3a7' } }).png().toBuffer();
+    const picture = await sharp({ create: { width: 24, height: 20, channels: 3, background: '#3a7' } })
+      .png()
+      .toBuffer();
     fs.writeFileSync(path.join(dirs.datasets, 'd', first), picture); // another image under the same name
     fs.writeFileSync(path.join(dirs.datasets, 'd', 'z.png'), picture);
     await makeDataset(path.join(dirs.datasets, 'e'), 1, 40, 30);

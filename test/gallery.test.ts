@@ -41,9 +41,16 @@ test('without a built bundle, / says how to build it', async () => {
 
 /** In the page: every image matched is loaded, decoded and not one flat colour. */
 async function expectRendered(page: Page, selector: string, count: number): Promise<void> {
-  await page.locator(selector).nth(count - 1).waitFor({ timeout: 30_000 });
+  await page
+    .locator(selector)
+    .nth(count - 1)
+    .waitFor({ timeout: 30_000 });
   assert.equal(await page.locator(selector).count(), count, `${count} × ${selector}`);
-  await page.waitForFunction((sel) => Array.from(document.querySelectorAll<HTMLImageElement>(sel)).every((img) => img.complete && img.naturalWidth > 0), selector, { timeout: 15_000 });
+  await page.waitForFunction(
+    (sel) => Array.from(document.querySelectorAll<HTMLImageElement>(sel)).every((img) => img.complete && img.naturalWidth > 0),
+    selector,
+    { timeout: 15_000 },
+  );
   const report = await page.evaluate(async (sel) => {
     const out: { src: string; width: number; variance: number }[] = [];
     for (const img of Array.from(document.querySelectorAll<HTMLImageElement>(sel))) {
@@ -84,7 +91,11 @@ describe('the gallery in Chromium', () => {
     // Index jobs shown by the page, however briefly (a MutationObserver sees every one).
     await context.addInitScript(() => {
       const seen: string[] = ((window as unknown as { __jobStates: string[] }).__jobStates = []);
-      new MutationObserver(() => document.querySelectorAll<HTMLElement>('.job').forEach((el) => seen.push(el.dataset.state ?? '?'))).observe(document, { subtree: true, childList: true, attributes: true });
+      new MutationObserver(() => document.querySelectorAll<HTMLElement>('.job').forEach((el) => seen.push(el.dataset.state ?? '?'))).observe(document, {
+        subtree: true,
+        childList: true,
+        attributes: true,
+      });
     });
   }, 120_000);
 
@@ -104,8 +115,16 @@ describe('the gallery in Chromium', () => {
       assert.deepEqual(consoleErrors, [], 'no console errors');
     } catch (err) {
       const shot = path.join(os.tmpdir(), `convscope-gallery-${name}.png`);
-      const saved = await page.screenshot({ path: shot, fullPage: true }).then(() => true, () => false);
-      const notes = [blocked.length ? `blocked: ${blocked.join(', ')}` : '', pageErrors.length ? `page errors: ${pageErrors.join(' | ')}` : '', consoleErrors.length ? `console: ${consoleErrors.join(' | ')}` : '', saved ? `screenshot: ${shot}` : ''].filter(Boolean);
+      const saved = await page.screenshot({ path: shot, fullPage: true }).then(
+        () => true,
+        () => false,
+      );
+      const notes = [
+        blocked.length ? `blocked: ${blocked.join(', ')}` : '',
+        pageErrors.length ? `page errors: ${pageErrors.join(' | ')}` : '',
+        consoleErrors.length ? `console: ${consoleErrors.join(' | ')}` : '',
+        saved ? `screenshot: ${shot}` : '',
+      ].filter(Boolean);
       if (notes.length && err instanceof Error) err.message += `\n${notes.join('\n')}`;
       throw err;
     } finally {
@@ -131,7 +150,10 @@ describe('the gallery in Chromium', () => {
       await expectRendered(page, '.top9-patches img', 9);
       await expectRendered(page, '.top9-projections img', 9);
       const captions = await page.locator('.top9-patches .cell-caption').allInnerTexts();
-      assert.ok(captions.every((c) => /\d\.\d{3}/.test(c) && /test-\d{5}\.png/.test(c)), `value and image name under each patch: ${captions.join(' | ')}`);
+      assert.ok(
+        captions.every((c) => /\d\.\d{3}/.test(c) && /test-\d{5}\.png/.test(c)),
+        `value and image name under each patch: ${captions.join(' | ')}`,
+      );
 
       await page.locator('.top9-patches .cell').first().click();
       await page.locator('.whole-image').waitFor();
@@ -176,14 +198,27 @@ describe('the gallery in Chromium', () => {
           attributes: true,
         });
       });
-      await page.locator('.top9 .feature-visualization').getByRole('button', { name: /^Compute/ }).click();
+      await page
+        .locator('.top9 .feature-visualization')
+        .getByRole('button', { name: /^Compute/ })
+        .click();
       // 512 steps of a forward and a backward pass: seconds, more on a loaded machine.
       await page.locator('.feature-visualization img').waitFor({ timeout: 90_000 });
-      assert.ok(sent.some((p) => p.includes('startFeatureVisualization')), 'the page started a job');
-      assert.ok(sent.some((p) => p.includes('jobProgress')), 'and followed it over jobProgress');
+      assert.ok(
+        sent.some((p) => p.includes('startFeatureVisualization')),
+        'the page started a job',
+      );
+      assert.ok(
+        sent.some((p) => p.includes('jobProgress')),
+        'and followed it over jobProgress',
+      );
       const steps = await page.evaluate(() => (window as unknown as { __featvisSteps: number[] }).__featvisSteps);
       assert.ok(steps.length > 0, 'its progress was shown');
-      assert.deepEqual(steps, [...steps].sort((a, b) => a - b), `steps shown only grow: ${steps.join(' ')}`);
+      assert.deepEqual(
+        steps,
+        [...steps].sort((a, b) => a - b),
+        `steps shown only grow: ${steps.join(' ')}`,
+      );
       await expectRendered(page, '.feature-visualization img', 1);
       assert.match(await page.locator('.feature-visualization .cell-caption').innerText(), /channel mean \d+\.\d{3} after 512 steps/);
       const src = await page.locator('.feature-visualization img').getAttribute('src');
@@ -199,7 +234,10 @@ describe('the gallery in Chromium', () => {
       await page.locator('.predictions li').nth(4).waitFor();
       const predictions = await page.locator('.predictions li').allInnerTexts();
       assert.equal(predictions.length, 5);
-      assert.ok(predictions.every((p) => /\d %$/.test(p.trim())), predictions.join(' | '));
+      assert.ok(
+        predictions.every((p) => /\d %$/.test(p.trim())),
+        predictions.join(' | '),
+      );
       assert.ok(new URL(page.url()).searchParams.get('image'), 'the image is in the URL');
 
       // Click the strongest unit of the first channel that has one (its pixel is white).
@@ -212,7 +250,11 @@ describe('the gallery in Chromium', () => {
             const x = (i / 4) % canvas.width;
             const y = Math.floor(i / 4 / canvas.width);
             const r = canvas.getBoundingClientRect();
-            return { x: r.left + ((x + 0.5) * r.width) / canvas.width, y: r.top + ((y + 0.5) * r.height) / canvas.height, unit: [Number(canvas.parentElement!.dataset.channel), x, y].join(',') };
+            return {
+              x: r.left + ((x + 0.5) * r.width) / canvas.width,
+              y: r.top + ((y + 0.5) * r.height) / canvas.height,
+              unit: [Number(canvas.parentElement!.dataset.channel), x, y].join(','),
+            };
           }
         }
         return null;
@@ -227,7 +269,9 @@ describe('the gallery in Chromium', () => {
 
       // Upload: a file from the demo set becomes an uploaded image, analysed the same way.
       await page.locator('input[type=file]').setInputFiles(path.join(ROOT, 'datasets', DATASET, 'test-00001.png'));
-      const uploaded = Buffer.from(JSON.stringify(['Image', 'upload'])).toString('base64url').slice(0, -2); // the ID's prefix
+      const uploaded = Buffer.from(JSON.stringify(['Image', 'upload']))
+        .toString('base64url')
+        .slice(0, -2); // the ID's prefix
       await page.waitForURL((u) => u.searchParams.get('image')?.startsWith(uploaded) ?? false, { timeout: 15_000 });
       await page.locator('.predictions li').nth(4).waitFor();
       await expectRendered(page, '.the-image img', 1); // shown from the page's own copy: uploads have no URL
@@ -255,7 +299,10 @@ describe('the gallery in Chromium', () => {
     await withPage('unit-analysis', async (page) => {
       await page.goto(`${server.url}/?model=${MODEL}&layer=/relu5/Relu&filter=3`);
       await page.locator('.selectivity').waitFor({ timeout: 60_000 });
-      const api = await gql(server.url, `{ model(name: "${MODEL}") { layer(name: "/relu5/Relu") { filter(index: 3) { selectivity(dataset: "${DATASET}") { label count share entropy } } } } }`);
+      const api = await gql(
+        server.url,
+        `{ model(name: "${MODEL}") { layer(name: "/relu5/Relu") { filter(index: 3) { selectivity(dataset: "${DATASET}") { label count share entropy } } } } }`,
+      );
       const s = api.data.model.layer.filter.selectivity;
       const text = await page.locator('.selectivity').innerText();
       assert.ok(text.includes(`${s.label} in ${s.count} of its top 9`) && text.includes(`entropy ${s.entropy.toFixed(2)} bits`), text);
@@ -263,7 +310,12 @@ describe('the gallery in Chromium', () => {
       const image = Buffer.from(JSON.stringify(['Image', 'dataset', DATASET, 'test-00000.png'])).toString('base64url');
       await page.goto(`${server.url}/?model=${MODEL}&view=image&image=${image}&layer=/relu2/Relu`);
       await expectRendered(page, '.top-units .top-unit img', 8);
-      const top = (await gql(server.url, `{ model(name: "${MODEL}") { topUnits(image: { id: "${image}" }, layer: "/relu2/Relu", first: 1) { filter { index } position { x y } } } }`)).data.model.topUnits[0];
+      const top = (
+        await gql(
+          server.url,
+          `{ model(name: "${MODEL}") { topUnits(image: { id: "${image}" }, layer: "/relu2/Relu", first: 1) { filter { index } position { x y } } } }`,
+        )
+      ).data.model.topUnits[0];
       await page.locator('.top-units .top-unit').first().click();
       await page.waitForURL((u) => u.searchParams.get('unit') === `${top.filter.index},${top.position.x},${top.position.y}`);
       await expectRendered(page, '.unit-projection img.projection-full', 1);
@@ -271,7 +323,10 @@ describe('the gallery in Chromium', () => {
       await expectRendered(page, '.invariance img.invariance-plot', 1);
       const rotation = await page.locator('.invariance img.invariance-plot').getAttribute('src');
       await page.locator('select[aria-label=transform]').selectOption('TRANSLATE');
-      await page.waitForFunction((before) => document.querySelector<HTMLImageElement>('.invariance img.invariance-plot')?.getAttribute('src') !== before, rotation);
+      await page.waitForFunction(
+        (before) => document.querySelector<HTMLImageElement>('.invariance img.invariance-plot')?.getAttribute('src') !== before,
+        rotation,
+      );
       await expectRendered(page, '.invariance img.invariance-plot', 1);
       assert.match(await page.locator('.invariance').innerText(), /p\(Ankle boot\) \(the image’s label\)/);
     });
@@ -286,9 +341,17 @@ describe('the gallery in Chromium', () => {
       assert.equal(await page.locator('select[aria-label="other model"]').inputValue(), other, 'the first snapshot by default');
       assert.equal(await page.locator('.compare select[aria-label=layer]').inputValue(), '/relu5/Relu', 'the deepest spatial ReLU by default');
       assert.equal(await page.locator('.compare-row').count(), 16);
-      const api = (await gql(server.url, `{ model(name: "${MODEL}") { compare(other: "${other}", layer: "/relu5/Relu", dataset: "${DATASET}") { units(first: 16) { nodes { match { index } correlation } } } } }`)).data.model.compare.units.nodes;
+      const api = (
+        await gql(
+          server.url,
+          `{ model(name: "${MODEL}") { compare(other: "${other}", layer: "/relu5/Relu", dataset: "${DATASET}") { units(first: 16) { nodes { match { index } correlation } } } } }`,
+        )
+      ).data.model.compare.units.nodes;
       const shown = await page.locator('.compare-row .compare-r').allInnerTexts();
-      assert.deepEqual(shown, api.filter((u: any) => u.correlation !== null).map((u: any) => u.correlation.toFixed(3)));
+      assert.deepEqual(
+        shown,
+        api.filter((u: any) => u.correlation !== null).map((u: any) => u.correlation.toFixed(3)),
+      );
       const projections = await page.locator('.compare-row .compare-projection').count();
       assert.equal(projections, 16 + api.filter((u: any) => u.match).length, 'a projection for each unit and each match');
       await expectRendered(page, '.compare-row .compare-projection', projections);

@@ -59,7 +59,10 @@ test('GraphiQL in Chromium runs a typed query, offline', async () => {
   const expected = await gql(server.url, '{ models { totalCount nodes { name } } }');
   assert.equal(expected.errors, undefined);
   const totalCount: number = expected.data.models.totalCount;
-  assert.ok(expected.data.models.nodes.some((m: { name: string }) => m.name === 'alexnet'), 'fixtures include alexnet');
+  assert.ok(
+    expected.data.models.nodes.some((m: { name: string }) => m.name === 'alexnet'),
+    'fixtures include alexnet',
+  );
 
   let blocked: string[] = [];
   const pageErrors: string[] = [];
@@ -106,13 +109,25 @@ test('GraphiQL in Chromium runs a typed query, offline', async () => {
     assert.deepEqual(blocked, [], 'the page tried to load nothing from another host');
     assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
     assert.deepEqual(consoleProblems, [], 'no console errors, and monaco did not fall back from its web workers');
-    assert.ok(workers.some((u) => /\/graphiql\/editor\.worker-[^/]+\.js$/.test(u)), `monaco's editor worker started: ${workers.join(', ')}`);
-    assert.ok(workers.some((u) => /\/graphiql\/graphql\.worker-[^/]+\.js$/.test(u)), `the GraphQL worker started: ${workers.join(', ')}`);
-    assert.ok(workers.some((u) => /\/graphiql\/json\.worker-[^/]+\.js$/.test(u)), `the JSON worker started: ${workers.join(', ')}`);
+    assert.ok(
+      workers.some((u) => /\/graphiql\/editor\.worker-[^/]+\.js$/.test(u)),
+      `monaco's editor worker started: ${workers.join(', ')}`,
+    );
+    assert.ok(
+      workers.some((u) => /\/graphiql\/graphql\.worker-[^/]+\.js$/.test(u)),
+      `the GraphQL worker started: ${workers.join(', ')}`,
+    );
+    assert.ok(
+      workers.some((u) => /\/graphiql\/json\.worker-[^/]+\.js$/.test(u)),
+      `the JSON worker started: ${workers.join(', ')}`,
+    );
   } catch (err) {
     // Say what the page looked like, and whether it had tried to reach another host.
     const shot = path.join(os.tmpdir(), 'convscope-graphiql-failure.png');
-    const saved = await page?.screenshot({ path: shot }).then(() => true, () => false);
+    const saved = await page?.screenshot({ path: shot }).then(
+      () => true,
+      () => false,
+    );
     const notes = [
       blocked.length ? `requests to other hosts (blocked): ${blocked.join(', ')}` : '',
       pageErrors.length ? `page errors: ${pageErrors.join(' | ')}` : '',

@@ -101,8 +101,14 @@ describe('query limits (default settings)', () => {
     const cost = (query: string, variables: Record<string, unknown> = {}) => queryCost(schema, { document: parse(query), variables });
     assert.equal(cost('{ model(name: "m") { name } }'), 2);
     const img = { image: { id: 'x' } };
-    assert.equal(cost('query($image: ImageInput!) { model(name: "m") { layer(name: "l") { filter(index: 0) { projection(image: $image) { seedValue } } } } }', img), 3 + 100 + 1);
-    assert.equal(cost('query($image: ImageInput!) { model(name: "m") { layer(name: "l") { filter(index: 0) { activation(image: $image) { max } } } } }', img), 3 + 50 + 1);
+    assert.equal(
+      cost('query($image: ImageInput!) { model(name: "m") { layer(name: "l") { filter(index: 0) { projection(image: $image) { seedValue } } } } }', img),
+      3 + 100 + 1,
+    );
+    assert.equal(
+      cost('query($image: ImageInput!) { model(name: "m") { layer(name: "l") { filter(index: 0) { activation(image: $image) { max } } } } }', img),
+      3 + 50 + 1,
+    );
     assert.equal(cost('{ models { nodes { name } } }'), 1 + 20 * 2);
     assert.equal(cost('{ models(first: 3) { nodes { name } totalCount } }'), 1 + 3 * 3);
     assert.equal(cost('query($n: Int) { models(first: $n) { nodes { name } } }', { n: 7 }), 1 + 7 * 2);
@@ -417,7 +423,9 @@ describe('graceful shutdown of node dist/src/main.js', () => {
   afterAll(() => fs.rmSync(modelsDir, { recursive: true, force: true }));
 
   /** Starts main.js on a free port; resolves with its URL once it is ready. */
-  async function spawnServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; cacheDir: string; exited: Promise<number | null>; logs: string[] }> {
+  async function spawnServer(
+    env: Record<string, string>,
+  ): Promise<{ child: ChildProcess; url: string; cacheDir: string; exited: Promise<number | null>; logs: string[] }> {
     const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-main-'));
     const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'main.js')], {
       env: { ...process.env, MODELS_DIR: modelsDir, CACHE_DIR: cacheDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', REDIS_URL: '', ...env },
@@ -468,7 +476,10 @@ describe('graceful shutdown of node dist/src/main.js', () => {
       assert.equal(typeof res.body.data.model.layer.f6.projection.seedValue, 'number');
       assert.ok(Date.now() - started >= 1400, 'it really was in flight during the shutdown');
       assert.equal(await exited, 0, logs.join('\n'));
-      assert.ok(logs.some((l) => l.includes('"msg":"stopped"')), logs.join('\n'));
+      assert.ok(
+        logs.some((l) => l.includes('"msg":"stopped"')),
+        logs.join('\n'),
+      );
       const leftovers = (fs.readdirSync(cacheDir, { recursive: true }) as string[]).filter((f) => f.endsWith('.tmp'));
       assert.deepEqual(leftovers, []);
       assert.ok(fs.readdirSync(path.join(cacheDir, 'uploads')).length >= 1, 'the inline image was kept');
@@ -518,7 +529,12 @@ describe('hostile ONNX files in MODELS_DIR', () => {
     const bytes = fs.readFileSync(path.join(FIXTURE_MODELS, 'zfnet.onnx'));
     write('truncated', bytes.subarray(0, bytes.length - 1000));
     write('empty', Buffer.alloc(0));
-    write('png-magic', await sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } }).png().toBuffer());
+    write(
+      'png-magic',
+      await sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } })
+        .png()
+        .toBuffer(),
+    );
     write('random', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) & 255)));
 
     let m = base();
@@ -542,21 +558,43 @@ describe('hostile ONNX files in MODELS_DIR', () => {
     write('external-initializer', m);
 
     m = base();
-    m.graph.node.push({ opType: 'Constant', input: [], output: ['c_ext'], name: 'c_ext', attribute: [{ name: 'value', type: 4, t: { dims: [1], dataType: 1, ...external('/etc/passwd') } }] });
+    m.graph.node.push({
+      opType: 'Constant',
+      input: [],
+      output: ['c_ext'],
+      name: 'c_ext',
+      attribute: [{ name: 'value', type: 4, t: { dims: [1], dataType: 1, ...external('/etc/passwd') } }],
+    });
     write('external-constant', m);
 
     m = base();
     const branch = { name: 'then', node: [], initializer: [{ name: 'w_ext', dims: [1], dataType: 1, ...external('secrets.bin') }], output: [] };
-    m.graph.node.push({ opType: 'If', input: ['cond'], output: ['if_out'], name: 'if', attribute: [{ name: 'then_branch', type: 5, g: branch }, { name: 'else_branch', type: 5, g: branch }] });
+    m.graph.node.push({
+      opType: 'If',
+      input: ['cond'],
+      output: ['if_out'],
+      name: 'if',
+      attribute: [
+        { name: 'then_branch', type: 5, g: branch },
+        { name: 'else_branch', type: 5, g: branch },
+      ],
+    });
     write('external-subgraph', m);
 
     m = base();
-    m.graph.node.push({ opType: 'Loop', input: ['', ''], output: ['loop_out'], name: 'forever', attribute: [{ name: 'body', type: 5, g: { name: 'body', node: [] } }] });
+    m.graph.node.push({
+      opType: 'Loop',
+      input: ['', ''],
+      output: ['loop_out'],
+      name: 'forever',
+      attribute: [{ name: 'body', type: 5, g: { name: 'body', node: [] } }],
+    });
     write('unbounded-loop', m);
 
     m = base();
     let inner: ModelProto['graph'] = { name: 'g0', node: [] };
-    for (let i = 1; i <= 20; i++) inner = { name: `g${i}`, node: [{ opType: 'If', input: ['c'], output: [`o${i}`], attribute: [{ name: 'then_branch', type: 5, g: inner }] }] };
+    for (let i = 1; i <= 20; i++)
+      inner = { name: `g${i}`, node: [{ opType: 'If', input: ['c'], output: [`o${i}`], attribute: [{ name: 'then_branch', type: 5, g: inner }] }] };
     m.graph.node.push(...inner.node);
     write('nested-subgraphs', m);
 

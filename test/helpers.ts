@@ -53,7 +53,12 @@ export async function makeDataset(dir: string, count: number, width: number, hei
       }
     }
     const name = `img-${String(i).padStart(3, '0')}.png`;
-    fs.writeFileSync(path.join(dir, name), await sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer());
+    fs.writeFileSync(
+      path.join(dir, name),
+      await sharp(raw, { raw: { width, height, channels: 3 } })
+        .png()
+        .toBuffer(),
+    );
     names.push(name);
     labels[name] = `class ${i % 3}`;
   }
@@ -111,7 +116,12 @@ export async function openSubscriptions(url: string) {
   });
   return {
     /** Every event's data until the server ends the subscription; `error`: how it failed (or that it did not end in time). */
-    until<T>(query: string, variables: Record<string, unknown>, onData: (data: T) => void = () => undefined, timeoutMs = 120_000): Promise<{ events: T[]; error: unknown }> {
+    until<T>(
+      query: string,
+      variables: Record<string, unknown>,
+      onData: (data: T) => void = () => undefined,
+      timeoutMs = 120_000,
+    ): Promise<{ events: T[]; error: unknown }> {
       const events: T[] = [];
       return new Promise((resolve) => {
         const end = (error: unknown) => (clearTimeout(timer), resolve({ events, error }));
@@ -141,7 +151,13 @@ export async function subscriptionEvents<T>(url: string, query: string, variable
 }
 
 /** A job's `jobProgress` updates (`fields` of each) until it ends; throws if the subscription fails or does not end in time. */
-export async function jobUpdates<T>(url: string, id: string, fields: string, onUpdate: (update: T) => void = () => undefined, timeoutMs = 120_000): Promise<T[]> {
+export async function jobUpdates<T>(
+  url: string,
+  id: string,
+  fields: string,
+  onUpdate: (update: T) => void = () => undefined,
+  timeoutMs = 120_000,
+): Promise<T[]> {
   const query = `subscription($id: ID!) { jobProgress(id: $id) { ${fields} } }`;
   const { events, error } = await subscriptionEvents<{ jobProgress: T }>(url, query, { id }, (d) => onUpdate(d.jobProgress), timeoutMs);
   if (error) throw error instanceof Error ? error : new Error(`jobProgress failed: ${JSON.stringify(error)}`);

@@ -45,7 +45,12 @@ describe('inference over GraphQL', () => {
     const p = model.preprocessing;
     const raw = await sharp(png224).raw().toBuffer();
     const tensor = await preprocess(png224, p, server.services.config);
-    for (const [c, y, x] of [[0, 0, 0], [1, 17, 200], [2, 223, 223], [0, 100, 3]]) {
+    for (const [c, y, x] of [
+      [0, 0, 0],
+      [1, 17, 200],
+      [2, 223, 223],
+      [0, 100, 3],
+    ]) {
       const expected = (raw[(y * 224 + x) * 3 + c] * p.scale - p.mean[c]) / p.std[c];
       assert.ok(Math.abs(tensor[(c * 224 + y) * 224 + x] - expected) < 1e-5, `pixel (${c}, ${y}, ${x})`);
     }
@@ -57,7 +62,11 @@ describe('inference over GraphQL', () => {
     const raw = await sharp(png224).raw().toBuffer();
     assert.equal(bgr[0], raw[2], 'first plane is blue');
     assert.equal(bgr[2 * 224 * 224], raw[0], 'last plane is red');
-    const grey = await preprocess(await picture(64, 48, 2), { ...base, channels: 'GRAY', mean: [0], std: [1], scale: 1, height: 28, width: 28 }, server.services.config);
+    const grey = await preprocess(
+      await picture(64, 48, 2),
+      { ...base, channels: 'GRAY', mean: [0], std: [1], scale: 1, height: 28, width: 28 },
+      server.services.config,
+    );
     assert.equal(grey.length, 28 * 28);
     assert.ok(grey.some((v) => v > 0) && grey.every((v) => v >= 0 && v <= 255));
   });

@@ -13,11 +13,22 @@ import { picture } from './pictures';
 
 const LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };
 const MAX_PIXELS = LIMITS.maxImagePixels;
-const rgbModel: Preprocessing = { width: 224, height: 224, channels: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], resize: 'stretch', colorProfile: 'ignore' };
+const rgbModel: Preprocessing = {
+  width: 224,
+  height: 224,
+  channels: 'RGB',
+  scale: 1 / 255,
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+  resize: 'stretch',
+  colorProfile: 'ignore',
+};
 const greyModel: Preprocessing = { ...rgbModel, channels: 'GRAY', mean: [0], std: [1] };
 
 const jpeg = (width: number, height: number, options: sharp.JpegOptions = {}, seed = 1) =>
-  sharp(picture(width, height, seed), { raw: { width, height, channels: 3 } }).jpeg({ quality: 90, ...options }).toBuffer();
+  sharp(picture(width, height, seed), { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90, ...options })
+    .toBuffer();
 
 function meanAbsDiff(a: Buffer, b: Buffer): number {
   assert.equal(a.length, b.length);
@@ -59,7 +70,10 @@ function withMarker(jpeg: Buffer, from: number, to: number): Buffer {
 
 describe('JPEGs scaled while decoded', () => {
   test("at the input size, the decoder gives exactly sharp's pixels (baseline, progressive, 4:4:4, grey)", async () => {
-    const grey = await sharp(picture(224, 224), { raw: { width: 224, height: 224, channels: 3 } }).toColourspace('b-w').jpeg().toBuffer();
+    const grey = await sharp(picture(224, 224), { raw: { width: 224, height: 224, channels: 3 } })
+      .toColourspace('b-w')
+      .jpeg()
+      .toBuffer();
     const cases: [string, Buffer, Preprocessing][] = [
       ['baseline 4:2:0', await jpeg(224, 224), rgbModel],
       ['progressive', await jpeg(224, 224, { progressive: true }), rgbModel],
@@ -118,7 +132,10 @@ describe('JPEGs scaled while decoded', () => {
   });
 
   test('a JPEG with an ICC profile, for a model that ignores profiles, is decoded here to the stored values, exactly as sharp told to ignore it', async () => {
-    const p3 = await sharp(picture(224, 224), { raw: { width: 224, height: 224, channels: 3 } }).withIccProfile('p3').jpeg().toBuffer();
+    const p3 = await sharp(picture(224, 224), { raw: { width: 224, height: 224, channels: 3 } })
+      .withIccProfile('p3')
+      .jpeg()
+      .toBuffer();
     const ignoring = decodeJpegAtSize(p3, 224, 224, false, MAX_PIXELS, true);
     assert.ok(ignoring, 'decoded in the decoder');
     assert.ok(ignoring.equals(await sharpPixels(p3, rgbModel, LIMITS)), "sharp's pixels with ignoreIcc");
@@ -146,7 +163,10 @@ describe('JPEGs scaled while decoded', () => {
 
   test('the byte and pixel limits refuse a JPEG the decoder could take, with the same errors as sharp', async () => {
     const bytes = await jpeg(448, 448);
-    for (const limits of [{ ...LIMITS, maxImagePixels: 448 * 448 - 1 }, { ...LIMITS, maxImageBytes: bytes.length - 1 }]) {
+    for (const limits of [
+      { ...LIMITS, maxImagePixels: 448 * 448 - 1 },
+      { ...LIMITS, maxImageBytes: bytes.length - 1 },
+    ]) {
       const viaSharp = await sharpPixels(bytes, rgbModel, limits).catch((e: Error) => e);
       const viaModel = await modelPixels(bytes, rgbModel, limits).catch((e: Error) => e);
       assert.ok(viaSharp instanceof Error && viaModel instanceof Error);
@@ -162,7 +182,11 @@ describe('JPEGs scaled while decoded', () => {
     const scrambled = Buffer.from(good);
     for (let i = scrambled.length >> 2; i < scrambled.length - 2; i += 7) scrambled[i] ^= 0x5a;
     const headerOnly = good.subarray(0, 200);
-    for (const [what, bytes] of [['truncated', truncated], ['scrambled', scrambled], ['header only', headerOnly]] as const) {
+    for (const [what, bytes] of [
+      ['truncated', truncated],
+      ['scrambled', scrambled],
+      ['header only', headerOnly],
+    ] as const) {
       assert.equal(decodeJpegAtSize(bytes, 224, 224, false, MAX_PIXELS), undefined, what);
       assert.ok(decodeJpegAtSize(good, 224, 224, false, MAX_PIXELS)!.equals(expected), `after ${what}`);
       // What sharp makes of it is what modelPixels gives: the same pixels or the same refusal.

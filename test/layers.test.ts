@@ -33,7 +33,11 @@ type GlobalRow = [string, string, number[]];
 const LAYER_FIELDS = `name op kind outputShape inputs receptiveField { size stride offset global sizeYX strideYX offsetYX }`;
 
 async function allLayers(model: string): Promise<LayerNode[]> {
-  const r = await gql(server.url, `query($m: String!) { model(name: $m) { layers(first: 100) { totalCount pageInfo { hasNextPage } nodes { ${LAYER_FIELDS} } } } }`, { m: model });
+  const r = await gql(
+    server.url,
+    `query($m: String!) { model(name: $m) { layers(first: 100) { totalCount pageInfo { hasNextPage } nodes { ${LAYER_FIELDS} } } } }`,
+    { m: model },
+  );
   assert.equal(r.errors, undefined, JSON.stringify(r.errors));
   const layers = r.data.model.layers;
   assert.equal(layers.pageInfo.hasNextPage, false, `${model} has more than 100 layers?`);
@@ -122,7 +126,11 @@ describe('AlexNet (torchvision layout, 3×224×224)', () => {
     const layers = await allLayers('alexnet');
     // 5 conv + 5 relu + 3 maxpool + avgpool + flatten + 3 gemm + 2 relu = 20
     assert.equal(layers.length, 20);
-    assert.deepEqual(layers.map((l) => l.name), [...rows.map((r) => r[0]), ...globals.map((g) => g[0])], 'layers in topological order');
+    assert.deepEqual(
+      layers.map((l) => l.name),
+      [...rows.map((r) => r[0]), ...globals.map((g) => g[0])],
+      'layers in topological order',
+    );
     checkRows('alexnet', layers, rows, globals);
   });
 
@@ -412,7 +420,10 @@ describe('layers(kinds:) and Relay pagination', () => {
       assert.equal(r.errors, undefined, JSON.stringify(r.errors));
       const page = r.data.model.layers;
       assert.equal(page.totalCount, 20, 'totalCount counts all layers, not the page');
-      assert.deepEqual(page.nodes.map((n: { name: string }) => n.name), page.edges.map((e: { node: { name: string } }) => e.node.name));
+      assert.deepEqual(
+        page.nodes.map((n: { name: string }) => n.name),
+        page.edges.map((e: { node: { name: string } }) => e.node.name),
+      );
       assert.equal(page.pageInfo.startCursor, page.edges[0].cursor);
       assert.equal(page.pageInfo.endCursor, page.edges[page.edges.length - 1].cursor);
       assert.equal(new Set(page.edges.map((e: { cursor: string }) => e.cursor)).size, page.edges.length, 'cursors are distinct');
@@ -473,7 +484,10 @@ describe('layers(kinds:) and Relay pagination', () => {
       assert.ok(pages < 10);
     }
     assert.equal(pages, 4); // 16 = 5 + 5 + 5 + 1
-    assert.deepEqual(indices, Array.from({ length: 16 }, (_, i) => i));
+    assert.deepEqual(
+      indices,
+      Array.from({ length: 16 }, (_, i) => i),
+    );
   });
 
   test('first: 0 and first: 101 are BAD_USER_INPUT (1 to 100)', async () => {

@@ -33,7 +33,13 @@ describe('/metrics', () => {
   test('cache hits and misses per tier, bytes per tier, engine batch sizes, run times and queue waits', async () => {
     const raw = Buffer.alloc(64 * 64 * 3);
     for (let i = 0; i < raw.length; i++) raw[i] = (i * 37) % 251;
-    const image = { base64: (await sharp(raw, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer()).toString('base64') };
+    const image = {
+      base64: (
+        await sharp(raw, { raw: { width: 64, height: 64, channels: 3 } })
+          .png()
+          .toBuffer()
+      ).toString('base64'),
+    };
     const query = `query($image: ImageInput!, $i: Int!) { model(name: "alexnet") { layer(name: "/features/features.11/Relu") {
       filter(index: $i) { projection(image: $image) { seedValue imageUrl } } } } }`;
     const empty = await scrape();

@@ -69,7 +69,10 @@ describe('models folder changes take effect without a restart', () => {
       jobs.filter((j) => j.model === 'indexed').map((j) => [j.dataset, j.state, j.imagesDone]),
       [['tiny', 'DONE', 3]],
     );
-    const top = await gql(server.url, `{ model(name: "indexed") { layers(first: 1) { nodes { filter(index: 0) { topActivations(dataset: "tiny", first: 1) { totalCount } } } } } }`);
+    const top = await gql(
+      server.url,
+      `{ model(name: "indexed") { layers(first: 1) { nodes { filter(index: 0) { topActivations(dataset: "tiny", first: 1) { totalCount } } } } } }`,
+    );
     assert.equal(top.errors, undefined, JSON.stringify(top.errors));
     fs.rmSync(path.join(dir, 'indexed.onnx'));
     fs.rmSync(path.join(dir, 'indexed.json'));
@@ -80,7 +83,10 @@ describe('models folder changes take effect without a restart', () => {
     const query = `{ model(name: "added") { sha256 inputShape } }`;
     const before = await gql(server.url, query);
     copy('squeezenet', dir, 'added');
-    const expected = (await import('node:crypto')).createHash('sha256').update(fs.readFileSync(path.join(dir, 'added.onnx'))).digest('hex');
+    const expected = (await import('node:crypto'))
+      .createHash('sha256')
+      .update(fs.readFileSync(path.join(dir, 'added.onnx')))
+      .digest('hex');
     await until(server, (d) => sha(d, 'added') === expected);
     const after = await gql(server.url, query);
     assert.notEqual(after.data.model.sha256, before.data.model.sha256);

@@ -91,7 +91,9 @@ describe('token layers over GraphQL (ViT): D channels over T token positions', (
   });
 
   test('an index of a token layer ranks each channel by its largest token, and the top image agrees with its activation', async () => {
-    const start = await gql(server.url, `mutation($layers: [String!]) { buildIndex(model: "vit", dataset: "small", layers: $layers, k: 3) { id } }`, { layers: [LAYER] });
+    const start = await gql(server.url, `mutation($layers: [String!]) { buildIndex(model: "vit", dataset: "small", layers: $layers, k: 3) { id } }`, {
+      layers: [LAYER],
+    });
     assert.equal(start.errors, undefined, JSON.stringify(start.errors));
     const id = start.data.buildIndex.id;
     const deadline = Date.now() + 60_000;
@@ -101,8 +103,12 @@ describe('token layers over GraphQL (ViT): D channels over T token positions', (
       if (state !== 'DONE') await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(state, 'DONE');
-    const top = await gql(server.url, `query($layer: String!) { model(name: "vit") { layer(name: $layer) { filter(index: 5) {
-      topActivations(dataset: "small") { nodes { value position { y x } image { id } } } } } } }`, { layer: LAYER });
+    const top = await gql(
+      server.url,
+      `query($layer: String!) { model(name: "vit") { layer(name: $layer) { filter(index: 5) {
+      topActivations(dataset: "small") { nodes { value position { y x } image { id } } } } } } }`,
+      { layer: LAYER },
+    );
     assert.equal(top.errors, undefined, JSON.stringify(top.errors));
     const nodes = top.data.model.layer.filter.topActivations.nodes;
     assert.equal(nodes.length, 3);

@@ -166,7 +166,10 @@ describe('a big grid runs in batch-sized chunks', () => {
       const x0 = p % 34;
       const data = Float32Array.from(image.data);
       for (let c = 0; c < 3; c++) for (let y = y0; y < y0 + 4; y++) data.fill(0, (c * 37 + y) * 37 + x0, (c * 37 + y) * 37 + x0 + 4);
-      const [act, probs] = await engine.forward(m, `forward/${layer.tensor}|${output}`, () => compileForward(m.graph, [layer.tensor, output]), { key: `occluded-${p}`, data });
+      const [act, probs] = await engine.forward(m, `forward/${layer.tensor}|${output}`, () => compileForward(m.graph, [layer.tensor, output]), {
+        key: `occluded-${p}`,
+        data,
+      });
       const total = act.subarray(r.channel * 81, (r.channel + 1) * 81).reduce((a, b) => a + b, 0);
       assert.ok(Math.abs(total - r.activation[p]) <= 1e-4 * Math.abs(total), `position ${p}: ${r.activation[p]} vs ${total}`);
       assert.ok(Math.abs(probs[r.targetClass] - r.probability[p]) <= 1e-5, `position ${p}: probability`);
@@ -179,10 +182,13 @@ async function picture(width: number, height: number, seed = 1): Promise<Buffer>
   const raw = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      for (let c = 0; c < 3; c++) raw[(y * width + x) * 3 + c] = Math.round(127.5 + 120 * Math.sin((x * (c + 1) + seed * 13) / 9) * Math.cos((y + c * 7 + seed) / 11));
+      for (let c = 0; c < 3; c++)
+        raw[(y * width + x) * 3 + c] = Math.round(127.5 + 120 * Math.sin((x * (c + 1) + seed * 13) / 9) * Math.cos((y + c * 7 + seed) / 11));
     }
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 const OCCLUSION = `query($model: String!, $image: ImageInput!, $size: Int, $stride: Int, $fill: OcclusionFill, $fillValue: Float, $layer: String, $targetClass: Int) {
@@ -209,7 +215,11 @@ describe('occlusion and predict over GraphQL', () => {
 
   test('predict: top classes with sidecar labels, most probable first, equal to the engine', async () => {
     const image = { base64: png.toString('base64') };
-    const r = await gql(server.url, `query($image: ImageInput!) { model(name: "zfnet") { top3: predict(image: $image, top: 3) { classIndex label probability } all: predict(image: $image, top: 50) { probability } } }`, { image });
+    const r = await gql(
+      server.url,
+      `query($image: ImageInput!) { model(name: "zfnet") { top3: predict(image: $image, top: 3) { classIndex label probability } all: predict(image: $image, top: 50) { probability } } }`,
+      { image },
+    );
     assert.equal(r.errors, undefined, JSON.stringify(r.errors));
     const { top3, all } = r.data.model;
     assert.equal(top3.length, 3);
@@ -236,8 +246,15 @@ describe('occlusion and predict over GraphQL', () => {
     assert.equal(o.strongestMap.filter.index, o.strongestMap.channel);
     assert.equal(o.targetLabel, `class${o.targetClass}`);
     assert.equal(o.projection.seedValue, o.strongestMap.maxActivation, 'the projection seeds the strongest map at its max');
-    assert.equal(o.topClassLegend.reduce((a: number, c: { positions: number }) => a + c.positions, 0), 36);
-    const predicted = await gql(server.url, `query($image: ImageInput!) { model(name: "zfnet") { predict(image: $image, top: 1) { classIndex probability } } }`, { image });
+    assert.equal(
+      o.topClassLegend.reduce((a: number, c: { positions: number }) => a + c.positions, 0),
+      36,
+    );
+    const predicted = await gql(
+      server.url,
+      `query($image: ImageInput!) { model(name: "zfnet") { predict(image: $image, top: 1) { classIndex probability } } }`,
+      { image },
+    );
     assert.equal(predicted.data.model.predict[0].classIndex, o.targetClass, 'the default target is the top prediction');
     assert.ok(Math.abs(predicted.data.model.predict[0].probability - o.unoccludedProbability) < 1e-5);
     for (const map of [o.strongestMapActivation, o.classProbability, o.topClass]) {
@@ -258,7 +275,11 @@ describe('occlusion and predict over GraphQL', () => {
     assert.deepEqual(again.data, r.data, 'the same URLs');
     assert.equal(server.services.engine.stats.runs, afterFirst, 'a repeat runs nothing');
     const third = await gql(server.url, OCCLUSION, { ...vars, targetClass: o.targetClass });
-    assert.equal(third.data.model.occlusion.classProbability.tensorUrl, o.classProbability.tensorUrl, 'an explicit target equal to the default names the same blob');
+    assert.equal(
+      third.data.model.occlusion.classProbability.tensorUrl,
+      o.classProbability.tensorUrl,
+      'an explicit target equal to the default names the same blob',
+    );
   });
 
   test('fills: ZERO is a black pixel, VALUE a given preprocessed value; a given layer and target', async () => {
@@ -266,7 +287,16 @@ describe('occlusion and predict over GraphQL', () => {
     const zero = await gql(server.url, OCCLUSION, { model: 'zfnet', image, size: 32, stride: 16, fill: 'ZERO' });
     assert.equal(zero.errors, undefined, JSON.stringify(zero.errors));
     assert.deepEqual(zero.data.model.occlusion.fillValues, [-103.939, -116.779, -123.68]);
-    const value = await gql(server.url, OCCLUSION, { model: 'misc', image, size: 8, stride: 4, fill: 'VALUE', fillValue: 1.5, layer: '/relu2/Relu', targetClass: 3 });
+    const value = await gql(server.url, OCCLUSION, {
+      model: 'misc',
+      image,
+      size: 8,
+      stride: 4,
+      fill: 'VALUE',
+      fillValue: 1.5,
+      layer: '/relu2/Relu',
+      targetClass: 3,
+    });
     assert.equal(value.errors, undefined, JSON.stringify(value.errors));
     const o = value.data.model.occlusion;
     assert.deepEqual([o.width, o.height, o.fillValues, o.targetClass, o.strongestMap.layer], [8, 8, [1.5, 1.5, 1.5], 3, '/relu2/Relu']);

@@ -23,12 +23,27 @@ import { picture } from './pictures';
 
 const LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };
 const REFERENCE = path.join(FIXTURES, 'preprocessing');
-const base: Preprocessing = { width: 224, height: 224, channels: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], resize: 'stretch', colorProfile: 'ignore' };
+const base: Preprocessing = {
+  width: 224,
+  height: 224,
+  channels: 'RGB',
+  scale: 1 / 255,
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+  resize: 'stretch',
+  colorProfile: 'ignore',
+};
 const crop = (shorterSide: number, height = 224, width = 224): Preprocessing => ({ ...base, height, width, resize: 'center-crop', shorterSide, pad: 0 });
 const letterbox = (pad: number): Preprocessing => ({ ...base, resize: 'letterbox', pad });
 
-const png = (raw: Buffer, width: number, height: number) => sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer();
-const jpeg = (width: number, height: number) => sharp(picture(width, height), { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+const png = (raw: Buffer, width: number, height: number) =>
+  sharp(raw, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
+const jpeg = (width: number, height: number) =>
+  sharp(picture(width, height), { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 
 /** The image scaled by sharp alone to width × height (what the mode scales to), as raw RGB. */
 const scaledBySharp = (bytes: Buffer, width: number, height: number) => sharp(bytes).resize(width, height, { fit: 'fill' }).raw().toBuffer();
@@ -93,7 +108,10 @@ describe('resize modes', () => {
   });
 
   test('the geometry is of the image as shown: a landscape JPEG turned by EXIF orientation 6 is cropped as a portrait', async () => {
-    const bytes = await sharp(picture(500, 375), { raw: { width: 500, height: 375, channels: 3 } }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const bytes = await sharp(picture(500, 375), { raw: { width: 500, height: 375, channels: 3 } })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     assert.deepEqual(await inspectImage(bytes, LIMITS), { format: 'jpeg', width: 375, height: 500 });
     const r = reference(375, 500, 256);
     const shown = await scaledBySharp(await sharp(bytes).rotate().png().toBuffer(), r.resized[0], r.resized[1]);
@@ -101,7 +119,10 @@ describe('resize modes', () => {
   });
 
   test('a centre crop of a long strip scales only what it keeps; one too long to scale is BAD_USER_INPUT', async () => {
-    const strip = (length: number) => sharp(Buffer.alloc(length * 3, 77), { raw: { width: 1, height: length, channels: 3 } }).png().toBuffer();
+    const strip = (length: number) =>
+      sharp(Buffer.alloc(length * 3, 77), { raw: { width: 1, height: length, channels: 3 } })
+        .png()
+        .toBuffer();
     // 1 × 40000 → 256 × 10240000 (7.9 GB if it were made whole).
     const rss = process.memoryUsage().rss;
     const pixels = await modelPixels(await strip(40000), crop(256), LIMITS);
@@ -119,8 +140,14 @@ describe('resize modes', () => {
     assert.deepEqual(placement({ width: 200, height: 300 }, letterbox(114)), { width: 149, height: 224, left: 37, top: 0 });
     const pixels = await modelPixels(bytes, letterbox(114), LIMITS);
     const row = 224 * 3;
-    assert.ok(pixels.subarray(0, 37 * row).every((v) => v === 114), 'bar above');
-    assert.ok(pixels.subarray((37 + 149) * row).every((v) => v === 114), 'bar below');
+    assert.ok(
+      pixels.subarray(0, 37 * row).every((v) => v === 114),
+      'bar above',
+    );
+    assert.ok(
+      pixels.subarray((37 + 149) * row).every((v) => v === 114),
+      'bar below',
+    );
     assert.equal(pixels.length - (37 + 149) * row, 38 * row);
     assert.ok(pixels.subarray(37 * row, (37 + 149) * row).equals(await scaledBySharp(bytes, 224, 149)), 'the image between');
   });
@@ -144,7 +171,13 @@ describe('resize modes', () => {
     // sharp's Lanczos resize of the same file is closest to it at that very crop, not one pixel off.
     const bySharp = await scaledBySharp(wide, 292, 256);
     const at = (dx: number, dy: number) => meanAbsDiff(viaDecoder, cut(bySharp, 292, -r.left + dx, -r.top + dy, 224, 224));
-    for (const [dx, dy] of [[1, 0], [-1, 0], [0, 1], [0, -1]]) assert.ok(at(0, 0) < at(dx, dy) / 2, `aligned ${at(0, 0).toFixed(2)}, shifted by (${dx}, ${dy}) ${at(dx, dy).toFixed(2)}`);
+    for (const [dx, dy] of [
+      [1, 0],
+      [-1, 0],
+      [0, 1],
+      [0, -1],
+    ])
+      assert.ok(at(0, 0) < at(dx, dy) / 2, `aligned ${at(0, 0).toFixed(2)}, shifted by (${dx}, ${dy}) ${at(dx, dy).toFixed(2)}`);
     // Letterbox: 256 × 192 → 224 × 168 (7/8) on bars of 28 rows.
     const low = await jpeg(256, 192);
     const boxed = await modelPixels(low, letterbox(0), LIMITS);
@@ -155,7 +188,10 @@ describe('resize modes', () => {
 
 /** Display P3 as sharp (libvips) ships it. */
 async function p3Profile(): Promise<Buffer> {
-  const tagged = await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } }).withIccProfile('p3').png().toBuffer();
+  const tagged = await sharp(Buffer.alloc(3), { raw: { width: 1, height: 1, channels: 3 } })
+    .withIccProfile('p3')
+    .png()
+    .toBuffer();
   return (await sharp(tagged).metadata()).icc!;
 }
 
@@ -176,7 +212,9 @@ describe('colour profiles', () => {
   test("ignore gives the stored values, exactly what PIL decodes (torchvision's ImageFolder); convert-to-srgb converts by the profile", async () => {
     const bytes = fs.readFileSync(path.join(REFERENCE, 'p3.jpg'));
     assert.ok((await sharp(bytes).metadata()).icc, 'the file carries a profile');
-    const pil = await sharp(fs.readFileSync(path.join(REFERENCE, 'p3.pil.png'))).raw().toBuffer();
+    const pil = await sharp(fs.readFileSync(path.join(REFERENCE, 'p3.pil.png')))
+      .raw()
+      .toBuffer();
     const at = { ...base, width: 96, height: 64 }; // its own size: pixel for pixel
     const ignored = await modelPixels(bytes, at, LIMITS);
     assert.ok(ignored.equals(pil), "PIL's values");
@@ -239,7 +277,10 @@ describe('models with other preprocessing', () => {
   });
 
   test('the sidecar says the mode (GraphQL Model.preprocessing); a mode or setting that does not exist is a model error', async () => {
-    const res = await gql(server.url, `{ models(first: 20) { nodes { name preprocessing { resize shorterSide pad colorProfile } } } modelErrors { file message } }`);
+    const res = await gql(
+      server.url,
+      `{ models(first: 20) { nodes { name preprocessing { resize shorterSide pad colorProfile } } } modelErrors { file message } }`,
+    );
     assert.ok(res.data, JSON.stringify(res.errors));
     const byName = Object.fromEntries(res.data.models.nodes.map((m: { name: string; preprocessing: object }) => [m.name, m.preprocessing]));
     assert.deepEqual(byName.stretch, { resize: 'stretch', shorterSide: null, pad: null, colorProfile: 'ignore' });
@@ -270,11 +311,15 @@ describe('models with other preprocessing', () => {
 
   /** Asserts that `box` (original pixels) is inside the ramp image and holds what the model saw in `inputBox`: its corners' input pixels read (R, G) within 1.5 of the box's corners. */
   function assertCovers(pixels: Buffer, inputBox: Box, box: Box, what: string) {
-    assert.ok(box.x >= 0 && box.y >= 0 && box.width >= 1 && box.height >= 1 && box.x + box.width <= W0 && box.y + box.height <= H0, `${what}: inside the image`);
+    assert.ok(
+      box.x >= 0 && box.y >= 0 && box.width >= 1 && box.height >= 1 && box.x + box.width <= W0 && box.y + box.height <= H0,
+      `${what}: inside the image`,
+    );
     const at = (x: number, y: number) => [pixels[(y * 224 + x) * 3], pixels[(y * 224 + x) * 3 + 1]];
     const [r0, g0] = at(inputBox.x, inputBox.y);
     const [r1, g1] = at(inputBox.x + inputBox.width - 1, inputBox.y + inputBox.height - 1);
-    const near = (v: number, expected: number, side: string) => assert.ok(Math.abs(v - expected) <= 1.5, `${what}: ${side} ${v} vs ${expected} (${JSON.stringify({ inputBox, box })})`);
+    const near = (v: number, expected: number, side: string) =>
+      assert.ok(Math.abs(v - expected) <= 1.5, `${what}: ${side} ${v} vs ${expected} (${JSON.stringify({ inputBox, box })})`);
     near(r0, box.x, 'left');
     near(g0, box.y, 'top');
     near(r1, box.x + box.width - 1, 'right');
@@ -298,8 +343,11 @@ describe('models with other preprocessing', () => {
     assert.deepEqual([r.resized, r.left, r.top], [[298, 224], -37, 0]);
     let checked = 0;
     for (const index of [0, 5, 11]) {
-      const res = await gql(server.url, `{ model(name: "crop") { layer(name: "${layer}") { filter(index: ${index}) {
-        topActivations(dataset: "ramps") { nodes { image { name width height } position { y x } box { x y width height } patchUrl } } } } } }`);
+      const res = await gql(
+        server.url,
+        `{ model(name: "crop") { layer(name: "${layer}") { filter(index: ${index}) {
+        topActivations(dataset: "ramps") { nodes { image { name width height } position { y x } box { x y width height } patchUrl } } } } } }`,
+      );
       assert.ok(res.data, JSON.stringify(res.errors));
       for (const top of res.data.model.layer.filter.topActivations.nodes) {
         if (top.image.name !== 'ramp.png') continue;
@@ -307,7 +355,9 @@ describe('models with other preprocessing', () => {
         // The unit's input box by hand: AlexNet's conv1 is 11 × 11, stride 4, padding 2.
         const inputBox = clipped(-2 + 4 * top.position.x, -2 + 4 * top.position.y, 11, 11);
         assertCovers(pixels, inputBox, top.box, `filter ${index}`);
-        const patch = await sharp(Buffer.from(await (await fetch(`${server.url}${top.patchUrl}`)).arrayBuffer())).raw().toBuffer({ resolveWithObject: true });
+        const patch = await sharp(Buffer.from(await (await fetch(`${server.url}${top.patchUrl}`)).arrayBuffer()))
+          .raw()
+          .toBuffer({ resolveWithObject: true });
         const scale = Math.max(1, Math.ceil(64 / Math.max(top.box.width, top.box.height)));
         assert.deepEqual([patch.info.width, patch.info.height], [top.box.width * scale, top.box.height * scale], 'the patch is the box');
         assert.deepEqual([...patch.data.subarray(0, 2)], [top.box.x, top.box.y], "the patch's first pixel is the box's");
@@ -324,8 +374,12 @@ describe('models with other preprocessing', () => {
     const pixels = await modelPixels(rampPng, boxed, server.services.config);
     const base64 = rampPng.toString('base64');
     const project = async (y: number, x: number, layer = '/features/features.1/Relu') => {
-      const res = await gql(server.url, `query($img: String!) { model(name: "letterbox") { layer(name: "${layer}") { filter(index: 3) {
-        projection(image: { base64: $img }, seed: POSITION, position: { y: ${y}, x: ${x} }) { inputBox { x y width height } box { x y width height } imageUrl(crop: true) } } } } }`, { img: base64 });
+      const res = await gql(
+        server.url,
+        `query($img: String!) { model(name: "letterbox") { layer(name: "${layer}") { filter(index: 3) {
+        projection(image: { base64: $img }, seed: POSITION, position: { y: ${y}, x: ${x} }) { inputBox { x y width height } box { x y width height } imageUrl(crop: true) } } } } }`,
+        { img: base64 },
+      );
       assert.ok(res.data, JSON.stringify(res.errors));
       return res.data.model.layer.filter.projection as { inputBox: Box; box: Box; imageUrl: string };
     };

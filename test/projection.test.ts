@@ -21,10 +21,17 @@ const TOLERANCE = 1e-4;
 const manifest = loadManifest();
 
 async function services(backend: string, env: Record<string, string> = {}): Promise<Services> {
-  return createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, CACHE_DIR: `/tmp/convscope-test-${backend}`, LOG_LEVEL: 'silent', CONVSCOPE_BACKEND: backend, ...env }));
+  return createServices(
+    loadConfig({ MODELS_DIR: FIXTURE_MODELS, CACHE_DIR: `/tmp/convscope-test-${backend}`, LOG_LEVEL: 'silent', CONVSCOPE_BACKEND: backend, ...env }),
+  );
 }
 
-function request(services: Services, c: ReferenceCase, input = loadNpy(manifest.models[c.model].input).data, key = c.model): [ReturnType<typeof model>, ProjectionItem] {
+function request(
+  services: Services,
+  c: ReferenceCase,
+  input = loadNpy(manifest.models[c.model].input).data,
+  key = c.model,
+): [ReturnType<typeof model>, ProjectionItem] {
   return [
     model(services, c.model),
     {
@@ -168,7 +175,16 @@ describe('the other ways of compiling a projection match PyTorch too', () => {
       const c = manifest.cases.filter((k) => k.model === name && k.targetOp === 'Relu').pop()!;
       const [m, base] = request(s, c);
       const [channels, H, W] = m.shapes.get(c.targetOutput)!;
-      const positions = [[0, 0], [0, W - 1], [H - 1, 0], [H - 1, W - 1], [0, W >> 1], [H >> 1, 0], [H - 1, W >> 1], [H >> 1, W - 1]];
+      const positions = [
+        [0, 0],
+        [0, W - 1],
+        [H - 1, 0],
+        [H - 1, W - 1],
+        [0, W >> 1],
+        [H >> 1, 0],
+        [H - 1, W >> 1],
+        [H >> 1, W - 1],
+      ];
       for (const unpool of ['SCATTER_ADD', 'SCATTER_GROUPS'] as const) {
         for (const method of ['DECONVNET', 'GUIDED_BACKPROP'] as const) {
           for (const [y, x] of positions) {
@@ -179,13 +195,19 @@ describe('the other ways of compiling a projection match PyTorch too', () => {
             const req: ProjectionItem = { ...base, channel, method, unpool, seed: 'POSITION', position: { y, x } };
             const [regions, whole] = await Promise.all([project(s.engine, m, req), project(s.engine, m, { ...req, regions: false })]);
             const what = `${name} ${method} ${unpool} at (${y}, ${x}), channel ${channel}`;
-            assert.ok(whole.projection.some((v) => v !== 0), `${what}: the whole-map projection is not all zero`);
+            assert.ok(
+              whole.projection.some((v) => v !== 0),
+              `${what}: the whole-map projection is not all zero`,
+            );
             assert.ok(relativeError(regions.projection, whole.projection) <= 1e-5, `${what}: ${relativeError(regions.projection, whole.projection)}`);
             // Whole maps are kept as their non-zero box; a region as itself cut to the image, which holds that box.
             const nonZero = nonZeroBox(whole.projection, m.shapes.get(m.inputName)!);
             assert.deepEqual(whole.box, nonZero, `${what}: the whole map's box`);
             const [t, l, h, w] = regions.box;
-            assert.ok(t <= nonZero[0] && l <= nonZero[1] && t + h >= nonZero[0] + nonZero[2] && l + w >= nonZero[1] + nonZero[3], `${what}: region box ${regions.box} holds ${nonZero}`);
+            assert.ok(
+              t <= nonZero[0] && l <= nonZero[1] && t + h >= nonZero[0] + nonZero[2] && l + w >= nonZero[1] + nonZero[3],
+              `${what}: region box ${regions.box} holds ${nonZero}`,
+            );
             const [C, H, W] = m.shapes.get(m.inputName)!;
             assert.ok(t >= 0 && l >= 0 && t + h <= H && l + w <= W, `${what}: region box ${regions.box} is inside the image`);
             assert.equal(regions.inside.length, C * h * w);
@@ -254,7 +276,10 @@ describe('the load-time shape probe', () => {
         const tensors = [...m.graph.dataPath].filter((t) => t !== m.graph.inputName);
         const real = compileForward(m.graph, tensors);
         const probe = compileShapeProbe(m.graph, tensors, []);
-        assert.ok(probe.model.byteLength < real.model.byteLength / 2, `${name}: probe graph ${probe.model.byteLength} bytes, forward graph ${real.model.byteLength}`);
+        assert.ok(
+          probe.model.byteLength < real.model.byteLength / 2,
+          `${name}: probe graph ${probe.model.byteLength} bytes, forward graph ${real.model.byteLength}`,
+        );
         const input = () => new s.engine.runtime.Tensor('float32', new Float32Array(2 * m.inputShape.reduce((a, b) => a * b, 1)), [2, ...m.inputShape]);
         const shapes = async (g: typeof real, optimize: boolean) => {
           const session = await s.engine.runtime.createSession(g.model.slice(), { optimize });
@@ -300,7 +325,10 @@ describe('sessions within SESSION_MEMORY_MB', () => {
         for (const [i, c] of targets.entries()) {
           const result = await project(s.engine, ...request(s, c));
           assert.ok(relativeError(result.projection, reference[i].projection) <= 1e-6, `${c.id}, round ${round}`);
-          assert.ok(s.engine.sessionStats.bytes <= Math.max(bound, sizes.bytes / sizes.keys.length * 2), `round ${round}: ${s.engine.sessionStats.bytes} bytes loaded`);
+          assert.ok(
+            s.engine.sessionStats.bytes <= Math.max(bound, (sizes.bytes / sizes.keys.length) * 2),
+            `round ${round}: ${s.engine.sessionStats.bytes} bytes loaded`,
+          );
         }
       }
       assert.ok(s.engine.stats.evictions >= 4, `released ${s.engine.stats.evictions} times`);
@@ -312,8 +340,14 @@ describe('sessions within SESSION_MEMORY_MB', () => {
       for (const c of targets) await project(s.engine, ...request(s, c));
       assert.ok(!s.engine.sessionStats.keys.includes('forward-to-release'), 'released by the projections after it');
       const input = loadNpy(manifest.models.zfnet.input).data;
-      const [out] = Object.values(await s.engine.run(loaded, { [m.inputName]: new s.engine.runtime.Tensor('float32', input.slice(), [1, ...m.inputShape]) }, 1));
-      const expected = Object.values(await (await s.engine.load('forward-again', compile)).session.run({ [m.inputName]: new s.engine.runtime.Tensor('float32', input.slice(), [1, ...m.inputShape]) }))[0];
+      const [out] = Object.values(
+        await s.engine.run(loaded, { [m.inputName]: new s.engine.runtime.Tensor('float32', input.slice(), [1, ...m.inputShape]) }, 1),
+      );
+      const expected = Object.values(
+        await (
+          await s.engine.load('forward-again', compile)
+        ).session.run({ [m.inputName]: new s.engine.runtime.Tensor('float32', input.slice(), [1, ...m.inputShape]) }),
+      )[0];
       assert.deepEqual(out.data, expected.data);
     } finally {
       await s.engine.close();
@@ -345,7 +379,13 @@ describe('compiled graphs on disk (GRAPH_CACHE_MB)', () => {
     // A bound smaller than any graph keeps only the one just written.
     const small = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', CACHE_DIR: dir, GRAPH_CACHE_MB: '0.001' }));
     try {
-      await project(small.engine, ...request(small, manifest.cases.find((k) => k.model === 'zfnet')!));
+      await project(
+        small.engine,
+        ...request(
+          small,
+          manifest.cases.find((k) => k.model === 'zfnet')!,
+        ),
+      );
       assert.equal(small.engine.stats.compiled, 1);
       assert.equal(fs.readdirSync(path.join(dir, 'graphs')).filter((f) => f.endsWith('.onnx')).length, 1, 'the older graphs were evicted');
     } finally {

@@ -74,7 +74,13 @@ describe('API replicas on Redis and PostgreSQL', () => {
   };
 
   test('progress reaches the other replica; results are shared; a killed replica’s job is finished by the other', async () => {
-    const env = { REDIS_URL: redis.url, URL_SIGNING_KEY: 'replicas-test-url-signing-key-0123456789', DATABASE_URL: await postgres.createDatabase(), INDEX_LEASE_S: '2', INDEX_CHUNK_IMAGES: '4' };
+    const env = {
+      REDIS_URL: redis.url,
+      URL_SIGNING_KEY: 'replicas-test-url-signing-key-0123456789',
+      DATABASE_URL: await postgres.createDatabase(),
+      INDEX_LEASE_S: '2',
+      INDEX_CHUNK_IMAGES: '4',
+    };
     const [a, b] = await Promise.all([startReplica(env), startReplica(env)]);
 
     // The reference: the same index in one embedded process (SQLite, no Redis).

@@ -78,7 +78,8 @@ describe('TF.js layers models: served like ONNX, equal to TensorFlow.js', () => 
 
   test('every method and the layer types of both coverage models are among the projections', () => {
     const ops = new Set(manifest.cases.map((c) => c.targetOp));
-    for (const op of ['Conv2D', 'ReLU', 'DepthwiseConv2D', 'SeparableConv2D', 'Dense', 'LeakyReLU', 'Concatenate', 'Multiply', 'PReLU', 'Softmax']) assert.ok(ops.has(op), op);
+    for (const op of ['Conv2D', 'ReLU', 'DepthwiseConv2D', 'SeparableConv2D', 'Dense', 'LeakyReLU', 'Concatenate', 'Multiply', 'PReLU', 'Softmax'])
+      assert.ok(ops.has(op), op);
     assert.deepEqual(new Set(manifest.cases.map((c) => c.method)), new Set(['DECONVNET', 'GUIDED_BACKPROP', 'SALIENCY']));
   });
 
@@ -98,7 +99,10 @@ describe('TF.js layers models: served like ONNX, equal to TensorFlow.js', () => 
     const hash = createHash('sha256');
     for (const f of files) hash.update(fs.readFileSync(path.join(MODELS, 'vgg', f)));
     assert.equal(model.sha256, hash.digest('hex'));
-    assert.equal(model.bytes, files.reduce((sum, f) => sum + fs.statSync(path.join(MODELS, 'vgg', f)).size, 0));
+    assert.equal(
+      model.bytes,
+      files.reduce((sum, f) => sum + fs.statSync(path.join(MODELS, 'vgg', f)).size, 0),
+    );
     assert.equal(model.labels[3], 'grating 54°', 'the sidecar beside the folder (vgg.json) names the classes');
   });
 });
@@ -119,12 +123,22 @@ describe('TF.js layers models over GraphQL', () => {
     const [C, H, W] = shape.slice(-3);
     const raw = Buffer.alloc(C * H * W);
     for (let i = 0; i < H * W; i++) for (let c = 0; c < C; c++) raw[i * C + c] = Math.round(data[c * H * W + i] * 255);
-    return (await sharp(raw, { raw: { width: W, height: H, channels: C as 3 } }).png().toBuffer()).toString('base64');
+    return (
+      await sharp(raw, { raw: { width: W, height: H, channels: C as 3 } })
+        .png()
+        .toBuffer()
+    ).toString('base64');
   }
 
   test('an uploaded image projects to what TF.js computes (trained VGG, deconvnet)', async () => {
     const c = manifest.cases.find((k) => k.model === 'vgg' && k.target === 'conv4_2' && k.method === 'DECONVNET' && k.seed === 'MAX')!;
-    const res = await gql(server.url, PROJECTION, { model: 'vgg', layer: 'conv4_2', index: c.channel, image: { base64: await png('vgg') }, method: 'DECONVNET' });
+    const res = await gql(server.url, PROJECTION, {
+      model: 'vgg',
+      layer: 'conv4_2',
+      index: c.channel,
+      image: { base64: await png('vgg') },
+      method: 'DECONVNET',
+    });
     assert.equal(res.errors, undefined, JSON.stringify(res.errors));
     const p = res.data.model.layer.filter.projection;
     const npy = decodeNpy(Buffer.from(await (await fetch(server.url + p.tensorUrl)).arrayBuffer()));
@@ -165,7 +179,18 @@ describe('TF.js layers models over GraphQL', () => {
 describe('TF.js conversion refuses what it cannot convert, saying which layer and why', () => {
   const conv = (name: string, extra: Record<string, unknown> = {}) => ({
     class_name: 'Conv2D',
-    config: { name, filters: 2, kernel_size: [1, 1], strides: [1, 1], padding: 'valid', data_format: 'channels_last', dilation_rate: [1, 1], activation: 'linear', use_bias: false, ...extra },
+    config: {
+      name,
+      filters: 2,
+      kernel_size: [1, 1],
+      strides: [1, 1],
+      padding: 'valid',
+      data_format: 'channels_last',
+      dilation_rate: [1, 1],
+      activation: 'linear',
+      use_bias: false,
+      ...extra,
+    },
   });
   const input = { class_name: 'InputLayer', config: { name: 'x', batch_input_shape: [null, 4, 4, 3], dtype: 'float32' } };
   const kernel = (layer: string): [string, Weight] => [`${layer}/kernel`, { shape: [1, 1, 3, 2], values: new Float32Array(6) }];
@@ -173,20 +198,52 @@ describe('TF.js conversion refuses what it cannot convert, saying which layer an
     convertLayersModel({ topology: { class_name: 'Sequential', config: { name: 's', layers } }, weights: new Map(weights), sha256: '', bytes: 0 });
 
   const cases: [string, () => unknown, RegExp][] = [
-    ['an unknown activation', () => convert([input, conv('c', { activation: 'gelu' })]), /layer "c" \(Conv2D\) has activation "gelu", which convscope cannot convert$/],
+    [
+      'an unknown activation',
+      () => convert([input, conv('c', { activation: 'gelu' })]),
+      /layer "c" \(Conv2D\) has activation "gelu", which convscope cannot convert$/,
+    ],
     ['channels_first', () => convert([input, conv('c', { data_format: 'channels_first' })]), /layer "c" \(Conv2D\) is channels_first/],
     ['a missing weight', () => convert([input, conv('c')], []), /layer "c" \(Conv2D\) has no weight "c\/kernel"/],
-    ['a weight of another shape', () => convert([input, conv('c', { filters: 3 })]), /layer "c" \(Conv2D\) has weight "kernel" of shape \[1,1,3,2\], expected \[1,1,3,3\]/],
-    ['a dilated DepthwiseConv2D', () => convert([input, { class_name: 'DepthwiseConv2D', config: { name: 'd', kernel_size: [3, 3], dilation_rate: [2, 2] } }]), /layer "d" \(DepthwiseConv2D\) has dilation_rate \[2,2\], which TF.js ignores and Keras applies/],
-    ['a nested model', () => convert([input, { class_name: 'Sequential', config: { name: 'inner', layers: [] } }]), /layer "inner" \(Sequential\) is a nested model/],
-    ['a non-image input', () => convert([{ ...input, config: { ...input.config, batch_input_shape: [null, 10] } }, conv('c')]), /input "x" has shape \[null,10\]: convscope serves image models/],
-    ['an input without a size', () => convert([{ ...input, config: { ...input.config, batch_input_shape: [null, null, null, 3] } }, conv('c')]), /give one in the sidecar: \{"input": \{"size": \[H, W\]\}\}/],
+    [
+      'a weight of another shape',
+      () => convert([input, conv('c', { filters: 3 })]),
+      /layer "c" \(Conv2D\) has weight "kernel" of shape \[1,1,3,2\], expected \[1,1,3,3\]/,
+    ],
+    [
+      'a dilated DepthwiseConv2D',
+      () => convert([input, { class_name: 'DepthwiseConv2D', config: { name: 'd', kernel_size: [3, 3], dilation_rate: [2, 2] } }]),
+      /layer "d" \(DepthwiseConv2D\) has dilation_rate \[2,2\], which TF.js ignores and Keras applies/,
+    ],
+    [
+      'a nested model',
+      () => convert([input, { class_name: 'Sequential', config: { name: 'inner', layers: [] } }]),
+      /layer "inner" \(Sequential\) is a nested model/,
+    ],
+    [
+      'a non-image input',
+      () => convert([{ ...input, config: { ...input.config, batch_input_shape: [null, 10] } }, conv('c')]),
+      /input "x" has shape \[null,10\]: convscope serves image models/,
+    ],
+    [
+      'an input without a size',
+      () => convert([{ ...input, config: { ...input.config, batch_input_shape: [null, null, null, 3] } }, conv('c')]),
+      /give one in the sidecar: \{"input": \{"size": \[H, W\]\}\}/,
+    ],
   ];
   for (const [what, run, message] of cases) test(what, () => assert.throws(run, message));
 
   test('an input without a size takes the sidecar size', () => {
     const model = convertLayersModel(
-      { topology: { class_name: 'Sequential', config: { name: 's', layers: [{ ...input, config: { ...input.config, batch_input_shape: [null, null, null, 3] } }, conv('c')] } }, weights: new Map([kernel('c')]), sha256: '', bytes: 0 },
+      {
+        topology: {
+          class_name: 'Sequential',
+          config: { name: 's', layers: [{ ...input, config: { ...input.config, batch_input_shape: [null, null, null, 3] } }, conv('c')] },
+        },
+        weights: new Map([kernel('c')]),
+        sha256: '',
+        bytes: 0,
+      },
       [5, 7],
     );
     assert.deepEqual(model.graph.input![0].type!.tensorType!.shape!.dim!.slice(1), [{ dimValue: 3 }, { dimValue: 5 }, { dimValue: 7 }]);
@@ -227,7 +284,11 @@ describe('TF.js conversion refuses what it cannot convert, saying which layer an
     });
     test('weights past the end of their shards are refused', () => {
       fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.alloc(8));
-      write({ format: 'layers-model', modelTopology: topology, weightsManifest: [{ paths: ['w.bin'], weights: [{ name: 'k', shape: [3], dtype: 'float32' }] }] });
+      write({
+        format: 'layers-model',
+        modelTopology: topology,
+        weightsManifest: [{ paths: ['w.bin'], weights: [{ name: 'k', shape: [3], dtype: 'float32' }] }],
+      });
       assert.throws(() => readLayersModelFiles(dir, 2 ** 30), /weight "k" \[3\] runs past the end of its weight files \(8 bytes\)/);
     });
     test('files over MAX_MODEL_MB are refused', () => {

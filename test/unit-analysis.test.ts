@@ -26,9 +26,16 @@ let modelsDir: string;
 beforeAll(async () => {
   // The default model with its snapshots, and a fixture whose /conv1/Conv has another shape.
   modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-analysis-models-'));
-  for (const f of ['fashion-zfnet.onnx', 'fashion-zfnet.json', 'fashion-zfnet.snapshots']) fs.symlinkSync(path.join(ROOT, 'models', f), path.join(modelsDir, f));
+  for (const f of ['fashion-zfnet.onnx', 'fashion-zfnet.json', 'fashion-zfnet.snapshots'])
+    fs.symlinkSync(path.join(ROOT, 'models', f), path.join(modelsDir, f));
   for (const f of ['lrn_decomposed.onnx', 'lrn_decomposed.json']) fs.symlinkSync(path.join(FIXTURE_MODELS, f), path.join(modelsDir, f));
-  server = await startTestServer({ MODELS_DIR: modelsDir, DATASETS_DIR: path.join(ROOT, 'datasets'), MAX_COMPARE_UNITS: '64', MAX_COMPARE_IMAGES: '500', MAX_INVARIANCE_STEPS: '32' });
+  server = await startTestServer({
+    MODELS_DIR: modelsDir,
+    DATASETS_DIR: path.join(ROOT, 'datasets'),
+    MAX_COMPARE_UNITS: '64',
+    MAX_COMPARE_IMAGES: '500',
+    MAX_INVARIANCE_STEPS: '32',
+  });
   // The sidecar's index (every Conv and ReLU) is built in the background on start-up.
   for (let i = 0; i < 240; i++) {
     const jobs = (await gql(server.url, `{ jobs { state model } }`)).data.jobs as { state: string; model: string }[];
@@ -76,23 +83,39 @@ describe('selectivity', () => {
       assert.equal(s.count, expected.count);
       assert.ok(Math.abs(s.share - expected.share) < 1e-12);
       assert.ok(Math.abs(s.entropy - expected.entropy) < 1e-9, `filter ${f.index}: ${s.entropy} vs ${expected.entropy}`);
-      assert.equal(s.labels.reduce((n: number, l: any) => n + l.count, 0), 9);
+      assert.equal(
+        s.labels.reduce((n: number, l: any) => n + l.count, 0),
+        9,
+      );
       shares.add(s.share);
     }
     assert.ok(shares.size > 1, 'the units differ in selectivity');
     assert.equal(units.totalCount, 64);
-    assert.deepEqual([...units.nodes.map((u: any) => u.index)].sort((a: number, b: number) => a - b), filters.nodes.map((f: any) => f.index), 'every unit once');
+    assert.deepEqual(
+      [...units.nodes.map((u: any) => u.index)].sort((a: number, b: number) => a - b),
+      filters.nodes.map((f: any) => f.index),
+      'every unit once',
+    );
     for (let i = 1; i < units.nodes.length; i++) {
       const [a, b] = [units.nodes[i - 1], units.nodes[i]];
-      const ordered = a.selectivity.share > b.selectivity.share || (a.selectivity.share === b.selectivity.share && (a.selectivity.entropy < b.selectivity.entropy || (a.selectivity.entropy === b.selectivity.entropy && a.index < b.index)));
+      const ordered =
+        a.selectivity.share > b.selectivity.share ||
+        (a.selectivity.share === b.selectivity.share &&
+          (a.selectivity.entropy < b.selectivity.entropy || (a.selectivity.entropy === b.selectivity.entropy && a.index < b.index)));
       assert.ok(ordered, `unit ${a.index} before ${b.index}`);
     }
   });
 
   test('INDEX_NOT_BUILT for a layer outside the index; BAD_USER_INPUT for SELECTIVITY without a dataset', async () => {
-    const one = await gql(server.url, `{ model(name: "${MODEL}") { layer(name: "/pool5/MaxPool") { filter(index: 0) { selectivity(dataset: "${DATASET}") { share } } } } }`);
+    const one = await gql(
+      server.url,
+      `{ model(name: "${MODEL}") { layer(name: "/pool5/MaxPool") { filter(index: 0) { selectivity(dataset: "${DATASET}") { share } } } } }`,
+    );
     assert.equal(errorCode(one), 'INDEX_NOT_BUILT');
-    const all = await gql(server.url, `{ model(name: "${MODEL}") { layer(name: "/pool5/MaxPool") { units(orderBy: SELECTIVITY, dataset: "${DATASET}") { totalCount } } } }`);
+    const all = await gql(
+      server.url,
+      `{ model(name: "${MODEL}") { layer(name: "/pool5/MaxPool") { units(orderBy: SELECTIVITY, dataset: "${DATASET}") { totalCount } } } }`,
+    );
     assert.equal(errorCode(all), 'INDEX_NOT_BUILT');
     const none = await gql(server.url, `{ model(name: "${MODEL}") { layer(name: "/relu5/Relu") { units(orderBy: SELECTIVITY) { totalCount } } } }`);
     assert.equal(errorCode(none), 'BAD_USER_INPUT');
@@ -137,7 +160,10 @@ describe('topUnits', () => {
     const png = await fetch(server.url + got[0].projection.imageUrl);
     assert.equal(png.status, 200);
 
-    const all = await gql(server.url, `{ model(name: "${MODEL}") { topUnits(image: { id: "${IMAGE}" }, layer: "/fc7/Gemm", first: 100) { filter { index } } } }`);
+    const all = await gql(
+      server.url,
+      `{ model(name: "${MODEL}") { topUnits(image: { id: "${IMAGE}" }, layer: "/fc7/Gemm", first: 100) { filter { index } } } }`,
+    );
     assert.equal(all.data.model.topUnits.length, 10, 'more than the units gives them all');
     const bad = await gql(server.url, `{ model(name: "${MODEL}") { topUnits(image: { id: "${IMAGE}" }, layer: "/relu2/Relu", first: 0) { value } } }`);
     assert.equal(errorCode(bad), 'BAD_USER_INPUT');
@@ -199,13 +225,19 @@ describe('compare', () => {
     for (const u of c.units.nodes) {
       if (u.correlation === null) {
         assert.equal(u.match, null);
-        assert.ok(u.top.every((t: any) => t.value === u.top[0].value), `unit ${u.filter.index} has no match only if constant`);
+        assert.ok(
+          u.top.every((t: any) => t.value === u.top[0].value),
+          `unit ${u.filter.index} has no match only if constant`,
+        );
         continue;
       }
       assert.equal(u.match.index, u.filter.index);
       assert.ok(Math.abs(u.correlation - 1) <= 1e-6, `unit ${u.filter.index}: r = ${u.correlation}`);
       assert.equal(u.topOverlap, 9);
-      assert.deepEqual(u.matchTop, u.top.map((t: any) => ({ image: t.image })));
+      assert.deepEqual(
+        u.matchTop,
+        u.top.map((t: any) => ({ image: t.image })),
+      );
     }
     assert.ok(Math.abs(c.meanCorrelation - 1) <= 1e-6);
   });
@@ -238,7 +270,10 @@ describe('compare', () => {
     // Training moved the units, but one epoch in, the features are already related to the final ones.
     assert.ok(c.meanCorrelation > 0.5 && c.meanCorrelation < 1 - 1e-6, `mean r ${c.meanCorrelation}`);
     const later = await gql(server.url, COMPARE, { other: `${MODEL}@epoch-05`, layer, images: n });
-    assert.ok(later.data.model.compare.meanCorrelation > c.meanCorrelation, `epoch 5 (${later.data.model.compare.meanCorrelation}) is closer to the final model than epoch 1 (${c.meanCorrelation})`);
+    assert.ok(
+      later.data.model.compare.meanCorrelation > c.meanCorrelation,
+      `epoch 5 (${later.data.model.compare.meanCorrelation}) is closer to the final model than epoch 1 (${c.meanCorrelation})`,
+    );
   }, 120_000);
 
   test('bad arguments give stable error codes, and the server keeps serving', async () => {
@@ -262,7 +297,8 @@ const INVARIANCE = `query($image: ImageInput!, $transform: InvarianceTransform!,
 
 describe('invariance', () => {
   test('step 0 is the original: distance 0 and the probability predict gives; a full turn comes back', async () => {
-    const predicted = (await gql(server.url, `{ model(name: "${MODEL}") { labels predict(image: { id: "${IMAGE}" }, top: 10) { classIndex probability } } }`)).data.model;
+    const predicted = (await gql(server.url, `{ model(name: "${MODEL}") { labels predict(image: { id: "${IMAGE}" }, top: 10) { classIndex probability } } }`))
+      .data.model;
     const boot = predicted.labels.indexOf('Ankle boot');
     const res = await gql(server.url, INVARIANCE, { image: { id: IMAGE }, transform: 'ROTATE', steps: 5 });
     assert.equal(res.errors, undefined, JSON.stringify(res.errors));
@@ -271,13 +307,19 @@ describe('invariance', () => {
     assert.equal(inv.targetSource, 'LABEL');
     assert.equal(inv.targetClass, boot);
     assert.equal(inv.targetLabel, 'Ankle boot');
-    assert.deepEqual(inv.steps.map((s: any) => s.amount), [0, 90, 180, 270, 360]);
+    assert.deepEqual(
+      inv.steps.map((s: any) => s.amount),
+      [0, 90, 180, 270, 360],
+    );
     const [first, , half, , last] = inv.steps;
     assert.deepEqual(first.distances, [0, 0]);
     const p = predicted.predict.find((x: any) => x.classIndex === boot).probability;
     assert.ok(Math.abs(first.probability - p) <= 1e-6, `${first.probability} vs predict's ${p}`);
     assert.ok(half.distances.every((d: number) => d > 0) && half.probability < first.probability, 'upside down, the features and the class change');
-    assert.ok(last.relativeDistances.every((d: number) => d < 1e-3), `a full turn is the original again: ${last.relativeDistances}`);
+    assert.ok(
+      last.relativeDistances.every((d: number) => d < 1e-3),
+      `a full turn is the original again: ${last.relativeDistances}`,
+    );
 
     const png = await fetch(server.url + inv.imageUrl);
     assert.equal(png.status, 200);
@@ -289,17 +331,28 @@ describe('invariance', () => {
   });
 
   test('translation and scaling: amounts from the identity, distances growing; an upload follows its top-1 class', async () => {
-    const shift = (await gql(server.url, INVARIANCE, { image: { id: IMAGE }, transform: 'TRANSLATE', steps: 4, layers: ['/relu2/Relu'], targetClass: 3 })).data.model.invariance;
-    assert.deepEqual(shift.steps.map((s: any) => s.amount), [0, 7 / 3, 14 / 3, 7]);
+    const shift = (await gql(server.url, INVARIANCE, { image: { id: IMAGE }, transform: 'TRANSLATE', steps: 4, layers: ['/relu2/Relu'], targetClass: 3 })).data
+      .model.invariance;
+    assert.deepEqual(
+      shift.steps.map((s: any) => s.amount),
+      [0, 7 / 3, 14 / 3, 7],
+    );
     assert.equal(shift.targetSource, 'ARGUMENT');
     assert.equal(shift.targetClass, 3);
     assert.equal(shift.steps[0].distances[0], 0);
     assert.ok(shift.steps[3].distances[0] > shift.steps[1].distances[0], 'further moved, further apart');
     const scale = (await gql(server.url, INVARIANCE, { image: { id: IMAGE }, transform: 'SCALE', steps: 3, to: 0.5 })).data.model.invariance;
-    assert.deepEqual(scale.steps.map((s: any) => s.amount), [1, 0.75, 0.5]);
+    assert.deepEqual(
+      scale.steps.map((s: any) => s.amount),
+      [1, 0.75, 0.5],
+    );
 
     const base64 = fs.readFileSync(path.join(ROOT, 'datasets', DATASET, 'test-00001.png')).toString('base64');
-    const top1 = (await gql(server.url, `query($b: String!) { model(name: "${MODEL}") { predict(image: { base64: $b }, top: 1) { classIndex probability } } }`, { b: base64 })).data.model.predict[0];
+    const top1 = (
+      await gql(server.url, `query($b: String!) { model(name: "${MODEL}") { predict(image: { base64: $b }, top: 1) { classIndex probability } } }`, {
+        b: base64,
+      })
+    ).data.model.predict[0];
     const up = (await gql(server.url, INVARIANCE, { image: { base64 }, transform: 'TRANSLATE', steps: 2 })).data.model.invariance;
     assert.equal(up.targetSource, 'TOP1');
     assert.equal(up.targetClass, top1.classIndex);

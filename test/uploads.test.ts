@@ -12,7 +12,9 @@ const LIMITS = { maxImageBytes: 1 << 20, maxImagePixels: 1 << 20 };
 async function png(seed: number): Promise<Buffer> {
   const raw = Buffer.alloc(32 * 32 * 3);
   for (let i = 0; i < raw.length; i++) raw[i] = (i * 31 + seed * 97) % 256;
-  return sharp(raw, { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
+  return sharp(raw, { raw: { width: 32, height: 32, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 test('over UPLOADS_MB the least recently used uploads are deleted; use refreshes; the order survives a restart', async () => {

@@ -221,41 +221,34 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
   const watch = (api: Proc, id: string, during?: (u: { state: string; imagesDone: number }) => void) =>
     jobUpdates<{ state: string; imagesDone: number }>(api.url, id, 'state imagesDone', during, 40_000);
 
-  test(
-    'kill -9 of a worker mid-chunk and of the API replica that started the job: the other worker finishes, the other replica streams it',
-    async () => {
-      const [victim, survivor] = workers;
-      const [starter, watcher] = apis;
-      const job = (await gql(starter.url, build('shared', 7))).data.buildIndex;
-      // The victim dies as soon as it has taken a chunk of this job, before it can merge it.
-      const killed = new Promise<number>((resolve) => {
-        const poll = setInterval(() => {
-          const [taken] = chunkLines(victim, job.id, /chunk started/);
-          if (!taken) return;
-          clearInterval(poll);
-          victim.proc.kill('SIGKILL');
-          starter.proc.kill('SIGKILL');
-          resolve(taken.chunk as number);
-        }, 1);
-      });
-      const seen = await watch(watcher, job.id);
-      const chunk = await killed;
-      assert.deepEqual(seen.at(-1), { state: 'DONE', imagesDone: IMAGES });
-      assert.equal(
-        chunkLines(victim, job.id, /chunk merged/).filter((l) => l.chunk === chunk).length,
-        0,
-        `the victim was killed before merging chunk ${chunk}`,
-      );
-      assert.ok(
-        chunkLines(survivor, job.id, /chunk merged/).some((l) => l.chunk === chunk && l.merged === true),
-        `the survivor took chunk ${chunk} over (BullMQ's stalled-job check) and merged it`,
-      );
-      assert.deepEqual((await stored(job.id)).rows, referenceTop('shared', 7), 'the top-7 of an uninterrupted run, row for row');
-      // Replacements, as Docker's restart policy would start them.
-      apis[0] = await start('api', 2);
-      workers[0] = await start('worker', 2);
-    }, 60_000,
-  );
+  test('kill -9 of a worker mid-chunk and of the API replica that started the job: the other worker finishes, the other replica streams it', async () => {
+    const [victim, survivor] = workers;
+    const [starter, watcher] = apis;
+    const job = (await gql(starter.url, build('shared', 7))).data.buildIndex;
+    // The victim dies as soon as it has taken a chunk of this job, before it can merge it.
+    const killed = new Promise<number>((resolve) => {
+      const poll = setInterval(() => {
+        const [taken] = chunkLines(victim, job.id, /chunk started/);
+        if (!taken) return;
+        clearInterval(poll);
+        victim.proc.kill('SIGKILL');
+        starter.proc.kill('SIGKILL');
+        resolve(taken.chunk as number);
+      }, 1);
+    });
+    const seen = await watch(watcher, job.id);
+    const chunk = await killed;
+    assert.deepEqual(seen.at(-1), { state: 'DONE', imagesDone: IMAGES });
+    assert.equal(chunkLines(victim, job.id, /chunk merged/).filter((l) => l.chunk === chunk).length, 0, `the victim was killed before merging chunk ${chunk}`);
+    assert.ok(
+      chunkLines(survivor, job.id, /chunk merged/).some((l) => l.chunk === chunk && l.merged === true),
+      `the survivor took chunk ${chunk} over (BullMQ's stalled-job check) and merged it`,
+    );
+    assert.deepEqual((await stored(job.id)).rows, referenceTop('shared', 7), 'the top-7 of an uninterrupted run, row for row');
+    // Replacements, as Docker's restart policy would start them.
+    apis[0] = await start('api', 2);
+    workers[0] = await start('worker', 2);
+  }, 60_000);
 
   test('Redis restarted empty mid-job: the chunks it lost are queued again, each merged once', async () => {
     const job = (await gql(apis[0].url, build('shared', 5))).data.buildIndex;

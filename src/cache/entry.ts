@@ -98,10 +98,7 @@ export function decodeRecord<M>(bytes: Buffer): RecordValue<M> {
   if (at + t.reduce((n, len) => n + len * 4, 0) !== bytes.length) throw new CorruptEntryError('record length mismatch');
   const tensors = t.map((len) => {
     const offset = bytes.byteOffset + at;
-    const view =
-      offset % 4 === 0
-        ? new Float32Array(bytes.buffer, offset, len)
-        : new Float32Array(bytes.buffer.slice(offset, offset + len * 4));
+    const view = offset % 4 === 0 ? new Float32Array(bytes.buffer, offset, len) : new Float32Array(bytes.buffer.slice(offset, offset + len * 4));
     at += len * 4;
     return view;
   });

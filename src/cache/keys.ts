@@ -37,7 +37,11 @@ const modelIds = new WeakMap<object, string>();
 export function modelCacheId(model: KeyedModel): string {
   let id = modelIds.get(model);
   if (!id) {
-    id = createHash('sha256').update(model.sha256).update('\0').update(JSON.stringify([model.preprocessing, PIXELS_VERSION])).digest('hex');
+    id = createHash('sha256')
+      .update(model.sha256)
+      .update('\0')
+      .update(JSON.stringify([model.preprocessing, PIXELS_VERSION]))
+      .digest('hex');
     modelIds.set(model, id);
   }
   return id;

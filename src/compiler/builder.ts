@@ -104,21 +104,15 @@ export class GraphBuilder {
   }
 
   reduceSum(x: string, axes: number[], keepdims = 1): string {
-    return this.opset >= 13
-      ? this.op('ReduceSum', [x, this.ints(axes)], { keepdims })
-      : this.op('ReduceSum', [x], { axes, keepdims });
+    return this.opset >= 13 ? this.op('ReduceSum', [x, this.ints(axes)], { keepdims }) : this.op('ReduceSum', [x], { axes, keepdims });
   }
 
   reduceMean(x: string, axes: number[], keepdims = 1): string {
-    return this.opset >= 18
-      ? this.op('ReduceMean', [x, this.ints(axes)], { keepdims })
-      : this.op('ReduceMean', [x], { axes, keepdims });
+    return this.opset >= 18 ? this.op('ReduceMean', [x, this.ints(axes)], { keepdims }) : this.op('ReduceMean', [x], { axes, keepdims });
   }
 
   reduceMax(x: string, axes: number[], keepdims = 1): string {
-    return this.opset >= 18
-      ? this.op('ReduceMax', [x, this.ints(axes)], { keepdims })
-      : this.op('ReduceMax', [x], { axes, keepdims });
+    return this.opset >= 18 ? this.op('ReduceMax', [x, this.ints(axes)], { keepdims }) : this.op('ReduceMax', [x], { axes, keepdims });
   }
 
   /** Zeros [N, …shape], N the first dimension of `like` (a batch of signals). */

@@ -57,7 +57,8 @@ export function unbroadcast(ctx: RuleContext, node: GraphNode, g: string, input:
   const inShape = ctx.shape(input);
   const outShape = ctx.shape(node.proto.output[0]);
   if (inShape.join() === outShape.join()) return g;
-  if (inShape.length !== outShape.length) throw new UnsupportedOpError(node, `broadcasts activation ${input} of rank ${inShape.length + 1} to rank ${outShape.length + 1}`);
+  if (inShape.length !== outShape.length)
+    throw new UnsupportedOpError(node, `broadcasts activation ${input} of rank ${inShape.length + 1} to rank ${outShape.length + 1}`);
   const axes = inShape.flatMap((d, i) => (d === 1 && outShape[i] !== 1 ? [i + 1] : []));
   return ctx.b.reduceSum(g, axes, 1);
 }
@@ -145,7 +146,10 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
       const t = b.op('Tanh', [inner]);
       const dInner = b.op('Mul', [b.op('Add', [b.scalar(1), b.op('Mul', [b.op('Mul', [x, x]), b.scalar(3 * 0.044715)])]), b.scalar(SQRT_2_OVER_PI)]);
       const sech2 = b.op('Sub', [b.scalar(1), b.op('Mul', [t, t])]);
-      return b.op('Add', [b.op('Mul', [b.op('Add', [b.scalar(1), t]), b.scalar(0.5)]), b.op('Mul', [b.op('Mul', [b.op('Mul', [x, b.scalar(0.5)]), sech2]), dInner])]);
+      return b.op('Add', [
+        b.op('Mul', [b.op('Add', [b.scalar(1), t]), b.scalar(0.5)]),
+        b.op('Mul', [b.op('Mul', [b.op('Mul', [x, b.scalar(0.5)]), sech2]), dInner]),
+      ]);
     }
     const cdf = b.op('Mul', [b.op('Add', [b.scalar(1), b.op('Erf', [b.op('Mul', [x, b.scalar(Math.SQRT1_2)])])]), b.scalar(0.5)]);
     const pdf = b.op('Mul', [b.op('Exp', [b.op('Mul', [b.op('Mul', [x, x]), b.scalar(-0.5)])]), b.scalar(1 / Math.sqrt(2 * Math.PI))]);
@@ -164,7 +168,8 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
     const p = ctx.value(exponent);
     if (ctx.isData(exponent) || !p || p.length !== 1) throw new UnsupportedOpError(node, 'has an exponent that is not one constant');
     const { b } = ctx;
-    const derivative = p[0] === 2 ? b.op('Mul', [ctx.perItem(x), b.scalar(2)]) : b.op('Mul', [b.op('Pow', [ctx.perItem(x), b.scalar(p[0] - 1)]), b.scalar(p[0])]);
+    const derivative =
+      p[0] === 2 ? b.op('Mul', [ctx.perItem(x), b.scalar(2)]) : b.op('Mul', [b.op('Pow', [ctx.perItem(x), b.scalar(p[0] - 1)]), b.scalar(p[0])]);
     return [[x, b.op('Mul', [g, derivative])]];
   },
 
@@ -201,7 +206,10 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
     // x / f(x) through an AveragePool: torch's decomposed LocalResponseNorm, which lrn: IDENTITY passes as identity.
     if (ctx.isData(c) && ctx.isData(a) && ctx.dependsOnlyOn(c, a) && ctx.reachesThrough(c, a, 'AveragePool')) {
       if (ctx.lrn === 'IDENTITY') return [[a, g]];
-      throw new UnsupportedOpError(node, 'ends a decomposed normalisation (torch exports LocalResponseNorm this way): only lrn: IDENTITY is supported for it; re-export with a native LRN node for GRADIENT');
+      throw new UnsupportedOpError(
+        node,
+        'ends a decomposed normalisation (torch exports LocalResponseNorm this way): only lrn: IDENTITY is supported for it; re-export with a native LRN node for GRADIENT',
+      );
     }
     // y = a / c: ∂a = g / c, ∂c = −g·y / c
     return binary((ctx, g, a, c) => {
@@ -245,4 +253,25 @@ function softmaxAxis(ctx: RuleContext, node: GraphNode): number {
 }
 
 /** Ops whose rules read the item's values at the same position only: they run unchanged on a region. */
-export const POINTWISE_OPS = ['Identity', 'Dropout', 'Cast', 'Relu', 'Clip', 'Sigmoid', 'Tanh', 'HardSigmoid', 'HardSwish', 'LeakyRelu', 'Elu', 'Erf', 'Gelu', 'Softplus', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Neg', 'Abs'];
+export const POINTWISE_OPS = [
+  'Identity',
+  'Dropout',
+  'Cast',
+  'Relu',
+  'Clip',
+  'Sigmoid',
+  'Tanh',
+  'HardSigmoid',
+  'HardSwish',
+  'LeakyRelu',
+  'Elu',
+  'Erf',
+  'Gelu',
+  'Softplus',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Reciprocal',
+  'Neg',
+  'Abs',
+];

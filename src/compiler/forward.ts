@@ -95,7 +95,13 @@ function pixelInput(b: GraphBuilder, p: Preprocessing): ValueInfoProto {
   let planes = b.op('Transpose', [PIXELS_INPUT], { perm: [0, 3, 1, 2] });
   const sources = Array.from({ length: C }, (_, c) => sourceChannel(p, c));
   if (sources.some((s, c) => s !== c)) planes = b.op('Gather', [planes, b.ints(sources)], { axis: 1 });
-  const at = b.op('Add', [b.op('Cast', [planes], { to: DataType.INT64 }), b.ints(Array.from({ length: C }, (_, c) => c * 256), [1, C, 1, 1])]);
+  const at = b.op('Add', [
+    b.op('Cast', [planes], { to: DataType.INT64 }),
+    b.ints(
+      Array.from({ length: C }, (_, c) => c * 256),
+      [1, C, 1, 1],
+    ),
+  ]);
   b.copy({ opType: 'Gather', name: 'cs/normalise', input: [b.floats(table), at], output: [b.source.inputName], attribute: [] });
   return batchInput(PIXELS_INPUT, [p.height, p.width, C], DataType.UINT8, 'B');
 }

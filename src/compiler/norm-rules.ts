@@ -17,7 +17,6 @@ export const NORM_RULES: Record<string, Rule> = {
     return [[dataInput(node), lrnGradient(ctx, node, g)]];
   },
 
-
   // y = γ·x̂ + β, x̂ = (x − μ)/σ over the axes from `axis` on:
   // ∂x = (1/σ)·(gγ − mean(gγ) − x̂·mean(gγ·x̂))
   LayerNormalization: (ctx, node, g) => {
@@ -97,4 +96,3 @@ function lrnGradient(ctx: RuleContext, node: GraphNode, g: string): string {
   const cross = b.op('Mul', [b.op('Mul', [x, spread]), b.scalar((2 * alpha * beta) / size)]);
   return b.op('Sub', [direct, cross]);
 }
-

@@ -126,7 +126,9 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     },
     perItemIndices: (indices, size) => {
       // Item n's image starts at n·size (forward per item) or at its image's place in the batch.
-      const place = forwardPerItem ? b.op('Sub', [b.op('CumSum', [b.op('Add', [b.op('Mul', [ITEM_INPUTS.image, b.ints([0], [])]), b.ints([1], [])]), b.ints([0], [])]), b.ints([1], [])]) : ITEM_INPUTS.image;
+      const place = forwardPerItem
+        ? b.op('Sub', [b.op('CumSum', [b.op('Add', [b.op('Mul', [ITEM_INPUTS.image, b.ints([0], [])]), b.ints([1], [])]), b.ints([0], [])]), b.ints([1], [])])
+        : ITEM_INPUTS.image;
       const offsets = b.reshape(b.op('Mul', [place, b.ints([size], [])]), [-1, 1, 1, 1]);
       return b.op('Sub', [ctx.perItem(indices), offsets]);
     },
@@ -156,7 +158,11 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     const flatMap = b.reshape(channelMap, [-1, Ht * Wt]);
     const argmax = b.op('ArgMax', [flatMap], { axis: 1, keepdims: 1 });
     // The first maximum as a one-hot mask, in float ops (ORT's WebGPU provider has no OneHot).
-    const positions = b.floats(Array.from({ length: Ht * Wt }, (_, i) => i), [Ht * Wt], 'positions');
+    const positions = b.floats(
+      Array.from({ length: Ht * Wt }, (_, i) => i),
+      [Ht * Wt],
+      'positions',
+    );
     const atMax = b.reshape(b.op('Cast', [b.op('Equal', [positions, b.op('Gather', [positions, argmax])])], { to: DataType.FLOAT }), [-1, 1, Ht, Wt]);
     const mask = b.op('Add', [b.op('Mul', [atMax, ITEM_INPUTS.useMax]), ITEM_INPUTS.mask]);
 
@@ -214,7 +220,17 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
   // image is a few row copies for the engine, and a large gather in the graph.
   const projection = b.op('Identity', [isRegion(reached) ? reached.tensor : reached]);
   const outputs = [projection, ...itemOutputs];
-  if (isRegion(reached)) outputs.push(b.typed(b.op('Concat', [0, 1].map((a) => b.reshape(regions!.origin(reached.region, a as 0 | 1), [-1, 1])), { axis: 1 }), DataType.INT64));
+  if (isRegion(reached))
+    outputs.push(
+      b.typed(
+        b.op(
+          'Concat',
+          [0, 1].map((a) => b.reshape(regions!.origin(reached.region, a as 0 | 1), [-1, 1])),
+          { axis: 1 },
+        ),
+        DataType.INT64,
+      ),
+    );
 
   const C = shapes.get(graph.inputName)!;
   const inputs = [

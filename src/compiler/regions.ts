@@ -109,7 +109,12 @@ export class Regions {
 
   /** Where each channel's map starts in a flat [C, size] tensor: int64 [1, C, 1]. */
   private channelStarts(C: number, size: number): string {
-    return this.cached(`channels/${C}/${size}`, () => this.b.ints(Array.from({ length: C }, (_, c) => c * size), [1, C, 1]));
+    return this.cached(`channels/${C}/${size}`, () =>
+      this.b.ints(
+        Array.from({ length: C }, (_, c) => c * size),
+        [1, C, 1],
+      ),
+    );
   }
 
   /**

@@ -96,7 +96,11 @@ export const SHAPE_RULES: Record<string, Rule> = {
     const repeats = constantInput(ctx, node, 1, 'repeats')!;
     if (repeats[0] !== 1) throw new UnsupportedOpError(node, 'tiles the batch axis');
     const split = inShape.flatMap((d, i) => [repeats[i + 1], d]);
-    const summed = ctx.b.reduceSum(ctx.b.reshape(g, [-1, ...split]), inShape.map((_, i) => 1 + 2 * i), 0);
+    const summed = ctx.b.reduceSum(
+      ctx.b.reshape(g, [-1, ...split]),
+      inShape.map((_, i) => 1 + 2 * i),
+      0,
+    );
     return [[x, summed]];
   },
 
@@ -126,6 +130,16 @@ export const SHAPE_RULES: Record<string, Rule> = {
     if (pads.every((p) => p === 0)) return [[x, g]];
     const axes = shape.map((_, i) => i + 1);
     const starts = axes.map((a) => pads[a]);
-    return [[x, ctx.b.slice(g, starts, axes.map((a, i) => starts[i] + shape[i]), axes)]];
+    return [
+      [
+        x,
+        ctx.b.slice(
+          g,
+          starts,
+          axes.map((a, i) => starts[i] + shape[i]),
+          axes,
+        ),
+      ],
+    ];
   },
 };

@@ -17,7 +17,6 @@ export function spreadOverWindows(ctx: RuleContext, g: string, weights: string, 
   return cropTo(ctx, full, win, inShape, outShape);
 }
 
-
 /**
  * The transposed conv of a Conv node over the whole extent its `size` [h, w] outputs reach:
  * (h−1)·s + d·(k−1) + 1 rows, the first at input row −padBegin (relative to the outputs' origin).
@@ -44,7 +43,6 @@ export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win
   }
   return b.op('ConvTranspose', [g, node.proto.input[1]], { group, strides: win.strides, dilations: win.dilations });
 }
-
 
 /** A transposed window op's full output starts at −padBegin: cut or extend it to [H, W]. */
 export function cropTo(ctx: RuleContext, full: string, win: Window, inShape: number[], outShape: number[]): string {
@@ -154,4 +152,3 @@ function phaseKernel(ctx: RuleContext, weight: string, win: Window): { kernel: s
   });
   return { kernel: ctx.b.floatArray(out, [C * sh * sw, M, Th, Tw], 'phase_kernel'), taps: [Th, Tw] };
 }
-

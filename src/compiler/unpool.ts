@@ -31,7 +31,6 @@ export function unpoolAtIndices(ctx: RuleContext, node: GraphNode, g: string, wi
   return b.reshape(scatterSum(ctx, g, switches, win, [C * H * W], 1), [-1, C, H, W]);
 }
 
-
 /**
  * Adds each value of `g` [N, C, h, w] into a zero canvas [N, …canvas] at its index in `at`
  * (same shape as g) along `axis`: the sum at shared switches that unpooling needs.
@@ -44,7 +43,8 @@ function scatterSum(ctx: RuleContext, g: string, at: string, win: Window, canvas
   const groups = [0, 1].map((a) => Math.ceil(win.kernel[a] / win.strides[a]));
   for (let gy = 0; gy < groups[0]; gy++) {
     for (let gx = 0; gx < groups[1]; gx++) {
-      const part = (t: string) => (groups[0] * groups[1] === 1 ? t : b.op('Slice', [t, b.ints([gy, gx]), b.ints([LAST, LAST]), b.ints([2, 3]), b.ints(groups)]));
+      const part = (t: string) =>
+        groups[0] * groups[1] === 1 ? t : b.op('Slice', [t, b.ints([gy, gx]), b.ints([LAST, LAST]), b.ints([2, 3]), b.ints(groups)]);
       const indices = flat(part(at));
       const signal = flat(part(g));
       const first = gy === 0 && gx === 0;
@@ -77,7 +77,10 @@ export function unpoolRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal,
   const [, Ho, Wo] = ctx.shape(node.proto.output[0]);
   const [hg, wg] = g.region.size;
   const local = b.op('Mod', [switches, b.ints([h * w], [])]);
-  const spare = b.ints(Array.from({ length: hg * wg }, (_, i) => h * w + i), [1, 1, hg, wg]);
+  const spare = b.ints(
+    Array.from({ length: hg * wg }, (_, i) => h * w + i),
+    [1, 1, hg, wg],
+  );
   const at = b.op('Where', [regions.onMap(g.region, Ho, Wo), local, spare]);
   const sum = b.slice(scatterSum(ctx, g.tensor, at, win, [C, h * w + hg * wg], 2), [0], [h * w], [2]);
   return [[x, { tensor: b.reshape(sum, [0, C, h, w]), region }]];
@@ -137,9 +140,18 @@ export function unpoolByTaps(ctx: RuleContext, node: GraphNode, g: string, win: 
   }
   const rows = Ho + extra[0];
   const cols = Wo + extra[1];
-  const stacked = phases.length === 1 ? phases[0] : b.reshape(b.op('Concat', phases.map((p) => b.reshape(p, [-1, C, 1, rows, cols])), { axis: 2 }), [-1, C * sh * sw, rows, cols]);
+  const stacked =
+    phases.length === 1
+      ? phases[0]
+      : b.reshape(
+          b.op(
+            'Concat',
+            phases.map((p) => b.reshape(p, [-1, C, 1, rows, cols])),
+            { axis: 2 },
+          ),
+          [-1, C * sh * sw, rows, cols],
+        );
   const canvas = phases.length === 1 ? stacked : b.op('DepthToSpace', [stacked], { blocksize: sh, mode: 'CRD' });
   const span: Window = { ...win, kernel: [rows * sh - (Ho - 1) * sh, cols * sw - (Wo - 1) * sw] };
   return cropTo(ctx, canvas, span, inShape, outShape);
 }
-

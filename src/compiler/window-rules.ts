@@ -61,7 +61,6 @@ export const WINDOW_RULES: Record<string, Rule> = {
     const [, H, W] = ctx.shape(dataInput(node));
     return [[dataInput(node), ctx.b.op('Mul', [g, ctx.b.floats(new Float32Array(H * W).fill(1 / (H * W)), [1, 1, H, W])])]];
   },
-
 };
 
 /** A Conv's transpose on a region signal, over the region it spreads to (masked to the input map). */
@@ -73,4 +72,3 @@ export function convRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal, r
   const spread = transposedConv(ctx, node, g.tensor, win, g.region.size);
   return [[x, { tensor: ctx.b.op('Mul', [spread, regions.onMapAsFloat(region, H, W)]), region }]];
 }
-

@@ -320,7 +320,16 @@ export class Engine {
   forwardPixels(model: EngineModel, graph: string, compile: () => CompiledGraph, image: PixelImage): Promise<Float32Array[]> {
     return this.forwardBatch(model, graph, compile, image, (images) => {
       const [C, H, W] = model.inputShape;
-      return { [PIXELS_INPUT]: new this.runtime.Tensor('uint8', concatenate(images.map((img) => img.pixels), Uint8Array), [images.length, H, W, C]) };
+      return {
+        [PIXELS_INPUT]: new this.runtime.Tensor(
+          'uint8',
+          concatenate(
+            images.map((img) => img.pixels),
+            Uint8Array,
+          ),
+          [images.length, H, W, C],
+        ),
+      };
     });
   }
 
@@ -343,7 +352,14 @@ export class Engine {
 
   /** [B, C, H, W] from B images: always a new array, as run() moves its feeds (the images' own arrays are cached). */
   stack(model: EngineModel, images: PreparedImage[]): OrtTensor {
-    return new this.runtime.Tensor('float32', concatenate(images.map((img) => img.data), Float32Array), [images.length, ...model.inputShape]);
+    return new this.runtime.Tensor(
+      'float32',
+      concatenate(
+        images.map((img) => img.data),
+        Float32Array,
+      ),
+      [images.length, ...model.inputShape],
+    );
   }
 
   /** Fails waiting work, lets running batches finish, then releases every session. */

@@ -29,7 +29,16 @@ export function inputGradient(engine: Engine, model: ProjectableModel, item: Gra
   const unpool = unpoolFor(engine.runtime.backend);
   const key = graphKey(model, `gradient/${item.target}/${unpool ?? ''}`);
   const compile = () =>
-    compileProjection({ graph: model.graph, shapes: model.shapes, target: item.target, method: 'SALIENCY', lrn: 'GRADIENT', unpool, givenSeed: true, forwardPerItem: model.forwardPerItem });
+    compileProjection({
+      graph: model.graph,
+      shapes: model.shapes,
+      target: item.target,
+      method: 'SALIENCY',
+      lrn: 'GRADIENT',
+      unpool,
+      givenSeed: true,
+      forwardPerItem: model.forwardPerItem,
+    });
   const [Ct, Ht, Wt] = seedShape(model.shapes.get(item.target)!);
   return engine
     .batcher<GradientItem, GradientResult>(key, model.maxBatch, async (items) => {
@@ -41,8 +50,15 @@ export function inputGradient(engine: Engine, model: ProjectableModel, item: Gra
       const out = await engine.run(
         loaded,
         {
-          [model.inputName]: engine.stack(model, items.map((it) => it.image)),
-          [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from(items, (_, n) => BigInt(n)), [N]),
+          [model.inputName]: engine.stack(
+            model,
+            items.map((it) => it.image),
+          ),
+          [ITEM_INPUTS.image]: new Tensor(
+            'int64',
+            BigInt64Array.from(items, (_, n) => BigInt(n)),
+            [N],
+          ),
           [ITEM_INPUTS.seed]: new Tensor('float32', seeds, [N, Ct, Ht, Wt]),
         },
         N,

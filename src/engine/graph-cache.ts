@@ -15,7 +15,10 @@ function compilerFingerprint(): string {
   const hash = createHash('sha256');
   for (const dir of ['../compiler', '../onnx']) {
     const full = path.join(__dirname, dir);
-    for (const file of fs.readdirSync(full).filter((f) => /\.(js|json)$/.test(f)).sort()) {
+    for (const file of fs
+      .readdirSync(full)
+      .filter((f) => /\.(js|json)$/.test(f))
+      .sort()) {
       hash.update(file).update(fs.readFileSync(path.join(full, file)));
     }
   }

@@ -160,7 +160,17 @@ export function project(engine: Engine, model: ProjectableModel, req: Projection
   const regions = req.seed !== 'FULL_MAP' && req.regions !== false;
   const unpool = req.unpool ?? unpoolFor(engine.runtime.backend);
   const key = graphKey(model, `project/${req.method}/${req.lrn}/${req.target}/${unpool ?? ''}/${regions ? 'regions' : 'maps'}`);
-  const compile = () => compileProjection({ graph: model.graph, shapes: model.shapes, target: req.target, method: req.method, lrn: req.lrn, unpool, regions, forwardPerItem: model.forwardPerItem });
+  const compile = () =>
+    compileProjection({
+      graph: model.graph,
+      shapes: model.shapes,
+      target: req.target,
+      method: req.method,
+      lrn: req.lrn,
+      unpool,
+      regions,
+      forwardPerItem: model.forwardPerItem,
+    });
   const [Ct, Ht, Wt] = seedShape(model.shapes.get(req.target)!);
   return engine
     .batcher<ProjectionItem, ProjectionResult>(key, model.maxBatch, async (items) => {
@@ -190,7 +200,9 @@ export function project(engine: Engine, model: ProjectableModel, req: Projection
       );
       const [projectionName, mapName, argmaxName, originName] = loaded.outputs;
       const shape = model.shapes.get(model.inputName)!;
-      const projections = originName ? boxedRegions(out[projectionName], out[originName].data as BigInt64Array, shape) : boxedMaps(split(out[projectionName], N), shape);
+      const projections = originName
+        ? boxedRegions(out[projectionName], out[originName].data as BigInt64Array, shape)
+        : boxedMaps(split(out[projectionName], N), shape);
       const maps = split(out[mapName], N);
       const argmax = out[argmaxName].data as BigInt64Array;
       return items.map((item, n) => {

@@ -68,7 +68,7 @@ export async function openRuntime(backend: Backend, threads: number, options: Ru
  * against CUDA 12 and cuDNN 9.
  */
 const CUDA_NEEDS =
-  'onnxruntime-node\'s CUDA provider (after `npm ci`: `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`, which fetches it from nuget.org; package.json\'s allowScripts keeps npm from running it), ' +
+  "onnxruntime-node's CUDA provider (after `npm ci`: `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`, which fetches it from nuget.org; package.json's allowScripts keeps npm from running it), " +
   'the CUDA 12 runtime libraries (cudart, cuBLAS, cuFFT, cuRAND), cuDNN 9, an NVIDIA GPU and its driver (≥ 525); ' +
   'or use the image docker/Dockerfile.cuda, run with `--gpus all`';
 
@@ -77,7 +77,7 @@ const HOW_TO: Record<Backend, string> = {
   wasm: 'reinstall dependencies with `npm install` (the package onnxruntime-web provides it)',
   cuda: `it needs ${CUDA_NEEDS}`,
   webgpu:
-    'run on a machine with a GPU and a WebGPU-capable driver (Vulkan on Linux; without a GPU, Mesa ≥ 25\'s lavapipe: ' +
+    "run on a machine with a GPU and a WebGPU-capable driver (Vulkan on Linux; without a GPU, Mesa ≥ 25's lavapipe: " +
     '`apt-get install -t bookworm-backports mesa-vulkan-drivers` on Debian 12), or use CONVSCOPE_BACKEND=cpu',
 };
 
@@ -93,7 +93,8 @@ const CUDA_LIBRARIES: [RegExp, string][] = [
 function cudaMissing(message: string): string[] {
   const libraries = [...message.matchAll(/([\w.+-]+\.so[.\d]*): cannot open shared object file/g)].map((m) => m[1]);
   const missing = libraries.map((library) => CUDA_LIBRARIES.find(([name]) => name.test(library))?.[1] ?? library);
-  if (/no CUDA-capable device|driver version is insufficient/.test(message)) missing.push('an NVIDIA GPU with a driver for CUDA 12 (in Docker: run with --gpus all)');
+  if (/no CUDA-capable device|driver version is insufficient/.test(message))
+    missing.push('an NVIDIA GPU with a driver for CUDA 12 (in Docker: run with --gpus all)');
   return [...new Set(missing)];
 }
 
@@ -152,7 +153,12 @@ export async function openLocalRuntime(backend: Backend, threads: number, option
       backend,
       Tensor: ort.Tensor,
       createSession: async (model, how) =>
-        local(await ort.InferenceSession.create(typeof model === 'string' ? fs.readFileSync(model) : model, { executionProviders: ['wasm'], graphOptimizationLevel: optimisation(how) })),
+        local(
+          await ort.InferenceSession.create(typeof model === 'string' ? fs.readFileSync(model) : model, {
+            executionProviders: ['wasm'],
+            graphOptimizationLevel: optimisation(how),
+          }),
+        ),
       close: async () => undefined,
     };
   } else {

@@ -47,7 +47,9 @@ export function blobRoutes(services: Services, admitted: RequestHandler): Router
       res
         .status(404)
         .type('text/plain')
-        .send(`no ${kind} ${hash}: it was never made here or has been evicted from the cache; query the GraphQL field again (e.g. imageUrl) and it is made again under the same URL`);
+        .send(
+          `no ${kind} ${hash}: it was never made here or has been evicted from the cache; query the GraphQL field again (e.g. imageUrl) and it is made again under the same URL`,
+        );
       return;
     }
     if ('refused' in check) {
@@ -65,7 +67,10 @@ export function blobRoutes(services: Services, admitted: RequestHandler): Router
         if (status === 500) log.error({ err: (e as Error)?.message, hash, kind }, 'rendering a blob failed');
         const retryAfterMs = Number(error?.extensions.retryAfterMs);
         if (retryAfterMs > 0) res.set('Retry-After', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
-        res.status(status).type('text/plain').send(`${kind} ${hash} cannot be made now: ${(e as Error)?.message ?? e}`);
+        res
+          .status(status)
+          .type('text/plain')
+          .send(`${kind} ${hash} cannot be made now: ${(e as Error)?.message ?? e}`);
       }
     });
   };

@@ -63,7 +63,10 @@ function introspectionEstimator(schema: GraphQLSchema): ComplexityEstimator {
     ['__Schema.directives', directives.length],
     ['__Type.fields', avg(withFields.map((t) => Object.keys(t.getFields()).length))],
     ['__Type.interfaces', avg(withFields.map((t) => t.getInterfaces().length))],
-    ['__Type.possibleTypes', avg(types.filter((t) => isInterfaceType(t) || isUnionType(t)).map((t) => schema.getPossibleTypes(t as import('graphql').GraphQLAbstractType).length))],
+    [
+      '__Type.possibleTypes',
+      avg(types.filter((t) => isInterfaceType(t) || isUnionType(t)).map((t) => schema.getPossibleTypes(t as import('graphql').GraphQLAbstractType).length)),
+    ],
     ['__Type.enumValues', avg(types.filter(isEnumType).map((t) => t.getValues().length))],
     ['__Type.inputFields', avg(types.filter(isInputObjectType).map((t) => Object.keys(t.getFields()).length))],
     ['__Field.args', avg(fields.map((f) => f.args.length))],
@@ -105,7 +108,11 @@ export function costLimitPlugin<C extends object>(maxCost: number): ApolloServer
           if (!rc.operation) return; // no such operation: Apollo says so itself
           let cost: number;
           try {
-            cost = queryCost(rc.schema, { document: rc.document!, variables: rc.request.variables ?? {}, operationName: rc.request.operationName ?? undefined });
+            cost = queryCost(rc.schema, {
+              document: rc.document!,
+              variables: rc.request.variables ?? {},
+              operationName: rc.request.operationName ?? undefined,
+            });
           } catch (e) {
             const message = (e as Error).message;
             if (/maximum allowed number of nodes/.test(message)) {
@@ -139,7 +146,9 @@ function reject(what: string, env: string, limit: number) {
 }
 
 /** Validation rules, plugins and parse options for ApolloServer's options. */
-export function queryLimits<C extends object>(limits: QueryLimits): {
+export function queryLimits<C extends object>(
+  limits: QueryLimits,
+): {
   validationRules: ValidationRule[];
   plugins: ApolloServerPlugin<C>[];
   parseOptions: { maxTokens: number };
@@ -233,7 +242,11 @@ export function wsLimits(config: QueryLimits): {
       if (!graphql.getOperationAST(args.document, args.operationName)) return run(args);
       let cost: number;
       try {
-        cost = queryCost(args.schema, { document: args.document, variables: (args.variableValues ?? {}) as Record<string, unknown>, operationName: args.operationName ?? undefined });
+        cost = queryCost(args.schema, {
+          document: args.document,
+          variables: (args.variableValues ?? {}) as Record<string, unknown>,
+          operationName: args.operationName ?? undefined,
+        });
       } catch (e) {
         return { errors: [new ApiError('BAD_USER_INPUT', (e as Error).message)] };
       }

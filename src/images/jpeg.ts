@@ -46,7 +46,14 @@ class Decoder {
           throw new Error('libjpeg error');
         },
       },
-      wasi_snapshot_preview1: { environ_sizes_get: () => 0, environ_get: unavailable, proc_exit: unavailable, fd_close: unavailable, fd_seek: unavailable, fd_write: unavailable },
+      wasi_snapshot_preview1: {
+        environ_sizes_get: () => 0,
+        environ_get: unavailable,
+        proc_exit: unavailable,
+        fd_close: unavailable,
+        fd_seek: unavailable,
+        fd_write: unavailable,
+      },
     });
     this.wasm = instance.exports as unknown as Exports;
     this.handle = this.wasm.tjInitDecompress();
@@ -121,7 +128,7 @@ export function jpegFrame(b: Buffer): JpegFrame | undefined {
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
   let frame: Omit<JpegFrame, 'icc'> | undefined;
   let icc = false;
-  for (let i = 2; i + 4 <= b.length; ) {
+  for (let i = 2; i + 4 <= b.length;) {
     if (b[i] !== 0xff) return undefined;
     const marker = b[i + 1];
     if (marker === 0xff) {

@@ -64,7 +64,13 @@ export function visiblePart(at: Placement, p: Preprocessing): Box {
  * The input [p.height, p.width, C] (interleaved) made of the scaled image's pixels `held` (the
  * part of it they are: all of it, or at least its visiblePart) and `p.pad` where it does not reach.
  */
-export function place(pixels: Buffer, channels: number, at: Placement, p: Preprocessing, held: Box = { x: 0, y: 0, width: at.width, height: at.height }): Buffer {
+export function place(
+  pixels: Buffer,
+  channels: number,
+  at: Placement,
+  p: Preprocessing,
+  held: Box = { x: 0, y: 0, width: at.width, height: at.height },
+): Buffer {
   const { width: W, height: H } = p;
   if (at.left === 0 && at.top === 0 && at.width === W && at.height === H) return pixels;
   const out = Buffer.alloc(W * H * channels, p.pad ?? 0);

@@ -47,7 +47,9 @@ export function plotSvg(x: number[], xLabel: string, panels: PlotPanel[]): strin
     const lines = panel.series
       .map((s, i) => {
         const points = s.values.map((v, j) => `${px(x[j]).toFixed(2)},${py(v).toFixed(2)}`).join(' ');
-        const dots = s.values.map((v, j) => `<circle cx="${px(x[j]).toFixed(2)}" cy="${py(v).toFixed(2)}" r="2.5" fill="${COLOURS[i % COLOURS.length]}"/>`).join('');
+        const dots = s.values
+          .map((v, j) => `<circle cx="${px(x[j]).toFixed(2)}" cy="${py(v).toFixed(2)}" r="2.5" fill="${COLOURS[i % COLOURS.length]}"/>`)
+          .join('');
         return `<polyline points="${points}" fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2"/>${dots}`;
       })
       .join('');
@@ -65,5 +67,7 @@ export function plotSvg(x: number[], xLabel: string, panels: PlotPanel[]): strin
 
 /** The plot as a PNG. */
 export function plotPng(x: number[], xLabel: string, panels: PlotPanel[]): Promise<Buffer> {
-  return sharp(Buffer.from(plotSvg(x, xLabel, panels))).png().toBuffer();
+  return sharp(Buffer.from(plotSvg(x, xLabel, panels)))
+    .png()
+    .toBuffer();
 }

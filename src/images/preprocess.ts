@@ -106,11 +106,15 @@ export async function sharpPixels(bytes: Buffer, p: Preprocessing, limits: Image
   // panorama would otherwise scale the whole strip.
   const part = visiblePart(at, p);
   if (Math.max(at.width, at.height) > MAX_SCALED_SIDE) {
-    throw new ImageError(`an image of ${info.width}×${info.height} pixels is too elongated for this model's centre crop: it would be scaled to ${at.width}×${at.height}`);
+    throw new ImageError(
+      `an image of ${info.width}×${info.height} pixels is too elongated for this model's centre crop: it would be scaled to ${at.width}×${at.height}`,
+    );
   }
   const channels = p.channels === 'GRAY' ? 1 : 3;
   try {
-    let img = sharp(bytes, { limitInputPixels: limits.maxImagePixels, failOn: 'error', ignoreIcc: p.colorProfile === 'ignore' }).rotate().flatten({ background: '#ffffff' });
+    let img = sharp(bytes, { limitInputPixels: limits.maxImagePixels, failOn: 'error', ignoreIcc: p.colorProfile === 'ignore' })
+      .rotate()
+      .flatten({ background: '#ffffff' });
     img = channels === 1 ? img.grayscale() : img.toColourspace('srgb');
     if (info.width !== at.width || info.height !== at.height) img = img.resize(at.width, at.height, { fit: 'fill' });
     if (part.width !== at.width || part.height !== at.height) img = img.extract({ left: part.x, top: part.y, width: part.width, height: part.height });

@@ -33,7 +33,11 @@ export async function topGridPng(filters: FilterTiles[], k: number, tile = 48): 
   // k·filters overlays.
   const scaled = async ({ image, width: w, height: h }: Tile) => {
     const kernel = Math.max(w, h) < tile ? 'nearest' : 'lanczos3';
-    const { data, info } = await image.resize(tile, tile, { fit: 'contain', background: '#ffffff', kernel }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await image
+      .resize(tile, tile, { fit: 'contain', background: '#ffffff', kernel })
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     return withChannels(data, info.channels, 3);
   };
   const canvas = Buffer.alloc(width * height * 3, 0xff);
@@ -49,5 +53,7 @@ export async function topGridPng(filters: FilterTiles[], k: number, tile = 48): 
       return [...place(filter.projections, 0), ...place(filter.patches, half + 4)];
     }),
   );
-  return sharp(canvas, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(canvas, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }

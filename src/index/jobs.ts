@@ -155,11 +155,15 @@ export class JobManager extends EventEmitter {
    */
   work(concurrency: number): void {
     if (!this.queue) throw new Error('no job queue: workers need REDIS_URL and DATABASE_URL');
-    this.queue.work(concurrency, (task) => detached(() => this.runChunk(task)), async (task, e) => {
-      log.error({ job: task.id, chunk: task.chunk, err: e.message }, 'index job failed');
-      await this.store.setState(task.id, 'FAILED', e.message);
-      await this.progress(task.id);
-    });
+    this.queue.work(
+      concurrency,
+      (task) => detached(() => this.runChunk(task)),
+      async (task, e) => {
+        log.error({ job: task.id, chunk: task.chunk, err: e.message }, 'index job failed');
+        await this.store.setState(task.id, 'FAILED', e.message);
+        await this.progress(task.id);
+      },
+    );
   }
 
   /**
@@ -182,7 +186,10 @@ export class JobManager extends EventEmitter {
       failed.push(...batch.failed);
     }
     const merged = await this.queue!.store.mergeChunk(id, chunk, to - from, scan.changed(trackers), failed);
-    log.info({ job: id, chunk, merged, failed: failed.map((f) => f.name) }, merged ? 'index chunk merged' : 'index chunk not merged: merged before, or the job is no longer running');
+    log.info(
+      { job: id, chunk, merged, failed: failed.map((f) => f.name) },
+      merged ? 'index chunk merged' : 'index chunk not merged: merged before, or the job is no longer running',
+    );
     if (merged) await this.progress(id);
   }
 

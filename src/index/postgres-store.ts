@@ -110,10 +110,10 @@ export class PostgresIndexStore implements ChunkStore {
 
   async planChunks(id: string, size: number): Promise<IndexRow & { chunkSize: number }> {
     return transaction(this.pool, async (c) => {
-      const { rows } = await c.query("UPDATE indexes SET chunk_size = $2, next_image = 0 WHERE id = $1 AND chunk_size IS NULL AND state <> 'DONE' RETURNING id", [
-        id,
-        size,
-      ]);
+      const { rows } = await c.query(
+        "UPDATE indexes SET chunk_size = $2, next_image = 0 WHERE id = $1 AND chunk_size IS NULL AND state <> 'DONE' RETURNING id",
+        [id, size],
+      );
       // Progress made by a process without the queue (leases, from image 0 on) does not map onto chunks.
       if (rows.length === 1) await c.query('DELETE FROM top_k WHERE index_id = $1', [id]);
       const row = toRow((await c.query('SELECT * FROM indexes WHERE id = $1', [id])).rows[0]);
@@ -135,7 +135,10 @@ export class PostgresIndexStore implements ChunkStore {
       if (inserted.rowCount !== 1) return false; // merged before (a chunk retried after its worker or Redis went away)
       const row = toRow(job);
       const saved = new Map(
-        (await c.query<PackedTop>('SELECT layer, channel, entries FROM top_k WHERE index_id = $1', [id])).rows.map((t) => [`${t.channel} ${t.layer}`, t.entries]),
+        (await c.query<PackedTop>('SELECT layer, channel, entries FROM top_k WHERE index_id = $1', [id])).rows.map((t) => [
+          `${t.channel} ${t.layer}`,
+          t.entries,
+        ]),
       );
       const changed = tops.flatMap((t) => {
         const before = saved.get(`${t.channel} ${t.layer}`);

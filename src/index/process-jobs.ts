@@ -68,7 +68,17 @@ export class ProcessJobs extends EventEmitter {
     const known = this.runs.get(spec.id);
     if (known && known.state !== 'DONE') return this.info(spec.id)!;
     const progress = { imagesDone: 0, imagesTotal: 0, unitsDone: unitsTotal, unitsTotal };
-    this.runs.set(spec.id, { spec, state: 'DONE', progress, url: spec.url, error: null, updatedAt: Date.now(), unitsFrom: null, cancelled: false, done: Promise.resolve() });
+    this.runs.set(spec.id, {
+      spec,
+      state: 'DONE',
+      progress,
+      url: spec.url,
+      error: null,
+      updatedAt: Date.now(),
+      unitsFrom: null,
+      cancelled: false,
+      done: Promise.resolve(),
+    });
     return this.info(spec.id)!;
   }
 

@@ -128,7 +128,10 @@ export function receptiveFields(graph: OnnxGraph, shapes: Map<string, number[]>)
   rf.set(graph.inputName, { size: [1, 1], stride: [1, 1], offset: [0, 0], global: false });
   const whole: ReceptiveField = { size: [h, w], stride: [h, w], offset: [0, 0], global: true };
   for (const node of graph.dataNodes()) {
-    const inputs = graph.dataInputs(node).map((i) => rf.get(i)).filter((r): r is ReceptiveField => !!r);
+    const inputs = graph
+      .dataInputs(node)
+      .map((i) => rf.get(i))
+      .filter((r): r is ReceptiveField => !!r);
     let out: ReceptiveField;
     if (inputs.length === 0) {
       // It reads the image only through a subgraph (If, Loop): assume it may see all of it.
@@ -178,4 +181,3 @@ export function unitBox(rf: ReceptiveField, y: number, x: number, imageHW: [numb
   const right = Math.min(imageHW[1], x0 + rf.size[1]);
   return { x: left, y: top, width: Math.max(0, right - left), height: Math.max(0, bottom - top) };
 }
-

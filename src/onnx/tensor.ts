@@ -26,7 +26,7 @@ export function toFloat32(t: TensorProto): Float32Array {
     }
     return out;
   }
-  const values = t.floatData?.length ? t.floatData : t.doubleData?.length ? t.doubleData : t.int64Data?.length ? t.int64Data : t.int32Data ?? [];
+  const values = t.floatData?.length ? t.floatData : t.doubleData?.length ? t.doubleData : t.int64Data?.length ? t.int64Data : (t.int32Data ?? []);
   if (values.length !== count) {
     throw new Error(`tensor "${t.name}" holds ${values.length} values, its shape [${t.dims}] needs ${count}`);
   }

@@ -22,8 +22,28 @@ export const MAX_TENSOR_VALUES = 2 ** 31;
 
 /** Bytes per value in raw_data, by TensorProto.DataType (4-bit types: 0.5). */
 const WIDTH: Record<number, number> = {
-  1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16, 16: 2,
-  17: 1, 18: 1, 19: 1, 20: 1, 21: 0.5, 22: 0.5, 23: 0.5,
+  1: 4,
+  2: 1,
+  3: 1,
+  4: 2,
+  5: 2,
+  6: 4,
+  7: 8,
+  9: 1,
+  10: 2,
+  11: 8,
+  12: 4,
+  13: 8,
+  14: 8,
+  15: 16,
+  16: 2,
+  17: 1,
+  18: 1,
+  19: 1,
+  20: 1,
+  21: 0.5,
+  22: 0.5,
+  23: 0.5,
 };
 
 /** Which typed field holds the values of a data type, and how many entries a value takes. */
@@ -44,7 +64,18 @@ function typedField(t: TensorProto & { uint64Data?: unknown[]; stringData?: unkn
       return { values: t.uint64Data, per: 1 };
     case 8:
       return { values: t.stringData, per: 1 };
-    case 2: case 3: case 4: case 5: case 6: case 9: case 10: case 16: case 17: case 18: case 19: case 20:
+    case 2:
+    case 3:
+    case 4:
+    case 5:
+    case 6:
+    case 9:
+    case 10:
+    case 16:
+    case 17:
+    case 18:
+    case 19:
+    case 20:
       return { values: t.int32Data, per: 1 };
     default:
       return undefined; // 4-bit and unknown types: int32_data packing varies; not checked

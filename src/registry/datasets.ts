@@ -62,7 +62,10 @@ export class DatasetRegistry {
 
 function loadDataset(name: string, dir: string): Dataset {
   const hash = createHash('sha256');
-  const files = fs.readdirSync(dir).filter((f) => IMAGE.test(f)).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => IMAGE.test(f))
+    .sort();
   let labels: Record<string, string> = {};
   const labelsFile = path.join(dir, 'labels.json');
   if (fs.existsSync(labelsFile)) {

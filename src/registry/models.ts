@@ -136,7 +136,12 @@ function signatureOf({ file, sidecar, tfjs }: ModelSource): string {
     return st ? `${st.size}/${st.mtimeMs}/${st.ino}` : '-';
   };
   const folder = path.dirname(file);
-  const files = tfjs ? fs.readdirSync(folder).sort().map((f) => path.join(folder, f)) : [file];
+  const files = tfjs
+    ? fs
+        .readdirSync(folder)
+        .sort()
+        .map((f) => path.join(folder, f))
+    : [file];
   return [...files, sidecar].map(part).join('|');
 }
 
@@ -176,17 +181,23 @@ async function loadModel({ name, file, sidecar: sidecarFile, tfjs }: ModelSource
   }
   const external = [...graph.initializers.values()].find((t) => t.dataLocation === 1 || t.externalData?.length);
   if (external) {
-    throw new Error(`weight "${external.name}" is stored in an external data file; re-export with the weights inside the .onnx (onnx.save(model, path, save_as_external_data=False))`);
+    throw new Error(
+      `weight "${external.name}" is stored in an external data file; re-export with the weights inside the .onnx (onnx.save(model, path, save_as_external_data=False))`,
+    );
   }
   const [, c, h, w] = graph.inputDims;
   const size = sidecar.input?.size;
   const inputShape = [c ?? (sidecar.input?.channels === 'GRAY' ? 1 : 3), h ?? size?.[0], w ?? size?.[1]];
   if (inputShape.some((d) => !d || d <= 0 || d > 8192)) {
-    throw new Error(`input "${graph.inputName}" has no fixed size [C, H, W] (got [${graph.inputDims.slice(1)}]); give one in the sidecar: {"input": {"size": [H, W]}}`);
+    throw new Error(
+      `input "${graph.inputName}" has no fixed size [C, H, W] (got [${graph.inputDims.slice(1)}]); give one in the sidecar: {"input": {"size": [H, W]}}`,
+    );
   }
   const elements = (inputShape as number[]).reduce((a, b) => a * b, 1);
   if (elements > limits.maxModelInputElements) {
-    throw new Error(`input "${graph.inputName}" of [${inputShape}] has ${elements} values, over the limit of ${limits.maxModelInputElements} (MAX_MODEL_INPUT_ELEMENTS)`);
+    throw new Error(
+      `input "${graph.inputName}" of [${inputShape}] has ${elements} values, over the limit of ${limits.maxModelInputElements} (MAX_MODEL_INPUT_ELEMENTS)`,
+    );
   }
   const preprocessing = resolvePreprocessing(sidecar, inputShape as number[]);
   const { shapes, maxBatch, forwardPerItem, batchFirst } = await probeShapes(graph, inputShape as number[], runtime);
@@ -300,7 +311,8 @@ function oneOf<T extends string>(value: unknown, allowed: readonly T[], what: st
 function resizing(input: NonNullable<Sidecar['input']>, h: number, w: number): Pick<Preprocessing, 'resize' | 'shorterSide' | 'pad'> {
   const resize = oneOf(input.resize ?? 'stretch', RESIZE_MODES, 'resize');
   const integer = (v: unknown, min: number, max: number, what: string) => {
-    if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw new Error(`sidecar: input.${what} must be an integer from ${min} to ${max}; got ${JSON.stringify(v)}`);
+    if (!Number.isInteger(v) || (v as number) < min || (v as number) > max)
+      throw new Error(`sidecar: input.${what} must be an integer from ${min} to ${max}; got ${JSON.stringify(v)}`);
     return v as number;
   };
   if (input.shorterSide !== undefined && resize !== 'center-crop') throw new Error('sidecar: input.shorterSide is only used with "resize": "center-crop"');
@@ -321,7 +333,9 @@ function resizing(input: NonNullable<Sidecar['input']>, h: number, w: number): P
  */
 async function probeShapes(graph: OnnxGraph, inputShape: number[], runtime: Runtime) {
   const activations = [...graph.dataPath].filter((t) => t !== graph.inputName);
-  const parameters = [...new Set(graph.dataNodes().flatMap((n) => n.proto.input))].filter((t) => t && !graph.dataPath.has(t) && !graph.isConstant(t) && graph.producer.has(t));
+  const parameters = [...new Set(graph.dataNodes().flatMap((n) => n.proto.input))].filter(
+    (t) => t && !graph.dataPath.has(t) && !graph.isConstant(t) && graph.producer.has(t),
+  );
   const tensors = [...activations, ...parameters];
   // A session of its own, outside the engine's (it is used once, and not for serving).
   const probe = compileShapeProbe(graph, tensors, parameters);

@@ -105,7 +105,8 @@ interface Cell {
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 /** A layer's folder: its name made safe for a path, and its position so that names stay distinct. */
-const folderOf = (model: Model, layer: Layer) => `${String(model.layers.indexOf(layer)).padStart(3, '0')}-${layer.name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '')}`;
+const folderOf = (model: Model, layer: Layer) =>
+  `${String(model.layers.indexOf(layer)).padStart(3, '0')}-${layer.name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '')}`;
 
 function page(title: string, body: string): string {
   return `<!doctype html>
@@ -212,10 +213,18 @@ function writeLayer(outDir: string, model: Model, layer: Layer, dataset: Dataset
   const thumbs = cells
     .map((top, unit) => `<a class="unit" href="${unit}.html"><img src="../img/${top[0]?.projection}" width="64" alt="unit ${unit}"><br>${unit}</a>`)
     .join('');
-  fs.writeFileSync(path.join(dir, 'index.html'), page(title, `<p><a href="../index.html">all layers</a></p><h1>${esc(title)}</h1><div class="units">${thumbs}</div>`));
+  fs.writeFileSync(
+    path.join(dir, 'index.html'),
+    page(title, `<p><a href="../index.html">all layers</a></p><h1>${esc(title)}</h1><div class="units">${thumbs}</div>`),
+  );
   for (const [unit, top] of cells.entries()) {
     const figures = (pick: (c: Cell) => string) =>
-      top.map((c) => `<figure><img src="../img/${pick(c)}" width="96" alt="rank ${c.rank + 1}"><figcaption>${c.value.toFixed(2)}${c.label ? ` ${esc(c.label)}` : ''}</figcaption></figure>`).join('');
+      top
+        .map(
+          (c) =>
+            `<figure><img src="../img/${pick(c)}" width="96" alt="rank ${c.rank + 1}"><figcaption>${c.value.toFixed(2)}${c.label ? ` ${esc(c.label)}` : ''}</figcaption></figure>`,
+        )
+        .join('');
     const nav = `<p><a href="../index.html">all layers</a> · <a href="index.html">${esc(layer.name)}</a>${unit > 0 ? ` · <a href="${unit - 1}.html">← ${unit - 1}</a>` : ''}${unit < cells.length - 1 ? ` · <a href="${unit + 1}.html">${unit + 1} →</a>` : ''}</p>`;
     const body = `${nav}<h1>${esc(title)} · unit ${unit}</h1><h2>projections</h2><div class="row">${figures((c) => c.projection)}</div><h2>patches of ${esc(dataset.name)}</h2><div class="row">${figures((c) => c.patch)}</div>`;
     fs.writeFileSync(path.join(dir, `${unit}.html`), page(`${title} · unit ${unit}`, body));

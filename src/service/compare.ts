@@ -74,7 +74,14 @@ export const COMPARE_DEFAULTS = { k: 9 } as const;
 const CHUNK = 32;
 
 /** Both models' activations of one layer over a dataset, units matched by correlation; checked (BAD_USER_INPUT, INCOMPATIBLE_MODELS). */
-export async function compareModels(services: Services, model: Model, other: Model, layerName: string, dataset: Dataset, request: CompareRequest): Promise<Comparison> {
+export async function compareModels(
+  services: Services,
+  model: Model,
+  other: Model,
+  layerName: string,
+  dataset: Dataset,
+  request: CompareRequest,
+): Promise<Comparison> {
   const { maxCompareImages, maxCompareUnits } = services.config;
   const layer = findLayer(model, layerName);
   const otherLayer = findLayer(other, layerName);
@@ -88,15 +95,23 @@ export async function compareModels(services: Services, model: Model, other: Mod
   const available = dataset.images.length;
   const images = request.images ?? Math.min(available, maxCompareImages);
   if (!Number.isInteger(images) || images < 2 || images > Math.min(available, maxCompareImages)) {
-    throw badInput(`images must be between 2 and ${Math.min(available, maxCompareImages)} (dataset "${dataset.name}" has ${available}; MAX_COMPARE_IMAGES is ${maxCompareImages}), got ${images}`, {
-      argument: 'images',
-    });
+    throw badInput(
+      `images must be between 2 and ${Math.min(available, maxCompareImages)} (dataset "${dataset.name}" has ${available}; MAX_COMPARE_IMAGES is ${maxCompareImages}), got ${images}`,
+      {
+        argument: 'images',
+      },
+    );
   }
   const k = request.k ?? COMPARE_DEFAULTS.k;
-  if (!Number.isInteger(k) || k < 1 || k > Math.min(100, images)) throw badInput(`k must be between 1 and ${Math.min(100, images)}, got ${k}`, { argument: 'k' });
+  if (!Number.isInteger(k) || k < 1 || k > Math.min(100, images))
+    throw badInput(`k must be between 1 and ${Math.min(100, images)}, got ${k}`, { argument: 'k' });
   const [C] = seedShape(layer.outputShape);
   if (C > maxCompareUnits) {
-    throw badInput(`layer "${layerName}" has ${C} units, over the limit of ${maxCompareUnits} (MAX_COMPARE_UNITS)`, { argument: 'layer', units: C, limit: maxCompareUnits });
+    throw badInput(`layer "${layerName}" has ${C} units, over the limit of ${maxCompareUnits} (MAX_COMPARE_UNITS)`, {
+      argument: 'layer',
+      units: C,
+      limit: maxCompareUnits,
+    });
   }
   const [a, b] = await Promise.all([sweep(services, model, layer, dataset, images), sweep(services, other, otherLayer, dataset, images)]);
   const r = correlations(a.mean, b.mean, C, images);
@@ -130,7 +145,9 @@ export function meanCorrelation(c: Comparison): number | null {
 /** The `first` (default: all) of a unit's top images of a comparison, as activations of that unit (their image read from the dataset). */
 export function sweptActivations(services: Services, dataset: Dataset, unit: Unit, tops: SweptTop[], first = tops.length): UnitActivation[] {
   if (!Number.isInteger(first) || first < 0) throw badInput(`first must be 0 or more, got ${first}`, { argument: 'first' });
-  return tops.slice(0, first).map((t) => ({ unit, image: datasetImage(services, dataset.name, dataset.images[t.image].name), value: t.value, position: { y: t.y, x: t.x } }));
+  return tops
+    .slice(0, first)
+    .map((t) => ({ unit, image: datasetImage(services, dataset.name, dataset.images[t.image].name), value: t.value, position: { y: t.y, x: t.x } }));
 }
 
 /**
@@ -188,7 +205,9 @@ const SWEEP: Codec<Sweep> = {
 /** The model's layer over the first `N` images of the dataset: per unit, its mean, maximum and the maximum's position; kept in the result cache. */
 function sweep(services: Services, model: Model, layer: Layer, dataset: Dataset, N: number): Promise<Sweep> {
   const names = dataset.images.slice(0, N).map((i) => i.name);
-  const imagesId = createHash('sha256').update(JSON.stringify([dataset.fingerprint, names])).digest('hex');
+  const imagesId = createHash('sha256')
+    .update(JSON.stringify([dataset.fingerprint, names]))
+    .digest('hex');
   const key = resultKey('layer-sweep', model, imagesId, { layer: layer.name });
   return services.cache.cached(key, SWEEP, async () => {
     const shape = seedShape(layer.outputShape);

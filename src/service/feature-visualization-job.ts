@@ -27,7 +27,11 @@ export async function startFeatureVisualization(services: Services, unit: Unit, 
   if (await cache.has(key)) return processJobs.finished({ ...spec, url: await imageUrl() }, options.steps); // a cache hit: runs nothing
   const limit = services.config.featvisMaxJobs;
   if (processJobs.runningOf('FEATURE_VISUALIZATION') >= limit) {
-    throw new ApiError('OVERLOADED', `${limit} feature visualization jobs are running, the most at once (FEATVIS_MAX_JOBS): start this one when one of them ends`, { limit });
+    throw new ApiError(
+      'OVERLOADED',
+      `${limit} feature visualization jobs are running, the most at once (FEATVIS_MAX_JOBS): start this one when one of them ends`,
+      { limit },
+    );
   }
   return processJobs.start(spec, (report, cancelled) =>
     imageUrl({ report: (done, total) => report({ imagesDone: 0, imagesTotal: 0, unitsDone: done, unitsTotal: total }), cancelled }),

@@ -81,7 +81,15 @@ export interface FeatureVisualization {
 export function checkFeatureVisualization(services: Services, { model, layer }: Unit, request: FeatureVisualizationRequest): FeatureVisualization['options'] {
   const d = FEATURE_VISUALIZATION_DEFAULTS;
   const { featvisMaxSteps, featvisMaxSize, featvisMaxBatch } = services.config;
-  const { objective = d.objective, position, steps = d.steps, seed = d.seed, batch = d.batch, diversity = d.diversity, learningRate = d.learningRate } = request;
+  const {
+    objective = d.objective,
+    position,
+    steps = d.steps,
+    seed = d.seed,
+    batch = d.batch,
+    diversity = d.diversity,
+    learningRate = d.learningRate,
+  } = request;
   const size = request.size ?? Math.max(model.inputShape[1], model.inputShape[2]);
   const within = (name: string, value: number, min: number, max: number, env?: string) => {
     if (!Number.isInteger(value) || value < min || value > max) {
@@ -92,11 +100,13 @@ export function checkFeatureVisualization(services: Services, { model, layer }: 
   within('size', size, 8, featvisMaxSize, 'FEATVIS_MAX_SIZE');
   within('batch', batch, 1, featvisMaxBatch, 'FEATVIS_MAX_BATCH');
   within('seed', seed, 0, 2 ** 32 - 1);
-  if (!(Number.isFinite(learningRate) && learningRate > 0 && learningRate <= 10)) throw badInput(`learningRate must be in (0, 10], got ${learningRate}`, { argument: 'learningRate' });
+  if (!(Number.isFinite(learningRate) && learningRate > 0 && learningRate <= 10))
+    throw badInput(`learningRate must be in (0, 10], got ${learningRate}`, { argument: 'learningRate' });
   if (!(Number.isFinite(diversity) && diversity >= 0)) throw badInput(`diversity must be ≥ 0, got ${diversity}`, { argument: 'diversity' });
   const [Ct] = seedShape(layer.outputShape);
   if (diversity > 0 && batch < 2) throw badInput('diversity needs a batch of 2 or more images', { argument: 'diversity' });
-  if (diversity > 0 && Ct > DIVERSITY_MAX_CHANNELS) throw badInput(`diversity is computed on layers of at most ${DIVERSITY_MAX_CHANNELS} channels; "${layer.name}" has ${Ct}`, { argument: 'diversity' });
+  if (diversity > 0 && Ct > DIVERSITY_MAX_CHANNELS)
+    throw badInput(`diversity is computed on layers of at most ${DIVERSITY_MAX_CHANNELS} channels; "${layer.name}" has ${Ct}`, { argument: 'diversity' });
   const checked = checkPosition(layer, position, objective === 'POSITION', 'objective');
   return { objective, position: checked, size, steps, seed, batch, diversity, learningRate };
 }
@@ -109,11 +119,21 @@ export interface StepProgress {
 
 /** The result cache's key of a feature visualization: its model, unit and every (resolved) option. */
 export function featureVisualizationResultKey({ model, layer, index }: Unit, options: FeatureVisualization['options']): string {
-  return resultKey('feature-visualization', model, '', { layer: layer.name, channel: index, ...options, position: options.position ? [options.position.y, options.position.x] : null });
+  return resultKey('feature-visualization', model, '', {
+    layer: layer.name,
+    channel: index,
+    ...options,
+    position: options.position ? [options.position.y, options.position.x] : null,
+  });
 }
 
 /** The feature visualization of a unit: from the result cache, or optimised now (followed by `progress` if given). */
-export async function visualizeUnit(services: Services, unit: Unit, request: FeatureVisualizationRequest, progress?: StepProgress): Promise<FeatureVisualization> {
+export async function visualizeUnit(
+  services: Services,
+  unit: Unit,
+  request: FeatureVisualizationRequest,
+  progress?: StepProgress,
+): Promise<FeatureVisualization> {
   const options = checkFeatureVisualization(services, unit, request);
   const result = await services.cache.cached(featureVisualizationResultKey(unit, options), RESULT, () => optimise(services, unit, options, progress));
   return { unit, options, result };
@@ -130,7 +150,12 @@ function objectiveWeights({ layer, index }: Unit, { objective, position }: Featu
 
 let nextImageKey = 0;
 
-async function optimise(services: Services, unit: Unit, options: FeatureVisualization['options'], progress?: StepProgress): Promise<FeatureVisualizationResult> {
+async function optimise(
+  services: Services,
+  unit: Unit,
+  options: FeatureVisualization['options'],
+  progress?: StepProgress,
+): Promise<FeatureVisualizationResult> {
   const { model, layer } = unit;
   const { size: S, steps, seed, batch: B, diversity, learningRate } = options;
   const [C] = model.inputShape;
@@ -150,14 +175,19 @@ async function optimise(services: Services, unit: Unit, options: FeatureVisualiz
     if (progress?.cancelled()) throw new ApiError('CANCELLED', 'the feature visualization was cancelled'); // not cached; a request that joined this run computes for itself
     const draws = images.map(() => drawTransform(random, S));
     const inputs = images.map((img, b) => img.forward(spectra[b], draws[b]));
-    const seeds = diversity > 0 ? await diversitySeeds(services, model, layer.tensor, layer.outputShape, inputs, weights, diversity) : inputs.map(() => weights);
-    const grads = await Promise.all(inputs.map((data, b) => inputGradient(engine, model, { target, image: { key: `featvis/${nextImageKey++}`, data }, seed: seeds[b] })));
+    const seeds =
+      diversity > 0 ? await diversitySeeds(services, model, layer.tensor, layer.outputShape, inputs, weights, diversity) : inputs.map(() => weights);
+    const grads = await Promise.all(
+      inputs.map((data, b) => inputGradient(engine, model, { target, image: { key: `featvis/${nextImageKey++}`, data }, seed: seeds[b] })),
+    );
     images.forEach((img, b) => adams[b].ascend(spectra[b], img.backward(grads[b].gradient)));
     progress?.report(step + 1, steps);
   }
   // The result as the model sees it, untransformed: its pixels, and the objective's value on them.
   const finals = images.map((img, b) => img.forward(spectra[b], NO_TRANSFORM));
-  const outs = await Promise.all(finals.map((data) => inputGradient(engine, model, { target, image: { key: `featvis/${nextImageKey++}`, data }, seed: weights })));
+  const outs = await Promise.all(
+    finals.map((data) => inputGradient(engine, model, { target, image: { key: `featvis/${nextImageKey++}`, data }, seed: weights })),
+  );
   const values = outs.map(({ activation }) => activation.reduce((sum, a, i) => sum + (rectify ? Math.max(0, a) : a) * weights[i], 0));
   const pixels = new Float32Array(B * C * S * S);
   images.forEach((img, b) => pixels.set(img.pixels, b * C * S * S));
@@ -241,12 +271,23 @@ class ImageState {
  * the layer's channels (over positions) divided by its norm. The activations come from a forward
  * pass of the batch.
  */
-async function diversitySeeds(services: Services, model: Model, tensor: string, shape: number[], inputs: Float32Array[], weights: Float32Array, weight: number): Promise<Float32Array[]> {
+async function diversitySeeds(
+  services: Services,
+  model: Model,
+  tensor: string,
+  shape: number[],
+  inputs: Float32Array[],
+  weights: Float32Array,
+  weight: number,
+): Promise<Float32Array[]> {
   const [Ct, Ht, Wt] = seedShape(shape);
   const P = Ht * Wt;
   const acts = await Promise.all(
     inputs.map(async (data) => {
-      const [out] = await services.engine.forward(model, `forward/${tensor}`, () => compileForward(model.graph, [tensor]), { key: `featvis/${nextImageKey++}`, data });
+      const [out] = await services.engine.forward(model, `forward/${tensor}`, () => compileForward(model.graph, [tensor]), {
+        key: `featvis/${nextImageKey++}`,
+        data,
+      });
       return unitGridValues(out, shape);
     }),
   );

@@ -52,5 +52,10 @@ export async function describeImage(services: Services, image: SourceImage): Pro
   const info = await inspectImage(image.bytes, services.config);
   if (!image.dataset || !image.name) return { sha256: image.sha256, ...info };
   const entry = services.datasets.datasets.get(image.dataset)?.byName.get(image.name);
-  return { sha256: image.sha256, ...info, label: entry?.label, url: `${services.config.publicUrl}/datasets/${encodeURIComponent(image.dataset)}/${encodeURIComponent(image.name)}` };
+  return {
+    sha256: image.sha256,
+    ...info,
+    label: entry?.label,
+    url: `${services.config.publicUrl}/datasets/${encodeURIComponent(image.dataset)}/${encodeURIComponent(image.name)}`,
+  };
 }

@@ -109,7 +109,12 @@ export async function invariance(scope: Scope, model: Model, image: SourceImage,
       for (let j = 0; j < a.length; j++) s += (a[j] - o[j]) ** 2;
       return Math.sqrt(s);
     });
-    return { amount: amounts[i], distances, relativeDistances: distances.map((d, l) => (norms[l] > 0 ? d / norms[l] : 0)), probability: run.probabilities![targetClass] };
+    return {
+      amount: amounts[i],
+      distances,
+      relativeDistances: distances.map((d, l) => (norms[l] > 0 ? d / norms[l] : 0)),
+      probability: run.probabilities![targetClass],
+    };
   });
   return { model, image, transform, layers, targetClass, targetSource, steps };
 }
@@ -121,7 +126,12 @@ function defaultLayers(model: Model): string[] {
   return [...new Set([from[0].name, from[from.length - 1].name])];
 }
 
-function target(model: Model, asked: number | undefined, probabilities: Float32Array, label: string | undefined): { targetClass: number; targetSource: TargetSource } {
+function target(
+  model: Model,
+  asked: number | undefined,
+  probabilities: Float32Array,
+  label: string | undefined,
+): { targetClass: number; targetSource: TargetSource } {
   if (asked !== undefined) return { targetClass: asked, targetSource: 'ARGUMENT' };
   const labelled = label === undefined ? -1 : model.labels.indexOf(label);
   if (labelled >= 0) return { targetClass: labelled, targetSource: 'LABEL' };

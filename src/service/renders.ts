@@ -34,7 +34,8 @@ async function makeProjection(services: Services, r: ProjectionRecipe, kind: Blo
   const model = findModel(services, String(r.model));
   const unit = findUnit(model, findLayer(model, String(r.layer)), r.channel);
   const image: SourceImage = Array.isArray(r.image) ? datasetImage(services, String(r.image[0]), String(r.image[1])) : uploadedImage(services, String(r.image));
-  if (!(Object.hasOwn(METHODS, r.method) && Object.hasOwn(SEED_MODES, r.seed) && Object.hasOwn(LRN_MODES, r.lrn))) throw notFound('this URL\'s recipe is not one convscope made');
+  if (!(Object.hasOwn(METHODS, r.method) && Object.hasOwn(SEED_MODES, r.seed) && Object.hasOwn(LRN_MODES, r.lrn)))
+    throw notFound("this URL's recipe is not one convscope made");
   const position = r.seed === 'POSITION' && Array.isArray(r.position) ? { y: r.position[0], x: r.position[1] } : undefined;
   const p = await projectUnit(createScope(services), unit, image, { method: r.method, seed: r.seed, lrn: r.lrn, position });
   // The name fixes the bytes: a recipe that gives another key (edited, or the model or image changed since) is not served.

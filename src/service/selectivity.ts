@@ -63,7 +63,10 @@ function moreSelective(a: Selectivity, b: Selectivity): number {
 export async function orderedUnits(services: Services, model: Model, layer: Layer, order: UnitOrder, dataset: Dataset | undefined): Promise<Unit[]> {
   const units = layerUnits(model, layer);
   if (order === 'INDEX') return units;
-  if (!dataset) throw badInput('orderBy: SELECTIVITY needs a `dataset` (its index gives each unit\'s top images)', { argument: 'dataset' });
+  if (!dataset) throw badInput("orderBy: SELECTIVITY needs a `dataset` (its index gives each unit's top images)", { argument: 'dataset' });
   const selectivity = await Promise.all(units.map((u) => unitSelectivity(services, u, dataset)));
-  return units.map((u, i) => ({ u, s: selectivity[i] })).sort((a, b) => moreSelective(a.s, b.s) || a.u.index - b.u.index).map(({ u }) => u);
+  return units
+    .map((u, i) => ({ u, s: selectivity[i] }))
+    .sort((a, b) => moreSelective(a.s, b.s) || a.u.index - b.u.index)
+    .map(({ u }) => u);
 }

@@ -78,13 +78,11 @@ export async function topActivationsGrid(scope: Scope, model: Model, layer: Laye
     Promise.all(
       units.map(async (unit) =>
         Promise.all(
-          (await topRows(services, unit, dataset))
-            .slice(0, k)
-            .map(async (row) => {
-              const image = topImage(services, dataset, row);
-              const projection = await projectUnit(scope, unit, image, {});
-              return { projection, box: await topBox(services, unit, image, row) };
-            }),
+          (await topRows(services, unit, dataset)).slice(0, k).map(async (row) => {
+            const image = topImage(services, dataset, row);
+            const projection = await projectUnit(scope, unit, image, {});
+            return { projection, box: await topBox(services, unit, image, row) };
+          }),
         ),
       ),
     ),

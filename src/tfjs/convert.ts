@@ -44,7 +44,8 @@ export function convertLayersModel(files: LayersModelFiles, inputSize?: number[]
   const tensors = new Map<string, Tensor>([[input.name, { name: input.name, shape: inputShape(input, inputSize) }]]);
   for (const layer of layers) {
     const s = new LayerScope(writer, layer.name, layer.className, files.weights);
-    if (MODELS.has(layer.className)) s.fail('is a nested model; convscope converts models of plain layers (save the outer model with the inner one flattened into it)');
+    if (MODELS.has(layer.className))
+      s.fail('is a nested model; convscope converts models of plain layers (save the outer model with the inner one flattened into it)');
     const convert = LAYERS[layer.className];
     if (!convert) s.fail(`cannot be converted: convscope converts ${Object.keys(LAYERS).sort().join(', ')}`);
     const inputs = layer.inputs.map((name) => tensors.get(name) ?? s.fail(`reads "${name}", which no layer before it makes`));
@@ -84,7 +85,8 @@ function inputShape(input: Topology['input'], inputSize?: number[]): number[] {
   if (!Array.isArray(shape) || shape.length !== 4) {
     throw new Error(`${what} has shape ${JSON.stringify(shape)}: convscope serves image models, whose input is [batch, height, width, channels]`);
   }
-  if (input.config.dtype !== undefined && input.config.dtype !== 'float32') throw new Error(`${what} has dtype ${input.config.dtype}; convscope needs float32 images`);
+  if (input.config.dtype !== undefined && input.config.dtype !== 'float32')
+    throw new Error(`${what} has dtype ${input.config.dtype}; convscope needs float32 images`);
   const [, h, w, c] = shape;
   if (!c) throw new Error(`${what} has no fixed number of channels`);
   if (h && w) return [h, w, c];
@@ -106,13 +108,16 @@ function topologyOf(topology: LayersModelFiles['topology']): Topology {
     specs.forEach((spec, i) => (spec.inputs = [i === 0 ? input.name : specs[i - 1].name]));
     return { input, layers: specs, outputs: [specs[specs.length - 1].name] };
   }
-  if (!MODELS.has(className) || !config || Array.isArray(config)) throw new Error(`model.json's topology is a ${className}; expected Sequential or a functional Model`);
+  if (!MODELS.has(className) || !config || Array.isArray(config))
+    throw new Error(`model.json's topology is a ${className}; expected Sequential or a functional Model`);
   const list = (config.layers ?? []) as { name: string; class_name: string; config: Config; inbound_nodes: unknown[] }[];
   const refs = (value: unknown, what: string): string[] => {
     if (!Array.isArray(value)) throw new Error(`the model's ${what} are not a list of [layer, node, tensor]`);
     return value.map((ref) => {
-      if (!Array.isArray(ref) || typeof ref[0] !== 'string') throw new Error(`the model's ${what} are not a list of [layer, node, tensor] (Keras 3 saves another format, which TF.js does not read either)`);
-      if (ref[1] !== 0 || ref[2] !== 0) throw new Error(`the model uses output ${ref[2]} of call ${ref[1]} of layer "${ref[0]}": convscope converts layers called once, with one output`);
+      if (!Array.isArray(ref) || typeof ref[0] !== 'string')
+        throw new Error(`the model's ${what} are not a list of [layer, node, tensor] (Keras 3 saves another format, which TF.js does not read either)`);
+      if (ref[1] !== 0 || ref[2] !== 0)
+        throw new Error(`the model uses output ${ref[2]} of call ${ref[1]} of layer "${ref[0]}": convscope converts layers called once, with one output`);
       return ref[0];
     });
   };
@@ -124,7 +129,8 @@ function topologyOf(topology: LayersModelFiles['topology']): Topology {
     const calls = l.inbound_nodes ?? [];
     if (calls.length > 1) throw new Error(`layer "${l.name}" (${l.class_name}) is called ${calls.length} times: convscope converts layers called once`);
     if (l.name === inputs[0]) input = { name: l.name, config: l.config ?? {} };
-    else layers.push({ name: l.name, className: l.class_name, config: l.config ?? {}, inputs: calls.length ? refs(calls[0], `inputs of layer "${l.name}"`) : [] });
+    else
+      layers.push({ name: l.name, className: l.class_name, config: l.config ?? {}, inputs: calls.length ? refs(calls[0], `inputs of layer "${l.name}"`) : [] });
   }
   if (!input) throw new Error(`the model's input layer "${inputs[0]}" is not among its layers`);
   return { input, layers: ordered(layers, input.name), outputs: refs(config.output_layers, 'outputs') };

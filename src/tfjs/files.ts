@@ -57,7 +57,9 @@ export function readLayersModelFiles(dir: string, maxBytes: number): LayersModel
   }
   if (typeof json !== 'object' || json === null) throw new Error('model.json is not a JSON object');
   if (json.format === 'graph-model') {
-    throw new Error('model.json is a TensorFlow.js graph model (a TensorFlow GraphDef): convscope reads layers models only; convert the SavedModel to ONNX with tf2onnx instead');
+    throw new Error(
+      'model.json is a TensorFlow.js graph model (a TensorFlow GraphDef): convscope reads layers models only; convert the SavedModel to ONNX with tf2onnx instead',
+    );
   }
   if (json.format !== undefined && json.format !== 'layers-model') throw new Error(`model.json has format "${json.format}", expected "layers-model"`);
   const topology = (json.modelTopology?.model_config ?? json.modelTopology) as LayersModelFiles['topology'] | undefined;
@@ -69,7 +71,8 @@ export function readLayersModelFiles(dir: string, maxBytes: number): LayersModel
   const groups = json.weightsManifest ?? [];
   if (!Array.isArray(groups)) throw new Error('model.json: weightsManifest must be an array');
   for (const group of groups as { paths?: unknown; weights?: unknown }[]) {
-    if (!Array.isArray(group?.paths) || !Array.isArray(group.weights)) throw new Error('model.json: each weightsManifest entry needs "paths" and "weights" arrays');
+    if (!Array.isArray(group?.paths) || !Array.isArray(group.weights))
+      throw new Error('model.json: each weightsManifest entry needs "paths" and "weights" arrays');
     // A group's weights are packed one after another across its shards.
     const data = Buffer.concat(group.paths.map((p: unknown) => read(shardPath(dir, p), `weight file "${p}"`)));
     let offset = 0;

@@ -63,7 +63,8 @@ const product = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
 /** Keras's `n` or `[a, b]` as [a, b], whole numbers of at least `min`. */
 function pair(s: LayerScope, value: unknown, what: string, min = 1): [number, number] {
   const v = typeof value === 'number' ? [value, value] : value;
-  if (!Array.isArray(v) || v.length !== 2 || v.some((x) => !Number.isInteger(x) || x < min)) s.fail(`has ${what} ${JSON.stringify(value)}, expected two whole numbers of at least ${min}`);
+  if (!Array.isArray(v) || v.length !== 2 || v.some((x) => !Number.isInteger(x) || x < min))
+    s.fail(`has ${what} ${JSON.stringify(value)}, expected two whole numbers of at least ${min}`);
   return v as [number, number];
 }
 
@@ -174,7 +175,17 @@ function bias(s: LayerScope, cfg: Config, units: number): string[] {
 }
 
 /** A 2-D convolution of `x` by ONNX weights [out, in/group, kh, kw]. */
-function conv(s: LayerScope, cfg: Config, x: Tensor, weights: string, kernel: number[], out: number, group: number, extra: string[] = [], step = 'Conv'): Tensor {
+function conv(
+  s: LayerScope,
+  cfg: Config,
+  x: Tensor,
+  weights: string,
+  kernel: number[],
+  out: number,
+  group: number,
+  extra: string[] = [],
+  step = 'Conv',
+): Tensor {
   const [h, w] = image(s, x, cfg);
   const strides = pair(s, cfg.strides ?? 1, 'strides');
   const dilations = pair(s, cfg.dilation_rate ?? 1, 'dilation_rate');
@@ -196,7 +207,9 @@ const Conv2D: Convert = (s, cfg, [x]) => {
 function depthwise(s: LayerScope, cfg: Config, x: Tensor, withBias: boolean): Tensor {
   // tfjs-layers' DepthwiseConv2D runs undilated whatever its config says (Keras dilates): which one trained the weights is unknowable.
   if (s.className === 'DepthwiseConv2D' && pair(s, cfg.dilation_rate ?? 1, 'dilation_rate').some((d) => d !== 1)) {
-    s.fail(`has dilation_rate ${JSON.stringify(cfg.dilation_rate)}, which TF.js ignores and Keras applies: convscope cannot tell which the weights were trained for`);
+    s.fail(
+      `has dilation_rate ${JSON.stringify(cfg.dilation_rate)}, which TF.js ignores and Keras applies: convscope cannot tell which the weights were trained for`,
+    );
   }
   const [, , c] = image(s, x, cfg);
   const kernel = pair(s, cfg.kernel_size, 'kernel_size');
@@ -314,7 +327,12 @@ function broadcastShape(s: LayerScope, inputs: Tensor[]): number[] {
 function merge(op: string, variadic: boolean): Convert {
   return (s, cfg, inputs) => {
     const shape = broadcastShape(s, inputs);
-    if (variadic && inputs.length > 2) return s.op(op === 'Add' ? 'Sum' : op, inputs.map((t) => t.name), shape);
+    if (variadic && inputs.length > 2)
+      return s.op(
+        op === 'Add' ? 'Sum' : op,
+        inputs.map((t) => t.name),
+        shape,
+      );
     return inputs.slice(1).reduce((acc, t) => s.op(op, [acc.name, t.name], shape), inputs[0]);
   };
 }
@@ -330,8 +348,14 @@ const Concatenate: Convert = (s, cfg, inputs) => {
   const axis = onnxAxis(s, rank, cfg.axis ?? -1);
   const keras = kerasAxis(s, rank, cfg.axis ?? -1) - 1;
   const shape = inputs[0].shape.map((d, a) => (a === keras ? inputs.reduce((sum, t) => sum + t.shape[a], 0) : d));
-  if (inputs.some((t) => t.shape.some((d, a) => a !== keras && d !== shape[a]))) s.fail(`concatenates inputs of shapes ${inputs.map((t) => `[${t.shape}]`).join(', ')}`);
-  return s.op('Concat', inputs.map((t) => t.name), shape, { axis });
+  if (inputs.some((t) => t.shape.some((d, a) => a !== keras && d !== shape[a])))
+    s.fail(`concatenates inputs of shapes ${inputs.map((t) => `[${t.shape}]`).join(', ')}`);
+  return s.op(
+    'Concat',
+    inputs.map((t) => t.name),
+    shape,
+    { axis },
+  );
 };
 
 /** [[top, bottom], [left, right]] from Keras's int, [rows, cols] or nested forms. */
@@ -368,7 +392,7 @@ const Rescaling: Convert = (s, cfg, [x]) => {
 
 const ReLU: Convert = (s, cfg, [x]) => {
   // Keras's negative_slope and threshold are not TF.js's: refused rather than computed otherwise.
-  if (Number(cfg.negative_slope ?? 0) !== 0 || Number(cfg.threshold ?? 0) !== 0) s.fail('has a negative_slope or threshold, which TF.js\'s ReLU does not have');
+  if (Number(cfg.negative_slope ?? 0) !== 0 || Number(cfg.threshold ?? 0) !== 0) s.fail("has a negative_slope or threshold, which TF.js's ReLU does not have");
   const max = cfg.max_value ?? null;
   if (max === null) return s.op('Relu', [x.name], x.shape);
   return s.op('Clip', [x.name, s.scalar(0), s.scalar(Number(max))], x.shape);

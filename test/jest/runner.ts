@@ -71,7 +71,8 @@ export default class ProcessPerFileRunner {
           return;
         }
         const errors = [...result.errors];
-        if (lingered) errors.push(`its process did not exit within ${EXIT_GRACE_MS / 1000} s of its last test: a server, socket, child process or timer was left open`);
+        if (lingered)
+          errors.push(`its process did not exit within ${EXIT_GRACE_MS / 1000} s of its last test: a server, socket, child process or timer was left open`);
         resolve(this.toTestResult(test, result, errors, start, Date.now()));
       });
     });
@@ -88,7 +89,17 @@ export default class ProcessPerFileRunner {
       const ancestorTitles = t.names.slice(0, -1);
       const title = t.names[t.names.length - 1];
       const status = t.status === 'skip' ? 'pending' : t.status === 'todo' ? 'todo' : t.errors.length > 0 ? 'failed' : 'passed';
-      return { ancestorTitles, title, fullName: t.names.join(' '), status, duration: t.duration, failureMessages: t.errors, failureDetails: [], numPassingAsserts: 0, location: null };
+      return {
+        ancestorTitles,
+        title,
+        fullName: t.names.join(' '),
+        status,
+        duration: t.duration,
+        failureMessages: t.errors,
+        failureDetails: [],
+        numPassingAsserts: 0,
+        location: null,
+      };
     });
     for (const t of result.testResults) {
       if (t.status === 'passed') result.numPassingTests++;

@@ -134,7 +134,12 @@ export function JobProgress({ job: initial, onEnd }: { job: Job; onEnd?: (job: J
   const active = isActive(job);
   useEffect(() => {
     if (!active) return;
-    const unsubscribe = subscribe<{ jobProgress: Job }>(`subscription JobProgress($id: ID!) { jobProgress(id: $id) { ${JOB_FIELDS} } }`, { id: initial.id }, (d) => setJob(d.jobProgress), setError);
+    const unsubscribe = subscribe<{ jobProgress: Job }>(
+      `subscription JobProgress($id: ID!) { jobProgress(id: $id) { ${JOB_FIELDS} } }`,
+      { id: initial.id },
+      (d) => setJob(d.jobProgress),
+      setError,
+    );
     // (Query.jobs, not node(id): node does not resolve Job IDs.)
     const poll = setInterval(() => {
       query<{ jobs: Job[] }>(`{ jobs { ${JOB_FIELDS} } }`).then(
@@ -189,9 +194,24 @@ export function JobProgress({ job: initial, onEnd }: { job: Job; onEnd?: (job: J
  * The model's top-k index over a dataset: jobs running now (live), and a button that starts one
  * (for `layer` if the default index — every Conv and ReLU — does not cover it).
  */
-export function IndexPanel({ model, dataset, layer, compact, onCovered }: { model: string; dataset: string; layer?: { name: string; kind: string }; compact?: boolean; onCovered?: () => void }) {
+export function IndexPanel({
+  model,
+  dataset,
+  layer,
+  compact,
+  onCovered,
+}: {
+  model: string;
+  dataset: string;
+  layer?: { name: string; kind: string };
+  compact?: boolean;
+  onCovered?: () => void;
+}) {
   const epoch = useIndexEpoch();
-  const jobs = useAsync(() => query<{ jobs: Job[] }>(`{ jobs { ${JOB_FIELDS} } }`).then((d) => d.jobs.filter((j) => j.model === model && j.dataset === dataset)), [model, dataset, epoch]);
+  const jobs = useAsync(
+    () => query<{ jobs: Job[] }>(`{ jobs { ${JOB_FIELDS} } }`).then((d) => d.jobs.filter((j) => j.model === model && j.dataset === dataset)),
+    [model, dataset, epoch],
+  );
   const [started, setStarted] = useState<Job[]>([]);
   const [buildError, setBuildError] = useState<ApiError>();
   const [building, setBuilding] = useState(false);
@@ -258,7 +278,23 @@ export interface Box {
 }
 
 /** An image (of width × height pixels) shown `size` px wide, with a box drawn over it (SVG). */
-export function BoxedImage({ src, alt, width, height, box, size, className }: { src: string | null; alt: string; width: number; height: number; box?: Box; size: number; className?: string }) {
+export function BoxedImage({
+  src,
+  alt,
+  width,
+  height,
+  box,
+  size,
+  className,
+}: {
+  src: string | null;
+  alt: string;
+  width: number;
+  height: number;
+  box?: Box;
+  size: number;
+  className?: string;
+}) {
   return (
     <div className={`boxed ${className ?? ''}`} style={{ width: size, height: (size * height) / width }}>
       {src ? <img src={src} alt={alt} className="pic" /> : <span className="blank">{alt}: the browser does not have its pixels</span>}
@@ -272,6 +308,30 @@ export function BoxedImage({ src, alt, width, height, box, size, className }: { 
 }
 
 /** An image scaled up without blurring (the demo images are 28 × 28). */
-export function Pic({ src, alt, size, className, onClick, title }: { src: string; alt: string; size?: number; className?: string; onClick?: () => void; title?: string }) {
-  return <img src={src} alt={alt} title={title} className={`pic ${className ?? ''}`} style={size ? { width: size, height: size } : undefined} onClick={onClick} decoding="async" />;
+export function Pic({
+  src,
+  alt,
+  size,
+  className,
+  onClick,
+  title,
+}: {
+  src: string;
+  alt: string;
+  size?: number;
+  className?: string;
+  onClick?: () => void;
+  title?: string;
+}) {
+  return (
+    <img
+      src={src}
+      alt={alt}
+      title={title}
+      className={`pic ${className ?? ''}`}
+      style={size ? { width: size, height: size } : undefined}
+      onClick={onClick}
+      decoding="async"
+    />
+  );
 }

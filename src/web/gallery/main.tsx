@@ -29,7 +29,11 @@ function App() {
           <nav className="pickers">
             <label>
               Model{' '}
-              <select aria-label="model" value={route.model ?? ''} onChange={(e) => navigate({ view: route.view, model: e.target.value || undefined, dataset: route.dataset, image: route.image })}>
+              <select
+                aria-label="model"
+                value={route.model ?? ''}
+                onChange={(e) => navigate({ view: route.view, model: e.target.value || undefined, dataset: route.dataset, image: route.image })}
+              >
                 <option value="">— choose —</option>
                 {route.model && !catalog.data.models.some((m) => m.name === route.model) && <option value={route.model}>{route.model}</option>}
                 {catalog.data.models.map((m) => (
@@ -51,13 +55,22 @@ function App() {
             </label>
             {route.model && (
               <span className="tabs">
-                <Link to={{ model: route.model, dataset: route.dataset, view: 'layers', layer: route.layer }} className={route.view === 'layers' ? 'active' : ''}>
+                <Link
+                  to={{ model: route.model, dataset: route.dataset, view: 'layers', layer: route.layer }}
+                  className={route.view === 'layers' ? 'active' : ''}
+                >
                   Layers &amp; filters
                 </Link>
-                <Link to={{ model: route.model, dataset: route.dataset, view: 'image', layer: route.layer, image: route.image }} className={route.view === 'image' ? 'active' : ''}>
+                <Link
+                  to={{ model: route.model, dataset: route.dataset, view: 'image', layer: route.layer, image: route.image }}
+                  className={route.view === 'image' ? 'active' : ''}
+                >
                   Image
                 </Link>
-                <Link to={{ model: route.model, dataset: route.dataset, view: 'compare', layer: route.layer }} className={route.view === 'compare' ? 'active' : ''}>
+                <Link
+                  to={{ model: route.model, dataset: route.dataset, view: 'compare', layer: route.layer }}
+                  className={route.view === 'compare' ? 'active' : ''}
+                >
                   Compare
                 </Link>
               </span>
@@ -93,7 +106,10 @@ function Body({ route, catalog, dataset }: { route: Route; catalog: Catalog; dat
 }
 
 function UnknownModel({ name }: { name: string }) {
-  const state = useAsync((signal) => query<{ model: { name: string } }>('query Model($name: String!) { model(name: $name) { name } }', { name }, signal), [name]);
+  const state = useAsync(
+    (signal) => query<{ model: { name: string } }>('query Model($name: String!) { model(name: $name) { name } }', { name }, signal),
+    [name],
+  );
   return (
     <section>
       <h1>Model {name}</h1>

@@ -45,15 +45,18 @@ const defaultLayer = (layers: LayerInfo[]) => layers.filter((l) => l.kind === 'R
 export function CompareView({ route, model, dataset, catalog }: { route: Route; model: ModelSummary; dataset: string; catalog: Catalog }) {
   const layers = useAsync(() => loadLayers(model.name), [model.name]);
   // Its snapshots first, then the other models.
-  const others = [...model.snapshots.map((s) => s.name), ...catalog.models.map((m) => m.name).filter((n) => n !== model.name && !model.snapshots.some((s) => s.name === n))];
+  const others = [
+    ...model.snapshots.map((s) => s.name),
+    ...catalog.models.map((m) => m.name).filter((n) => n !== model.name && !model.snapshots.some((s) => s.name === n)),
+  ];
   const other = route.other ?? others[0];
   const layer = layers.data && (layers.data.find((l) => l.name === route.layer) ?? defaultLayer(layers.data));
   return (
     <section className="compare">
       <h1>Compare {model.name} with another model, unit by unit</h1>
       <p className="muted">
-        Each unit of the layer beside the other model’s unit whose activations (spatially averaged, per image of {dataset}) correlate best with its own (Pearson’s r), and how many of their top-k images they
-        share. Each unit is shown by the projection of its strongest image and its next top images.
+        Each unit of the layer beside the other model’s unit whose activations (spatially averaged, per image of {dataset}) correlate best with its own
+        (Pearson’s r), and how many of their top-k images they share. Each unit is shown by the projection of its strongest image and its next top images.
       </p>
       <nav className="pickers">
         <label>
@@ -66,11 +69,13 @@ export function CompareView({ route, model, dataset, catalog }: { route: Route; 
             ))}
           </select>
         </label>{' '}
-        <label>
-          Layer {layers.data && <LayerPicker layers={layers.data} value={layer?.name} onChange={(l) => navigate({ ...route, layer: l }, true)} />}
-        </label>
+        <label>Layer {layers.data && <LayerPicker layers={layers.data} value={layer?.name} onChange={(l) => navigate({ ...route, layer: l }, true)} />}</label>
       </nav>
-      {other && layer ? <Matches key={`${other} ${layer.name} ${dataset}`} model={model.name} other={other} layer={layer.name} dataset={dataset} route={route} /> : !others.length && <p className="muted">No other model to compare with.</p>}
+      {other && layer ? (
+        <Matches key={`${other} ${layer.name} ${dataset}`} model={model.name} other={other} layer={layer.name} dataset={dataset} route={route} />
+      ) : (
+        !others.length && <p className="muted">No other model to compare with.</p>
+      )}
     </section>
   );
 }
@@ -124,7 +129,12 @@ function Matches({ model, other, layer, dataset, route }: { model: string; other
             <button type="button" className="small" disabled={cursors.length === 1} onClick={() => setCursors((cs) => cs.slice(0, -1))}>
               ← Back
             </button>
-            <button type="button" className="small" disabled={!c.units.pageInfo.hasNextPage} onClick={() => setCursors((cs) => [...cs, c.units.pageInfo.endCursor])}>
+            <button
+              type="button"
+              className="small"
+              disabled={!c.units.pageInfo.hasNextPage}
+              onClick={() => setCursors((cs) => [...cs, c.units.pageInfo.endCursor])}
+            >
               Next →
             </button>
           </div>
@@ -139,7 +149,10 @@ function Side({ title, to, best, rest }: { title: string; to: Route; best?: Swep
     <div className="compare-side">
       <Link to={to}>{title}</Link>
       {best && <Pic src={best.projection.crop} alt={`${title} projection`} className="compare-projection" title={`${fmt(best.value)} on ${best.image.name}`} />}
-      {rest.map((t, i) => t.image.url && <Pic key={i} src={t.image.url} alt={t.image.name ?? ''} className="compare-thumb" title={`${fmt(t.value)} on ${t.image.name}`} />)}
+      {rest.map(
+        (t, i) =>
+          t.image.url && <Pic key={i} src={t.image.url} alt={t.image.name ?? ''} className="compare-thumb" title={`${fmt(t.value)} on ${t.image.name}`} />,
+      )}
     </div>
   );
 }

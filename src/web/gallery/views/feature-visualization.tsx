@@ -41,7 +41,10 @@ export function FeatureVisualizationFigure({ model, layer, filter }: { model: st
   const vars = { model, layer, filter, steps: STEPS };
   const fail = (e: unknown) => setState({ error: asApiError(e) });
   const read = () =>
-    query<{ model: { layer: { filter: { featureVisualization: Result } } } }>(FEATURE_VISUALIZATION, vars).then((d) => setState({ data: d.model.layer.filter.featureVisualization }), fail);
+    query<{ model: { layer: { filter: { featureVisualization: Result } } } }>(FEATURE_VISUALIZATION, vars).then(
+      (d) => setState({ data: d.model.layer.filter.featureVisualization }),
+      fail,
+    );
   const follow = (job: Job) => {
     setState({ loading: true, job });
     if (job.state === 'DONE') return read();

@@ -4,7 +4,23 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { ApiError, asApiError, query, request } from '../api';
-import { Async, AsyncState, Box, BoxedImage, ErrorBox, fmt, IndexPanel, Job, JOB_FIELDS, JobProgress, Link, Loading, Pic, useAsync, useIndexEpoch } from '../components';
+import {
+  Async,
+  AsyncState,
+  Box,
+  BoxedImage,
+  ErrorBox,
+  fmt,
+  IndexPanel,
+  Job,
+  JOB_FIELDS,
+  JobProgress,
+  Link,
+  Loading,
+  Pic,
+  useAsync,
+  useIndexEpoch,
+} from '../components';
 import { navigate, Route } from '../route';
 import { FeatureVisualizationFigure } from './feature-visualization';
 import { LayerPicker } from './layer';
@@ -48,7 +64,12 @@ export function FilterView({ route, model, dataset }: { route: Route; model: Mod
     [model.name, name, index],
   );
   const top = useAsync(
-    (signal) => query<{ model: { layer: { filter: { topActivations: { nodes: TopActivation[] } } } } }>(TOP9, { model: model.name, layer: name, filter: index, dataset }, signal).then((d) => d.model.layer.filter.topActivations.nodes),
+    (signal) =>
+      query<{ model: { layer: { filter: { topActivations: { nodes: TopActivation[] } } } } }>(
+        TOP9,
+        { model: model.name, layer: name, filter: index, dataset },
+        signal,
+      ).then((d) => d.model.layer.filter.topActivations.nodes),
     [model.name, name, index, dataset, epoch],
   );
   const layer = layers.data?.find((l) => l.name === name);
@@ -73,7 +94,8 @@ export function FilterView({ route, model, dataset }: { route: Route; model: Mod
       </nav>
       {layer && (
         <p className="muted">
-          {layer.kind} · output {shape(layer.outputShape)} · receptive field {layer.receptiveField.global ? 'the whole image' : `${layer.receptiveField.size} px, stride ${layer.receptiveField.stride}`}
+          {layer.kind} · output {shape(layer.outputShape)} · receptive field{' '}
+          {layer.receptiveField.global ? 'the whole image' : `${layer.receptiveField.size} px, stride ${layer.receptiveField.stride}`}
         </p>
       )}
       <Async state={detail} what="the filter">
@@ -96,7 +118,19 @@ export function FilterView({ route, model, dataset }: { route: Route; model: Mod
   );
 }
 
-function Top9AndEvolution({ model, dataset, route, layer, top }: { model: ModelSummary; dataset: string; route: Route; layer?: LayerInfo; top: AsyncState<TopActivation[]> }) {
+function Top9AndEvolution({
+  model,
+  dataset,
+  route,
+  layer,
+  top,
+}: {
+  model: ModelSummary;
+  dataset: string;
+  route: Route;
+  layer?: LayerInfo;
+  top: AsyncState<TopActivation[]>;
+}) {
   const name = route.layer!;
   const index = route.filter!;
   const [opened, setOpened] = useState<TopActivation>();
@@ -118,7 +152,13 @@ function Top9AndEvolution({ model, dataset, route, layer, top }: { model: ModelS
             <figcaption>Projections (deconvnet, cropped to the receptive field)</figcaption>
             <div className="grid3 top9-projections">
               {top.data.map((t) => (
-                <button type="button" key={t.rank} className="cell" onClick={() => setOpened(t)} title={`rank ${t.rank + 1}: ${t.value.toFixed(4)} on ${t.image.name}`}>
+                <button
+                  type="button"
+                  key={t.rank}
+                  className="cell"
+                  onClick={() => setOpened(t)}
+                  title={`rank ${t.rank + 1}: ${t.value.toFixed(4)} on ${t.image.name}`}
+                >
                   <Pic src={t.projection.crop} alt={`projection ${t.rank + 1}`} />
                 </button>
               ))}
@@ -128,7 +168,13 @@ function Top9AndEvolution({ model, dataset, route, layer, top }: { model: ModelS
             <figcaption>Image patches (click for the whole image)</figcaption>
             <div className="grid3 top9-patches">
               {top.data.map((t) => (
-                <button type="button" key={t.rank} className="cell" onClick={() => setOpened(t)} title={`rank ${t.rank + 1}: ${t.value.toFixed(4)} on ${t.image.name}`}>
+                <button
+                  type="button"
+                  key={t.rank}
+                  className="cell"
+                  onClick={() => setOpened(t)}
+                  title={`rank ${t.rank + 1}: ${t.value.toFixed(4)} on ${t.image.name}`}
+                >
                   <Pic src={t.patchUrl} alt={`patch ${t.rank + 1}`} />
                   <span className="cell-caption">
                     <b>{fmt(t.value)}</b> {t.image.label}
@@ -149,7 +195,21 @@ function Top9AndEvolution({ model, dataset, route, layer, top }: { model: ModelS
 }
 
 /** The whole image of a top activation, with the unit's receptive field drawn on it and on the full projection. */
-function WholeImage({ t, model, layer, filter, dataset, onClose }: { t: TopActivation; model: ModelSummary; layer: string; filter: number; dataset?: string; onClose: () => void }) {
+function WholeImage({
+  t,
+  model,
+  layer,
+  filter,
+  dataset,
+  onClose,
+}: {
+  t: TopActivation;
+  model: ModelSummary;
+  layer: string;
+  filter: number;
+  dataset?: string;
+  onClose: () => void;
+}) {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => e.key === 'Escape' && onClose();
     window.addEventListener('keydown', onKey);
@@ -172,15 +232,32 @@ function WholeImage({ t, model, layer, filter, dataset, onClose }: { t: TopActiv
       </div>
       <div className="pair">
         <figure>
-          <BoxedImage src={t.image.url} alt={t.image.name ?? 'image'} width={t.image.width} height={t.image.height} box={t.box} size={size} className="whole-image-picture" />
+          <BoxedImage
+            src={t.image.url}
+            alt={t.image.name ?? 'image'}
+            width={t.image.width}
+            height={t.image.height}
+            box={t.box}
+            size={size}
+            className="whole-image-picture"
+          />
           <figcaption>The image, receptive field boxed</figcaption>
         </figure>
         <figure>
-          <BoxedImage src={t.projection.full} alt="projection" width={model.inputShape[2]} height={model.inputShape[1]} box={t.projection.inputBox} size={size} />
+          <BoxedImage
+            src={t.projection.full}
+            alt="projection"
+            width={model.inputShape[2]}
+            height={model.inputShape[1]}
+            box={t.projection.inputBox}
+            size={size}
+          />
           <figcaption>Its projection, on the model's input</figcaption>
         </figure>
       </div>
-      <Link to={{ model: model.name, dataset, view: 'image', image: t.image.id, layer, unit: { channel: filter, x: t.position.x, y: t.position.y } }}>Open in the image view →</Link>
+      <Link to={{ model: model.name, dataset, view: 'image', image: t.image.id, layer, unit: { channel: filter, x: t.position.x, y: t.position.y } }}>
+        Open in the image view →
+      </Link>
     </div>
   );
 }
@@ -198,7 +275,19 @@ interface SnapshotTop {
  * whole dataset) when that snapshot has its own index; without one, the strongest unit on a fixed
  * image: the final model's top-1 for this filter.
  */
-function Evolution({ model, dataset, layer, filter, top1 }: { model: ModelSummary; dataset: string; layer: LayerInfo; filter: number; top1?: { id: string; name: string | null } }) {
+function Evolution({
+  model,
+  dataset,
+  layer,
+  filter,
+  top1,
+}: {
+  model: ModelSummary;
+  dataset: string;
+  layer: LayerInfo;
+  filter: number;
+  top1?: { id: string; name: string | null };
+}) {
   const epoch = useIndexEpoch();
   const [jobs, setJobs] = useState<Job[]>([]);
   const [error, setError] = useState<ApiError>();
@@ -209,7 +298,10 @@ function Evolution({ model, dataset, layer, filter, top1 }: { model: ModelSummar
       const layers = layer.kind === 'CONV' || layer.kind === 'RELU' ? null : [layer.name];
       const started = await Promise.all(
         model.snapshots.map((s) =>
-          query<{ buildIndex: Job }>(`mutation Build($model: String!, $dataset: String!, $layers: [String!]) { buildIndex(model: $model, dataset: $dataset, layers: $layers) { ${JOB_FIELDS} } }`, { model: s.name, dataset, layers }).then((d) => d.buildIndex),
+          query<{ buildIndex: Job }>(
+            `mutation Build($model: String!, $dataset: String!, $layers: [String!]) { buildIndex(model: $model, dataset: $dataset, layers: $layers) { ${JOB_FIELDS} } }`,
+            { model: s.name, dataset, layers },
+          ).then((d) => d.buildIndex),
         ),
       );
       setJobs(started.filter((j) => j.state !== 'DONE'));
@@ -221,7 +313,8 @@ function Evolution({ model, dataset, layer, filter, top1 }: { model: ModelSummar
     <section className="evolution">
       <h2>Training evolution (ZF Fig. 4)</h2>
       <p className="muted">
-        For each training snapshot, the projection of this filter's strongest activation: over all of {dataset} where the snapshot has its own index, else on {top1 ? <b>{top1.name}</b> : "this model's top-1 image"}.{' '}
+        For each training snapshot, the projection of this filter's strongest activation: over all of {dataset} where the snapshot has its own index, else on{' '}
+        {top1 ? <b>{top1.name}</b> : "this model's top-1 image"}.{' '}
         <button type="button" className="small" onClick={indexSnapshots}>
           Index the snapshots
         </button>
@@ -239,11 +332,27 @@ function Evolution({ model, dataset, layer, filter, top1 }: { model: ModelSummar
   );
 }
 
-function SnapshotTile({ snapshot, dataset, layer, filter, top1, epoch }: { snapshot: { name: string; epoch: number | null }; dataset: string; layer: string; filter: number; top1?: { id: string; name: string | null }; epoch: number }) {
+function SnapshotTile({
+  snapshot,
+  dataset,
+  layer,
+  filter,
+  top1,
+  epoch,
+}: {
+  snapshot: { name: string; epoch: number | null };
+  dataset: string;
+  layer: string;
+  filter: number;
+  top1?: { id: string; name: string | null };
+  epoch: number;
+}) {
   const state = useAsync(
     async (signal): Promise<SnapshotTop | null> => {
       const vars = { model: snapshot.name, layer, filter, dataset };
-      const own = await request<{ model: { layer: { filter: { topActivations: { nodes: { value: number; image: { name: string | null }; projection: { imageUrl: string } }[] } } } } }>(
+      const own = await request<{
+        model: { layer: { filter: { topActivations: { nodes: { value: number; image: { name: string | null }; projection: { imageUrl: string } }[] } } } };
+      }>(
         `query SnapshotTop($model: String!, $layer: String!, $filter: Int!, $dataset: String!) { model(name: $model) { layer(name: $layer) { filter(index: $filter) { topActivations(dataset: $dataset, first: 1) { nodes { value image { name } projection { imageUrl(crop: true) } } } } } } }`,
         vars,
         signal,

@@ -106,7 +106,13 @@ function ImagePicker({ dataset, selected, onPick }: { dataset: string; selected?
           <>
             <div className="thumbs">
               {d.images.nodes.map((img) => (
-                <button type="button" key={img.id} className={`thumb${img.id === selected ? ' selected' : ''}`} onClick={() => onPick(img.id)} title={`${img.name} (${img.label ?? 'no label'})`}>
+                <button
+                  type="button"
+                  key={img.id}
+                  className={`thumb${img.id === selected ? ' selected' : ''}`}
+                  onClick={() => onPick(img.id)}
+                  title={`${img.name} (${img.label ?? 'no label'})`}
+                >
                   {img.url && <Pic src={img.url} alt={img.name ?? ''} />}
                 </button>
               ))}
@@ -118,7 +124,12 @@ function ImagePicker({ dataset, selected, onPick }: { dataset: string; selected?
               <span className="muted">
                 page {page} of {Math.max(1, Math.ceil(d.size / 30))}
               </span>
-              <button type="button" className="small" disabled={!d.images.pageInfo.hasNextPage} onClick={() => setCursors((c) => [...c, d.images.pageInfo.endCursor])}>
+              <button
+                type="button"
+                className="small"
+                disabled={!d.images.pageInfo.hasNextPage}
+                onClick={() => setCursors((c) => [...c, d.images.pageInfo.endCursor])}
+              >
                 Next →
               </button>
             </div>
@@ -138,11 +149,20 @@ interface Prediction {
 function ImageDetails({ route, model, imageId, layers }: { route: Route; model: ModelSummary; imageId: string; layers: LayerInfo[] }) {
   const info = useAsync(
     (signal) =>
-      query<{ node: ImageInfo }>('query Image($id: ID!) { node(id: $id) { ... on Image { id name label url width height dataset } } }', { id: imageId }, signal).then((d) => d.node),
+      query<{ node: ImageInfo }>(
+        'query Image($id: ID!) { node(id: $id) { ... on Image { id name label url width height dataset } } }',
+        { id: imageId },
+        signal,
+      ).then((d) => d.node),
     [imageId],
   );
   const predictions = useAsync(
-    (signal) => query<{ model: { predict: Prediction[] } }>('query Predict($model: String!, $id: ID!) { model(name: $model) { predict(image: { id: $id }, top: 5) { classIndex label probability } } }', { model: model.name, id: imageId }, signal).then((d) => d.model.predict),
+    (signal) =>
+      query<{ model: { predict: Prediction[] } }>(
+        'query Predict($model: String!, $id: ID!) { model(name: $model) { predict(image: { id: $id }, top: 5) { classIndex label probability } } }',
+        { model: model.name, id: imageId },
+        signal,
+      ).then((d) => d.model.predict),
     [model.name, imageId],
   );
   const layer = layers.find((l) => l.name === route.layer) ?? defaultLayer(layers);
@@ -175,7 +195,8 @@ function ImageDetails({ route, model, imageId, layers }: { route: Route; model: 
                 {list.map((p) => (
                   <li key={p.classIndex} className={info.data?.label === p.label ? 'correct' : ''}>
                     <span className="bar" style={{ width: `${Math.max(0.5, p.probability * 100)}%` }} />
-                    <span className="pred-label">{p.label}</span> <span className="pred-prob">{(p.probability * 100).toFixed(p.probability < 0.01 ? 3 : 1)} %</span>
+                    <span className="pred-label">{p.label}</span>{' '}
+                    <span className="pred-prob">{(p.probability * 100).toFixed(p.probability < 0.01 ? 3 : 1)} %</span>
                   </li>
                 ))}
               </ol>
@@ -185,10 +206,17 @@ function ImageDetails({ route, model, imageId, layers }: { route: Route; model: 
       </div>
 
       <h2>
-        Feature maps of{' '}
-        <LayerPicker layers={layers} value={layer?.name} onChange={(l) => navigate({ ...route, layer: l, unit: undefined })} />
+        Feature maps of <LayerPicker layers={layers} value={layer?.name} onChange={(l) => navigate({ ...route, layer: l, unit: undefined })} />
       </h2>
-      {layer && <FeatureMaps model={model.name} layer={layer} imageId={imageId} unit={route.unit} onUnit={(unit) => navigate({ ...route, layer: layer.name, unit }, true)} />}
+      {layer && (
+        <FeatureMaps
+          model={model.name}
+          layer={layer}
+          imageId={imageId}
+          unit={route.unit}
+          onUnit={(unit) => navigate({ ...route, layer: layer.name, unit }, true)}
+        />
+      )}
       {layer && <TopUnits model={model.name} layer={layer.name} imageId={imageId} onUnit={(unit) => navigate({ ...route, layer: layer.name, unit }, true)} />}
       {layer && route.unit && <UnitProjection model={model.name} dataset={route.dataset} layer={layer} imageId={imageId} unit={route.unit} onBox={setBox} />}
       <Occlusion key={`${model.name} ${imageId}`} model={model.name} imageId={imageId} />
@@ -206,7 +234,19 @@ interface Maps {
 }
 
 /** Every channel of a layer, drawn from its raw activations (tensorUrl): a click picks a unit. */
-function FeatureMaps({ model, layer, imageId, unit, onUnit }: { model: string; layer: LayerInfo; imageId: string; unit?: Route['unit']; onUnit: (u: NonNullable<Route['unit']>) => void }) {
+function FeatureMaps({
+  model,
+  layer,
+  imageId,
+  unit,
+  onUnit,
+}: {
+  model: string;
+  layer: LayerInfo;
+  imageId: string;
+  unit?: Route['unit'];
+  onUnit: (u: NonNullable<Route['unit']>) => void;
+}) {
   const maps = useAsync(
     async (signal): Promise<Maps> => {
       const d = await query<{ model: { layer: { featureMaps: Omit<Maps, 'values'> } } }>(
@@ -228,7 +268,8 @@ function FeatureMaps({ model, layer, imageId, unit, onUnit }: { model: string; l
         return (
           <div className="maps-panel">
             <p className="muted">
-              {dense ? `${W} units, scaled together` : `${C} channels of ${H} × ${W}, each scaled to its own range`} (black = min(0, min)). Click a unit for its projection.{' '}
+              {dense ? `${W} units, scaled together` : `${C} channels of ${H} × ${W}, each scaled to its own range`} (black = min(0, min)). Click a unit for its
+              projection.{' '}
               <a href={m.gridUrl} target="_blank" rel="noreferrer">
                 PNG grid
               </a>{' '}
@@ -254,7 +295,16 @@ function FeatureMaps({ model, layer, imageId, unit, onUnit }: { model: string; l
               </p>
             )}
             {dense ? (
-              <MapCanvas values={m.values} height={1} width={W} cssWidth={Math.min(900, Math.max(W * 3, 300))} cssHeight={28} unit={unit && { x: unit.channel, y: 0 }} onPick={(x) => onUnit({ channel: x, x: 0, y: 0 })} title="units" />
+              <MapCanvas
+                values={m.values}
+                height={1}
+                width={W}
+                cssWidth={Math.min(900, Math.max(W * 3, 300))}
+                cssHeight={28}
+                unit={unit && { x: unit.channel, y: 0 }}
+                onPick={(x) => onUnit({ channel: x, x: 0, y: 0 })}
+                title="units"
+              />
             ) : (
               <div className="maps">
                 {m.channels.map((c) => (
@@ -280,7 +330,27 @@ function FeatureMaps({ model, layer, imageId, unit, onUnit }: { model: string; l
 }
 
 /** One map drawn into a canvas (grey from min(0, min) to max, like the server's PNGs). */
-function MapCanvas({ values, width, height, cssWidth, cssHeight, unit, onPick, title, channel }: { values: Float32Array; width: number; height: number; cssWidth: number; cssHeight?: number; unit?: { x: number; y: number }; onPick: (x: number, y: number) => void; title: string; channel?: number }) {
+function MapCanvas({
+  values,
+  width,
+  height,
+  cssWidth,
+  cssHeight,
+  unit,
+  onPick,
+  title,
+  channel,
+}: {
+  values: Float32Array;
+  width: number;
+  height: number;
+  cssWidth: number;
+  cssHeight?: number;
+  unit?: { x: number; y: number };
+  onPick: (x: number, y: number) => void;
+  title: string;
+  channel?: number;
+}) {
   const ref = useRef<HTMLCanvasElement>(null);
   useEffect(() => {
     const ctx = ref.current?.getContext('2d');
@@ -309,7 +379,12 @@ function MapCanvas({ values, width, height, cssWidth, cssHeight, unit, onPick, t
   return (
     <div className={`map${unit ? ' selected' : ''}`} title={title} data-channel={channel}>
       <canvas ref={ref} width={width} height={height} style={{ width: cssWidth, height: h }} onClick={click} />
-      {unit && <span className="unit-marker" style={{ left: `${(100 * unit.x) / width}%`, top: `${(100 * unit.y) / height}%`, width: `${100 / width}%`, height: `${100 / height}%` }} />}
+      {unit && (
+        <span
+          className="unit-marker"
+          style={{ left: `${(100 * unit.x) / width}%`, top: `${(100 * unit.y) / height}%`, width: `${100 / width}%`, height: `${100 / height}%` }}
+        />
+      )}
       {channel !== undefined && <span className="map-index">{channel}</span>}
     </div>
   );
@@ -324,7 +399,21 @@ interface ProjectionInfo {
 }
 
 /** The deconvnet projection of the clicked unit (its filter, seeded at that position). */
-function UnitProjection({ model, dataset, layer, imageId, unit, onBox }: { model: string; dataset?: string; layer: LayerInfo; imageId: string; unit: NonNullable<Route['unit']>; onBox: (b: Box) => void }) {
+function UnitProjection({
+  model,
+  dataset,
+  layer,
+  imageId,
+  unit,
+  onBox,
+}: {
+  model: string;
+  dataset?: string;
+  layer: LayerInfo;
+  imageId: string;
+  unit: NonNullable<Route['unit']>;
+  onBox: (b: Box) => void;
+}) {
   const spatial = layer.outputShape.length === 3;
   const state = useAsync(
     (signal) =>
@@ -332,7 +421,14 @@ function UnitProjection({ model, dataset, layer, imageId, unit, onBox }: { model
         `query UnitProjection($model: String!, $layer: String!, $filter: Int!, $id: ID!, $seed: SeedMode!, $position: PositionInput) {
           model(name: $model) { layer(name: $layer) { filter(index: $filter) {
             projection(image: { id: $id }, seed: $seed, position: $position) { imageUrl crop: imageUrl(crop: true) box { x y width height } seedValue position { x y } } } } } }`,
-        { model, layer: layer.name, filter: unit.channel, id: imageId, seed: spatial ? 'POSITION' : 'MAX', position: spatial ? { x: unit.x, y: unit.y } : null },
+        {
+          model,
+          layer: layer.name,
+          filter: unit.channel,
+          id: imageId,
+          seed: spatial ? 'POSITION' : 'MAX',
+          position: spatial ? { x: unit.x, y: unit.y } : null,
+        },
         signal,
       ).then((d) => d.model.layer.filter.projection),
     [model, layer.name, imageId, unit.channel, unit.x, unit.y],
@@ -443,7 +539,8 @@ function OcclusionMaps({ model, imageId }: { model: string; imageId: string }) {
             <figure>
               <Pic src={o.strongestMapActivation.imageUrl} alt="strongest feature map activation" size={168} />
               <figcaption>
-                (b) total activation of {o.strongestMap.layer} channel {o.strongestMap.channel} ({fmt(o.strongestMapActivation.min)} … {fmt(o.strongestMapActivation.max)}; unoccluded {fmt(o.unoccludedActivation)})
+                (b) total activation of {o.strongestMap.layer} channel {o.strongestMap.channel} ({fmt(o.strongestMapActivation.min)} …{' '}
+                {fmt(o.strongestMapActivation.max)}; unoccluded {fmt(o.unoccludedActivation)})
               </figcaption>
             </figure>
             {o.projection && (
@@ -477,4 +574,3 @@ function OcclusionMaps({ model, imageId }: { model: string; imageId: string }) {
     </Async>
   );
 }
-

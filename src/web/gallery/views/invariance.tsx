@@ -43,7 +43,8 @@ export function InvariancePanel({ model, imageId }: { model: string; imageId: st
         {(inv) => (
           <>
             <p className="muted">
-              Euclidean distance of {inv.layers.join(' and ')}’s features from the untransformed image’s, and p({inv.targetLabel}) ({inv.targetSource === 'LABEL' ? 'the image’s label' : inv.targetSource === 'TOP1' ? 'the original’s top class' : 'as asked'}).
+              Euclidean distance of {inv.layers.join(' and ')}’s features from the untransformed image’s, and p({inv.targetLabel}) (
+              {inv.targetSource === 'LABEL' ? 'the image’s label' : inv.targetSource === 'TOP1' ? 'the original’s top class' : 'as asked'}).
             </p>
             <img className="invariance-plot" src={inv.imageUrl} alt={`invariance to ${TRANSFORMS[transform]}`} />
             <details>

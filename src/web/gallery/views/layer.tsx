@@ -15,7 +15,17 @@ interface Thumb {
 }
 
 /** Picks a layer of the model: used by the layer, filter and image views. */
-export function LayerPicker({ layers, value, onChange, filter }: { layers: LayerInfo[]; value?: string; onChange: (name: string) => void; filter?: (l: LayerInfo) => boolean }) {
+export function LayerPicker({
+  layers,
+  value,
+  onChange,
+  filter,
+}: {
+  layers: LayerInfo[];
+  value?: string;
+  onChange: (name: string) => void;
+  filter?: (l: LayerInfo) => boolean;
+}) {
   return (
     <select aria-label="layer" value={value ?? ''} onChange={(e) => onChange(e.target.value)}>
       {!value && <option value="">— layer —</option>}
@@ -95,8 +105,19 @@ export function LayerView({ route, model, dataset }: { route: Route; model: Mode
                 {list.map((f) => {
                   const top = thumbs.data?.get(f.index)?.nodes[0];
                   return (
-                    <Link key={f.index} to={{ model: model.name, dataset: route.dataset, view: 'layers', layer: name, filter: f.index }} className="filter-tile" title={top ? `filter ${f.index}: top-1 ${top.value.toFixed(3)} on ${top.image.name}` : `filter ${f.index}`}>
-                      {f.weights?.imageUrl ? <Pic src={f.weights.imageUrl} alt={`kernel ${f.index}`} /> : top ? <Pic src={top.patchUrl} alt={`filter ${f.index} top-1 patch`} /> : <span className="blank" />}
+                    <Link
+                      key={f.index}
+                      to={{ model: model.name, dataset: route.dataset, view: 'layers', layer: name, filter: f.index }}
+                      className="filter-tile"
+                      title={top ? `filter ${f.index}: top-1 ${top.value.toFixed(3)} on ${top.image.name}` : `filter ${f.index}`}
+                    >
+                      {f.weights?.imageUrl ? (
+                        <Pic src={f.weights.imageUrl} alt={`kernel ${f.index}`} />
+                      ) : top ? (
+                        <Pic src={top.patchUrl} alt={`filter ${f.index} top-1 patch`} />
+                      ) : (
+                        <span className="blank" />
+                      )}
                       <span className="filter-index">{f.index}</span>
                     </Link>
                   );

@@ -29,7 +29,11 @@ export async function loadCatalog(signal: AbortSignal): Promise<Catalog> {
     ).then((d) => d.models),
   );
   const datasets = allPages((after) =>
-    query<{ datasets: Connection<{ name: string; size: number }> }>(`query Datasets($after: String) { datasets(first: 100, after: $after) { ${PAGE('name size')} } }`, { after }, signal).then((d) => d.datasets),
+    query<{ datasets: Connection<{ name: string; size: number }> }>(
+      `query Datasets($after: String) { datasets(first: 100, after: $after) { ${PAGE('name size')} } }`,
+      { after },
+      signal,
+    ).then((d) => d.datasets),
   );
   const errors = query<{ modelErrors: Catalog['modelErrors'] }>('{ modelErrors { file message } }', {}, signal);
   return { models: await models, datasets: await datasets, modelErrors: (await errors).modelErrors };
@@ -79,7 +83,12 @@ export function ModelList({ catalog, dataset }: { catalog: Catalog; dataset?: st
             {m.description && <p>{m.description}</p>}
             <p className="muted">
               input {shape(m.inputShape)} · {m.labels.length} classes · {(m.fileBytes / 1024 / 1024).toFixed(1)} MiB
-              {m.snapshots.length > 0 && <> · {m.snapshots.length} training snapshots (epochs {m.snapshots.map((s) => s.epoch ?? '?').join(', ')})</>}
+              {m.snapshots.length > 0 && (
+                <>
+                  {' '}
+                  · {m.snapshots.length} training snapshots (epochs {m.snapshots.map((s) => s.epoch ?? '?').join(', ')})
+                </>
+              )}
             </p>
           </Link>
         ))}
@@ -106,7 +115,12 @@ export function LayersView({ route, model, dataset }: { route: Route; model: Mod
   return (
     <section>
       <h1>
-        {model.name} {model.snapshotOf && <span className="muted">snapshot of <Link to={{ ...route, model: model.snapshotOf.name }}>{model.snapshotOf.name}</Link></span>}
+        {model.name}{' '}
+        {model.snapshotOf && (
+          <span className="muted">
+            snapshot of <Link to={{ ...route, model: model.snapshotOf.name }}>{model.snapshotOf.name}</Link>
+          </span>
+        )}
       </h1>
       {model.description && <p className="lead">{model.description}</p>}
       <IndexPanel model={model.name} dataset={dataset} compact />

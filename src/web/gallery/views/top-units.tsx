@@ -10,7 +10,17 @@ interface TopUnit {
   projection: { crop: string };
 }
 
-export function TopUnits({ model, layer, imageId, onUnit }: { model: string; layer: string; imageId: string; onUnit: (u: NonNullable<Route['unit']>) => void }) {
+export function TopUnits({
+  model,
+  layer,
+  imageId,
+  onUnit,
+}: {
+  model: string;
+  layer: string;
+  imageId: string;
+  onUnit: (u: NonNullable<Route['unit']>) => void;
+}) {
   const state = useAsync(
     (signal) =>
       query<{ model: { topUnits: TopUnit[] } }>(
@@ -29,7 +39,13 @@ export function TopUnits({ model, layer, imageId, onUnit }: { model: string; lay
         {(units) => (
           <div className="strip">
             {units.map((u) => (
-              <button type="button" key={u.filter.index} className="cell top-unit" onClick={() => onUnit({ channel: u.filter.index, x: u.position.x, y: u.position.y })} title={`channel ${u.filter.index} at (${u.position.x}, ${u.position.y})`}>
+              <button
+                type="button"
+                key={u.filter.index}
+                className="cell top-unit"
+                onClick={() => onUnit({ channel: u.filter.index, x: u.position.x, y: u.position.y })}
+                title={`channel ${u.filter.index} at (${u.position.x}, ${u.position.y})`}
+              >
                 <Pic src={u.projection.crop} alt={`projection of channel ${u.filter.index}`} />
                 <span className="cell-caption">
                   channel <b>{u.filter.index}</b> · {fmt(u.value)}
