@@ -86,6 +86,8 @@ export interface Config {
   indexChunkImages: number;
   /** Chunks one process works on at once (INDEX_WORKER_CHUNKS, default 2: one decoding while one runs). */
   indexWorkerChunks: number;
+  /** Times a queued chunk may be taken without finishing before it fails its job (INDEX_CHUNK_MAX_STARTS, default 5): a chunk that crashes its workers. */
+  indexChunkMaxStarts: number;
 
   // ---- hardening: query limits, backpressure, time limits (src/http/query-limits.ts, overload.ts, signals.ts) ----
   /**
@@ -229,6 +231,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     indexInApi: !/^(0|off|false|no)$/i.test(env.INDEX_IN_API ?? ''),
     indexChunkImages: int(env, 'INDEX_CHUNK_IMAGES', 64, 1),
     indexWorkerChunks: int(env, 'INDEX_WORKER_CHUNKS', 2, 1),
+    indexChunkMaxStarts: int(env, 'INDEX_CHUNK_MAX_STARTS', 5, 1),
     maxQueryCost: int(env, 'MAX_QUERY_COST', 10_000, 1),
     maxQueryDepth: int(env, 'MAX_QUERY_DEPTH', 16, 1),
     maxAliases: int(env, 'MAX_ALIASES', 32),

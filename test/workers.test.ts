@@ -5,7 +5,8 @@
  * progress; the workers take the chunks, and the top-k equals an uninterrupted single-process run
  * (SQLite, no Redis), row for row, through every fault: a worker and the API replica that started
  * the job killed mid-job (kill -9), Redis restarted empty mid-job, a job cancelled and started
- * again, an undecodable image.
+ * again, an undecodable image; and a chunk that kills every worker that takes it fails its job
+ * instead of going round for ever.
  */
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
@@ -13,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
+import sharp from 'sharp';
 import { parse } from 'yaml';
 import { loadConfig } from '../src/config';
 import { PostgresIndexStore } from '../src/index/postgres-store';
@@ -42,6 +44,8 @@ const IMAGES = 48;
 const CHUNK = 8;
 const LAYERS = ['/features/features.3/Conv', '/features/features.11/Relu'];
 const POISONED = 5;
+/** The chunk of the `deadly` dataset that the test kills every worker for. */
+const DEADLY = 2;
 const compose = parse(fs.readFileSync(path.join(ROOT, 'docker', 'compose.yaml'), 'utf8'), { merge: true }) as {
   services: Record<string, ComposeService>;
   volumes: Record<string, unknown>;
@@ -68,6 +72,14 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
     await makeDataset(path.join(dir, 'datasets', 'shared'), IMAGES, 96, 96);
     fs.cpSync(path.join(dir, 'datasets', 'shared'), path.join(dir, 'datasets', 'poisoned'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'datasets', 'poisoned', `img-00${POISONED}.png`), Buffer.from('not a picture, though named like one'));
+    // A chunk whose images are large (slow to decode), so that the test can kill its workers before they finish it.
+    fs.cpSync(path.join(dir, 'datasets', 'shared'), path.join(dir, 'datasets', 'deadly'), { recursive: true });
+    for (let i = DEADLY * CHUNK; i < (DEADLY + 1) * CHUNK; i++) {
+      const big = await sharp({ create: { width: 6000, height: 6000, channels: 3, background: { r: 10 * i, g: 90, b: 200 } } })
+        .png()
+        .toBuffer();
+      fs.writeFileSync(path.join(dir, 'datasets', 'deadly', `img-${String(i).padStart(3, '0')}.png`), big);
+    }
     const services = await createServices(
       loadConfig({
         MODELS_DIR: FIXTURE_MODELS,
@@ -99,9 +111,9 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
    * One replica of a compose service, as its container would run it: its command from the working
    * folder (the image's /app is this checkout), its environment with the compose hosts replaced by
    * the loopback servers, the shared volume as CACHE_DIR; only the test's models, datasets, a
-   * free port, and shorter leases and chunks are the test's own.
+   * free port, and shorter leases and chunks are the test's own (and `extra`, a test's own settings).
    */
-  const start = async (service: string, n: number): Promise<Proc> => {
+  const start = async (service: string, n: number, extra: Record<string, string> = {}): Promise<Proc> => {
     const { command, environment } = compose.services[service];
     const port = await freePort();
     const env = {
@@ -117,6 +129,7 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
       INDEX_LEASE_S: '2',
       INDEX_CHUNK_IMAGES: String(CHUNK),
       MAX_BATCH: '4',
+      ...extra,
     };
     assert.equal(command[0], 'node');
     const proc = spawn(process.execPath, command.slice(1), { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -311,4 +324,43 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
     assert.ok(!rows.some((r) => r.image === POISONED), 'the image is in no top-k');
     assert.notDeepEqual(rows, reference.shared.rows, 'without it, some top-k differ');
   }, 60_000);
+
+  test('a chunk that kills every worker taking it fails its job after INDEX_CHUNK_MAX_STARTS starts, naming its images; the other chunks merge', async () => {
+    const MAX_STARTS = 2;
+    for (const w of workers) w.proc.kill('SIGKILL');
+    workers = await Promise.all([0, 1].map((i) => start('worker', 10 + i, { INDEX_CHUNK_MAX_STARTS: String(MAX_STARTS) })));
+    const job = (await gql(apis[1].url, build('deadly', 9))).data.buildIndex;
+    // Whoever takes the deadly chunk dies at once, and is replaced, as a restart policy would.
+    let kills = 0;
+    let replacing = Promise.resolve();
+    const poll = setInterval(() => {
+      workers.forEach((w, i) => {
+        if (w.proc.killed || w.proc.exitCode !== null) return;
+        if (!chunkLines(w, job.id, /chunk started/).some((l) => l.chunk === DEADLY)) return;
+        w.proc.kill('SIGKILL');
+        kills++;
+        replacing = replacing.then(async () => {
+          workers[i] = await start('worker', 20 + kills, { INDEX_CHUNK_MAX_STARTS: String(MAX_STARTS) });
+        });
+      });
+    }, 1);
+    try {
+      const done = await finished(apis[0], job.id);
+      assert.equal(done.state, 'FAILED');
+      const error = (await gql(apis[0].url, `query($id: ID!) { node(id: $id) { ... on Job { error } } }`, { id: job.id })).data.node.error as string;
+      assert.match(
+        error,
+        new RegExp(
+          `chunk ${DEADLY} \\(images ${DEADLY * CHUNK}–${DEADLY * CHUNK + CHUNK - 1}\\) was taken ${MAX_STARTS} times \\(INDEX_CHUNK_MAX_STARTS\\) and never finished`,
+        ),
+      );
+    } finally {
+      clearInterval(poll);
+      await replacing;
+    }
+    assert.equal(kills, MAX_STARTS, 'the chunk was started MAX_STARTS times, then no more');
+    const { chunks } = await stored(job.id);
+    assert.ok(!chunks.has(DEADLY), 'the deadly chunk merged nothing');
+    assert.ok(chunks.size >= 1, `other chunks merged: ${[...chunks]}`);
+  }, 120_000);
 });

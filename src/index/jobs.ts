@@ -173,11 +173,20 @@ export class JobManager extends EventEmitter {
   async runChunk({ id, chunk }: ChunkTask): Promise<void> {
     const row = await this.store.get(id);
     if (!row || !UNFINISHED.has(row.state) || !row.chunkSize) return; // cancelled, finished, or forgotten meanwhile
+    const { store, maxStarts } = this.queue!;
+    if ((await store.mergedChunks(id)).has(chunk)) return; // queued again after Redis lost the queue, and merged meanwhile
+    const from = chunk * row.chunkSize;
+    const to = Math.min(row.total, from + row.chunkSize);
+    const starts = await store.startChunk(id, chunk);
+    if (starts > maxStarts) {
+      // Thrown like any failure of the chunk: its last attempt fails the job with this message.
+      throw new Error(
+        `chunk ${chunk} (images ${from}–${to - 1}) was taken ${maxStarts} times (INDEX_CHUNK_MAX_STARTS) and never finished: it stops the workers that take it (a crash, or out of memory?)`,
+      );
+    }
     const inputs = await this.inputs(row);
     if (!inputs) return;
     const scan = new IndexScan(this.engine, this.inference, this.datasets, inputs.model, inputs.dataset, row.layers, this.chunk);
-    const from = chunk * row.chunkSize;
-    const to = Math.min(row.total, from + row.chunkSize);
     log.info({ job: id, chunk, from, to }, 'index chunk started');
     const trackers = scan.trackers(row.k);
     const failed: FailedImage[] = [];
@@ -185,7 +194,7 @@ export class JobManager extends EventEmitter {
       scan.offer(trackers, batch);
       failed.push(...batch.failed);
     }
-    const merged = await this.queue!.store.mergeChunk(id, chunk, to - from, scan.changed(trackers), failed);
+    const merged = await store.mergeChunk(id, chunk, to - from, scan.changed(trackers), failed);
     log.info(
       { job: id, chunk, merged, failed: failed.map((f) => f.name) },
       merged ? 'index chunk merged' : 'index chunk not merged: merged before, or the job is no longer running',

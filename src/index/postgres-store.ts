@@ -27,6 +27,8 @@ const SCHEMA = `
     THEN ALTER TABLE indexes ADD COLUMN chunk_size INTEGER; END IF;
   END $$;
   CREATE TABLE IF NOT EXISTS index_chunks (index_id TEXT NOT NULL, chunk INTEGER NOT NULL, PRIMARY KEY (index_id, chunk));
+  CREATE TABLE IF NOT EXISTS index_chunk_starts (
+    index_id TEXT NOT NULL, chunk INTEGER NOT NULL, starts INTEGER NOT NULL, PRIMARY KEY (index_id, chunk));
 `;
 
 export class PostgresIndexStore implements ChunkStore {
@@ -72,6 +74,8 @@ export class PostgresIndexStore implements ChunkStore {
       "UPDATE indexes SET state = $1::text, error = $2, updated_at = $3, owner = CASE WHEN $1::text = 'RUNNING' THEN owner END WHERE id = $4",
       [state, error, Date.now(), id],
     );
+    // A job queued again (after it failed or was cancelled): its chunks' starts count from zero.
+    if (state === 'QUEUED') await this.pool.query('DELETE FROM index_chunk_starts WHERE index_id = $1', [id]);
   }
 
   async claim(id: string, owner: string, until: number, dead = ''): Promise<boolean> {
@@ -124,6 +128,15 @@ export class PostgresIndexStore implements ChunkStore {
   async mergedChunks(id: string): Promise<Set<number>> {
     const { rows } = await this.pool.query<{ chunk: number }>('SELECT chunk FROM index_chunks WHERE index_id = $1', [id]);
     return new Set(rows.map((r) => r.chunk));
+  }
+
+  async startChunk(id: string, chunk: number): Promise<number> {
+    const { rows } = await this.pool.query<{ starts: number }>(
+      `INSERT INTO index_chunk_starts (index_id, chunk, starts) VALUES ($1, $2, 1)
+       ON CONFLICT (index_id, chunk) DO UPDATE SET starts = index_chunk_starts.starts + 1 RETURNING starts`,
+      [id, chunk],
+    );
+    return rows[0].starts;
   }
 
   async mergeChunk(id: string, chunk: number, images: number, tops: PackedTop[], failed: FailedImage[]): Promise<boolean> {

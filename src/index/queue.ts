@@ -11,8 +11,11 @@
  * - a chunk run twice (both of the above, or a worker that finished it while Redis was away)
  *   is merged once: the store records merged chunks in the merge's own transaction.
  * A chunk's BullMQ id is `<job>-<chunk>`: queuing one already queued or running adds nothing.
- * (A chunk that stalls too often, say one that crashes its workers, is dropped by BullMQ without
- * a 'failed' event; reconcile queues it again, so it is retried rather than lost.)
+ * A chunk that stalls too often is dropped by BullMQ without a 'failed' event, and reconcile
+ * queues it again, so it is retried rather than lost. But one that stops every worker that takes
+ * it (it crashes them, or runs them out of memory) would go round for ever: the store counts each
+ * chunk's starts, and a chunk started more than INDEX_CHUNK_MAX_STARTS times fails its job,
+ * naming the chunk's images.
  */
 import { Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -44,6 +47,8 @@ export class IndexQueue {
     private readonly chunkImages: number,
     /** How long a chunk's lock lasts without renewal (INDEX_LEASE_S): how soon a dead worker's chunk is taken again. */
     private readonly leaseMs: number,
+    /** Starts of one chunk after which it fails its job (INDEX_CHUNK_MAX_STARTS; JobManager.runChunk). */
+    readonly maxStarts: number,
   ) {
     // Queuing fails at once while Redis is away (the job stays recorded; reconcile queues it later).
     this.queue = new Queue<ChunkTask>(QUEUE, { connection: this.connect({ enableOfflineQueue: false }), prefix: PREFIX });

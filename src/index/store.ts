@@ -95,6 +95,8 @@ export interface ChunkStore extends IndexStore {
    * nothing (false) if the chunk was merged before or the job is not QUEUED or RUNNING.
    */
   mergeChunk(id: string, chunk: number, images: number, tops: PackedTop[], failed: FailedImage[]): Promise<boolean>;
+  /** Counts a start of the chunk (a worker took it) and returns its starts since the job was last queued. */
+  startChunk(id: string, chunk: number): Promise<number>;
 }
 
 export function unpackEntries({ layer, channel, entries }: PackedTop): TopRow[] {
