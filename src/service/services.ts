@@ -59,7 +59,10 @@ export async function createServices(config: Config): Promise<Services> {
   // With Redis too, jobs are queued in chunks that workers take (index/queue.ts).
   const postgres = config.databaseUrl ? await PostgresIndexStore.open(config.databaseUrl) : undefined;
   const indexStore = postgres ?? new SqliteIndexStore(config.cacheDir);
-  const queue = postgres && config.redisUrl ? new IndexQueue(config.redisUrl, postgres, config.indexChunkImages, config.indexLeaseMs, config.indexChunkMaxStarts) : undefined;
+  const queue =
+    postgres && config.redisUrl
+      ? new IndexQueue(config.redisUrl, postgres, config.indexChunkImages, config.indexLeaseMs, config.indexChunkMaxStarts)
+      : undefined;
   const jobs = new JobManager(indexStore, registry.models, datasets, engine, inference, config.maxBatch, config.indexCheckpointMs, config.indexLeaseMs, queue);
   return { config, engine, registry, blobs, images, cache, inference, datasets, jobs, processJobs: new ProcessJobs() };
 }
