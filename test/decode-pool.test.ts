@@ -14,19 +14,10 @@ import { DecodePool } from '../src/images/decode-pool';
 import { ImageError, modelPixels } from '../src/images/preprocess';
 import type { Preprocessing } from '../src/model';
 import { makeDataset, startTestServer } from './helpers';
-import { picture } from './pictures';
+import { IMAGE_LIMITS, picture, PLAIN_RGB } from './pictures';
 
-const LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };
-const rgb: Preprocessing = {
-  width: 224,
-  height: 224,
-  channels: 'RGB',
-  scale: 1 / 255,
-  mean: [0, 0, 0],
-  std: [1, 1, 1],
-  resize: 'stretch',
-  colorProfile: 'ignore',
-};
+const LIMITS = IMAGE_LIMITS;
+const rgb = PLAIN_RGB;
 const grey: Preprocessing = { ...rgb, channels: 'GRAY', mean: [0], std: [1] };
 const cropped: Preprocessing = { ...rgb, resize: 'center-crop', shorterSide: 256, colorProfile: 'convert-to-srgb' };
 

@@ -9,20 +9,11 @@ import { toApiError } from '../src/errors';
 import { decodeJpegAtSize, jpegFrame } from '../src/images/jpeg';
 import { modelPixels, sharpPixels } from '../src/images/preprocess';
 import type { Preprocessing } from '../src/model';
-import { picture } from './pictures';
+import { IMAGE_LIMITS, picture, PLAIN_RGB } from './pictures';
 
-const LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };
+const LIMITS = IMAGE_LIMITS;
 const MAX_PIXELS = LIMITS.maxImagePixels;
-const rgbModel: Preprocessing = {
-  width: 224,
-  height: 224,
-  channels: 'RGB',
-  scale: 1 / 255,
-  mean: [0, 0, 0],
-  std: [1, 1, 1],
-  resize: 'stretch',
-  colorProfile: 'ignore',
-};
+const rgbModel = PLAIN_RGB;
 const greyModel: Preprocessing = { ...rgbModel, channels: 'GRAY', mean: [0], std: [1] };
 
 const jpeg = (width: number, height: number, options: sharp.JpegOptions = {}, seed = 1) =>

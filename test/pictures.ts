@@ -1,3 +1,5 @@
+import type { Preprocessing } from '../src/model';
+
 /** Test pictures made in code. */
 
 /** A photo-like picture: smooth colour gradients, a few hard-edged shapes, mild noise. */
@@ -18,3 +20,18 @@ export function picture(width: number, height: number, seed = 1): Buffer {
   }
   return raw;
 }
+
+/** Image limits for decoding tests: 20 MiB, 40 megapixels. */
+export const IMAGE_LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };
+
+/** A 224×224 RGB input in [0, 1], stretched, colour profiles ignored: preprocessing with nothing of its own. */
+export const PLAIN_RGB: Preprocessing = {
+  width: 224,
+  height: 224,
+  channels: 'RGB',
+  scale: 1 / 255,
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+  resize: 'stretch',
+  colorProfile: 'ignore',
+};

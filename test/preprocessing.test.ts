@@ -19,20 +19,11 @@ import { placement } from '../src/images/placement';
 import { inspectImage, modelPixels, preprocess, sharpPixels } from '../src/images/preprocess';
 import type { Preprocessing } from '../src/model';
 import { FIXTURE_MODELS, FIXTURES, gql, startTestServer } from './helpers';
-import { picture } from './pictures';
+import { IMAGE_LIMITS, picture, PLAIN_RGB } from './pictures';
 
-const LIMITS = { maxImageBytes: 20 << 20, maxImagePixels: 40e6 };
+const LIMITS = IMAGE_LIMITS;
 const REFERENCE = path.join(FIXTURES, 'preprocessing');
-const base: Preprocessing = {
-  width: 224,
-  height: 224,
-  channels: 'RGB',
-  scale: 1 / 255,
-  mean: [0, 0, 0],
-  std: [1, 1, 1],
-  resize: 'stretch',
-  colorProfile: 'ignore',
-};
+const base = PLAIN_RGB;
 const crop = (shorterSide: number, height = 224, width = 224): Preprocessing => ({ ...base, height, width, resize: 'center-crop', shorterSide, pad: 0 });
 const letterbox = (pad: number): Preprocessing => ({ ...base, resize: 'letterbox', pad });
 
