@@ -269,7 +269,8 @@ describe('batching', () => {
 
 describe('the load-time shape probe', () => {
   test('it leaves out the big weights (zeros made at run time) and gives every activation the shape the real forward pass gives', async () => {
-    const s = await services('cpu');
+    // No graph cache: graphs carry their weights (none refer to a shared weights file), as the probe's does.
+    const s = await services('cpu', { GRAPH_CACHE_MB: '0' });
     try {
       for (const name of ['alexnet', 'resnet', 'vgg']) {
         const m = model(s, name);
@@ -390,6 +391,52 @@ describe('compiled graphs on disk (GRAPH_CACHE_MB)', () => {
       assert.equal(fs.readdirSync(path.join(dir, 'graphs')).filter((f) => f.endsWith('.onnx')).length, 1, 'the older graphs were evicted');
     } finally {
       await small.engine.close();
+    }
+  });
+});
+
+describe("a model's weights shared by its graphs (CPU backend, with the graph cache)", () => {
+  test('graphs refer to one file of the weights, written once beside them; without it stored graphs compile again; the numbers are those of graphs that carry their weights', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-weights-'));
+    const cases = manifest.cases.filter((k) => k.model === 'vgg' && k.seed === 'MAX');
+    const inline = await services('cpu', { GRAPH_CACHE_MB: '0' });
+    const shared = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', CACHE_DIR: dir }));
+    try {
+      assert.equal(inline.engine.sharesWeights, false);
+      assert.equal(shared.engine.sharesWeights, true);
+      const m = model(shared, 'vgg');
+      const weights = m.graph.sharedWeights!;
+      const logits = compileForward(m.graph, [m.graph.outputNames[0]]);
+      assert.equal(logits.sharedWeights, weights);
+      assert.ok(logits.sharedBytes! > 0 && logits.model.byteLength < logits.sharedBytes!, `graph ${logits.model.byteLength} bytes, shared ${logits.sharedBytes}`);
+      assert.equal(compileForward(model(inline, 'vgg').graph, [m.graph.outputNames[0]]).sharedWeights, undefined);
+
+      const expected = await Promise.all(cases.map((c) => project(inline.engine, ...request(inline, c))));
+      const got = await Promise.all(cases.map((c) => project(shared.engine, ...request(shared, c))));
+      got.forEach((r, i) => assert.ok(relativeError(r.projection, expected[i].projection) <= 1e-6, `case ${cases[i].id}`));
+      const file = path.join(dir, 'graphs', weights.location);
+      assert.equal(fs.statSync(file).size, weights.bytes);
+      assert.deepEqual(fs.readdirSync(path.dirname(file)), [path.basename(file)], 'one file for all the graphs');
+      // Sessions count the shared weights they refer to at a fraction of graphs that carry them (small weights stay inside).
+      assert.ok(shared.engine.sessionStats.bytes < inline.engine.sessionStats.bytes, `${shared.engine.sessionStats.bytes} vs ${inline.engine.sessionStats.bytes}`);
+    } finally {
+      await inline.engine.close();
+      await shared.engine.close();
+    }
+    // After a restart without the file, a stored graph is compiled again, and the file written again.
+    const file = path.join(dir, 'graphs', model(shared, 'vgg').graph.sharedWeights!.location);
+    const size = fs.statSync(file).size;
+    fs.rmSync(file);
+    const restarted = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', CACHE_DIR: dir }));
+    try {
+      const again = await project(restarted.engine, ...request(restarted, cases[0]));
+      assert.equal(restarted.engine.stats.compiled, 1);
+      assert.equal(restarted.engine.stats.graphsFromDisk, 0);
+      assert.equal(fs.statSync(file).size, size);
+      const before = await project(restarted.engine, ...request(restarted, cases[0], undefined, 'again'));
+      assert.deepEqual(again.projection, before.projection);
+    } finally {
+      await restarted.engine.close();
     }
   });
 });

@@ -6,6 +6,7 @@
 import { OnnxGraph } from '../onnx/graph';
 import { AttributeProto, AttributeType, DataType, encodeModel, NodeProto, TensorProto, ValueInfoProto } from '../onnx/proto';
 import { floatTensor, int64Tensor } from '../onnx/tensor';
+import type { CompiledGraph } from './forward';
 
 export type AttrValue = number | number[] | string | TensorProto | { float: number } | { floats: number[] };
 
@@ -131,11 +132,24 @@ export class GraphBuilder {
     return this.op('Pad', [x, this.ints(pads)], { mode: 'constant' });
   }
 
-  /** Serialises the model: the source's weights plus what was added, with the given I/O. */
-  build(inputs: ValueInfoProto[], outputs: string[], extraInitializers: TensorProto[] = []): Uint8Array {
+  /**
+   * Serialises the model: the source's weights plus what was added, with the given I/O. Where the
+   * source shares its weights (OnnxGraph.shareWeights), the large ones are references into that
+   * file unless `inline`.
+   */
+  build(inputs: ValueInfoProto[], outputs: string[], extraInitializers: TensorProto[] = [], { inline = false } = {}): CompiledGraph {
     const used = new Set(this.nodes.flatMap((n) => n.input));
-    const weights = [...this.source.initializers.values()].filter((t) => used.has(t.name ?? ''));
-    return encodeModel({
+    const shared = inline ? undefined : this.source.sharedWeights;
+    let sharedBytes = 0;
+    const weights = [...this.source.initializers.values()]
+      .filter((t) => used.has(t.name ?? ''))
+      .map((t) => {
+        const reference = shared?.reference(t);
+        if (!reference) return t;
+        sharedBytes += t.rawData!.byteLength;
+        return reference;
+      });
+    const model = encodeModel({
       irVersion: this.source.proto.irVersion ?? 8,
       producerName: 'convscope',
       opsetImport: this.source.proto.opsetImport,
@@ -147,6 +161,7 @@ export class GraphBuilder {
         output: outputs.map((name) => ({ name, type: { tensorType: { elemType: this.elemType(name) } } })),
       },
     });
+    return sharedBytes > 0 ? { model, outputs, sharedWeights: shared, sharedBytes } : { model, outputs };
   }
 
   private elemType(name: string): number {

@@ -3,6 +3,7 @@ import { normalisationTable, sourceChannel } from '../images/preprocess';
 import { OnnxGraph } from '../onnx/graph';
 import { DataType, ValueInfoProto } from '../onnx/proto';
 import type { Preprocessing } from '../model';
+import type { SharedWeights } from '../onnx/weights';
 import { ancestors, batchInput, GraphBuilder } from './builder';
 import { asUnitGrid, seedShape } from './units';
 
@@ -10,6 +11,10 @@ export interface CompiledGraph {
   model: Uint8Array;
   /** Output tensor names, in the order of the request. */
   outputs: string[];
+  /** The file of the model's weights the graph refers to (OnnxGraph.shareWeights), if it does: it must be written beside the graph before the graph loads. */
+  sharedWeights?: SharedWeights;
+  /** The bytes of the shared weights the graph refers to. */
+  sharedBytes?: number;
 }
 
 export function compileForward(graph: OnnxGraph, tensors: string[]): CompiledGraph {
@@ -17,7 +22,7 @@ export function compileForward(graph: OnnxGraph, tensors: string[]): CompiledGra
   for (const node of ancestors(graph, tensors)) b.copy(node);
   // A graph output can't be the graph input itself: an Identity gives it a new name.
   const outputs = tensors.map((t) => (t === graph.inputName ? b.op('Identity', [t]) : t));
-  return { model: b.build([batchInput(graph.inputName, graph.inputDims.slice(1))], outputs), outputs };
+  return b.build([batchInput(graph.inputName, graph.inputDims.slice(1))], outputs);
 }
 
 /** Float weights at least this big are zeros made at run time in the shape probe. */
@@ -45,7 +50,7 @@ export function compileShapeProbe(graph: OnnxGraph, tensors: string[], values: s
   };
   for (const node of ancestors(graph, tensors)) b.copy({ ...node, input: node.input.map(zeroed) });
   const outputs = tensors.map((t) => (t === graph.inputName ? b.op('Identity', [t]) : t));
-  return { model: b.build([batchInput(graph.inputName, graph.inputDims.slice(1))], outputs), outputs };
+  return b.build([batchInput(graph.inputName, graph.inputDims.slice(1))], outputs, [], { inline: true }); // loaded from its bytes
 }
 
 /** The tensors whose values `values` are computed from (through Shape and Size only shapes are read). */
@@ -79,7 +84,7 @@ export function compileChannelMaxima(graph: OnnxGraph, shapes: Map<string, numbe
     outputs.push(b.reduceMax(flat, [2], 0));
     outputs.push(b.op('Cast', [b.op('ArgMax', [flat], { axis: 2, keepdims: 0 })], { to: 1 }));
   }
-  return { model: b.build([input], outputs), outputs };
+  return b.build([input], outputs);
 }
 
 /** The input of graphs that take decoded 8-bit pixels [B, H, W, C] (a quarter of the floats' bytes). */

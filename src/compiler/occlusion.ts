@@ -62,5 +62,5 @@ export function compileOcclusion(graph: OnnxGraph, inputShape: number[], layerTe
     batchInput(OCCLUSION_INPUTS.cols, [1, 1, W]),
     batchInput(OCCLUSION_INPUTS.fill, [C, 1, 1]),
   ];
-  return { model: b.build(inputs, outputs), outputs };
+  return b.build(inputs, outputs);
 }

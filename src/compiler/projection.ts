@@ -238,5 +238,5 @@ export function compileProjection(spec: ProjectionGraphSpec): CompiledGraph {
     { name: ITEM_INPUTS.image, type: { tensorType: { elemType: DataType.INT64, shape: { dim: [{ dimParam: 'N' }] } } } },
     ...itemInputs,
   ];
-  return { model: b.build(inputs, outputs), outputs };
+  return b.build(inputs, outputs);
 }

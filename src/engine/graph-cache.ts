@@ -4,11 +4,22 @@
  * Files are named by a hash of the graph's engine key (the model file's sha256, its input size,
  * what the graph computes) and of the compiler's own code, so a changed compiler never reads
  * an old graph. Bounded in bytes (GRAPH_CACHE_MB); the least recently used go first.
+ *
+ * Graphs that refer to their model's shared weights (onnx/weights.ts) find that file in the
+ * folder weights/ here, written with the first such graph of the model; these files, one per
+ * model, are not counted in the bound.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CompiledGraph } from '../compiler/forward';
+import { SharedWeights, WEIGHTS_FOLDER } from '../onnx/weights';
+
+/** What is stored beside a graph: its outputs, and the shared weights file it refers to, if any. */
+interface GraphInfo {
+  outputs: string[];
+  shared?: { file: string; bytes: number };
+}
 
 /** A hash of the code that builds graphs (this build's compiled compiler and ONNX modules). */
 function compilerFingerprint(): string {
@@ -27,6 +38,8 @@ function compilerFingerprint(): string {
 
 export class GraphCache {
   private readonly fingerprint = compilerFingerprint();
+  /** Weight files being written, by path: graphs of a model compiled at once write it once. */
+  private readonly writing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly dir: string,
@@ -39,29 +52,51 @@ export class GraphCache {
     return path.join(this.dir, createHash('sha256').update(`${this.fingerprint}\0${key}`).digest('hex'));
   }
 
-  /** The stored graph of `key`: its file (for the runtime to read), its outputs and size; marked as used. */
-  get(key: string): { file: string; outputs: string[]; bytes: number } | undefined {
+  /**
+   * The stored graph of `key`: its file (for the runtime to read), its outputs, its size and the
+   * bytes of shared weights it refers to; marked as used. None if those weights are gone.
+   */
+  get(key: string): { file: string; outputs: string[]; bytes: number; sharedBytes: number } | undefined {
     const file = this.file(key);
     try {
-      const outputs = JSON.parse(fs.readFileSync(`${file}.json`, 'utf8')) as string[];
+      const info = JSON.parse(fs.readFileSync(`${file}.json`, 'utf8')) as GraphInfo;
       const { size } = fs.statSync(`${file}.onnx`);
+      if (info.shared && !fs.existsSync(path.join(this.dir, info.shared.file))) return undefined;
       const now = new Date();
       fs.utimesSync(`${file}.onnx`, now, now);
-      return { file: `${file}.onnx`, outputs, bytes: size };
+      return { file: `${file}.onnx`, outputs: info.outputs, bytes: size, sharedBytes: info.shared?.bytes ?? 0 };
     } catch {
       return undefined;
     }
   }
 
-  /** Stores a graph (whole or not at all: written aside, then renamed) and returns its file; evicts the oldest past the bound. */
+  /**
+   * Stores a graph (whole or not at all: written aside, then renamed), and the shared weights it
+   * refers to if they are not here yet; returns the graph's file. Evicts the oldest past the bound.
+   */
   async put(key: string, graph: CompiledGraph): Promise<string> {
+    if (graph.sharedWeights) await this.writeWeights(graph.sharedWeights);
     const file = this.file(key);
     const partial = `${file}.${process.pid}.partial`;
     await fs.promises.writeFile(partial, graph.model);
-    await fs.promises.writeFile(`${file}.json`, JSON.stringify(graph.outputs));
+    const shared = graph.sharedWeights && { file: graph.sharedWeights.location, bytes: graph.sharedBytes ?? 0 };
+    await fs.promises.writeFile(`${file}.json`, JSON.stringify({ outputs: graph.outputs, shared } satisfies GraphInfo));
     await fs.promises.rename(partial, `${file}.onnx`);
     this.evict(`${file}.onnx`);
     return `${file}.onnx`;
+  }
+
+  /** Writes a model's shared weights file, unless it is here. */
+  private writeWeights(weights: SharedWeights): Promise<void> {
+    const file = path.join(this.dir, weights.location);
+    if (fs.existsSync(file)) return Promise.resolve();
+    let writing = this.writing.get(file);
+    if (!writing) {
+      fs.mkdirSync(path.join(this.dir, WEIGHTS_FOLDER), { recursive: true });
+      writing = weights.write(file).finally(() => this.writing.delete(file));
+      this.writing.set(file, writing);
+    }
+    return writing;
   }
 
   /** Removes the least recently used graphs (by modification time) until the folder fits the bound, never `keep`. */

@@ -39,6 +39,12 @@ export interface Runtime {
 export interface SessionOptions {
   moveModel?: boolean;
   optimize?: boolean;
+  /**
+   * The graph refers to its model's shared weights file (onnx/weights.ts): no pre-packing, which
+   * would give each session its own packed copy of the matrices instead of computing on the
+   * file's shared pages.
+   */
+  sharedWeights?: boolean;
 }
 
 export interface RuntimeOptions {
@@ -184,7 +190,12 @@ export async function openLocalRuntime(backend: Backend, threads: number, option
             // session kept the peak of its largest run (EfficientNet-B0's whole-map projections:
             // 4.4 GB resident for a 20 MB model).
             enableCpuMemArena: false,
-            extra: options.cpuFallback === false ? { session: { disable_cpu_ep_fallback: '1' } } : {},
+            extra: {
+              session: {
+                ...(options.cpuFallback === false ? { disable_cpu_ep_fallback: '1' } : {}),
+                ...(how?.sharedWeights ? { disable_prepacking: '1' } : {}),
+              },
+            },
           }),
         ),
       close: async () => undefined,

@@ -83,7 +83,7 @@ export async function openWorkerRuntime(backend: Backend, threads: number, { cpu
     Tensor,
     async createSession(model: Uint8Array | string, options?: SessionOptions): Promise<Session> {
       const session = nextSession++;
-      const how = { optimize: options?.optimize };
+      const how = { optimize: options?.optimize, sharedWeights: options?.sharedWeights };
       if (typeof model === 'string') {
         await call({ op: 'create', session, model, options: how }); // a file: the worker's runtime reads it
       } else {

@@ -5,6 +5,7 @@
  */
 import { AttributeProto, AttributeType, DataType, decodeModel, ModelProto, NodeProto, TensorProto } from './proto';
 import { toNumbers } from './tensor';
+import { SharedWeights } from './weights';
 
 export interface GraphNode {
   /** Position in topological order. */
@@ -32,6 +33,8 @@ export class OnnxGraph {
   readonly inputDims: (number | null)[];
   readonly opset: number;
   readonly outputNames: string[];
+  /** The file of large weights its compiled graphs refer to, once shareWeights() is called; until then graphs carry their weights. */
+  sharedWeights?: SharedWeights;
 
   constructor(readonly proto: ModelProto) {
     const graph = proto.graph;
@@ -71,6 +74,11 @@ export class OnnxGraph {
       }
     }
     this.inferTypes();
+  }
+
+  /** From now on compiled graphs refer to the model's large weights in one file named `name` (weights.ts), which whoever loads them writes. */
+  shareWeights(name: string): void {
+    this.sharedWeights = new SharedWeights(name, this.initializers);
   }
 
   static parse(bytes: Uint8Array): OnnxGraph {

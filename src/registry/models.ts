@@ -26,7 +26,12 @@ export interface ModelLimits {
   maxModelInputElements: number;
 }
 
-const NO_LIMITS: ModelLimits = { maxModelBytes: 2 ** 31 - 1, maxModelInputElements: 4 * 1024 * 1024 };
+export interface ModelOptions extends ModelLimits {
+  /** Compiled graphs refer to each model's weights in one shared file (OnnxGraph.shareWeights; Engine.sharesWeights says where they may). */
+  shareWeights?: boolean;
+}
+
+const NO_LIMITS: ModelOptions = { maxModelBytes: 2 ** 31 - 1, maxModelInputElements: 4 * 1024 * 1024 };
 
 export class ModelRegistry {
   readonly models = new Map<string, Model>();
@@ -40,10 +45,10 @@ export class ModelRegistry {
   private constructor(
     private readonly dir: string,
     private readonly runtime: Runtime,
-    private readonly limits: ModelLimits,
+    private readonly limits: ModelOptions,
   ) {}
 
-  static async load(dir: string, runtime: Runtime, limits: ModelLimits = NO_LIMITS): Promise<ModelRegistry> {
+  static async load(dir: string, runtime: Runtime, limits: ModelOptions = NO_LIMITS): Promise<ModelRegistry> {
     const registry = new ModelRegistry(dir, runtime, limits);
     await registry.scan(true);
     if (registry.models.size === 0) log.warn({ dir }, 'no models loaded');
@@ -169,7 +174,7 @@ function listModelSources(dir: string): ModelSource[] {
   return found;
 }
 
-async function loadModel({ name, file, sidecar: sidecarFile, tfjs }: ModelSource, runtime: Runtime, limits: ModelLimits): Promise<Model> {
+async function loadModel({ name, file, sidecar: sidecarFile, tfjs }: ModelSource, runtime: Runtime, limits: ModelOptions): Promise<Model> {
   if (!NAME.test(name)) throw new Error(`"${name}" is not a usable model name (letters, digits, . _ @ - only)`);
   const sidecar = readSidecar(sidecarFile);
   const { proto, bytes, sha256 } = tfjs ? loadLayersModel(path.dirname(file), limits.maxModelBytes, sidecar.input?.size) : readOnnxFile(file, limits);
@@ -202,6 +207,7 @@ async function loadModel({ name, file, sidecar: sidecarFile, tfjs }: ModelSource
   const preprocessing = resolvePreprocessing(sidecar, inputShape as number[]);
   const { shapes, maxBatch, forwardPerItem, batchFirst } = await probeShapes(graph, inputShape as number[], runtime);
   const rf = receptiveFields(graph, shapes);
+  if (limits.shareWeights) graph.shareWeights(`${sha256}.weights`);
   // A layer's units are a grid per image (units.ts): tensors with the batch axis elsewhere
   // (inside attention) or of other ranks (ShuffleNet's [groups, C, H, W] shuffle) are not layers.
   const isLayer = (t: string) => (maxBatch === 1 || batchFirst.has(t)) && isUnitShape(shapes.get(t) ?? []);

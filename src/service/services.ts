@@ -49,7 +49,7 @@ export async function createServices(config: Config): Promise<Services> {
     sessionIdleMs: config.sessionIdleSeconds * 1000,
     graphCache: config.graphCacheBytes > 0 ? new GraphCache(path.join(config.cacheDir, 'graphs'), config.graphCacheBytes) : undefined,
   });
-  const registry = await ModelRegistry.load(config.modelsDir, runtime, config);
+  const registry = await ModelRegistry.load(config.modelsDir, runtime, { ...config, shareWeights: engine.sharesWeights });
   const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
   const blobs = new BlobStore(cache, config.publicUrl, urlSigningKey(config.urlSigningKey, config.cacheDir)); // URL_SIGNING_KEY signs projection URLs' recipes
   const images = new ImageStore(config.cacheDir, config, config.uploadsBytes);
