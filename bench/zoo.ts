@@ -5,7 +5,8 @@
  * Per model: load time, layers, and for a sample of layers (first conv, layers of every op kind,
  * the last 4-D layer, the logits; every layer with --all-layers) one projection per method
  * (MAX seed) on a random image, timing the first (compile + session) and a second one.
- * Prints the failures with their error code and message.
+ * Prints the failures with their error code and message, and the process's peak memory: VmHWM
+ * (pages mapped by several sessions counted once per mapping) and PSS sampled every 50 ms.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,6 +22,19 @@ const args = process.argv.slice(2);
 const dir = args[0];
 const allLayers = args.includes('--all-layers');
 const only = new Set(args.slice(1).filter((a) => !a.startsWith('--')));
+/**
+ * The process's proportional set size (Linux: smaps_rollup's Pss): resident memory with pages
+ * mapped several times (a shared weights file that each session maps) counted once. VmHWM counts
+ * such pages once per mapping.
+ */
+function pss(): number {
+  const match = /^Pss:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/smaps_rollup', 'utf8'));
+  return match ? Number(match[1]) * 1024 : process.memoryUsage().rss;
+}
+/** The largest PSS seen, sampled every 50 ms (the main thread is free while the runtime's worker runs). */
+let peakPss = 0;
+setInterval(() => (peakPss = Math.max(peakPss, pss())), 50).unref();
+
 /** The process's peak resident memory so far (Linux: VmHWM). */
 function peakRss(): number {
   const line = fs
@@ -98,7 +112,7 @@ function sample(model: Model): Layer[] {
       }
     }
     console.log(
-      `  ${name}: peak RSS ${(peakRss() / 2 ** 20).toFixed(0)} MB for a ${(fs.statSync(path.join(dir, `${name}.onnx`)).size / 2 ** 20).toFixed(0)} MB model`,
+      `  ${name}: peak RSS ${(peakRss() / 2 ** 20).toFixed(0)} MB, peak PSS ${(peakPss / 2 ** 20).toFixed(0)} MB (sampled) for a ${(fs.statSync(path.join(dir, `${name}.onnx`)).size / 2 ** 20).toFixed(0)} MB model`,
     );
     await s.engine.close();
   }

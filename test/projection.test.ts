@@ -409,7 +409,10 @@ describe("a model's weights shared by its graphs (CPU backend, with the graph ca
       const weights = m.graph.sharedWeights!;
       const logits = compileForward(m.graph, [m.graph.outputNames[0]]);
       assert.equal(logits.sharedWeights, weights);
-      assert.ok(logits.sharedBytes! > 0 && logits.model.byteLength < logits.sharedBytes!, `graph ${logits.model.byteLength} bytes, shared ${logits.sharedBytes}`);
+      assert.ok(
+        logits.sharedBytes! > 0 && logits.model.byteLength < logits.sharedBytes!,
+        `graph ${logits.model.byteLength} bytes, shared ${logits.sharedBytes}`,
+      );
       assert.equal(compileForward(model(inline, 'vgg').graph, [m.graph.outputNames[0]]).sharedWeights, undefined);
       expected = await Promise.all(cases.map((c) => project(inline.engine, ...request(inline, c))));
       const got = await Promise.all(cases.map((c) => project(shared.engine, ...request(shared, c))));
@@ -418,7 +421,10 @@ describe("a model's weights shared by its graphs (CPU backend, with the graph ca
       assert.equal(fs.statSync(file).size, weights.bytes);
       assert.deepEqual(fs.readdirSync(path.dirname(file)), [path.basename(file)], 'one file for all the graphs');
       // Sessions count the shared weights they refer to at a fraction of graphs that carry them (small weights stay inside).
-      assert.ok(shared.engine.sessionStats.bytes < inline.engine.sessionStats.bytes, `${shared.engine.sessionStats.bytes} vs ${inline.engine.sessionStats.bytes}`);
+      assert.ok(
+        shared.engine.sessionStats.bytes < inline.engine.sessionStats.bytes,
+        `${shared.engine.sessionStats.bytes} vs ${inline.engine.sessionStats.bytes}`,
+      );
     } finally {
       await inline.engine.close();
       await shared.engine.close();

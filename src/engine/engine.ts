@@ -209,7 +209,10 @@ export class Engine {
   }
 
   /** A graph to load: from the graph cache on disk, else compiled now (and stored there). */
-  private async graph(key: string, compile: () => CompiledGraph): Promise<{ source: Uint8Array | string; outputs: string[]; graphBytes: number; sharedBytes: number }> {
+  private async graph(
+    key: string,
+    compile: () => CompiledGraph,
+  ): Promise<{ source: Uint8Array | string; outputs: string[]; graphBytes: number; sharedBytes: number }> {
     const cache = this.options.graphCache;
     const stored = cache?.get(key);
     if (stored) {
