@@ -161,7 +161,26 @@ export class GraphBuilder {
         output: outputs.map((name) => ({ name, type: { tensorType: { elemType: this.elemType(name) } } })),
       },
     });
-    return sharedBytes > 0 ? { model, outputs, sharedWeights: shared, sharedBytes } : { model, outputs };
+    if (sharedBytes === 0) return { model, outputs };
+    return { model, outputs, sharedWeights: shared, sharedBytes, foldedBytes: this.foldedBytes(weights, [...this.initializers, ...extraInitializers]) };
+  }
+
+  /**
+   * The bytes of shared weights (external references among `weights`) that ONNX Runtime copies:
+   * it folds a node whose inputs are all constant (a weight's Transpose in a backward rule) into
+   * a new weight of its own.
+   */
+  private foldedBytes(weights: TensorProto[], made: TensorProto[]): number {
+    const constant = new Set([...weights, ...made].map((t) => t.name ?? ''));
+    const shared = new Map(weights.filter((t) => t.externalData).map((t) => [t.name ?? '', t]));
+    const folded = new Set<string>();
+    for (const node of this.nodes) {
+      const inputs = node.input.filter(Boolean);
+      if (!inputs.every((i) => constant.has(i))) continue;
+      node.output.forEach((o) => constant.add(o));
+      for (const i of inputs) if (shared.has(i)) folded.add(i);
+    }
+    return [...folded].reduce((n, name) => n + Number(shared.get(name)!.externalData!.find((e) => e.key === 'length')!.value), 0);
   }
 
   private elemType(name: string): number {

@@ -15,6 +15,8 @@ export interface CompiledGraph {
   sharedWeights?: SharedWeights;
   /** The bytes of the shared weights the graph refers to. */
   sharedBytes?: number;
+  /** The bytes of those that ONNX Runtime copies when it loads the graph (folding constant computations on them). */
+  foldedBytes?: number;
 }
 
 export function compileForward(graph: OnnxGraph, tensors: string[]): CompiledGraph {

@@ -70,7 +70,9 @@ export const SESSION_LOAD_BYTES_PER_GRAPH_BYTE = 3.5;
  * weights (onnx/weights.ts) its graph refers to: the runtime computes on the file's mapped
  * pages, which all sessions of the model share (the page cache's, counted once), and keeps its
  * own copies only of the weights it lays out anew (blocked convolution weights): measured
- * 0.05× on AlexNet's graphs, 0.11× on VGG-11-BN's.
+ * 0.05× on AlexNet's graphs, 0.11× on VGG-11-BN's, 0.04× on ViT-B/16's forward graph. Shared
+ * weights that the runtime folds into new ones (a MatMul's weights transposed for its backward
+ * rule) are counted whole on top (CompiledGraph.foldedBytes).
  */
 const SESSION_BYTES_PER_SHARED_BYTE = 0.2;
 
@@ -182,8 +184,8 @@ export class Engine {
       return loaded;
     }
     loaded = (async () => {
-      const { source, outputs, graphBytes, sharedBytes } = await this.graph(key, compile);
-      const shared = SESSION_BYTES_PER_SHARED_BYTE * sharedBytes;
+      const { source, outputs, graphBytes, sharedBytes, foldedBytes } = await this.graph(key, compile);
+      const shared = SESSION_BYTES_PER_SHARED_BYTE * sharedBytes + foldedBytes;
       // Room first: the sessions released give their memory back before this one takes its own.
       await this.releaseBeyondBound(key, SESSION_LOAD_BYTES_PER_GRAPH_BYTE * graphBytes + shared);
       const bytes = SESSION_BYTES_PER_GRAPH_BYTE * graphBytes + shared;
@@ -212,12 +214,12 @@ export class Engine {
   private async graph(
     key: string,
     compile: () => CompiledGraph,
-  ): Promise<{ source: Uint8Array | string; outputs: string[]; graphBytes: number; sharedBytes: number }> {
+  ): Promise<{ source: Uint8Array | string; outputs: string[]; graphBytes: number; sharedBytes: number; foldedBytes: number }> {
     const cache = this.options.graphCache;
     const stored = cache?.get(key);
     if (stored) {
       this.stats.graphsFromDisk++;
-      return { source: stored.file, outputs: stored.outputs, graphBytes: stored.bytes, sharedBytes: stored.sharedBytes };
+      return { source: stored.file, outputs: stored.outputs, graphBytes: stored.bytes, sharedBytes: stored.sharedBytes, foldedBytes: stored.foldedBytes };
     }
     const graph = compile();
     this.stats.compiled++;
@@ -228,7 +230,7 @@ export class Engine {
     // to shared weights (found only beside a stored graph).
     const storing = cache ? cache.put(key, graph) : Promise.resolve(graph.model);
     const source = sharedBytes > 0 ? await storing : await storing.catch(() => graph.model);
-    return { source, outputs: graph.outputs, graphBytes, sharedBytes };
+    return { source, outputs: graph.outputs, graphBytes, sharedBytes, foldedBytes: graph.foldedBytes ?? 0 };
   }
 
   /**

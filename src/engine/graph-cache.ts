@@ -18,7 +18,7 @@ import { SharedWeights, WEIGHTS_FOLDER } from '../onnx/weights';
 /** What is stored beside a graph: its outputs, and the shared weights file it refers to, if any. */
 interface GraphInfo {
   outputs: string[];
-  shared?: { file: string; bytes: number };
+  shared?: { file: string; bytes: number; folded: number };
 }
 
 /** A hash of the code that builds graphs (this build's compiled compiler and ONNX modules). */
@@ -54,9 +54,10 @@ export class GraphCache {
 
   /**
    * The stored graph of `key`: its file (for the runtime to read), its outputs, its size and the
-   * bytes of shared weights it refers to; marked as used. None if those weights are gone.
+   * bytes of shared weights it refers to (and of those the runtime copies); marked as used. None
+   * if those weights are gone.
    */
-  get(key: string): { file: string; outputs: string[]; bytes: number; sharedBytes: number } | undefined {
+  get(key: string): { file: string; outputs: string[]; bytes: number; sharedBytes: number; foldedBytes: number } | undefined {
     const file = this.file(key);
     try {
       const info = JSON.parse(fs.readFileSync(`${file}.json`, 'utf8')) as GraphInfo;
@@ -64,7 +65,7 @@ export class GraphCache {
       if (info.shared && !fs.existsSync(path.join(this.dir, info.shared.file))) return undefined;
       const now = new Date();
       fs.utimesSync(`${file}.onnx`, now, now);
-      return { file: `${file}.onnx`, outputs: info.outputs, bytes: size, sharedBytes: info.shared?.bytes ?? 0 };
+      return { file: `${file}.onnx`, outputs: info.outputs, bytes: size, sharedBytes: info.shared?.bytes ?? 0, foldedBytes: info.shared?.folded ?? 0 };
     } catch {
       return undefined;
     }
@@ -79,7 +80,7 @@ export class GraphCache {
     const file = this.file(key);
     const partial = `${file}.${process.pid}.partial`;
     await fs.promises.writeFile(partial, graph.model);
-    const shared = graph.sharedWeights && { file: graph.sharedWeights.location, bytes: graph.sharedBytes ?? 0 };
+    const shared = graph.sharedWeights && { file: graph.sharedWeights.location, bytes: graph.sharedBytes ?? 0, folded: graph.foldedBytes ?? 0 };
     await fs.promises.writeFile(`${file}.json`, JSON.stringify({ outputs: graph.outputs, shared } satisfies GraphInfo));
     await fs.promises.rename(partial, `${file}.onnx`);
     this.evict(`${file}.onnx`);
