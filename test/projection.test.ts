@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { loadConfig } from '../src/config';
+import { ancestors, batchInput, GraphBuilder } from '../src/compiler/builder';
 import { compileForward, compileShapeProbe } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
 import { SESSION_LOAD_BYTES_PER_GRAPH_BYTE } from '../src/engine/engine';
@@ -413,7 +414,15 @@ describe("a model's weights shared by its graphs (CPU backend, with the graph ca
         logits.sharedBytes! > 0 && logits.model.byteLength < logits.sharedBytes!,
         `graph ${logits.model.byteLength} bytes, shared ${logits.sharedBytes}`,
       );
+      assert.equal(logits.foldedBytes, 0, 'a forward pass folds no weights');
       assert.equal(compileForward(model(inline, 'vgg').graph, [m.graph.outputNames[0]]).sharedWeights, undefined);
+      // A weight transposed (a MatMul's backward rule) is folded by the runtime into a copy: counted.
+      const gemm = m.graph.nodes.find((n) => n.op === 'Gemm')!;
+      const b = new GraphBuilder(m.graph);
+      for (const node of ancestors(m.graph, [gemm.proto.output[0]])) b.copy(node);
+      const transposed = b.op('Transpose', [gemm.proto.input[1]], { perm: [1, 0] });
+      const folding = b.build([batchInput(m.inputName, m.graph.inputDims.slice(1))], [b.op('MatMul', [gemm.proto.output[0], transposed])]);
+      assert.equal(folding.foldedBytes, m.graph.initializers.get(gemm.proto.input[1])!.rawData!.byteLength);
       expected = await Promise.all(cases.map((c) => project(inline.engine, ...request(inline, c))));
       const got = await Promise.all(cases.map((c) => project(shared.engine, ...request(shared, c))));
       got.forEach((r, i) => assert.ok(relativeError(r.projection, expected[i].projection) <= 1e-6, `case ${cases[i].id}`));
