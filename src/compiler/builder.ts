@@ -172,7 +172,7 @@ export class GraphBuilder {
    */
   private foldedBytes(weights: TensorProto[], made: TensorProto[]): number {
     const constant = new Set([...weights, ...made].map((t) => t.name ?? ''));
-    const shared = new Map(weights.filter((t) => t.externalData).map((t) => [t.name ?? '', t]));
+    const shared = new Map(weights.filter((t) => t.externalData?.length).map((t) => [t.name ?? '', t]));
     const folded = new Set<string>();
     for (const node of this.nodes) {
       const inputs = node.input.filter(Boolean);
