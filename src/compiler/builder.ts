@@ -140,14 +140,14 @@ export class GraphBuilder {
   build(inputs: ValueInfoProto[], outputs: string[], extraInitializers: TensorProto[] = [], { inline = false } = {}): CompiledGraph {
     const used = new Set(this.nodes.flatMap((n) => n.input));
     const shared = inline ? undefined : this.source.sharedWeights;
-    let sharedBytes = 0;
+    /** The bytes of each weight referred to in the shared file, by name. */
+    const referred = new Map<string, number>();
     const weights = [...this.source.initializers.values()]
       .filter((t) => used.has(t.name ?? ''))
       .map((t) => {
         const reference = shared?.reference(t);
-        if (!reference) return t;
-        sharedBytes += t.rawData!.byteLength;
-        return reference;
+        if (reference) referred.set(t.name!, t.rawData!.byteLength);
+        return reference ?? t;
       });
     const model = encodeModel({
       irVersion: this.source.proto.irVersion ?? 8,
@@ -161,18 +161,18 @@ export class GraphBuilder {
         output: outputs.map((name) => ({ name, type: { tensorType: { elemType: this.elemType(name) } } })),
       },
     });
-    if (sharedBytes === 0) return { model, outputs };
-    return { model, outputs, sharedWeights: shared, sharedBytes, foldedBytes: this.foldedBytes(weights, [...this.initializers, ...extraInitializers]) };
+    if (referred.size === 0) return { model, outputs };
+    const constants = [...weights, ...this.initializers, ...extraInitializers].map((t) => t.name ?? '');
+    const sum = (names: Iterable<string>) => [...names].reduce((n, name) => n + referred.get(name)!, 0);
+    return { model, outputs, sharedWeights: shared, sharedBytes: sum(referred.keys()), foldedBytes: sum(this.folded(constants, referred)) };
   }
 
   /**
-   * The bytes of shared weights (external references among `weights`) that ONNX Runtime copies:
-   * it folds a node whose inputs are all constant (a weight's Transpose in a backward rule) into
-   * a new weight of its own.
+   * Which of the `shared` weights ONNX Runtime copies: it folds a node whose inputs are all
+   * constant (a weight's Transpose in a backward rule) into a new weight of its own.
    */
-  private foldedBytes(weights: TensorProto[], made: TensorProto[]): number {
-    const constant = new Set([...weights, ...made].map((t) => t.name ?? ''));
-    const shared = new Map(weights.filter((t) => t.externalData?.length).map((t) => [t.name ?? '', t]));
+  private folded(constants: string[], shared: Map<string, number>): Set<string> {
+    const constant = new Set(constants);
     const folded = new Set<string>();
     for (const node of this.nodes) {
       const inputs = node.input.filter(Boolean);
@@ -180,7 +180,7 @@ export class GraphBuilder {
       node.output.forEach((o) => constant.add(o));
       for (const i of inputs) if (shared.has(i)) folded.add(i);
     }
-    return [...folded].reduce((n, name) => n + Number(shared.get(name)!.externalData!.find((e) => e.key === 'length')!.value), 0);
+    return folded;
   }
 
   private elemType(name: string): number {
