@@ -115,6 +115,7 @@ function sample(model: Model): Layer[] {
       `  ${name}: peak RSS ${(peakRss() / 2 ** 20).toFixed(0)} MB, peak PSS ${(peakPss / 2 ** 20).toFixed(0)} MB (sampled) for a ${(fs.statSync(path.join(dir, `${name}.onnx`)).size / 2 ** 20).toFixed(0)} MB model`,
     );
     await s.engine.close();
+    fs.rmSync(work, { recursive: true, force: true }); // its graph cache: GBs for a large model
   }
   console.log(`${failures} failures`);
   process.exit(failures ? 1 : 0);

@@ -400,11 +400,14 @@ describe("a model's weights shared by its graphs (CPU backend, with the graph ca
   test('graphs refer to one file of the weights, written once beside them; without it stored graphs compile again; the numbers are those of graphs that carry their weights', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-weights-'));
     const cases = manifest.cases.filter((k) => k.model === 'vgg' && k.seed === 'MAX');
-    const inline = await services('cpu', { GRAPH_CACHE_MB: '0' });
+    const inline = await services('cpu', { SHARED_WEIGHTS: 'false' });
     const shared = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', CACHE_DIR: dir }));
     let expected: Awaited<ReturnType<typeof project>>[];
     try {
       assert.equal(inline.engine.sharesWeights, false);
+      const uncached = await services('cpu', { GRAPH_CACHE_MB: '0' });
+      await uncached.engine.close();
+      assert.equal(uncached.engine.sharesWeights, false, 'no graph cache');
       assert.equal(shared.engine.sharesWeights, true);
       const m = model(shared, 'vgg');
       const weights = m.graph.sharedWeights!;

@@ -96,6 +96,8 @@ export interface EngineOptions {
   sessionBytes?: number;
   /** Compiled graphs kept on disk across restarts and releases (GRAPH_CACHE_MB); none: compiled each time a session loads. */
   graphCache?: GraphCache;
+  /** Graphs may refer to their model's weights in a shared file (SHARED_WEIGHTS; see sharesWeights). Default: no. */
+  sharedWeights?: boolean;
   /** Sessions not asked for in this long are released (SESSION_IDLE_S): a model nobody uses holds no session. Default: never. */
   sessionIdleMs?: number;
 }
@@ -207,7 +209,7 @@ export class Engine {
    * file is written, and only onnxruntime-node's CPU provider computes on the file's pages.
    */
   get sharesWeights(): boolean {
-    return this.runtime.backend === 'cpu' && this.options.graphCache !== undefined;
+    return this.options.sharedWeights === true && this.runtime.backend === 'cpu' && this.options.graphCache !== undefined;
   }
 
   /** A graph to load: from the graph cache on disk, else compiled now (and stored there). */

@@ -48,6 +48,7 @@ export async function createServices(config: Config): Promise<Services> {
     sessionBytes: config.sessionMemoryBytes,
     sessionIdleMs: config.sessionIdleSeconds * 1000,
     graphCache: config.graphCacheBytes > 0 ? new GraphCache(path.join(config.cacheDir, 'graphs'), config.graphCacheBytes) : undefined,
+    sharedWeights: config.sharedWeights,
   });
   const registry = await ModelRegistry.load(config.modelsDir, runtime, { ...config, shareWeights: engine.sharesWeights });
   const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
