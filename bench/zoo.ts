@@ -1,7 +1,7 @@
 /**
  * Check (run by hand): every layer of torchvision's architectures serves and projects.
  *   /usr/bin/python3 scripts/export_zoo.py /tmp/zoo            # or name a few models
- *   npm run build && node dist/bench/zoo.js /tmp/zoo [model …] [--all-layers]
+ *   npm run build && [SHARED_WEIGHTS=true] node dist/bench/zoo.js /tmp/zoo [model …] [--all-layers]
  * Per model: load time, layers, and for a sample of layers (first conv, layers of every op kind,
  * the last 4-D layer, the logits; every layer with --all-layers) one projection per method
  * (MAX seed) on a random image, timing the first (compile + session) and a second one.
@@ -72,7 +72,9 @@ function sample(model: Model): Layer[] {
     fs.symlinkSync(path.resolve(dir, `${name}.onnx`), path.join(work, `${name}.onnx`));
     if (fs.existsSync(path.join(dir, `${name}.json`))) fs.copyFileSync(path.join(dir, `${name}.json`), path.join(work, `${name}.json`));
     const started = Date.now();
-    const s = await createServices(loadConfig({ MODELS_DIR: work, CACHE_DIR: path.join(work, 'cache'), LOG_LEVEL: 'silent' }));
+    const s = await createServices(
+      loadConfig({ MODELS_DIR: work, CACHE_DIR: path.join(work, 'cache'), LOG_LEVEL: 'silent', SHARED_WEIGHTS: process.env.SHARED_WEIGHTS ?? 'false' }),
+    );
     const model = s.registry.models.get(name);
     if (!model) {
       console.log(`${name}: failed to load: ${s.registry.errors.map((e) => e.message).join('; ')}`);

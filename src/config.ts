@@ -39,7 +39,7 @@ export interface Config {
   sessionMemoryBytes: number;
   /** Bytes of compiled graphs kept under CACHE_DIR/graphs (GRAPH_CACHE_MB, default 4096; 0 = none): loaded without compiling after a restart. */
   graphCacheBytes: number;
-  /** A model's sessions share one copy of its weights, mapped from a file, without pre-packing (SHARED_WEIGHTS, default on; cpu backend with the graph cache only). */
+  /** A model's sessions share one copy of its weights, mapped from a file, without pre-packing (SHARED_WEIGHTS, default off: dense layers run slower without pre-packing, and a Gemm of one row then rounds otherwise than in a batch; cpu backend with the graph cache only). */
   sharedWeights: boolean;
   /** Seconds between rescans of MODELS_DIR for added, replaced or removed models (MODELS_RESCAN_S, default 2; 0 = never). */
   modelsRescanSeconds: number;
@@ -215,7 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionIdleSeconds: seconds(env, 'SESSION_IDLE_S', 600),
     modelsRescanSeconds: seconds(env, 'MODELS_RESCAN_S', 2),
     graphCacheBytes: megabytes(env, 'GRAPH_CACHE_MB', 4096),
-    sharedWeights: !/^(0|off|false|no)$/i.test(env.SHARED_WEIGHTS ?? ''),
+    sharedWeights: /^(1|on|true|yes)$/i.test(env.SHARED_WEIGHTS ?? ''),
     bodyLimitBytes: int(env, 'BODY_LIMIT_MB', 16, 1) * 1024 * 1024,
     maxImageBytes: int(env, 'MAX_IMAGE_MB', 10, 1) * 1024 * 1024,
     maxImagePixels: int(env, 'MAX_IMAGE_PIXELS', 40_000_000, 1),

@@ -401,7 +401,7 @@ describe("a model's weights shared by its graphs (CPU backend, with the graph ca
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-weights-'));
     const cases = manifest.cases.filter((k) => k.model === 'vgg' && k.seed === 'MAX');
     const inline = await services('cpu', { SHARED_WEIGHTS: 'false' });
-    const shared = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', CACHE_DIR: dir }));
+    const shared = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', CACHE_DIR: dir, SHARED_WEIGHTS: 'true' }));
     let expected: Awaited<ReturnType<typeof project>>[];
     try {
       assert.equal(inline.engine.sharesWeights, false);
@@ -449,7 +449,7 @@ describe("a model's weights shared by its graphs (CPU backend, with the graph ca
     const referring = infos.filter((f) => JSON.parse(fs.readFileSync(path.join(dir, 'graphs', f), 'utf8')).shared).length;
     assert.ok(referring > 0 && referring < infos.length, `${referring} of ${infos.length} graphs refer to the file`);
     fs.rmSync(file);
-    const restarted = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', CACHE_DIR: dir }));
+    const restarted = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', CACHE_DIR: dir, SHARED_WEIGHTS: 'true' }));
     try {
       const again = await Promise.all(cases.map((c) => project(restarted.engine, ...request(restarted, c))));
       assert.equal(restarted.engine.stats.compiled, referring);
