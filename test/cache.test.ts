@@ -21,6 +21,9 @@ import { projectionCodec } from '../src/inference';
 import { startServer } from '../src/server';
 import { projectUnit } from '../src/service/projection';
 import { renderProjection } from '../src/service/views';
+import { Box, projectionPixels } from '../src/images/maps';
+import { signedToPixels } from '../src/images/render';
+import type { Preprocessing } from '../src/model';
 import { createScope } from '../src/service/scope';
 import { gql, GqlResult, startTestServer } from './helpers';
 import { startRedis } from './servers';
@@ -259,6 +262,45 @@ describe('the projection codec', () => {
     holes.inside[(1 * 10 + 3) * 10 + 3] = 0;
     assert.equal(holes.projection[(1 * 40 + 8) * 30 + 8], 0);
     same(codec.decode(codec.encode(holes)), holes, 'holes');
+  });
+
+  test("a projection's picture, read from its box, is the one read from the whole projection: every crop, RGB, BGR and grey", () => {
+    const shape = [3, 40, 30];
+    const whole = new Float32Array(3 * 40 * 30);
+    const at: Extent = [6, 4, 20, 17];
+    for (let c = 0; c < 3; c++) {
+      for (let y = at[0]; y < at[0] + at[2]; y++)
+        for (let x = at[1]; x < at[1] + at[3]; x++) whole[(c * 40 + y) * 30 + x] = Math.sin(c * 100 + y * 7 + x) * (c + 1);
+    }
+    const result = boxedResult(cut(whole, shape, at), at, shape, { map: Float32Array.of(1), position: { y: 0, x: 0 }, seedValue: 1 });
+    // The reference: every pixel of the crop read from the whole [C, H, W] projection.
+    const reference = (p: Preprocessing, crop: Box) => {
+      const C = p.channels === 'GRAY' ? 1 : 3;
+      const out = new Float32Array(C * crop.width * crop.height);
+      for (let c = 0; c < C; c++) {
+        const source = p.channels === 'BGR' ? 2 - c : c;
+        for (let y = 0; y < crop.height; y++) {
+          for (let x = 0; x < crop.width; x++) out[(c * crop.height + y) * crop.width + x] = whole[(source * 40 + crop.y + y) * 30 + crop.x + x];
+        }
+      }
+      return signedToPixels({ channels: C, height: crop.height, width: crop.width, data: out });
+    };
+    const crops: Box[] = [
+      { x: 0, y: 0, width: 30, height: 40 },
+      { x: 8, y: 10, width: 5, height: 6 },
+      { x: 0, y: 0, width: 9, height: 12 },
+      { x: 18, y: 22, width: 12, height: 18 },
+      { x: 0, y: 30, width: 4, height: 10 },
+    ];
+    for (const channels of ['RGB', 'BGR', 'GRAY'] as const) {
+      const p = { channels, width: 30, height: 40 } as Preprocessing;
+      for (const crop of crops) {
+        const { pixels, width, height } = projectionPixels(result, p, crop);
+        assert.deepEqual([width, height], [crop.width, crop.height]);
+        assert.ok(pixels.equals(reference(p, crop)), `${channels} ${JSON.stringify(crop)}`);
+      }
+      assert.ok(projectionPixels(result, p).pixels.equals(reference(p, crops[0])), `${channels}, uncropped`);
+    }
   });
 });
 

@@ -10,25 +10,41 @@ export interface Box {
 }
 
 /**
- * A projection [C, H, W] (w.r.t. the preprocessed input) as a picture: 0 at mid-grey, scaled by
- * max |value| (norm01c), channels shown in RGB order, optionally cropped to a box.
+ * A projection as computed: [C, height, width] values `inside` its box [top, left, height, width]
+ * of the input, zero outside it (engine/projections.ts ProjectionResult).
  */
-export async function projectionPng(data: Float32Array, p: Preprocessing, crop?: Box): Promise<Buffer> {
-  const { pixels, width, height, channels } = projectionPixels(data, p, crop);
-  return png(pixels, width, height, channels, upscaleFor(Math.max(width, height), 224));
+export interface BoxedProjection {
+  inside: Float32Array;
+  box: readonly number[];
 }
 
-/** projectionPng's picture as interleaved 8-bit pixels. */
-export function projectionPixels(data: Float32Array, p: Preprocessing, crop?: Box): { pixels: Buffer; width: number; height: number; channels: number } {
+/**
+ * A projection (w.r.t. the preprocessed input) as a picture: 0 at mid-grey, scaled by max |value|
+ * (norm01c), channels shown in RGB order, optionally cropped to a box, and upscaled (nearest) to
+ * at least `minSide` pixels.
+ */
+export async function projectionPng(data: BoxedProjection, p: Preprocessing, crop?: Box, minSide = 224): Promise<Buffer> {
+  const { pixels, width, height, channels } = projectionPixels(data, p, crop);
+  return png(pixels, width, height, channels, upscaleFor(Math.max(width, height), minSide));
+}
+
+/** projectionPng's picture as interleaved 8-bit pixels, read from the values inside the box (never the whole input's). */
+export function projectionPixels(
+  { inside, box: [top, left, h, w] }: BoxedProjection,
+  p: Preprocessing,
+  crop?: Box,
+): { pixels: Buffer; width: number; height: number; channels: number } {
   const C = p.channels === 'GRAY' ? 1 : 3;
   const box = crop ?? { x: 0, y: 0, width: p.width, height: p.height };
-  const out = new Float32Array(C * box.width * box.height);
+  const out = new Float32Array(C * box.width * box.height); // zero outside the projection's box
+  // The rows and columns of `box` that the projection's box covers.
+  const [y0, y1] = [Math.max(box.y, top), Math.min(box.y + box.height, top + h)];
+  const [x0, x1] = [Math.max(box.x, left), Math.min(box.x + box.width, left + w)];
   for (let c = 0; c < C; c++) {
     const source = p.channels === 'BGR' ? 2 - c : c;
-    for (let y = 0; y < box.height; y++) {
-      for (let x = 0; x < box.width; x++) {
-        out[(c * box.height + y) * box.width + x] = data[(source * p.height + box.y + y) * p.width + box.x + x];
-      }
+    for (let y = y0; y < y1 && x0 < x1; y++) {
+      const from = (source * h + y - top) * w - left;
+      out.set(inside.subarray(from + x0, from + x1), (c * box.height + y - box.y) * box.width + x0 - box.x);
     }
   }
   const pixels = signedToPixels({ channels: C, height: box.height, width: box.width, data: out });

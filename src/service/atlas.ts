@@ -11,6 +11,9 @@
  *
  * A layer's projections are asked for together, image by image, so that the engine's
  * micro-batches hold many units of one image and its forward pass is shared (engine/projections.ts).
+ * A ReLU that reads a Conv of the atlas shows the Conv's pictures wherever it is positive
+ * (projectsAsConv): only its other top activations are projected. Pictures are written at their
+ * own size, and the pages draw them larger, pixelated.
  *
  * `buildAtlas` (the mutation of the same name) does it as a job (index/process-jobs.ts): it builds
  * or finds the index, then writes the atlas under ATLAS_DIR/<id>/, served at /atlas/<id>/. The id
@@ -24,21 +27,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { renderKey } from '../cache/keys';
 import { ProcessJobReport } from '../index/process-jobs';
 import { defaultIndexLayers, JobInfo } from '../index/jobs';
-import { jobEnded } from '../index/store';
-import { Box } from '../images/maps';
+import { jobEnded, TopRow } from '../index/store';
+import { Box, projectionPng } from '../images/maps';
 import { patchPng } from '../images/patches';
 import { SourceImage } from '../inference';
 import type { Layer, Model } from '../model';
 import type { Dataset } from '../registry/datasets';
 import { findLayer, layerUnits } from './lookup';
-import { projectUnit } from './projection';
+import { projectsAsConv, projectUnit } from './projection';
 import { createScope } from './scope';
 import type { Services } from './services';
 import { buildIndex, topBox, topImage, topRows } from './top-activations';
-import { renderProjection } from './views';
 
 /** Bump when the atlas's pages change: atlases are named by it too. */
-const ATLAS_VERSION = 'a1';
+const ATLAS_VERSION = 'a2';
 
 /**
  * Starts (or finds) the atlas of `layers` (default: every Conv and Relu) of `model` over
@@ -93,14 +95,20 @@ export interface AtlasLayer {
   seconds: number;
 }
 
-/** One top activation in the atlas: its projection's picture and its patch, as files under img/. */
+/** A picture of the atlas: its file under img/ and its size in pixels. */
+interface Picture {
+  file: string;
+  width: number;
+  height: number;
+}
+
+/** One top activation in the atlas: its projection's picture and its patch. */
 interface Cell {
-  rank: number;
-  value: number;
+  row: TopRow;
   image: string;
   label?: string;
-  projection: string;
-  patch: string;
+  projection: Picture;
+  patch: Picture;
 }
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -142,13 +150,14 @@ export async function writeAtlas(
     return name;
   };
   // Units of one layer (and a Conv and its ReLU) often share a top image and its box: one patch each.
-  const patches = new Map<string, Promise<string>>();
-  const patchOf = (image: SourceImage, box: Box): Promise<string> => {
+  const patches = new Map<string, Promise<Picture>>();
+  const patchOf = (image: SourceImage, box: Box): Promise<Picture> => {
     const key = `${image.sha256}/${box.x},${box.y},${box.width},${box.height}`;
     let made = patches.get(key);
-    if (!made) patches.set(key, (made = patchPng(image.bytes, box).then(keep)));
+    if (!made) patches.set(key, (made = patchPng(image.bytes, box, 1).then((bytes) => ({ file: keep(bytes), width: box.width, height: box.height }))));
     return made;
   };
+  const done = new Map<Layer, Cell[][]>();
   const unitsTotal = units.reduce((n, u) => n + u.length, 0);
   let unitsDone = 0;
   const report: AtlasLayer[] = [];
@@ -161,6 +170,8 @@ export async function writeAtlas(
     const work = units[l].flatMap((unit, u) => tops[u].slice(0, k).map((row, rank) => ({ unit, row, rank })));
     work.sort((a, b) => a.row.image - b.row.image);
     const cells: Cell[][] = units[l].map(() => []);
+    const conv = projectsAsConv(model, layer);
+    const convCells = conv && done.get(conv);
     let next = 0;
     let made = 0;
     const window = Math.max(1, services.config.maxBatch) * 2;
@@ -169,18 +180,23 @@ export async function writeAtlas(
         while (next < work.length && !options.cancelled?.()) {
           const { unit, row, rank } = work[next++];
           const image = topImage(services, dataset, row);
-          // A scope of its own: one for the layer would keep every projection of it (its DataLoader's
-          // cache) until the layer ends — 4,096 units × 9 whole-image projections for a classifier's ReLU.
-          const projection = await projectUnit(createScope(services), unit, image, {});
-          const box = await topBox(services, unit, image, row);
           const entry = dataset.images[row.image];
+          // The Conv's picture of the same image and position, if the ReLU is positive there.
+          const same = row.value > 0 ? convCells?.[unit.index].find((c) => c.row.image === row.image && c.row.y === row.y && c.row.x === row.x) : undefined;
+          let projection = same?.projection;
+          if (!projection) {
+            // A scope of its own: one for the layer would keep every projection of it (its DataLoader's
+            // cache) until the layer ends — 4,096 units × 9 whole-image projections for a classifier's ReLU.
+            const p = await projectUnit(createScope(services), unit, image, {});
+            const bytes = await projectionPng(p.result, model.preprocessing, p.inputBox, 1);
+            projection = { file: keep(bytes), width: p.inputBox.width, height: p.inputBox.height };
+          }
           cells[unit.index][rank] = {
-            rank,
-            value: row.value,
+            row,
             image: entry.name,
             label: entry.label,
-            projection: keep(await renderProjection(projection, 'png', true)),
-            patch: await patchOf(image, box),
+            projection,
+            patch: await patchOf(image, await topBox(services, unit, image, row)),
           };
           // The layer's units in proportion to its projections made.
           const part = Math.floor((++made / work.length) * units[l].length);
@@ -190,6 +206,7 @@ export async function writeAtlas(
     );
     if (options.cancelled?.()) throw new Error('the atlas was cancelled');
     writeLayer(outDir, model, layer, dataset, cells);
+    done.set(layer, cells);
     unitsDone += units[l].length;
     report.push({ name: layer.name, units: units[l].length, seconds: (performance.now() - start) / 1000 });
   }
@@ -206,23 +223,28 @@ export async function writeAtlas(
   return report;
 }
 
+/** A picture drawn `side` pixels on its longer side (pixelated: the page's style). */
+function img(picture: Picture | undefined, side: number, alt: string): string {
+  if (!picture) return '';
+  const scale = side / Math.max(picture.width, picture.height, 1);
+  return `<img src="../img/${picture.file}" width="${Math.round(picture.width * scale)}" height="${Math.round(picture.height * scale)}" alt="${alt}">`;
+}
+
 function writeLayer(outDir: string, model: Model, layer: Layer, dataset: Dataset, cells: Cell[][]): void {
   const dir = path.join(outDir, folderOf(model, layer));
   fs.mkdirSync(dir, { recursive: true });
   const title = `${model.name} · ${layer.name}`;
-  const thumbs = cells
-    .map((top, unit) => `<a class="unit" href="${unit}.html"><img src="../img/${top[0]?.projection}" width="64" alt="unit ${unit}"><br>${unit}</a>`)
-    .join('');
+  const thumbs = cells.map((top, unit) => `<a class="unit" href="${unit}.html">${img(top[0]?.projection, 64, `unit ${unit}`)}<br>${unit}</a>`).join('');
   fs.writeFileSync(
     path.join(dir, 'index.html'),
     page(title, `<p><a href="../index.html">all layers</a></p><h1>${esc(title)}</h1><div class="units">${thumbs}</div>`),
   );
   for (const [unit, top] of cells.entries()) {
-    const figures = (pick: (c: Cell) => string) =>
+    const figures = (pick: (c: Cell) => Picture) =>
       top
         .map(
-          (c) =>
-            `<figure><img src="../img/${pick(c)}" width="96" alt="rank ${c.rank + 1}"><figcaption>${c.value.toFixed(2)}${c.label ? ` ${esc(c.label)}` : ''}</figcaption></figure>`,
+          (c, rank) =>
+            `<figure>${img(pick(c), 96, `rank ${rank + 1}`)}<figcaption>${c.row.value.toFixed(2)}${c.label ? ` ${esc(c.label)}` : ''}</figcaption></figure>`,
         )
         .join('');
     const nav = `<p><a href="../index.html">all layers</a> · <a href="index.html">${esc(layer.name)}</a>${unit > 0 ? ` · <a href="${unit - 1}.html">← ${unit - 1}</a>` : ''}${unit < cells.length - 1 ? ` · <a href="${unit + 1}.html">${unit + 1} →</a>` : ''}</p>`;

@@ -6,7 +6,8 @@
 import { seedShape } from '../compiler/units';
 import { badInput } from '../errors';
 import { SourceImage } from '../inference';
-import type { Layer, Unit } from '../model';
+import type { Layer, Model, Unit } from '../model';
+import { LayerKind } from '../onnx/ops';
 import type { LrnMode, Method, SeedMode } from '../vocabulary';
 import type { Scope } from './scope';
 import { Position, Projection, projectionBox } from './views';
@@ -61,4 +62,18 @@ export async function projectUnit(scope: Scope, unit: Unit, image: SourceImage, 
   const { model, layer, index } = unit;
   const result = await scope.projections.load({ model, layer, image, options: { method, lrn, channel: index, seed, position } });
   return { unit, image, method, seed, lrn, result, inputBox: projectionBox(unit, result.position, seed) };
+}
+
+/**
+ * The Conv layer whose projections a ReLU layer's are, where the ReLU is positive: the Conv it
+ * reads directly, if any. Where a ReLU unit's activation at its maximum is positive, that maximum
+ * is the Conv unit's (at the same, first, position, with the same value), and every method passes a
+ * positive seed back through the ReLU unchanged (DECONVNET: relu of the signal; GUIDED_BACKPROP and
+ * SALIENCY: also only where the input, the Conv's value there, is positive): the ReLU unit's
+ * projection on that image, seed MAX or POSITION, is the Conv unit's, value for value.
+ */
+export function projectsAsConv(model: Model, layer: Layer): Layer | undefined {
+  if (layer.kind !== LayerKind.RELU) return undefined;
+  const input = layer.node.proto.input[0];
+  return model.layers.find((l) => l.kind === LayerKind.CONV && l.tensor === input);
 }

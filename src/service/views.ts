@@ -142,7 +142,7 @@ export function projectionRenderKey(p: Projection, kind: BlobKind, crop?: boolea
 export function renderProjection(p: Projection, kind: BlobKind, crop?: boolean): Promise<Uint8Array> | Uint8Array {
   const { model } = p.unit;
   if (kind === 'npy') return encodeNpy(p.result.projection, model.inputShape);
-  return projectionPng(p.result.projection, model.preprocessing, crop ? p.inputBox : undefined);
+  return projectionPng(p.result, model.preprocessing, crop ? p.inputBox : undefined);
 }
 
 /** The URL of a projection's blob, handed out at once with its recipe: the bytes are made when first fetched. */
@@ -257,7 +257,7 @@ export function topGridUrl(
   return blob(services, 'png', { name: 'top-grid', model, image: null, parts }, async () => {
     const tiles = (await entries()).map((filter) => {
       const cells = filter.map(({ projection: p, box }) => {
-        const { pixels, width, height, channels } = projectionPixels(p.result.projection, model.preprocessing, p.inputBox);
+        const { pixels, width, height, channels } = projectionPixels(p.result, model.preprocessing, p.inputBox);
         return {
           projection: { image: sharp(pixels, { raw: { width, height, channels: channels as 1 | 3 } }), width, height },
           patch: { image: patch(p.image.bytes, box), width: box.width, height: box.height },
