@@ -13,7 +13,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import sharp from 'sharp';
-import { gql, GqlResult, jobUpdates, startTestServer } from './helpers';
+import { loadConfig } from '../src/config';
+import { projectionPng } from '../src/images/maps';
+import { writeAtlas } from '../src/service/atlas';
+import { projectsAsConv, projectUnit } from '../src/service/projection';
+import { createScope } from '../src/service/scope';
+import { createServices } from '../src/service/services';
+import { topImage, topRows } from '../src/service/top-activations';
+import { gql, GqlResult, jobUpdates, makeDataset, startTestServer } from './helpers';
 import { ROOT } from './paths';
 
 /** Every .html file under `dir`. */
@@ -112,6 +119,76 @@ describe('the whole-model atlas of fashion-zfnet over fashion-mnist-demo', () =>
         assert.equal(`${createHash('sha256').update(fs.readFileSync(file)).digest('hex')}.png`, path.basename(file));
       }
       assert.deepEqual(fs.readdirSync(path.join(out, 'img')).sort(), [...pictures].map((f) => path.basename(f)).sort(), 'no picture unused');
+    }
+  }, 300_000);
+
+  test("a ReLU reading a Conv shows the Conv's pictures where it is positive and grey where it is zero, byte for byte its own projections' pictures, without projecting them", async () => {
+    // A few pictures unlike the model's clothes: on some of its top images, a unit is zero all over.
+    await makeDataset(path.join(tmp, 'datasets', 'waves'), 9, 28, 28);
+    const services = await createServices(
+      loadConfig({
+        MODELS_DIR: path.join(ROOT, 'models'),
+        DATASETS_DIR: path.join(tmp, 'datasets'),
+        CACHE_DIR: path.join(tmp, 'cache-relu'),
+        LOG_LEVEL: 'warn',
+      }),
+    );
+    try {
+      const model = services.registry.models.get('fashion-zfnet')!;
+      const dataset = services.datasets.datasets.get('waves')!;
+      const layer = (name: string) => model.layerByName.get(name)!;
+      const pairs = [
+        [layer('/conv1/Conv'), layer('/relu1/Relu')],
+        [layer('/conv5/Conv'), layer('/relu5/Relu')],
+      ];
+      for (const [conv, relu] of pairs) {
+        assert.equal(projectsAsConv(model, relu), conv);
+        assert.equal(projectsAsConv(model, conv), undefined);
+      }
+      assert.equal(projectsAsConv(model, layer('/relu6/Relu')), undefined, 'relu6 reads a Gemm');
+      const layers = pairs.flat().map((l) => l.name);
+      const job = await services.jobs.start(model, dataset, layers, 9);
+      assert.equal((await services.jobs.wait(job.id))?.state, 'DONE');
+
+      // The engine's items at the start of each layer and at the end.
+      const out = path.join(tmp, 'relu-atlas');
+      const items: number[] = [];
+      const onProgress = (p: { layersDone: number }) => {
+        if (items.length === p.layersDone) items.push(services.engine.stats.items);
+      };
+      await writeAtlas(services, model, dataset, out, { layers, onProgress });
+      const folders = [...fs.readFileSync(path.join(out, 'index.html'), 'utf8').matchAll(/href="([^"/]+)\/index\.html"/g)].map((m) => m[1]);
+      const projections = (l: number, unit: number) =>
+        [...fs.readFileSync(path.join(out, folders[l], `${unit}.html`), 'utf8').matchAll(/src="\.\.\/img\/([0-9a-f]{64}\.png)"/g)].map((m) => m[1]).slice(0, 9);
+
+      let zeros = 0;
+      for (const [i, [conv, relu]] of pairs.entries()) {
+        const [convItems, reluItems] = [items[2 * i + 1] - items[2 * i], items[2 * i + 2] - items[2 * i + 1]];
+        const units = conv.units[0];
+        assert.equal(convItems, 9 * units);
+        let [shared, positive, zero] = [0, 0, 0];
+        for (let index = 0; index < units; index++) {
+          const unit = { model, layer: relu, index };
+          const convPictures = new Set(projections(2 * i, index));
+          const rows = (await topRows(services, unit, dataset)).slice(0, 9);
+          for (const [rank, file] of projections(2 * i + 1, index).entries()) {
+            // The ReLU unit's own projection, computed now, drawn as the atlas draws it.
+            const p = await projectUnit(createScope(services), unit, topImage(services, dataset, rows[rank]), {});
+            const own = await projectionPng(p.result, model.preprocessing, p.inputBox, 1);
+            assert.equal(file, `${createHash('sha256').update(own).digest('hex')}.png`, `${relu.name} unit ${index} rank ${rank + 1}`);
+            if (convPictures.has(file)) shared++;
+            if (rows[rank].value > 0) positive++;
+            if (rows[rank].value === 0) zero++;
+          }
+        }
+        const what = `${relu.name}: ${positive} positive and ${zero} zero of ${9 * units} top activations, ${shared} of its pictures the Conv's`;
+        assert.ok(positive > 0 && shared >= positive, what);
+        assert.ok(reluItems <= 9 * units - positive - zero, `${what}; ${reluItems} projected`);
+        zeros += zero;
+      }
+      assert.ok(zeros > 0, 'some ReLU units are zero all over some of their top images');
+    } finally {
+      await services.engine.close();
     }
   }, 300_000);
 

@@ -12,7 +12,8 @@
  * A layer's projections are asked for together, image by image, so that the engine's
  * micro-batches hold many units of one image and its forward pass is shared (engine/projections.ts).
  * A ReLU that reads a Conv of the atlas shows the Conv's pictures wherever it is positive
- * (projectsAsConv): only its other top activations are projected. Pictures are written at their
+ * (projectsAsConv), and a mid-grey receptive field where it is zero all over the image (a zero
+ * seed projects to zero): only its other top activations are projected. Pictures are written at their
  * own size, and the pages draw them larger, pixelated.
  *
  * `buildAtlas` (the mutation of the same name) does it as a job (index/process-jobs.ts): it builds
@@ -34,10 +35,12 @@ import { SourceImage } from '../inference';
 import type { Layer, Model } from '../model';
 import type { Dataset } from '../registry/datasets';
 import { findLayer, layerUnits } from './lookup';
+import { LayerKind } from '../onnx/ops';
 import { projectsAsConv, projectUnit } from './projection';
 import { createScope } from './scope';
 import type { Services } from './services';
 import { buildIndex, topBox, topImage, topRows } from './top-activations';
+import { inputBox } from './views';
 
 /** Bump when the atlas's pages change: atlases are named by it too. */
 const ATLAS_VERSION = 'a2';
@@ -184,6 +187,12 @@ export async function writeAtlas(
           // The Conv's picture of the same image and position, if the ReLU is positive there.
           const same = row.value > 0 ? convCells?.[unit.index].find((c) => c.row.image === row.image && c.row.y === row.y && c.row.x === row.x) : undefined;
           let projection = same?.projection;
+          if (!projection && row.value === 0 && layer.kind === LayerKind.RELU) {
+            // Zero all over the image: seed MAX falls on the map's first position and sends zero down.
+            const box = inputBox(unit, { y: 0, x: 0 });
+            const bytes = await projectionPng({ inside: new Float32Array(0), box: [0, 0, 0, 0] }, model.preprocessing, box, 1);
+            projection = { file: keep(bytes), width: box.width, height: box.height };
+          }
           if (!projection) {
             // A scope of its own: one for the layer would keep every projection of it (its DataLoader's
             // cache) until the layer ends — 4,096 units × 9 whole-image projections for a classifier's ReLU.
