@@ -24,6 +24,11 @@ export interface Config {
   ortWorker: boolean;
   /** Largest batch the micro-batcher sends to one ORT run. */
   maxBatch: number;
+  /**
+   * Largest batch of an atlas's projections (ATLAS_BATCH, default 64): larger than MAX_BATCH, so
+   * that a run holds every unit of an image more often and its forward pass is computed once.
+   */
+  atlasBatch: number;
   /** How long the micro-batcher waits for more work before a run, in ms. */
   batchWindowMs: number;
   /** An idle engine starts a batch at once instead of waiting the window (BATCH_IDLE_START, default on). */
@@ -208,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     decodeThreads: int(env, 'DECODE_THREADS', Math.max(0, os.availableParallelism() - int(env, 'ORT_THREADS', 2, 1) - 1)),
     ortWorker: !/^(0|off|false|no)$/i.test(env.ORT_WORKER ?? ''),
     maxBatch: int(env, 'MAX_BATCH', 16, 1),
+    atlasBatch: int(env, 'ATLAS_BATCH', 64, 1),
     batchWindowMs: int(env, 'BATCH_WINDOW_MS', 3),
     batchIdleStart: !/^(0|off|false|no)$/i.test(env.BATCH_IDLE_START ?? ''),
     preparedMemoryBytes: int(env, 'PREPARED_MEMORY_MB', 64) * 1024 * 1024,

@@ -309,8 +309,11 @@ export class Engine {
     }
   }
 
-  /** A batcher per compiled graph, shared by every request in the process. */
-  batcher<I, O>(key: string, maxBatch: number, runBatch: (items: I[]) => Promise<O[]>): MicroBatcher<I, O> {
+  /**
+   * A batcher per compiled graph (or per `key`), shared by every request in the process: runs of
+   * at most `maxBatch` items, and at most MAX_BATCH unless `limit` says otherwise.
+   */
+  batcher<I, O>(key: string, maxBatch: number, runBatch: (items: I[]) => Promise<O[]>, limit = this.options.maxBatch): MicroBatcher<I, O> {
     let b = this.batchers.get(key) as MicroBatcher<I, O> | undefined;
     if (!b) {
       // Queue waits (submit → batch start), stamped per item, for the observers.
@@ -324,7 +327,7 @@ export class Engine {
         return runBatch(items);
       };
       b = new MicroBatcher<I, O>(timed, {
-        maxBatch: Math.min(maxBatch, this.options.maxBatch),
+        maxBatch: Math.min(maxBatch, limit),
         windowMs: this.options.windowMs,
         idle: this.options.idleStart ? () => this.pendingRuns === 0 : undefined,
         budget: this.budget,

@@ -33,6 +33,8 @@ export interface ProjectionItem {
   unpool?: Unpool;
   /** false: whole maps even for a one-position seed (the regions' reference, in tests). */
   regions?: boolean;
+  /** The most items of its runs, if not MAX_BATCH (an atlas's larger runs: a batcher of their own). */
+  batch?: number;
 }
 
 export interface ProjectionResult {
@@ -172,44 +174,50 @@ export function project(engine: Engine, model: ProjectableModel, req: Projection
       forwardPerItem: model.forwardPerItem,
     });
   const [Ct, Ht, Wt] = seedShape(model.shapes.get(req.target)!);
+  const batcher = req.batch === undefined ? key : `${key}/batch ${req.batch}`;
   return engine
-    .batcher<ProjectionItem, ProjectionResult>(key, model.maxBatch, async (items) => {
-      const loaded = await engine.load(key, compile);
-      const { Tensor } = engine.runtime;
-      const { images, itemImage } = uniqueImages(items.map((item) => item.image));
-      const channels = new Float32Array(items.length * Ct);
-      const masks = new Float32Array(items.length * Ht * Wt);
-      const useMax = new Float32Array(items.length);
-      items.forEach((item, n) => {
-        channels[n * Ct + item.channel] = 1;
-        if (item.seed === 'MAX') useMax[n] = 1;
-        else if (item.seed === 'FULL_MAP') masks.fill(1, n * Ht * Wt, (n + 1) * Ht * Wt);
-        else masks[n * Ht * Wt + item.position!.y * Wt + item.position!.x] = 1;
-      });
-      const N = items.length;
-      const out = await engine.run(
-        loaded,
-        {
-          [model.inputName]: engine.stack(model, images),
-          [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from(itemImage, BigInt), [N]),
-          [ITEM_INPUTS.channel]: new Tensor('float32', channels, [N, Ct]),
-          [ITEM_INPUTS.mask]: new Tensor('float32', masks, [N, 1, Ht, Wt]),
-          [ITEM_INPUTS.useMax]: new Tensor('float32', useMax, [N, 1, 1, 1]),
-        },
-        N,
-      );
-      const [projectionName, mapName, argmaxName, originName] = loaded.outputs;
-      const shape = model.shapes.get(model.inputName)!;
-      const projections = originName
-        ? boxedRegions(out[projectionName], out[originName].data as BigInt64Array, shape)
-        : boxedMaps(split(out[projectionName], N), shape);
-      const maps = split(out[mapName], N);
-      const argmax = out[argmaxName].data as BigInt64Array;
-      return items.map((item, n) => {
-        const index = item.seed === 'POSITION' ? item.position!.y * Wt + item.position!.x : Number(argmax[n]);
-        const { box, inside, whole } = projections[n];
-        return boxedResult(inside, box, shape, { map: maps[n], position: { y: Math.floor(index / Wt), x: index % Wt }, seedValue: maps[n][index] }, whole);
-      });
-    })
+    .batcher<ProjectionItem, ProjectionResult>(
+      batcher,
+      model.maxBatch,
+      async (items) => {
+        const loaded = await engine.load(key, compile);
+        const { Tensor } = engine.runtime;
+        const { images, itemImage } = uniqueImages(items.map((item) => item.image));
+        const channels = new Float32Array(items.length * Ct);
+        const masks = new Float32Array(items.length * Ht * Wt);
+        const useMax = new Float32Array(items.length);
+        items.forEach((item, n) => {
+          channels[n * Ct + item.channel] = 1;
+          if (item.seed === 'MAX') useMax[n] = 1;
+          else if (item.seed === 'FULL_MAP') masks.fill(1, n * Ht * Wt, (n + 1) * Ht * Wt);
+          else masks[n * Ht * Wt + item.position!.y * Wt + item.position!.x] = 1;
+        });
+        const N = items.length;
+        const out = await engine.run(
+          loaded,
+          {
+            [model.inputName]: engine.stack(model, images),
+            [ITEM_INPUTS.image]: new Tensor('int64', BigInt64Array.from(itemImage, BigInt), [N]),
+            [ITEM_INPUTS.channel]: new Tensor('float32', channels, [N, Ct]),
+            [ITEM_INPUTS.mask]: new Tensor('float32', masks, [N, 1, Ht, Wt]),
+            [ITEM_INPUTS.useMax]: new Tensor('float32', useMax, [N, 1, 1, 1]),
+          },
+          N,
+        );
+        const [projectionName, mapName, argmaxName, originName] = loaded.outputs;
+        const shape = model.shapes.get(model.inputName)!;
+        const projections = originName
+          ? boxedRegions(out[projectionName], out[originName].data as BigInt64Array, shape)
+          : boxedMaps(split(out[projectionName], N), shape);
+        const maps = split(out[mapName], N);
+        const argmax = out[argmaxName].data as BigInt64Array;
+        return items.map((item, n) => {
+          const index = item.seed === 'POSITION' ? item.position!.y * Wt + item.position!.x : Number(argmax[n]);
+          const { box, inside, whole } = projections[n];
+          return boxedResult(inside, box, shape, { map: maps[n], position: { y: Math.floor(index / Wt), x: index % Wt }, seedValue: maps[n][index] }, whole);
+        });
+      },
+      req.batch,
+    )
     .submit(req);
 }

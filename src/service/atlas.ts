@@ -9,8 +9,8 @@
  *   DIR/<layer>/<unit>.html          the unit's top-k projections and patches
  *   DIR/img/<sha256>.png             every picture, named by its bytes' hash
  *
- * A layer's projections are asked for together, image by image, so that the engine's
- * micro-batches hold many units of one image and its forward pass is shared (engine/projections.ts).
+ * A layer's projections are asked for together, image by image, in runs of up to ATLAS_BATCH
+ * items, so that a run holds many units of one image and its forward pass is shared (engine/projections.ts).
  * A ReLU that reads a Conv of the atlas shows the Conv's pictures wherever it is positive
  * (projectsAsConv), and a mid-grey receptive field where it is zero all over the image (a zero
  * seed projects to zero): only its other top activations are projected. Pictures are written at their
@@ -177,7 +177,7 @@ export async function writeAtlas(
     const convCells = conv && done.get(conv);
     let next = 0;
     let made = 0;
-    const window = Math.max(1, services.config.maxBatch) * 2;
+    const window = services.config.atlasBatch * 2;
     await Promise.all(
       Array.from({ length: window }, async () => {
         while (next < work.length && !options.cancelled?.()) {
@@ -196,7 +196,7 @@ export async function writeAtlas(
           if (!projection) {
             // A scope of its own: one for the layer would keep every projection of it (its DataLoader's
             // cache) until the layer ends — 4,096 units × 9 whole-image projections for a classifier's ReLU.
-            const p = await projectUnit(createScope(services), unit, image, {});
+            const p = await projectUnit(createScope(services), unit, image, {}, services.config.atlasBatch);
             const bytes = await projectionPng(p.result, model.preprocessing, p.inputBox, 1);
             projection = { file: keep(bytes), width: p.inputBox.width, height: p.inputBox.height };
           }

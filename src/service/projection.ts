@@ -56,11 +56,14 @@ export function checkPosition(layer: Layer, position: Position | undefined, used
   return { y: position.y, x: position.x };
 }
 
-/** The projection of one unit's activation on one image (once per request, through the scope's DataLoader). */
-export async function projectUnit(scope: Scope, unit: Unit, image: SourceImage, request: ProjectionRequest): Promise<Projection> {
+/**
+ * The projection of one unit's activation on one image (once per request, through the scope's
+ * DataLoader); `batch`: in runs of up to that many items instead of MAX_BATCH (the atlas's).
+ */
+export async function projectUnit(scope: Scope, unit: Unit, image: SourceImage, request: ProjectionRequest, batch?: number): Promise<Projection> {
   const { method, seed, lrn, position } = checkProjection(unit, request);
   const { model, layer, index } = unit;
-  const result = await scope.projections.load({ model, layer, image, options: { method, lrn, channel: index, seed, position } });
+  const result = await scope.projections.load({ model, layer, image, options: { method, lrn, channel: index, seed, position, batch } });
   return { unit, image, method, seed, lrn, result, inputBox: projectionBox(unit, result.position, seed) };
 }
 
