@@ -144,10 +144,14 @@ export async function writeAtlas(
   const imgDir = path.join(outDir, 'img');
   fs.mkdirSync(imgDir, { recursive: true });
   const written = new Set<string>();
+  // Written behind the work (awaited at each layer's end): opening thousands of files would hold the main thread.
+  const writing: Promise<void>[] = [];
   const keep = (bytes: Uint8Array): string => {
     const name = `${createHash('sha256').update(bytes).digest('hex')}.png`;
     if (!written.has(name)) {
-      fs.writeFileSync(path.join(imgDir, name), bytes);
+      const write = fs.promises.writeFile(path.join(imgDir, name), bytes);
+      write.catch(() => undefined); // its error is thrown where it is awaited
+      writing.push(write);
       written.add(name);
     }
     return name;
@@ -178,7 +182,7 @@ export async function writeAtlas(
     let next = 0;
     let made = 0;
     const window = services.config.atlasBatch * 2;
-    await Promise.all(
+    const workers = Promise.all(
       Array.from({ length: window }, async () => {
         while (next < work.length && !options.cancelled?.()) {
           const { unit, row, rank } = work[next++];
@@ -213,6 +217,9 @@ export async function writeAtlas(
         }
       }),
     );
+    // Every picture written (or failed) before the layer's pages, or before the folder is removed.
+    await workers.finally(() => Promise.allSettled(writing));
+    await Promise.all(writing.splice(0));
     if (options.cancelled?.()) throw new Error('the atlas was cancelled');
     writeLayer(outDir, model, layer, dataset, cells);
     done.set(layer, cells);
