@@ -197,6 +197,16 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
 
   let apis: Proc[];
   let workers: Proc[];
+  /**
+   * The workers' "chunk merged" lines of the job (merged: true), once `count` have arrived or after
+   * 5 s: a worker logs the merge after committing it, so the job can read DONE before the last line
+   * has come through its pipe.
+   */
+  const mergeLines = async (id: string, count: number) => {
+    const lines = () => workers.flatMap((w) => chunkLines(w, id, /chunk merged/)).filter((l) => l.merged === true);
+    for (let i = 0; i < 500 && lines().length < count; i++) await sleep(10);
+    return lines();
+  };
 
   test('the file: redis, postgres, API replicas that only queue, workers; healthchecks and volumes', () => {
     const { redis: r, postgres: pg, api, worker } = compose.services;
@@ -222,6 +232,7 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
     assert.deepEqual(rows, referenceTop('shared', 9));
     assert.equal(row.nextImage, IMAGES);
     for (const p of apis) assert.equal(chunkLines(p, job.id, /chunk started/).length, 0, `${p.name} (INDEX_IN_API=0) took no chunk`);
+    await mergeLines(job.id, IMAGES / CHUNK);
     const merged = workers.flatMap((w) => chunkLines(w, job.id, /chunk merged/));
     assert.equal(merged.length, IMAGES / CHUNK, 'each chunk merged once, by a worker');
     const top = `{ model(name: "alexnet") { layer(name: "${LAYERS[1]}") { filter(index: 3) { topActivations(dataset: "shared") { nodes { value image { name } } } } } } }`;
@@ -278,7 +289,7 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
     assert.deepEqual({ state: done.state, imagesDone: done.imagesDone }, { state: 'DONE', imagesDone: IMAGES });
     const { rows, chunks } = await stored(job.id);
     assert.equal(chunks.size, IMAGES / CHUNK);
-    const merges = workers.flatMap((w) => chunkLines(w, job.id, /chunk merged/)).filter((l) => l.merged === true);
+    const merges = await mergeLines(job.id, IMAGES / CHUNK);
     assert.deepEqual(
       merges.map((l) => l.chunk as number).sort((a, b) => a - b),
       [0, 1, 2, 3, 4, 5],
@@ -302,7 +313,7 @@ describe('docker/compose.yaml: API replicas and workers on Redis and PostgreSQL'
     assert.equal((await gql(apis[0].url, build('shared', 8))).data.buildIndex.state, 'QUEUED');
     const done = await finished(apis[1], job.id);
     assert.deepEqual({ state: done.state, imagesDone: done.imagesDone }, { state: 'DONE', imagesDone: IMAGES });
-    const merges = workers.flatMap((w) => chunkLines(w, job.id, /chunk merged/)).filter((l) => l.merged === true);
+    const merges = await mergeLines(job.id, IMAGES / CHUNK);
     assert.deepEqual(
       merges.map((l) => l.chunk as number).sort((a, b) => a - b),
       [0, 1, 2, 3, 4, 5],
