@@ -11,10 +11,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
-import { seedTensor } from '../src/compiler/projection';
 import { Method } from '../src/compiler/rules';
 import { project } from '../src/engine/projections';
 import { createServices } from '../src/service/services';
+import { firstUnitRequest, syntheticInput } from './synthetic';
 
 const [file, ...names] = process.argv.slice(2);
 const METHODS: Method[] = ['DECONVNET', 'SALIENCY'];
@@ -36,17 +36,10 @@ const METHODS: Method[] = ['DECONVNET', 'SALIENCY'];
           [...model.layers].reverse().find((l) => l.op === 'Relu' && l.outputShape.length === 3) ?? model.layers[model.layers.length - 3],
           model.layers[model.layers.length - 1],
         ];
-    const data = Float32Array.from({ length: model.inputShape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898));
+    const image = syntheticInput(model, 'x');
     for (const layer of layers) {
       for (const method of METHODS) {
-        const req = {
-          target: seedTensor(model.graph, layer.node),
-          method,
-          lrn: 'IDENTITY' as const,
-          image: { key: 'x', data },
-          channel: 0,
-          seed: 'MAX' as const,
-        };
+        const req = firstUnitRequest(model, layer, method, image);
         const t0 = performance.now();
         await project(s.engine, model, req);
         const t1 = performance.now();

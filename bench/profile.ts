@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadConfig } from '../src/config';
-import { compileProjection, ITEM_INPUTS, seedShape } from '../src/compiler/projection';
+import { ITEM_INPUTS, seedShape } from '../src/compiler/projection';
 import { createServices } from '../src/service/services';
+import { deconvnetGraph } from './relu5';
 
 const [dir, name, layerName, runsArg] = process.argv.slice(2);
 const runs = Number(runsArg ?? 3);
@@ -19,15 +20,7 @@ const N = 8;
   const s = await createServices(loadConfig({ MODELS_DIR: dir, CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-profile-')), LOG_LEVEL: 'silent' }));
   const model = s.registry.models.get(name)!;
   const layer = model.layerByName.get(layerName)!;
-  const graph = compileProjection({
-    graph: model.graph,
-    shapes: model.shapes,
-    target: layer.tensor,
-    method: 'DECONVNET',
-    lrn: 'IDENTITY',
-    regions: true,
-    forwardPerItem: model.forwardPerItem,
-  });
+  const graph = deconvnetGraph(model, layer);
   const prefix = path.join(os.tmpdir(), `convscope-profile-${process.pid}`);
   const session = await ort.InferenceSession.create(graph.model, {
     executionProviders: ['cpu'],

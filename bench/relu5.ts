@@ -3,7 +3,8 @@
  * raw ORT runs of the forward graph to relu5 (or another target) and of the projection graph,
  * per batch size.
  */
-import { compileForward } from '../src/compiler/forward';
+import { compileForward, CompiledGraph } from '../src/compiler/forward';
+import type { Unpool } from '../src/compiler/rules';
 import { compileProjection, ITEM_INPUTS, seedShape } from '../src/compiler/projection';
 import { Engine } from '../src/engine/engine';
 import { unpoolFor } from '../src/engine/projections';
@@ -39,6 +40,20 @@ export function relu5Runs(engine: Engine, model: Model, n: number): Promise<{ fo
 }
 
 /** Raw runs of the forward graph to a layer and of its DECONVNET projection graph (MAX seeds) at batch n, on random images. */
+/** The DECONVNET projection graph of `layer` as the server compiles it for MAX seeds (on regions). */
+export function deconvnetGraph(model: Model, layer: Layer, unpool?: Unpool): CompiledGraph {
+  return compileProjection({
+    graph: model.graph,
+    shapes: model.shapes,
+    target: layer.tensor,
+    method: 'DECONVNET',
+    lrn: 'IDENTITY',
+    regions: true,
+    forwardPerItem: model.forwardPerItem,
+    unpool,
+  });
+}
+
 export async function projectionRuns(
   engine: Engine,
   model: Model,
@@ -48,18 +63,7 @@ export async function projectionRuns(
   const layer = model.layerByName.get(target)!;
   const { Tensor } = engine.runtime;
   const fwd = await engine.load(`bench-fwd/${target}`, () => compileForward(model.graph, [layer.tensor]));
-  const proj = await engine.load(`bench-proj/${target}`, () =>
-    compileProjection({
-      graph: model.graph,
-      shapes: model.shapes,
-      target: layer.tensor,
-      method: 'DECONVNET',
-      lrn: 'IDENTITY',
-      regions: true,
-      forwardPerItem: model.forwardPerItem,
-      unpool: unpoolFor(engine.runtime.backend),
-    }),
-  );
+  const proj = await engine.load(`bench-proj/${target}`, () => deconvnetGraph(model, layer, unpoolFor(engine.runtime.backend)));
   const [Ct, Ht, Wt] = seedShape(layer.outputShape);
   const input = new Tensor('float32', randomImages(n, model.inputShape), [n, ...model.inputShape]);
   const channels = new Float32Array(n * Ct);

@@ -12,11 +12,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config';
-import { seedTensor } from '../src/compiler/projection';
 import { project } from '../src/engine/projections';
 import type { Layer, Model } from '../src/model';
 import { Method, METHODS as METHOD_MEANINGS } from '../src/vocabulary';
 import { createServices } from '../src/service/services';
+import { firstUnitRequest, syntheticInput } from './synthetic';
 
 const args = process.argv.slice(2);
 const dir = args[0];
@@ -86,17 +86,10 @@ function sample(model: Model): Layer[] {
     console.log(
       `${name}: loaded in ${Date.now() - started} ms, ${model.layers.length} layers (${[...kinds].join(' ')})${model.forwardPerItem ? ', forward per item' : ''}`,
     );
-    const data = Float32Array.from({ length: model.inputShape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 12.9898) * 1.5);
+    const image = syntheticInput(model, 'zoo', 1.5);
     for (const layer of sample(model)) {
       for (const method of METHODS) {
-        const req = {
-          target: seedTensor(model.graph, layer.node),
-          method,
-          lrn: 'IDENTITY' as const,
-          image: { key: 'zoo', data },
-          channel: 0,
-          seed: 'MAX' as const,
-        };
+        const req = firstUnitRequest(model, layer, method, image);
         try {
           const t0 = Date.now();
           const first = await project(s.engine, model, req);

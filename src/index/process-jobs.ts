@@ -52,6 +52,10 @@ interface ProcessJobRun {
   done: Promise<void>;
 }
 
+function newRun(spec: ProcessJobSpec, state: JobState, progress: ProcessJobReport): ProcessJobRun {
+  return { spec, state, progress, url: spec.url, error: null, updatedAt: Date.now(), unitsFrom: null, cancelled: false, done: Promise.resolve() };
+}
+
 /** Least time between two progress events of one job (the last one, DONE or not, is always sent). */
 const PROGRESS_EVERY_MS = 200;
 
@@ -67,18 +71,7 @@ export class ProcessJobs extends EventEmitter {
   finished(spec: ProcessJobSpec, unitsTotal: number): JobInfo {
     const known = this.runs.get(spec.id);
     if (known && known.state !== 'DONE') return this.info(spec.id)!;
-    const progress = { imagesDone: 0, imagesTotal: 0, unitsDone: unitsTotal, unitsTotal };
-    this.runs.set(spec.id, {
-      spec,
-      state: 'DONE',
-      progress,
-      url: spec.url,
-      error: null,
-      updatedAt: Date.now(),
-      unitsFrom: null,
-      cancelled: false,
-      done: Promise.resolve(),
-    });
+    this.runs.set(spec.id, newRun(spec, 'DONE', { imagesDone: 0, imagesTotal: 0, unitsDone: unitsTotal, unitsTotal }));
     return this.info(spec.id)!;
   }
 
@@ -93,17 +86,7 @@ export class ProcessJobs extends EventEmitter {
   start(spec: ProcessJobSpec, work: ProcessJobWork): JobInfo {
     const known = this.runs.get(spec.id);
     if (known && (known.state === 'QUEUED' || known.state === 'RUNNING' || known.state === 'DONE')) return this.info(spec.id)!;
-    const run: ProcessJobRun = {
-      spec,
-      state: 'RUNNING',
-      progress: { imagesDone: 0, imagesTotal: 0, unitsDone: 0, unitsTotal: 0 },
-      url: spec.url,
-      error: null,
-      updatedAt: Date.now(),
-      unitsFrom: null,
-      cancelled: false,
-      done: Promise.resolve(),
-    };
+    const run = newRun(spec, 'RUNNING', { imagesDone: 0, imagesTotal: 0, unitsDone: 0, unitsTotal: 0 });
     this.runs.set(spec.id, run);
     let sentAt = 0;
     const report = (p: ProcessJobReport) => {

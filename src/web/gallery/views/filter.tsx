@@ -2,7 +2,7 @@
  * One filter: its top-9 dataset patches beside their deconvnet projections (ZF Fig. 2), the whole
  * image with the receptive field on a click, and how the filter grew over training (ZF Fig. 4).
  */
-import { useCallback, useEffect, useState } from 'react';
+import { ReactNode, useCallback, useEffect, useState } from 'react';
 import { ApiError, asApiError, query, request } from '../api';
 import {
   Async,
@@ -152,15 +152,9 @@ function Top9AndEvolution({
             <figcaption>Projections (deconvnet, cropped to the receptive field)</figcaption>
             <div className="grid3 top9-projections">
               {top.data.map((t) => (
-                <button
-                  type="button"
-                  key={t.rank}
-                  className="cell"
-                  onClick={() => setOpened(t)}
-                  title={`rank ${t.rank + 1}: ${t.value.toFixed(4)} on ${t.image.name}`}
-                >
+                <TopCell key={t.rank} t={t} onOpen={setOpened}>
                   <Pic src={t.projection.crop} alt={`projection ${t.rank + 1}`} />
-                </button>
+                </TopCell>
               ))}
             </div>
           </figure>
@@ -168,20 +162,14 @@ function Top9AndEvolution({
             <figcaption>Image patches (click for the whole image)</figcaption>
             <div className="grid3 top9-patches">
               {top.data.map((t) => (
-                <button
-                  type="button"
-                  key={t.rank}
-                  className="cell"
-                  onClick={() => setOpened(t)}
-                  title={`rank ${t.rank + 1}: ${t.value.toFixed(4)} on ${t.image.name}`}
-                >
+                <TopCell key={t.rank} t={t} onOpen={setOpened}>
                   <Pic src={t.patchUrl} alt={`patch ${t.rank + 1}`} />
                   <span className="cell-caption">
                     <b>{fmt(t.value)}</b> {t.image.label}
                     <br />
                     {t.image.name}
                   </span>
-                </button>
+                </TopCell>
               ))}
             </div>
           </figure>
@@ -195,6 +183,15 @@ function Top9AndEvolution({
 }
 
 /** The whole image of a top activation, with the unit's receptive field drawn on it and on the full projection. */
+/** One of the top 9 as a grid cell that opens the whole image. */
+function TopCell({ t, onOpen, children }: { t: TopActivation; onOpen: (t: TopActivation) => void; children: ReactNode }) {
+  return (
+    <button type="button" className="cell" onClick={() => onOpen(t)} title={`rank ${t.rank + 1}: ${t.value.toFixed(4)} on ${t.image.name}`}>
+      {children}
+    </button>
+  );
+}
+
 function WholeImage({
   t,
   model,
