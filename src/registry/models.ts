@@ -45,11 +45,11 @@ export class ModelRegistry {
   private constructor(
     private readonly dir: string,
     private readonly runtime: Runtime,
-    private readonly limits: ModelOptions,
+    private readonly options: ModelOptions,
   ) {}
 
-  static async load(dir: string, runtime: Runtime, limits: ModelOptions = NO_LIMITS): Promise<ModelRegistry> {
-    const registry = new ModelRegistry(dir, runtime, limits);
+  static async load(dir: string, runtime: Runtime, options: ModelOptions = NO_LIMITS): Promise<ModelRegistry> {
+    const registry = new ModelRegistry(dir, runtime, options);
     await registry.scan(true);
     if (registry.models.size === 0) log.warn({ dir }, 'no models loaded');
     return registry;
@@ -101,7 +101,7 @@ export class ModelRegistry {
       changed = this.forget(name) || changed;
       const started = Date.now();
       try {
-        const model = await loadModel(source, this.runtime, this.limits);
+        const model = await loadModel(source, this.runtime, this.options);
         this.models.set(name, model);
         changed = true;
         log.info({ model: name, layers: model.layers.length, ms: Date.now() - started }, 'model loaded');
@@ -174,10 +174,10 @@ function listModelSources(dir: string): ModelSource[] {
   return found;
 }
 
-async function loadModel({ name, file, sidecar: sidecarFile, tfjs }: ModelSource, runtime: Runtime, limits: ModelOptions): Promise<Model> {
+async function loadModel({ name, file, sidecar: sidecarFile, tfjs }: ModelSource, runtime: Runtime, options: ModelOptions): Promise<Model> {
   if (!NAME.test(name)) throw new Error(`"${name}" is not a usable model name (letters, digits, . _ @ - only)`);
   const sidecar = readSidecar(sidecarFile);
-  const { proto, bytes, sha256 } = tfjs ? loadLayersModel(path.dirname(file), limits.maxModelBytes, sidecar.input?.size) : readOnnxFile(file, limits);
+  const { proto, bytes, sha256 } = tfjs ? loadLayersModel(path.dirname(file), options.maxModelBytes, sidecar.input?.size) : readOnnxFile(file, options);
   let graph: OnnxGraph;
   try {
     graph = new OnnxGraph(proto);
@@ -199,15 +199,15 @@ async function loadModel({ name, file, sidecar: sidecarFile, tfjs }: ModelSource
     );
   }
   const elements = (inputShape as number[]).reduce((a, b) => a * b, 1);
-  if (elements > limits.maxModelInputElements) {
+  if (elements > options.maxModelInputElements) {
     throw new Error(
-      `input "${graph.inputName}" of [${inputShape}] has ${elements} values, over the limit of ${limits.maxModelInputElements} (MAX_MODEL_INPUT_ELEMENTS)`,
+      `input "${graph.inputName}" of [${inputShape}] has ${elements} values, over the limit of ${options.maxModelInputElements} (MAX_MODEL_INPUT_ELEMENTS)`,
     );
   }
   const preprocessing = resolvePreprocessing(sidecar, inputShape as number[]);
   const { shapes, maxBatch, forwardPerItem, batchFirst } = await probeShapes(graph, inputShape as number[], runtime);
   const rf = receptiveFields(graph, shapes);
-  if (limits.shareWeights) graph.shareWeights(`${sha256}.weights`);
+  if (options.shareWeights) graph.shareWeights(`${sha256}.weights`);
   // A layer's units are a grid per image (units.ts): tensors with the batch axis elsewhere
   // (inside attention) or of other ranks (ShuffleNet's [groups, C, H, W] shuffle) are not layers.
   const isLayer = (t: string) => (maxBatch === 1 || batchFirst.has(t)) && isUnitShape(shapes.get(t) ?? []);
