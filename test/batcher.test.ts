@@ -48,3 +48,30 @@ test('maxBatch splits a long queue', async () => {
   await Promise.all([1, 2, 3, 4, 5].map((i) => b.submit(i)));
   assert.deepEqual(r.batches, [[1, 2], [3, 4], [5]]);
 });
+
+test('a full batch starts while one runs (made ready for the runtime); at most two are under way, and a part batch waits', async () => {
+  let running = 0;
+  let most = 0;
+  const batches: number[][] = [];
+  const b = new MicroBatcher(
+    async (items: number[]) => {
+      batches.push(items);
+      most = Math.max(most, ++running);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      running--;
+      return items.map((i) => i * 10);
+    },
+    { maxBatch: 2, windowMs: 5, idle: () => running === 0 },
+  );
+  const first = [1, 2].map((i) => b.submit(i)); // full: starts
+  const second = [3, 4].map((i) => b.submit(i)); // full: starts beside it
+  const rest = [5, 6, 7].map((i) => b.submit(i)); // [5, 6] full, but two are under way; [7] a part
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(batches, [
+    [1, 2],
+    [3, 4],
+  ]);
+  assert.deepEqual(await Promise.all([...first, ...second, ...rest]), [10, 20, 30, 40, 50, 60, 70]);
+  assert.deepEqual(batches, [[1, 2], [3, 4], [5, 6], [7]]);
+  assert.equal(most, 2);
+});

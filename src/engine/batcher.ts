@@ -6,6 +6,11 @@
  * current turn of the event loop, which still merges the items of one request): a lone query
  * pays no window, and under load the window applies as before.
  *
+ * A full batch does not wait for the one running: it starts at once, so that its feeds are
+ * made and it waits at the runtime while the running one ends, and the runtime goes from one
+ * to the next while the main thread handles the first's results (an atlas's runs waited
+ * ~100 ms each for that). At most two batches are under way; a part batch waits for both.
+ *
  * Backpressure: every batcher of an engine shares one QueueBudget, the number of items waiting
  * (not yet running) across all of them. An item submitted for a request (while the request's
  * AbortSignal is current: runWithSignal) that would go over it is refused at once with
@@ -101,6 +106,9 @@ export class QueueBudget {
   }
 }
 
+/** A running batch and the next, made and waiting for the runtime. */
+const MAX_UNDER_WAY = 2;
+
 interface Pending<I, O> {
   item: I;
   resolve: (value: O) => void;
@@ -112,7 +120,8 @@ interface Pending<I, O> {
 export class MicroBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private timer: { cancel(): void } | null = null;
-  private draining: Promise<void> | null = null;
+  /** The batches under way: running, or made and waiting for the runtime. */
+  private readonly underWay = new Set<Promise<void>>();
   private closed = false;
 
   constructor(
@@ -144,18 +153,18 @@ export class MicroBatcher<I, O> {
       }
       this.queue.push(pending);
       if (this.options.budget) this.options.budget.queued++;
-      if (this.queue.length >= this.options.maxBatch) void this.drain();
-      else if (!this.timer && !this.draining) this.timer = this.schedule();
+      if (this.queue.length >= this.options.maxBatch) this.start();
+      else if (!this.timer && this.underWay.size === 0) this.timer = this.schedule();
     });
   }
 
   /** The batch's start: after the window, or after this turn of the event loop when idle. */
   private schedule(): { cancel(): void } {
     if (this.options.idle?.()) {
-      const immediate = setImmediate(() => void this.drain());
+      const immediate = setImmediate(() => this.start());
       return { cancel: () => clearImmediate(immediate) };
     }
-    const timeout = setTimeout(() => void this.drain(), this.options.windowMs);
+    const timeout = setTimeout(() => this.start(), this.options.windowMs);
     return { cancel: () => clearTimeout(timeout) };
   }
 
@@ -188,27 +197,30 @@ export class MicroBatcher<I, O> {
     return live;
   }
 
-  private drain(): Promise<void> {
+  /** Starts batches off the queue: any batch when none is under way, full ones while one is. */
+  private start(): void {
     this.timer?.cancel();
     this.timer = null;
-    if (this.draining) return this.draining;
-    this.draining = (async () => {
-      try {
-        while (this.queue.length) {
-          const batch = this.take();
-          if (batch.length === 0) continue;
-          try {
-            const results = await this.runBatch(batch.map((p) => p.item));
-            batch.forEach((p, i) => p.resolve(results[i]));
-          } catch (error) {
-            for (const p of batch) p.reject(error);
-          }
-        }
-      } finally {
-        this.draining = null;
-      }
-    })();
-    return this.draining;
+    const full = () => this.queue.length >= this.options.maxBatch;
+    while (this.queue.length && (this.underWay.size === 0 || (this.underWay.size < MAX_UNDER_WAY && full()))) {
+      const batch = this.take();
+      if (batch.length === 0) continue;
+      const run = this.run(batch).finally(() => {
+        this.underWay.delete(run);
+        // What queued meanwhile goes next, without a window: it has waited for this batch.
+        if (this.underWay.size === 0 || full()) this.start();
+      });
+      this.underWay.add(run);
+    }
+  }
+
+  private async run(batch: Pending<I, O>[]): Promise<void> {
+    try {
+      const results = await this.runBatch(batch.map((p) => p.item));
+      batch.forEach((p, i) => p.resolve(results[i]));
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+    }
   }
 
   /**
@@ -225,6 +237,6 @@ export class MicroBatcher<I, O> {
       if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
       p.reject(new CancelledError('shutdown', 'the server is shutting down'));
     }
-    await this.draining?.catch(() => undefined);
+    await Promise.all(this.underWay);
   }
 }

@@ -277,7 +277,8 @@ export class Engine {
     // One run at a time: runs of different graphs would only compete for the same cores. With
     // ORT_WORKER=false the runs block the main thread (onnxruntime's bindings run synchronously),
     // and runs queued together would hold the event loop for all of them at once, starving I/O:
-    // the turn of the event loop between runs keeps it served.
+    // the turn of the event loop between runs keeps it served. Off the thread, the next run
+    // starts at once, while this thread handles the last one's results.
     const previous = this.lane;
     let release!: () => void;
     this.lane = new Promise<void>((resolve) => (release = resolve));
@@ -288,7 +289,7 @@ export class Engine {
     let start = performance.now();
     try {
       await previous;
-      await new Promise((resolve) => setImmediate(resolve));
+      if (!this.runtime.offThread) await new Promise((resolve) => setImmediate(resolve));
       if (current.released) {
         // Released to make room between load() and this run: load it again.
         current.active--;

@@ -24,6 +24,8 @@ export interface Session {
 
 export interface Runtime {
   backend: Backend;
+  /** Runs happen on another thread: the calling thread is free while one runs (the worker runtime). */
+  offThread?: boolean;
   /** The Tensor class to make feeds with: the binding's own, or in the worker runtime onnxruntime-common's (which both bindings re-export). */
   Tensor: typeof Tensor;
   /**

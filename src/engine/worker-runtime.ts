@@ -80,6 +80,7 @@ export async function openWorkerRuntime(backend: Backend, threads: number, { cpu
   }
   return {
     backend,
+    offThread: true,
     Tensor,
     async createSession(model: Uint8Array | string, options?: SessionOptions): Promise<Session> {
       const session = nextSession++;
