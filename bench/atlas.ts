@@ -61,6 +61,7 @@ async function photo(seed: number): Promise<Buffer> {
     CACHE_DIR: path.join(tmp, 'cache'),
     LOG_LEVEL: 'warn',
     ORT_THREADS: '2',
+    ...(process.env.ATLAS_BATCH ? { ATLAS_BATCH: process.env.ATLAS_BATCH } : {}),
     PORT: '0',
     HOST: '127.0.0.1',
   };
@@ -76,8 +77,22 @@ async function photo(seed: number): Promise<Buffer> {
     console.log(
       `AlexNet, ${IMAGES} photos, ${layers.length} layers, ${os.cpus().length} cores; index built in ${((performance.now() - t) / 1000).toFixed(1)} s`,
     );
+    // ONNX Runtime's share of each layer, by the layer in progress: its runs' seconds, and the
+    // seconds it stood idle between two runs (waiting for the main thread).
+    const ort = new Map<string, { seconds: number; idle: number; runs: number }>();
+    let current = '';
+    let lastEnd: number | undefined;
+    services.engine.observers.push({
+      run(items, seconds) {
+        const now = performance.now();
+        const idle = lastEnd === undefined ? 0 : Math.max(0, now - seconds * 1000 - lastEnd) / 1000;
+        lastEnd = now;
+        const o = ort.get(current) ?? { seconds: 0, idle: 0, runs: 0 };
+        ort.set(current, { seconds: o.seconds + seconds, idle: o.idle + idle, runs: o.runs + 1 });
+      },
+    });
     t = performance.now();
-    const atlas = await writeAtlas(services, model, dataset, path.join(tmp, 'atlas'), { layers });
+    const atlas = await writeAtlas(services, model, dataset, path.join(tmp, 'atlas'), { layers, onProgress: (p) => (current = p.layer) });
     const atlasSeconds = (performance.now() - t) / 1000;
 
     // The API, one query at a time, on a server with a cache of its own (nothing the atlas computed is reused) and its own index.
@@ -113,10 +128,13 @@ async function photo(seed: number): Promise<Buffer> {
     } finally {
       await server.close();
     }
-    console.log(`${'layer'.padEnd(22)} ${'units'.padStart(5)} ${'atlas s'.padStart(8)} ${'API s'.padStart(8)}  ratio`);
+    console.log(
+      `${'layer'.padEnd(26)} ${'units'.padStart(5)} ${'atlas s'.padStart(8)} ${'ORT s'.padStart(6)} ${'idle s'.padStart(6)} ${'runs'.padStart(5)} ${'API s'.padStart(8)}  ratio`,
+    );
     for (const r of rows) {
+      const o = ort.get(r.layer) ?? { seconds: 0, idle: 0, runs: 0 };
       console.log(
-        `${r.layer.padEnd(22)} ${String(r.units).padStart(5)} ${r.atlas.toFixed(1).padStart(8)} ${r.api.toFixed(1).padStart(8)}${r.scaled ? '*' : ' '} ${(r.api / r.atlas).toFixed(1).padStart(5)}×`,
+        `${r.layer.padEnd(26)} ${String(r.units).padStart(5)} ${r.atlas.toFixed(1).padStart(8)} ${o.seconds.toFixed(1).padStart(6)} ${o.idle.toFixed(1).padStart(6)} ${String(o.runs).padStart(5)} ${r.api.toFixed(1).padStart(8)}${r.scaled ? '*' : ' '} ${(r.api / r.atlas).toFixed(1).padStart(5)}×`,
       );
     }
     const api = rows.reduce((s, r) => s + r.api, 0);

@@ -1,7 +1,8 @@
 /**
  * Where a projection's time goes (run by hand): ONNX Runtime's profiler over the projection
  * graph of one layer at batch 8 (DECONVNET, MAX seeds, random images), time per op type.
- *   npm run build && node dist/bench/profile.js MODELS_DIR MODEL LAYER [runs]
+ *   npm run build && node dist/bench/profile.js MODELS_DIR MODEL LAYER [runs] [items] [items per image]
+ * (an atlas's runs: 64 items, about 8 per image)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,9 +13,11 @@ import { ITEM_INPUTS, seedShape } from '../src/compiler/projection';
 import { createServices } from '../src/service/services';
 import { deconvnetGraph } from './relu5';
 
-const [dir, name, layerName, runsArg] = process.argv.slice(2);
+const [dir, name, layerName, runsArg, itemsArg, perImageArg] = process.argv.slice(2);
 const runs = Number(runsArg ?? 3);
-const N = 8;
+const N = Number(itemsArg ?? 8);
+const perImage = Number(perImageArg ?? 1);
+const B = Math.ceil(N / perImage);
 
 (async () => {
   const s = await createServices(loadConfig({ MODELS_DIR: dir, CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-profile-')), LOG_LEVEL: 'silent' }));
@@ -37,12 +40,12 @@ const N = 8;
   const feeds = {
     [model.inputName]: new ort.Tensor(
       'float32',
-      Float32Array.from({ length: N * size }, (_, i) => Math.sin(i * 12.9898)),
-      [N, ...model.inputShape],
+      Float32Array.from({ length: B * size }, (_, i) => Math.sin(i * 12.9898)),
+      [B, ...model.inputShape],
     ),
     [ITEM_INPUTS.image]: new ort.Tensor(
       'int64',
-      BigInt64Array.from({ length: N }, (_, i) => BigInt(i)),
+      BigInt64Array.from({ length: N }, (_, i) => BigInt(Math.floor(i / perImage))),
       [N],
     ),
     [ITEM_INPUTS.channel]: new ort.Tensor('float32', channels, [N, Ct]),
@@ -60,7 +63,7 @@ const N = 8;
   const byOp = new Map<string, number>();
   for (const e of events) if (e.cat === 'Node' && e.name.endsWith('_kernel_time')) byOp.set(e.args.op_name!, (byOp.get(e.args.op_name!) ?? 0) + e.dur);
   const total = [...byOp.values()].reduce((a, b) => a + b, 0);
-  console.log(`${name} ${layerName}, batch ${N}: ${(total / runs / 1000).toFixed(0)} ms of kernels per run`);
+  console.log(`${name} ${layerName}, batch ${N} over ${B} images: ${(total / runs / 1000).toFixed(0)} ms of kernels per run`);
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12))
     console.log(`  ${op} ${((100 * us) / total).toFixed(1)}% (${(us / runs / 1000).toFixed(0)} ms)`);
   await session.release();

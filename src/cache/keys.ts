@@ -20,7 +20,7 @@ export const PIXELS_VERSION = 'p3';
 export const CACHE_FORMAT = 'c2';
 
 /** The PNGs and .npy files made of results (src/images renderers, npy.ts): part of every rendering's key. */
-export const RENDER_VERSION = 'r1';
+export const RENDER_VERSION = 'r2';
 
 /** What of a model its results depend on: the ONNX file and how images are preprocessed (the sidecar). */
 export interface KeyedModel {

@@ -1,5 +1,5 @@
 /** Turns float arrays into pictures: signed maps with 0 at mid-grey, grids of tiles. */
-import sharp from 'sharp';
+import { encodePng } from './png';
 
 /**
  * Interleaved pixels with `from` channels as `to` channels: grey replicated, or the first
@@ -64,11 +64,8 @@ function clamp255(v: number): number {
 }
 
 /** A PNG of interleaved pixels, upscaled by an integer factor with nearest-neighbour. */
-export async function png(pixels: Buffer, width: number, height: number, channels: number, upscale = 1): Promise<Buffer> {
-  let img = sharp(pixels, { raw: { width, height, channels: channels as 1 | 3 } });
-  if (upscale > 1) img = img.resize(width * upscale, height * upscale, { kernel: 'nearest' });
-  if (channels === 1) img = img.toColourspace('b-w');
-  return img.png({ compressionLevel: 6 }).toBuffer();
+export function png(pixels: Buffer, width: number, height: number, channels: number, upscale = 1): Promise<Buffer> {
+  return encodePng(upscalePixels(pixels, width, height, channels, upscale), width * upscale, height * upscale, channels);
 }
 
 /** Upscale factor that makes a small tile at least `target` pixels wide. */
@@ -99,13 +96,19 @@ export function grid(tiles: Buffer[], tileW: number, tileH: number, channels: nu
 /** Nearest-neighbour upscaling of interleaved pixels (before gridding, so gaps stay 1 px). */
 export function upscalePixels(pixels: Buffer, width: number, height: number, channels: number, factor: number): Buffer {
   if (factor === 1) return pixels;
-  const W = width * factor;
-  const out = Buffer.alloc(W * height * factor * channels);
-  for (let y = 0; y < height * factor; y++) {
-    for (let x = 0; x < W; x++) {
-      const src = (Math.floor(y / factor) * width + Math.floor(x / factor)) * channels;
-      pixels.copy(out, (y * W + x) * channels, src, src + channels);
+  const rowIn = width * channels;
+  const rowOut = rowIn * factor;
+  const out = Buffer.alloc(rowOut * height * factor);
+  for (let y = 0; y < height; y++) {
+    // One row widened, then copied to the factor − 1 rows below it.
+    const first = y * factor * rowOut;
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < channels; c++) {
+        const v = pixels[y * rowIn + x * channels + c];
+        for (let k = 0; k < factor; k++) out[first + (x * factor + k) * channels + c] = v;
+      }
     }
+    for (let k = 1; k < factor; k++) out.copyWithin(first + k * rowOut, first, first + rowOut);
   }
   return out;
 }

@@ -30,7 +30,7 @@ import { ProcessJobReport } from '../index/process-jobs';
 import { defaultIndexLayers, JobInfo } from '../index/jobs';
 import { jobEnded, TopRow } from '../index/store';
 import { Box, projectionPng } from '../images/maps';
-import { patchPng } from '../images/patches';
+import { cropPixels, imagePixels, Pixels, pixelsPng } from '../images/patches';
 import { SourceImage } from '../inference';
 import type { Layer, Model } from '../model';
 import type { Dataset } from '../registry/datasets';
@@ -43,7 +43,9 @@ import { buildIndex, topBox, topImage, topRows } from './top-activations';
 import { inputBox } from './views';
 
 /** Bump when the atlas's pages change: atlases are named by it too. */
-const ATLAS_VERSION = 'a2';
+const ATLAS_VERSION = 'a3';
+/** Decoded images kept for their patches: the work of a layer comes image by image, some runs at once. */
+const DECODED_IMAGES = 8;
 
 /**
  * Starts (or finds) the atlas of `layers` (default: every Conv and Relu) of `model` over
@@ -156,12 +158,27 @@ export async function writeAtlas(
     }
     return name;
   };
-  // Units of one layer (and a Conv and its ReLU) often share a top image and its box: one patch each.
+  // Units of one layer (and a Conv and its ReLU) often share a top image and its box: one patch
+  // each, cut from the image decoded once (the work comes image by image: the last few are kept).
   const patches = new Map<string, Promise<Picture>>();
+  const decoded = new Map<string, Promise<Pixels>>();
+  const pixelsOf = (image: SourceImage): Promise<Pixels> => {
+    let pixels = decoded.get(image.sha256);
+    if (!pixels) {
+      decoded.set(image.sha256, (pixels = imagePixels(image.bytes)));
+      if (decoded.size > DECODED_IMAGES) decoded.delete(decoded.keys().next().value!);
+    }
+    return pixels;
+  };
   const patchOf = (image: SourceImage, box: Box): Promise<Picture> => {
     const key = `${image.sha256}/${box.x},${box.y},${box.width},${box.height}`;
     let made = patches.get(key);
-    if (!made) patches.set(key, (made = patchPng(image.bytes, box, 1).then((bytes) => ({ file: keep(bytes), width: box.width, height: box.height }))));
+    if (!made) {
+      made = pixelsOf(image)
+        .then((pixels) => pixelsPng(cropPixels(pixels, box), 1))
+        .then((bytes) => ({ file: keep(bytes), width: box.width, height: box.height }));
+      patches.set(key, made);
+    }
     return made;
   };
   const done = new Map<Layer, Cell[][]>();
