@@ -14,6 +14,7 @@ import { compileForward, compileShapeProbe } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
 import { SESSION_LOAD_BYTES_PER_GRAPH_BYTE } from '../src/engine/engine';
 import { project, ProjectionItem } from '../src/engine/projections';
+import { byteLength, rawBytes } from '../src/onnx/weights';
 import { createServices, Services } from '../src/service/services';
 import { FIXTURE_MODELS } from './helpers';
 import { argmaxAbs, loadManifest, loadNpy, ReferenceCase, relativeError } from './reference';
@@ -397,7 +398,7 @@ describe('compiled graphs on disk (GRAPH_CACHE_MB)', () => {
 });
 
 describe("a model's weights shared by its graphs (CPU backend, with the graph cache)", () => {
-  test('graphs refer to one file of the weights, written once beside them; without it stored graphs compile again; the numbers are those of graphs that carry their weights', async () => {
+  test('graphs refer to one file of the weights, written once beside them (again at load if it is gone); the numbers are those of graphs that carry their weights', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-weights-'));
     const cases = manifest.cases.filter((k) => k.model === 'vgg' && k.seed === 'MAX');
     const inline = await services('cpu', { SHARED_WEIGHTS: 'false' });
@@ -426,13 +427,18 @@ describe("a model's weights shared by its graphs (CPU backend, with the graph ca
       const transposed = b.op('Transpose', [gemm.proto.input[1]], { perm: [1, 0] });
       const bias = b.op('Neg', [gemm.proto.input[2]]); // folded too, but carried inside the graph
       const folding = b.build([batchInput(m.inputName, m.graph.inputDims.slice(1))], [b.op('MatMul', [b.op('Add', [gemm.proto.output[0], bias]), transposed])]);
-      assert.equal(folding.foldedBytes, m.graph.initializers.get(gemm.proto.input[1])!.rawData!.byteLength);
+      assert.equal(folding.foldedBytes, byteLength(m.graph.initializers.get(gemm.proto.input[1])!));
       expected = await Promise.all(cases.map((c) => project(inline.engine, ...request(inline, c))));
       const got = await Promise.all(cases.map((c) => project(shared.engine, ...request(shared, c))));
       got.forEach((r, i) => assert.ok(relativeError(r.projection, expected[i].projection) <= 1e-6, `case ${cases[i].id}`));
       const file = path.join(dir, 'graphs', weights.location);
       assert.equal(fs.statSync(file).size, weights.bytes);
-      assert.deepEqual(fs.readdirSync(path.dirname(file)), [path.basename(file)], 'one file for all the graphs');
+      const named = fs
+        .readdirSync(path.join(dir, 'graphs'))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => JSON.parse(fs.readFileSync(path.join(dir, 'graphs', f), 'utf8')).shared?.file)
+        .filter((f) => f !== undefined);
+      assert.ok(named.length > 1 && named.every((f) => f === weights.location), 'one file for all the graphs');
       // Sessions count the shared weights they refer to at a fraction of graphs that carry them (small weights stay inside).
       assert.ok(
         shared.engine.sessionStats.bytes < inline.engine.sessionStats.bytes,
@@ -442,7 +448,7 @@ describe("a model's weights shared by its graphs (CPU backend, with the graph ca
       await inline.engine.close();
       await shared.engine.close();
     }
-    // After a restart without the file, the stored graphs that refer to it are compiled again (and the file written again), the others read.
+    // After a restart without the file, the model's load writes it again, and every stored graph is read, none compiled.
     const file = path.join(dir, 'graphs', model(shared, 'vgg').graph.sharedWeights!.location);
     const size = fs.statSync(file).size;
     const infos = fs.readdirSync(path.join(dir, 'graphs')).filter((f) => f.endsWith('.json'));
@@ -451,13 +457,55 @@ describe("a model's weights shared by its graphs (CPU backend, with the graph ca
     fs.rmSync(file);
     const restarted = await createServices(loadConfig({ MODELS_DIR: FIXTURE_MODELS, LOG_LEVEL: 'silent', CACHE_DIR: dir, SHARED_WEIGHTS: 'true' }));
     try {
-      const again = await Promise.all(cases.map((c) => project(restarted.engine, ...request(restarted, c))));
-      assert.equal(restarted.engine.stats.compiled, referring);
-      assert.equal(restarted.engine.stats.graphsFromDisk, infos.length - referring);
       assert.equal(fs.statSync(file).size, size);
+      const again = await Promise.all(cases.map((c) => project(restarted.engine, ...request(restarted, c))));
+      assert.equal(restarted.engine.stats.compiled, 0);
+      assert.equal(restarted.engine.stats.graphsFromDisk, infos.length);
       again.forEach((r, i) => assert.ok(relativeError(r.projection, expected[i].projection) <= 1e-6, `case ${cases[i].id} after the restart`));
     } finally {
       await restarted.engine.close();
+    }
+  });
+});
+
+describe("a model's large weights kept on disk, not in memory (with the graph cache)", () => {
+  test('they are dropped from memory once written, nothing holds the decoded file, and every graph compiled from them gives the same bytes and numbers', async () => {
+    const cases = manifest.cases.filter((k) => k.model === 'vgg');
+    const onDisk = await services('cpu');
+    const inMemory = await services('cpu', { GRAPH_CACHE_MB: '0' });
+    try {
+      const stored = model(onDisk, 'vgg').graph;
+      const held = model(inMemory, 'vgg').graph;
+      assert.equal(held.weights, undefined, 'no graph cache: the weights stay in memory');
+      const weights = stored.weights!;
+      const large = [...held.initializers.values()].filter((t) => (t.rawData?.byteLength ?? 0) >= 64 * 1024);
+      assert.ok(large.length >= 3, `${large.length} large weights`);
+      for (const t of large) {
+        const s = stored.initializers.get(t.name!)!;
+        assert.equal(s.rawData, undefined, `${t.name} dropped`);
+        assert.equal(s.stored?.length, t.rawData!.byteLength);
+        assert.ok(Buffer.from(rawBytes(s)!).equals(Buffer.from(t.rawData!)), `${t.name} read back`);
+      }
+      const file = large.map((t) => stored.initializers.get(t.name!)!.stored!.file)[0];
+      assert.equal(fs.statSync(file).size, weights.bytes);
+      // Every bytes field left has a buffer of its own (none a view of the decoded file's).
+      const views: string[] = [];
+      const walk = (v: unknown, at: string) => {
+        if (v instanceof Uint8Array) {
+          if (v.buffer.byteLength !== v.byteLength) views.push(at);
+        } else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) walk(x, `${at}.${k}`);
+      };
+      walk(stored.proto, 'model');
+      assert.deepEqual(views, []);
+      // The same graphs, byte for byte, and the same projections.
+      const logits = [stored.outputNames[0]];
+      assert.ok(Buffer.from(compileForward(stored, logits).model).equals(Buffer.from(compileForward(held, logits).model)));
+      const a = await Promise.all(cases.map((c) => project(onDisk.engine, ...request(onDisk, c))));
+      const b = await Promise.all(cases.map((c) => project(inMemory.engine, ...request(inMemory, c))));
+      a.forEach((r, i) => assert.deepEqual(r.projection, b[i].projection, `case ${cases[i].id}`));
+    } finally {
+      await onDisk.engine.close();
+      await inMemory.engine.close();
     }
   });
 });

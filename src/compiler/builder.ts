@@ -6,6 +6,7 @@
 import { OnnxGraph } from '../onnx/graph';
 import { AttributeProto, AttributeType, DataType, encodeModel, NodeProto, TensorProto, ValueInfoProto } from '../onnx/proto';
 import { floatTensor, int64Tensor } from '../onnx/tensor';
+import { byteLength } from '../onnx/weights';
 import type { CompiledGraph } from './forward';
 
 export type AttrValue = number | number[] | string | TensorProto | { float: number } | { floats: number[] };
@@ -146,7 +147,7 @@ export class GraphBuilder {
       .filter((t) => used.has(t.name ?? ''))
       .map((t) => {
         const reference = shared?.reference(t);
-        if (reference) referred.set(t.name!, t.rawData!.byteLength);
+        if (reference) referred.set(t.name!, byteLength(t));
         return reference ?? t;
       });
     const model = encodeModel({

@@ -212,6 +212,11 @@ export class Engine {
     return this.options.sharedWeights === true && this.runtime.backend === 'cpu' && this.options.graphCache !== undefined;
   }
 
+  /** Where models keep their large weights on disk (OnnxGraph.storeWeights): the graph cache's folder, if there is one. */
+  get weightsDir(): string | undefined {
+    return this.options.graphCache?.weightsDir;
+  }
+
   /** A graph to load: from the graph cache on disk, else compiled now (and stored there). */
   private async graph(
     key: string,

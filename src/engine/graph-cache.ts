@@ -45,7 +45,12 @@ export class GraphCache {
     private readonly dir: string,
     private readonly maxBytes: number,
   ) {
-    fs.mkdirSync(dir, { recursive: true });
+    fs.mkdirSync(path.join(dir, WEIGHTS_FOLDER), { recursive: true });
+  }
+
+  /** The folder of the models' weight files (weights.ts), beside the graphs that may refer to them. */
+  get weightsDir(): string {
+    return path.join(this.dir, WEIGHTS_FOLDER);
   }
 
   private file(key: string): string {

@@ -3,9 +3,10 @@
  * unique display names, initializers, constant values, element types and the "data path"
  * (the float tensors that depend on the image input: the network's activations).
  */
+import path from 'node:path';
 import { AttributeProto, AttributeType, DataType, decodeModel, ModelProto, NodeProto, TensorProto } from './proto';
 import { toNumbers } from './tensor';
-import { SharedWeights } from './weights';
+import { SharedWeights, storeWeights } from './weights';
 
 export interface GraphNode {
   /** Position in topological order. */
@@ -33,6 +34,8 @@ export class OnnxGraph {
   readonly inputDims: (number | null)[];
   readonly opset: number;
   readonly outputNames: string[];
+  /** The file of the model's large weights, once storeWeights() has written it: compiling reads them from there. */
+  weights?: SharedWeights;
   /** The file of large weights its compiled graphs refer to, once shareWeights() is called; until then graphs carry their weights. */
   sharedWeights?: SharedWeights;
 
@@ -78,7 +81,13 @@ export class OnnxGraph {
 
   /** From now on compiled graphs refer to the model's large weights in one file named `name` (weights.ts), which whoever loads them writes. */
   shareWeights(name: string): void {
-    this.sharedWeights = new SharedWeights(name, this.initializers);
+    this.sharedWeights = this.weights?.name === name ? this.weights : new SharedWeights(name, this.initializers);
+  }
+
+  /** Writes the large weights to `file` (unless there) and keeps them there, not in memory (weights.ts storeWeights). */
+  async storeWeights(file: string): Promise<void> {
+    this.weights = new SharedWeights(path.basename(file), this.initializers);
+    await storeWeights(this.proto, this.weights, file);
   }
 
   static parse(bytes: Uint8Array): OnnxGraph {

@@ -5,6 +5,7 @@
  */
 import protobuf from 'protobufjs';
 import descriptor from './onnx.proto.json';
+import { byteLength, rawBytes, type StoredBytes } from './weights';
 
 const root = protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
 const ModelProtoType = root.lookupType('onnx.ModelProto');
@@ -42,6 +43,8 @@ export interface TensorProto {
   rawData?: Uint8Array;
   dataLocation?: number;
   externalData?: { key: string; value: string }[];
+  /** convscope's own (not ONNX's): where rawData lies once it is dropped from memory (weights.ts storeWeights). */
+  stored?: StoredBytes;
 }
 
 export interface AttributeProto {
@@ -117,12 +120,12 @@ const TENSOR_RAW_DATA = (9 << 3) | 2;
 export function encodeModel(model: ModelProto): Uint8Array {
   const encode = (type: protobuf.Type, value: object) => type.encode(type.fromObject(value as Record<string, unknown>)).finish();
   const initializers = model.graph.initializer ?? [];
-  const large = initializers.filter((t) => (t.rawData?.byteLength ?? 0) >= LARGE);
+  const large = initializers.filter((t) => t.stored !== undefined || byteLength(t) >= LARGE);
   const head = encode(ModelProtoType, { ...model, graph: undefined });
   const graphHead = encode(GraphProtoType, { ...model.graph, initializer: initializers.filter((t) => !large.includes(t)) });
   const tensors = large.map((t) => {
-    const header = encode(TensorProtoType, { ...t, rawData: undefined });
-    const raw = t.rawData!;
+    const header = encode(TensorProtoType, { ...t, rawData: undefined, stored: undefined });
+    const raw = rawBytes(t)!; // read from the weights file if stored there: one weight at a time in memory
     return { header, raw, size: header.length + 1 + varintLength(raw.byteLength) + raw.byteLength };
   });
   const graphSize = graphHead.length + tensors.reduce((n, t) => n + 1 + varintLength(t.size) + t.size, 0);

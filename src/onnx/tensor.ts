@@ -1,4 +1,5 @@
 import { DataType, TensorProto } from './proto';
+import { rawBytes } from './weights';
 
 /** An initializer's values as float32 (weights, biases, BN statistics; a boolean mask as 0/1). */
 export function toFloat32(t: TensorProto): Float32Array {
@@ -7,7 +8,7 @@ export function toFloat32(t: TensorProto): Float32Array {
   if (t.dataLocation === 1 || (t.externalData?.length ?? 0) > 0) {
     throw new Error(`tensor "${t.name}" keeps its data in an external file, which convscope does not read`);
   }
-  const raw = t.rawData;
+  const raw = rawBytes(t);
   if (raw && raw.byteLength > 0) {
     if (type === DataType.FLOAT && raw.byteLength === count * 4) return new Float32Array(new Uint8Array(raw).buffer);
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);

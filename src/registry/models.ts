@@ -29,6 +29,8 @@ export interface ModelLimits {
 export interface ModelOptions extends ModelLimits {
   /** Compiled graphs refer to each model's weights in one shared file (OnnxGraph.shareWeights; Engine.sharesWeights says where they may). */
   shareWeights?: boolean;
+  /** Where each model's large weights are written once and read from when a graph is compiled, instead of staying in memory (OnnxGraph.storeWeights); none: in memory. */
+  weightsDir?: string;
 }
 
 const NO_LIMITS: ModelOptions = { maxModelBytes: 2 ** 31 - 1, maxModelInputElements: 4 * 1024 * 1024 };
@@ -207,6 +209,7 @@ async function loadModel({ name, file, sidecar: sidecarFile, tfjs }: ModelSource
   const preprocessing = resolvePreprocessing(sidecar, inputShape as number[]);
   const { shapes, maxBatch, forwardPerItem, batchFirst } = await probeShapes(graph, inputShape as number[], runtime);
   const rf = receptiveFields(graph, shapes);
+  if (options.weightsDir) await graph.storeWeights(path.join(options.weightsDir, `${sha256}.weights`));
   if (options.shareWeights) graph.shareWeights(`${sha256}.weights`);
   // A layer's units are a grid per image (units.ts): tensors with the batch axis elsewhere
   // (inside attention) or of other ranks (ShuffleNet's [groups, C, H, W] shuffle) are not layers.

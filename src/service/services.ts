@@ -50,7 +50,7 @@ export async function createServices(config: Config): Promise<Services> {
     graphCache: config.graphCacheBytes > 0 ? new GraphCache(path.join(config.cacheDir, 'graphs'), config.graphCacheBytes) : undefined,
     sharedWeights: config.sharedWeights,
   });
-  const registry = await ModelRegistry.load(config.modelsDir, runtime, { ...config, shareWeights: engine.sharesWeights });
+  const registry = await ModelRegistry.load(config.modelsDir, runtime, { ...config, shareWeights: engine.sharesWeights, weightsDir: engine.weightsDir });
   const cache = await openStore(config); // memory → CACHE_DIR/store → Redis (REDIS_URL)
   const blobs = new BlobStore(cache, config.publicUrl, urlSigningKey(config.urlSigningKey, config.cacheDir)); // URL_SIGNING_KEY signs projection URLs' recipes
   const images = new ImageStore(config.cacheDir, config, config.uploadsBytes);
