@@ -48,6 +48,8 @@ export interface Config {
   sharedWeights: boolean;
   /** Seconds between rescans of MODELS_DIR for added, replaced or removed models (MODELS_RESCAN_S, default 2; 0 = never). */
   modelsRescanSeconds: number;
+  /** Seconds a replaced or removed model's weights file is kept for work still running on it (RETIRED_WEIGHTS_S, default 600). */
+  retiredWeightsSeconds: number;
   /** Seconds after which a session nobody asked for is released (SESSION_IDLE_S, default 600; 0 = never). */
   sessionIdleSeconds: number;
   /** Largest accepted HTTP JSON body (inline base64 images live there). */
@@ -220,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionMemoryBytes: megabytes(env, 'SESSION_MEMORY_MB', 2048),
     sessionIdleSeconds: seconds(env, 'SESSION_IDLE_S', 600),
     modelsRescanSeconds: seconds(env, 'MODELS_RESCAN_S', 2),
+    retiredWeightsSeconds: seconds(env, 'RETIRED_WEIGHTS_S', 600),
     graphCacheBytes: megabytes(env, 'GRAPH_CACHE_MB', 4096),
     sharedWeights: /^(1|on|true|yes)$/i.test(env.SHARED_WEIGHTS ?? ''),
     bodyLimitBytes: int(env, 'BODY_LIMIT_MB', 16, 1) * 1024 * 1024,

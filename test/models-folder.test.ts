@@ -37,7 +37,13 @@ describe('models folder changes take effect without a restart', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-models-'));
     copy('vgg', dir);
     await makeDataset(path.join(`${dir}-datasets`, 'tiny'), 3, 64, 48);
-    server = await startTestServer({ MODELS_DIR: dir, DATASETS_DIR: `${dir}-datasets`, MODELS_RESCAN_S: '0.2', RESPONSE_CACHE: 'on' });
+    server = await startTestServer({
+      MODELS_DIR: dir,
+      DATASETS_DIR: `${dir}-datasets`,
+      MODELS_RESCAN_S: '0.2',
+      RESPONSE_CACHE: 'on',
+      RETIRED_WEIGHTS_S: '0.5',
+    });
   });
   afterAll(async () => {
     await server.close();
@@ -78,10 +84,14 @@ describe('models folder changes take effect without a restart', () => {
     fs.rmSync(path.join(dir, 'indexed.json'));
   });
 
-  test('a model replaced under the same name is served anew (the response cache follows)', async () => {
+  test('a model replaced under the same name is served anew (the response cache follows), and its old weights file removed a while later', async () => {
     const sha = (d: { models: { nodes: { name: string; sha256: string }[] } }, name: string) => d.models.nodes.find((n) => n.name === name)?.sha256;
     const query = `{ model(name: "added") { sha256 inputShape } }`;
     const before = await gql(server.url, query);
+    const weightsOf = (name: string) => server.services.registry.models.get(name)?.graph.weightsFile;
+    const replaced = weightsOf('added')!;
+    const kept = weightsOf('vgg')!;
+    assert.ok(fs.existsSync(replaced) && fs.existsSync(kept), 'the large weights of both models in their files');
     copy('squeezenet', dir, 'added');
     const expected = (await import('node:crypto'))
       .createHash('sha256')
@@ -91,6 +101,11 @@ describe('models folder changes take effect without a restart', () => {
     const after = await gql(server.url, query);
     assert.notEqual(after.data.model.sha256, before.data.model.sha256);
     assert.equal(after.data.model.sha256, expected);
+    // The replaced model's weights file goes RETIRED_WEIGHTS_S (0.5 s here) after it was replaced; a served model's stays.
+    const deadline = Date.now() + 10_000;
+    while (fs.existsSync(replaced) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!fs.existsSync(replaced), `${replaced} removed`);
+    assert.ok(fs.existsSync(kept));
   });
 
   test('a removed model is gone (NOT_FOUND), and a broken file is listed in modelErrors, then fixed in place', async () => {

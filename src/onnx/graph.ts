@@ -34,8 +34,10 @@ export class OnnxGraph {
   readonly inputDims: (number | null)[];
   readonly opset: number;
   readonly outputNames: string[];
-  /** The file of the model's large weights, once storeWeights() has written it: compiling reads them from there. */
+  /** The model's large weights in one file, once storeWeights() has written it: compiling reads them from there. */
   weights?: SharedWeights;
+  /** That file's path (none if the model has no large weights). */
+  weightsFile?: string;
   /** The file of large weights its compiled graphs refer to, once shareWeights() is called; until then graphs carry their weights. */
   sharedWeights?: SharedWeights;
 
@@ -88,6 +90,7 @@ export class OnnxGraph {
   async storeWeights(file: string): Promise<void> {
     this.weights = new SharedWeights(path.basename(file), this.initializers);
     await storeWeights(this.proto, this.weights, file);
+    if (this.weights.bytes > 0) this.weightsFile = file;
   }
 
   static parse(bytes: Uint8Array): OnnxGraph {

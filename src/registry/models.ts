@@ -31,6 +31,8 @@ export interface ModelOptions extends ModelLimits {
   shareWeights?: boolean;
   /** Where each model's large weights are written once and read from when a graph is compiled, instead of staying in memory (OnnxGraph.storeWeights); none: in memory. */
   weightsDir?: string;
+  /** How long the weights file of a model replaced or removed is kept, for work still running on it (RETIRED_WEIGHTS_S); none: for ever. */
+  retiredWeightsSeconds?: number;
 }
 
 const NO_LIMITS: ModelOptions = { maxModelBytes: 2 ** 31 - 1, maxModelInputElements: 4 * 1024 * 1024 };
@@ -43,6 +45,8 @@ export class ModelRegistry {
   /** Per model name, a signature seen once: loaded when the next scan sees it unchanged (a file still being copied changes). */
   private readonly settling = new Map<string, string>();
   private scanning: Promise<boolean> | undefined;
+  /** Weights files of models replaced or removed, and when: removed at a scan once retiredWeightsSeconds have passed, unless a served model uses them again. */
+  private readonly retired = new Map<string, number>();
 
   private constructor(
     private readonly dir: string,
@@ -81,6 +85,7 @@ export class ModelRegistry {
   }
 
   private async scan(initial: boolean): Promise<boolean> {
+    this.removeRetiredWeights();
     const sources = listModelSources(this.dir);
     let changed = false;
     const present = new Set(sources.map((f) => f.name));
@@ -119,11 +124,31 @@ export class ModelRegistry {
 
   /** Stops serving a model and drops its load error; true if there was either. */
   private forget(name: string): boolean {
+    const file = this.models.get(name)?.graph.weightsFile;
+    if (file) this.retired.set(file, Date.now());
     const had = this.models.delete(name);
     const before = this.errors.length;
     const kept = this.errors.filter((e) => e.model !== name);
     this.errors.splice(0, this.errors.length, ...kept);
     return had || kept.length !== before;
+  }
+
+  /**
+   * Removes the weights files retired long enough ago, unless a served model uses them (the same
+   * bytes loaded again): a model being replaced again and again would otherwise fill the disk.
+   */
+  private removeRetiredWeights(): void {
+    const keep = this.options.retiredWeightsSeconds;
+    if (keep === undefined) return;
+    const served = new Set([...this.models.values()].map((m) => m.graph.weightsFile));
+    for (const [file, since] of this.retired) {
+      if (served.has(file)) this.retired.delete(file);
+      else if (Date.now() - since >= keep * 1000) {
+        fs.rmSync(file, { force: true });
+        this.retired.delete(file);
+        log.info({ file }, "a replaced or removed model's weights file removed");
+      }
+    }
   }
 }
 
