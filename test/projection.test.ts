@@ -14,6 +14,7 @@ import { compileForward, compileShapeProbe } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
 import { SESSION_LOAD_BYTES_PER_GRAPH_BYTE } from '../src/engine/engine';
 import { project, ProjectionItem } from '../src/engine/projections';
+import { writeParts } from '../src/onnx/proto';
 import { byteLength, rawBytes } from '../src/onnx/weights';
 import { createServices, Services } from '../src/service/services';
 import { FIXTURE_MODELS } from './helpers';
@@ -469,7 +470,7 @@ describe("a model's weights shared by its graphs (CPU backend, with the graph ca
 });
 
 describe("a model's large weights kept on disk, not in memory (with the graph cache)", () => {
-  test('they are dropped from memory once written, nothing holds the decoded file, and every graph compiled from them gives the same bytes and numbers', async () => {
+  test('they are dropped from memory once written, nothing holds the decoded file, and every graph compiled from them (whole, or written from its parts) gives the same bytes and numbers', async () => {
     const cases = manifest.cases.filter((k) => k.model === 'vgg');
     const onDisk = await services('cpu');
     const inMemory = await services('cpu', { GRAPH_CACHE_MB: '0' });
@@ -499,7 +500,14 @@ describe("a model's large weights kept on disk, not in memory (with the graph ca
       assert.deepEqual(views, []);
       // The same graphs, byte for byte, and the same projections.
       const logits = [stored.outputNames[0]];
-      assert.ok(Buffer.from(compileForward(stored, logits).model).equals(Buffer.from(compileForward(held, logits).model)));
+      const compiled = compileForward(stored, logits);
+      assert.ok(Buffer.from(compiled.model).equals(Buffer.from(compileForward(held, logits).model)));
+      // Written from its parts (weights read from the file one at a time), the file holds the same bytes.
+      const written = path.join(os.tmpdir(), `convscope-parts-${process.pid}.onnx`);
+      await writeParts(written, compiled.parts);
+      assert.ok(fs.readFileSync(written).equals(Buffer.from(compiled.model)));
+      assert.equal(compiled.bytes, compiled.model.byteLength);
+      fs.rmSync(written);
       const a = await Promise.all(cases.map((c) => project(onDisk.engine, ...request(onDisk, c))));
       const b = await Promise.all(cases.map((c) => project(inMemory.engine, ...request(inMemory, c))));
       a.forEach((r, i) => assert.deepEqual(r.projection, b[i].projection, `case ${cases[i].id}`));

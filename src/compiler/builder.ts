@@ -4,7 +4,7 @@
  * emitted in the form the model's opset expects.
  */
 import { OnnxGraph } from '../onnx/graph';
-import { AttributeProto, AttributeType, DataType, encodeModel, NodeProto, TensorProto, ValueInfoProto } from '../onnx/proto';
+import { AttributeProto, AttributeType, concatParts, DataType, encodeModelParts, NodeProto, TensorProto, ValueInfoProto } from '../onnx/proto';
 import { floatTensor, int64Tensor } from '../onnx/tensor';
 import { byteLength } from '../onnx/weights';
 import type { CompiledGraph } from './forward';
@@ -150,7 +150,7 @@ export class GraphBuilder {
         if (reference) referred.set(t.name!, byteLength(t));
         return reference ?? t;
       });
-    const model = encodeModel({
+    const { parts, bytes } = encodeModelParts({
       irVersion: this.source.proto.irVersion ?? 8,
       producerName: 'convscope',
       opsetImport: this.source.proto.opsetImport,
@@ -162,10 +162,18 @@ export class GraphBuilder {
         output: outputs.map((name) => ({ name, type: { tensorType: { elemType: this.elemType(name) } } })),
       },
     });
-    if (referred.size === 0) return { model, outputs };
+    const graph = {
+      parts,
+      bytes,
+      outputs,
+      get model() {
+        return concatParts(parts, bytes);
+      },
+    };
+    if (referred.size === 0) return graph;
     const constants = [...weights, ...this.initializers, ...extraInitializers].map((t) => t.name ?? '');
     const sum = (names: Iterable<string>) => [...names].reduce((n, name) => n + referred.get(name)!, 0);
-    return { model, outputs, sharedWeights: shared, sharedBytes: sum(referred.keys()), foldedBytes: sum(this.folded(constants, referred)) };
+    return Object.assign(graph, { sharedWeights: shared, sharedBytes: sum(referred.keys()), foldedBytes: sum(this.folded(constants, referred)) });
   }
 
   /**

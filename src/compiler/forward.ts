@@ -1,14 +1,19 @@
 /** Forward graphs: the model cut at the requested activations, each returned as an output. */
 import { normalisationTable, sourceChannel } from '../images/preprocess';
 import { OnnxGraph } from '../onnx/graph';
-import { DataType, ValueInfoProto } from '../onnx/proto';
+import { DataType, ModelPart, ValueInfoProto } from '../onnx/proto';
 import type { Preprocessing } from '../model';
 import type { SharedWeights } from '../onnx/weights';
 import { ancestors, batchInput, GraphBuilder } from './builder';
 import { asUnitGrid, seedShape } from './units';
 
 export interface CompiledGraph {
-  model: Uint8Array;
+  /** The graph as parts written one after the other (encodeModelParts): whole in memory only if `model` is read. */
+  parts: ModelPart[];
+  /** Its size in bytes. */
+  bytes: number;
+  /** The graph as one array, made when read. */
+  readonly model: Uint8Array;
   /** Output tensor names, in the order of the request. */
   outputs: string[];
   /** The file of the model's weights the graph refers to (OnnxGraph.shareWeights), if it does: it must be written beside the graph before the graph loads. */

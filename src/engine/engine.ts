@@ -230,11 +230,12 @@ export class Engine {
     }
     const graph = compile();
     this.stats.compiled++;
-    const graphBytes = graph.model.byteLength; // read before the bytes move to the runtime
+    const graphBytes = graph.bytes;
     const sharedBytes = graph.sharedBytes ?? 0;
     if (sharedBytes > 0 && !cache) throw new Error('a graph that refers to shared weights needs the graph cache (GRAPH_CACHE_MB > 0)');
-    // A graph that could not be stored (a full disk) is loaded from its bytes, unless it refers
-    // to shared weights (found only beside a stored graph).
+    // Written to the graph cache from its parts and loaded from there by the runtime, the graph
+    // is never whole in this thread. One that could not be stored (a full disk) is loaded from
+    // its bytes, unless it refers to shared weights (found only beside a stored graph).
     const storing = cache ? cache.put(key, graph) : Promise.resolve(graph.model);
     const source = sharedBytes > 0 ? await storing : await storing.catch(() => graph.model);
     return { source, outputs: graph.outputs, graphBytes, sharedBytes, foldedBytes: graph.foldedBytes ?? 0 };

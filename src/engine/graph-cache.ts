@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CompiledGraph } from '../compiler/forward';
+import { writeParts } from '../onnx/proto';
 import { SharedWeights, WEIGHTS_FOLDER } from '../onnx/weights';
 
 /** What is stored beside a graph: its outputs, and the shared weights file it refers to, if any. */
@@ -84,7 +85,7 @@ export class GraphCache {
     if (graph.sharedWeights) await this.writeWeights(graph.sharedWeights);
     const file = this.file(key);
     const partial = `${file}.${process.pid}.partial`;
-    await fs.promises.writeFile(partial, graph.model);
+    await writeParts(partial, graph.parts);
     const shared = graph.sharedWeights && { file: graph.sharedWeights.location, bytes: graph.sharedBytes ?? 0, folded: graph.foldedBytes ?? 0 };
     await fs.promises.writeFile(`${file}.json`, JSON.stringify({ outputs: graph.outputs, shared } satisfies GraphInfo));
     await fs.promises.rename(partial, `${file}.onnx`);

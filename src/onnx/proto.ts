@@ -3,6 +3,7 @@
  * (src/onnx/onnx.proto → onnx.proto.json, see scripts/gen-onnx-proto.mjs).
  * The interfaces below name only the fields convscope reads or writes.
  */
+import fs from 'node:fs';
 import protobuf from 'protobufjs';
 import descriptor from './onnx.proto.json';
 import { byteLength, rawBytes, type StoredBytes } from './weights';
@@ -112,46 +113,75 @@ const MODEL_GRAPH = (7 << 3) | 2;
 const GRAPH_INITIALIZER = (5 << 3) | 2;
 const TENSOR_RAW_DATA = (9 << 3) | 2;
 
+/** A piece of a serialised model: bytes, or a weight read from its weights file when the piece is written. */
+export type ModelPart = Uint8Array | (() => Uint8Array);
+
 /**
- * Serialises a model into one buffer, copying each large weight once: protobufjs would copy
- * it into its writer's chunks and again into the result (a graph through ViT-B/16 is 330 MB).
- * The graph's large initializers are written after its other fields, which protobuf allows.
+ * Serialises a model as parts to be written one after the other: the large weights are the
+ * model's own arrays, or read from the model's weights file when written (weights.ts), between
+ * the bytes of everything else. A file is written from them with one weight in memory at a time
+ * (a graph through AlexNet's classifier is 244 MB, through ViT-B/16 330 MB); protobufjs would copy
+ * each weight into its writer's chunks and again into its result. The graph's large initializers
+ * are written after its other fields, which protobuf allows.
  */
-export function encodeModel(model: ModelProto): Uint8Array {
+export function encodeModelParts(model: ModelProto): { parts: ModelPart[]; bytes: number } {
   const encode = (type: protobuf.Type, value: object) => type.encode(type.fromObject(value as Record<string, unknown>)).finish();
   const initializers = model.graph.initializer ?? [];
   const large = initializers.filter((t) => t.stored !== undefined || byteLength(t) >= LARGE);
   const head = encode(ModelProtoType, { ...model, graph: undefined });
   const graphHead = encode(GraphProtoType, { ...model.graph, initializer: initializers.filter((t) => !large.includes(t)) });
+  const parts: ModelPart[] = [];
   const tensors = large.map((t) => {
     const header = encode(TensorProtoType, { ...t, rawData: undefined, stored: undefined });
-    const raw = rawBytes(t)!; // read from the weights file if stored there: one weight at a time in memory
-    return { header, raw, size: header.length + 1 + varintLength(raw.byteLength) + raw.byteLength };
+    const length = byteLength(t);
+    return { t, header, length, size: header.length + 1 + varintLength(length) + length };
   });
   const graphSize = graphHead.length + tensors.reduce((n, t) => n + 1 + varintLength(t.size) + t.size, 0);
-  const out = new Uint8Array(head.length + 1 + varintLength(graphSize) + graphSize);
+  parts.push(head, Uint8Array.from([MODEL_GRAPH, ...varint(graphSize)]), graphHead);
+  for (const { t, header, length, size } of tensors) {
+    parts.push(Uint8Array.from([GRAPH_INITIALIZER, ...varint(size)]), header, Uint8Array.from([TENSOR_RAW_DATA, ...varint(length)]));
+    parts.push(t.rawData ?? (() => rawBytes(t)!)); // read from the weights file if stored there
+  }
+  return { parts, bytes: head.length + 1 + varintLength(graphSize) + graphSize };
+}
+
+/** encodeModelParts as one buffer: each large weight copied once. */
+export function encodeModel(model: ModelProto): Uint8Array {
+  const { parts, bytes } = encodeModelParts(model);
+  return concatParts(parts, bytes);
+}
+
+/** Parts one after the other, in a new array of `bytes`. */
+export function concatParts(parts: ModelPart[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
   let at = 0;
-  const put = (bytes: Uint8Array) => {
-    out.set(bytes, at);
-    at += bytes.length;
-  };
-  const varint = (value: number) => {
-    for (; value >= 0x80; value = Math.floor(value / 128)) out[at++] = (value % 128) | 0x80;
-    out[at++] = value;
-  };
-  put(head);
-  out[at++] = MODEL_GRAPH;
-  varint(graphSize);
-  put(graphHead);
-  for (const t of tensors) {
-    out[at++] = GRAPH_INITIALIZER;
-    varint(t.size);
-    put(t.header);
-    out[at++] = TENSOR_RAW_DATA;
-    varint(t.raw.byteLength);
-    put(t.raw);
+  for (const part of parts) {
+    const b = typeof part === 'function' ? part() : part;
+    out.set(b, at);
+    at += b.byteLength;
   }
   return out;
+}
+
+/** Writes parts one after the other to `file`, one weight in memory at a time. */
+export async function writeParts(file: string, parts: ModelPart[]): Promise<void> {
+  const out = await fs.promises.open(file, 'w');
+  try {
+    for (const part of parts) {
+      const b = typeof part === 'function' ? part() : part;
+      for (let at = 0; at < b.byteLength;) at += (await out.write(b, at, b.byteLength - at)).bytesWritten;
+    }
+  } finally {
+    await out.close();
+  }
+}
+
+/** A protobuf varint's bytes. */
+function varint(value: number): number[] {
+  const bytes: number[] = [];
+  for (; value >= 0x80; value = Math.floor(value / 128)) bytes.push((value % 128) | 0x80);
+  bytes.push(value);
+  return bytes;
 }
 
 function varintLength(value: number): number {
