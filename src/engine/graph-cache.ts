@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CompiledGraph } from '../compiler/forward';
 import { writeParts } from '../onnx/proto';
-import { SharedWeights, WEIGHTS_FOLDER } from '../onnx/weights';
+import { WEIGHTS_FOLDER } from '../onnx/weights';
 
 /** What is stored beside a graph: its outputs, and the shared weights file it refers to, if any. */
 interface GraphInfo {
@@ -39,8 +39,6 @@ function compilerFingerprint(): string {
 
 export class GraphCache {
   private readonly fingerprint = compilerFingerprint();
-  /** Weight files being written, by path: graphs of a model compiled at once write it once. */
-  private readonly writing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly dir: string,
@@ -78,11 +76,13 @@ export class GraphCache {
   }
 
   /**
-   * Stores a graph (whole or not at all: written aside, then renamed), and the shared weights it
-   * refers to if they are not here yet; returns the graph's file. Evicts the oldest past the bound.
+   * Stores a graph (whole or not at all: written aside, then renamed); returns the graph's file.
+   * Evicts the oldest past the bound. The shared weights a graph refers to were written when its
+   * model loaded (OnnxGraph.storeWeights, into weightsDir).
    */
   async put(key: string, graph: CompiledGraph): Promise<string> {
-    if (graph.sharedWeights) await this.writeWeights(graph.sharedWeights);
+    const weights = graph.sharedWeights && path.join(this.dir, graph.sharedWeights.location);
+    if (weights && !fs.existsSync(weights)) throw new Error(`the weights file ${weights} is gone; touch the model's file to load it again`);
     const file = this.file(key);
     const partial = `${file}.${process.pid}.partial`;
     await writeParts(partial, graph.parts);
@@ -91,19 +91,6 @@ export class GraphCache {
     await fs.promises.rename(partial, `${file}.onnx`);
     this.evict(`${file}.onnx`);
     return `${file}.onnx`;
-  }
-
-  /** Writes a model's shared weights file, unless it is here. */
-  private writeWeights(weights: SharedWeights): Promise<void> {
-    const file = path.join(this.dir, weights.location);
-    if (fs.existsSync(file)) return Promise.resolve();
-    let writing = this.writing.get(file);
-    if (!writing) {
-      fs.mkdirSync(path.join(this.dir, WEIGHTS_FOLDER), { recursive: true });
-      writing = weights.write(file).finally(() => this.writing.delete(file));
-      this.writing.set(file, writing);
-    }
-    return writing;
   }
 
   /** Removes the least recently used graphs (by modification time) until the folder fits the bound, never `keep`. */

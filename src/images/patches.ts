@@ -1,8 +1,7 @@
 /** Crops of original images: the receptive-field patches of ZF Fig. 2. */
 import sharp from 'sharp';
 import type { Box } from './maps';
-import { encodePng } from './png';
-import { upscalePixels } from './render';
+import { png, upscaleFor } from './render';
 
 /** An image's 8-bit pixels as shown (EXIF orientation applied), interleaved. */
 export interface Pixels {
@@ -40,8 +39,7 @@ export function cropPixels(image: Pixels, box: Box): Pixels {
 
 /** Pixels as PNG, upscaled (nearest) to at least `minSide` pixels on their longer side. */
 export function pixelsPng({ data, width, height, channels }: Pixels, minSide = 64): Promise<Buffer> {
-  const factor = Math.max(1, Math.ceil(minSide / Math.max(width, height)));
-  return encodePng(upscalePixels(data, width, height, channels, factor), width * factor, height * factor, channels);
+  return png(data, width, height, channels, upscaleFor(Math.max(width, height), minSide));
 }
 
 /** A pipeline's output as pixels in sRGB (a grey image stays grey, CMYK becomes RGB). */

@@ -156,7 +156,7 @@ export function concatParts(parts: ModelPart[], bytes: number): Uint8Array {
   const out = new Uint8Array(bytes);
   let at = 0;
   for (const part of parts) {
-    const b = typeof part === 'function' ? part() : part;
+    const b = partBytes(part);
     out.set(b, at);
     at += b.byteLength;
   }
@@ -168,12 +168,17 @@ export async function writeParts(file: string, parts: ModelPart[]): Promise<void
   const out = await fs.promises.open(file, 'w');
   try {
     for (const part of parts) {
-      const b = typeof part === 'function' ? part() : part;
+      const b = partBytes(part);
       for (let at = 0; at < b.byteLength;) at += (await out.write(b, at, b.byteLength - at)).bytesWritten;
     }
   } finally {
     await out.close();
   }
+}
+
+/** A part's bytes (a stored weight read now). */
+function partBytes(part: ModelPart): Uint8Array {
+  return typeof part === 'function' ? part() : part;
 }
 
 /** A protobuf varint's bytes. */
