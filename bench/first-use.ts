@@ -54,4 +54,5 @@ const METHODS: Method[] = ['DECONVNET', 'SALIENCY'];
   }
   console.log(`${name}: first projection of a (layer, method), ms — cold (compile + session) | after a restart (graph from disk) | a second unit (warm)`);
   for (const [what, [cold, restart, warm]] of Object.entries(rows)) console.log(`  ${what}: ${cold.toFixed(0)} | ${restart.toFixed(0)} | ${warm.toFixed(0)}`);
+  fs.rmSync(models, { recursive: true, force: true });
 })();

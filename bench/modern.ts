@@ -3,7 +3,7 @@
  * (torchvision layouts, random weights) at batch 8, against the forward pass to the same layer
  * and against PyTorch 1.13 autograd doing the same projection with frozen weights.
  *   /usr/bin/python3 scripts/export_zoo.py /tmp/zoo resnet50 efficientnet_b0
- *   npm run build && node dist/bench/modern.js /tmp/zoo
+ *   npm run build && node dist/bench/modern.js /tmp/zoo [resnet50 | efficientnet_b0]
  * Medians of raw ORT runs (2 threads) and of torch runs (2 threads), one run of each, same machine.
  */
 import { execFileSync } from 'node:child_process';
@@ -22,7 +22,7 @@ const TARGETS: Record<string, string> = {
 const BATCH = 8;
 
 (async () => {
-  const zoo = process.argv[2];
+  const [zoo, ...only] = process.argv.slice(2);
   const models = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-modern-'));
   for (const name of Object.keys(TARGETS)) {
     fs.symlinkSync(path.resolve(zoo, `${name}.onnx`), path.join(models, `${name}.onnx`));
@@ -39,7 +39,7 @@ const BATCH = 8;
   ) as Record<string, number>;
   console.log(`batch ${BATCH}, medians of ${REPEATS} runs after ${WARMUP}: ms per batch (images/s)`);
   console.log('model | target | forward | projection | projection/s ÷ (forward/s ÷ 2) | torch autograd | ÷ torch');
-  for (const [name, target] of Object.entries(TARGETS)) {
+  for (const [name, target] of Object.entries(TARGETS).filter(([n]) => only.length === 0 || only.includes(n))) {
     const runs = await projectionRuns(s.engine, s.registry.models.get(name)!, target, BATCH);
     const forward = await timeIt(runs.forward);
     const projection = await timeIt(runs.projection);
@@ -49,4 +49,5 @@ const BATCH = 8;
     );
   }
   await s.engine.close();
+  fs.rmSync(models, { recursive: true, force: true });
 })();

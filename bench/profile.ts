@@ -1,7 +1,8 @@
 /**
  * Where a projection's time goes (run by hand): ONNX Runtime's profiler over the projection
  * graph of one layer at batch 8 (DECONVNET, MAX seeds, random images), time per op type.
- *   npm run build && node dist/bench/profile.js MODELS_DIR MODEL LAYER [runs] [items] [items per image]
+ *   npm run build && [NODES=n] node dist/bench/profile.js MODELS_DIR MODEL LAYER [runs] [items] [items per image]
+ * (NODES=n: the n slowest nodes too)
  * (an atlas's runs: 64 items, about 8 per image)
  */
 import fs from 'node:fs';
@@ -20,7 +21,8 @@ const perImage = Number(perImageArg ?? 1);
 const B = Math.ceil(N / perImage);
 
 (async () => {
-  const s = await createServices(loadConfig({ MODELS_DIR: dir, CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-profile-')), LOG_LEVEL: 'silent' }));
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-profile-'));
+  const s = await createServices(loadConfig({ MODELS_DIR: dir, CACHE_DIR: cacheDir, LOG_LEVEL: 'silent' }));
   const model = s.registry.models.get(name)!;
   const layer = model.layerByName.get(layerName)!;
   const graph = deconvnetGraph(model, layer);
@@ -54,6 +56,7 @@ const B = Math.ceil(N / perImage);
   };
   for (let i = 0; i < runs; i++) await session.run(feeds);
   session.endProfiling();
+  await session.release(); // the profile file is complete once the session is gone
   const file = fs
     .readdirSync(os.tmpdir())
     .filter((f) => f.startsWith(path.basename(prefix)))
@@ -61,11 +64,20 @@ const B = Math.ceil(N / perImage);
   const events = JSON.parse(fs.readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args: { op_name?: string } }[];
   fs.rmSync(file);
   const byOp = new Map<string, number>();
-  for (const e of events) if (e.cat === 'Node' && e.name.endsWith('_kernel_time')) byOp.set(e.args.op_name!, (byOp.get(e.args.op_name!) ?? 0) + e.dur);
+  const byNode = new Map<string, number>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+    byOp.set(e.args.op_name!, (byOp.get(e.args.op_name!) ?? 0) + e.dur);
+    const node = `${e.args.op_name} ${e.name.slice(0, -'_kernel_time'.length)}`;
+    byNode.set(node, (byNode.get(node) ?? 0) + e.dur);
+  }
   const total = [...byOp.values()].reduce((a, b) => a + b, 0);
   console.log(`${name} ${layerName}, batch ${N} over ${B} images: ${(total / runs / 1000).toFixed(0)} ms of kernels per run`);
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12))
     console.log(`  ${op} ${((100 * us) / total).toFixed(1)}% (${(us / runs / 1000).toFixed(0)} ms)`);
-  await session.release();
+  // NODES=n: the n slowest nodes too
+  for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.NODES ?? 0)))
+    console.log(`    ${node} ${(us / runs / 1000).toFixed(1)} ms`);
   await s.engine.close();
+  fs.rmSync(cacheDir, { recursive: true, force: true }); // the weights of every model in the folder
 })();

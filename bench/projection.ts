@@ -115,4 +115,5 @@ const flags = new Set(process.argv.slice(3));
     console.log(`wasm/native projection time at batch 8: ${(w[0].projection / rows.find((r) => r.batch === 8)!.projection).toFixed(2)}×`);
     await wasm.engine.close();
   }
+  fs.rmSync(env.CACHE_DIR, { recursive: true, force: true });
 })();

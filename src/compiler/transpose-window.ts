@@ -14,23 +14,39 @@ import { RuleContext } from './rule-context';
  */
 export function spreadOverWindows(ctx: RuleContext, g: string, weights: string, win: Window, inShape: number[], outShape: number[]): string {
   const full = ctx.b.op('ConvTranspose', [g, weights], { group: inShape[0], strides: win.strides, dilations: win.dilations });
-  return cropTo(ctx, full, win, inShape, outShape);
+  return cropTo(ctx, { tensor: full, size: reachOf(win, [outShape[1], outShape[2]]) }, win, inShape);
 }
 
 /**
- * The transposed conv of a Conv node over the whole extent its `size` [h, w] outputs reach:
- * (h−1)·s + d·(k−1) + 1 rows, the first at input row −padBegin (relative to the outputs' origin).
+ * A transposed window op's output [N, C, rows, cols]: its first row and column at input
+ * position −padBegin; past the op's reach (rows (h−1)·s + d·(k−1) + 1 for h outputs) only zeros.
  */
-export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win: Window, size: number[]): string {
+export interface Canvas {
+  tensor: string;
+  size: [number, number];
+}
+
+/** The extent a window op's transpose reaches from `size` [h, w] outputs. */
+export function reachOf(win: Window, size: number[]): [number, number] {
+  return [reach(size[0], win.kernel[0], win.strides[0], win.dilations[0]), reach(size[1], win.kernel[1], win.strides[1], win.dilations[1])];
+}
+
+/**
+ * The transposed conv of a Conv node over (at least) the whole extent its `size` [h, w] outputs
+ * reach, the first row at input row −padBegin (relative to the outputs' origin); `wanted`: the
+ * canvas the caller will cut (padBegin + the input's size), which a ConvTranspose can reach in
+ * place of a zero-padding copy after it.
+ */
+export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win: Window, size: number[], wanted?: number[]): Canvas {
   const { b } = ctx;
   const group = attrInt(node.proto, 'group', 1);
-  const extent = [0, 1].map((a) => reach(size[a], win.kernel[a], win.strides[a], win.dilations[a]));
+  const extent = reachOf(win, size);
   const flipped = win.strides.every((st) => st === 1) ? transposedKernel(ctx, node.proto.input[1], group) : undefined;
   if (flipped) {
     // Stride 1: the transposed conv is a plain conv with the kernel flipped and its in/out
     // channels swapped, which ORT runs with its fastest kernels.
     const span = [0, 1].map((a) => (win.kernel[a] - 1) * win.dilations[a]);
-    return b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...span, ...span] });
+    return { tensor: b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...span, ...span] }), size: extent };
   }
   const phases = group === 1 && win.dilations.every((d) => d === 1) ? phaseKernel(ctx, node.proto.input[1], win) : undefined;
   if (phases) {
@@ -39,20 +55,23 @@ export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win
     const [Th, Tw] = phases.taps;
     const stacked = b.op('Conv', [g, phases.kernel], { pads: [Th - 1, Tw - 1, Th - 1, Tw - 1] });
     const canvas = b.op('DepthToSpace', [stacked], { blocksize: win.strides[0], mode: 'CRD' });
-    return b.slice(canvas, [0, 0], extent, [2, 3]);
+    return { tensor: canvas, size: [win.strides[0] * (size[0] + Th - 1), win.strides[1] * (size[1] + Tw - 1)] };
   }
-  return b.op('ConvTranspose', [g, node.proto.input[1]], { group, strides: win.strides, dilations: win.dilations });
+  // Rows the transpose does not reach, fewer than a stride (ResNet's 1×1 stride-2 downsampling
+  // reaches 55 of 56 rows), are its output padding.
+  const extra = [0, 1].map((a) => (wanted && wanted[a] > extent[a] && wanted[a] - extent[a] < win.strides[a] ? wanted[a] - extent[a] : 0));
+  const attributes = { group, strides: win.strides, dilations: win.dilations, ...(extra.some(Boolean) ? { output_padding: extra } : {}) };
+  return { tensor: b.op('ConvTranspose', [g, node.proto.input[1]], attributes), size: [extent[0] + extra[0], extent[1] + extra[1]] };
 }
 
-/** A transposed window op's full output starts at −padBegin: cut or extend it to [H, W]. */
-export function cropTo(ctx: RuleContext, full: string, win: Window, inShape: number[], outShape: number[]): string {
+/** A transposed window op's canvas cut or extended to the input's [H, W]. */
+export function cropTo(ctx: RuleContext, canvas: Canvas, win: Window, inShape: number[]): string {
   const { b } = ctx;
   const [, H, W] = inShape;
-  const [, Ho, Wo] = outShape;
-  const span = [0, 1].map((a) => reach([Ho, Wo][a], win.kernel[a], win.strides[a], win.dilations[a]));
+  const span = canvas.size;
   const [pt, pl] = win.padsBegin;
   const uncut = pt === 0 && pl === 0 && span[0] <= H && span[1] <= W;
-  let out = uncut ? full : b.slice(full, [pt, pl], [Math.min(span[0], pt + H), Math.min(span[1], pl + W)], [2, 3]);
+  let out = uncut ? canvas.tensor : b.slice(canvas.tensor, [pt, pl], [Math.min(span[0], pt + H), Math.min(span[1], pl + W)], [2, 3]);
   const missing = [H - (span[0] - pt), W - (span[1] - pl)].map((m) => Math.max(0, m));
   if (missing[0] || missing[1]) out = b.pad(out, [0, 0, 0, 0, 0, 0, missing[0], missing[1]]);
   return out;

@@ -152,6 +152,5 @@ export function unpoolByTaps(ctx: RuleContext, node: GraphNode, g: string, win: 
           [-1, C * sh * sw, rows, cols],
         );
   const canvas = phases.length === 1 ? stacked : b.op('DepthToSpace', [stacked], { blocksize: sh, mode: 'CRD' });
-  const span: Window = { ...win, kernel: [rows * sh - (Ho - 1) * sh, cols * sw - (Wo - 1) * sw] };
-  return cropTo(ctx, canvas, span, inShape, outShape);
+  return cropTo(ctx, { tensor: canvas, size: [rows * sh, cols * sw] }, win, inShape);
 }

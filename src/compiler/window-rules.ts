@@ -23,7 +23,8 @@ export const WINDOW_RULES: Record<string, Rule> = {
         return [[x, ctx.b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...begin, ...end] })]];
       }
     }
-    return [[x, cropTo(ctx, transposedConv(ctx, node, g, win, [outShape[1], outShape[2]]), win, inShape, outShape)]];
+    const wanted = [0, 1].map((a) => win.padsBegin[a] + inShape[a + 1]);
+    return [[x, cropTo(ctx, transposedConv(ctx, node, g, win, [outShape[1], outShape[2]], wanted), win, inShape)]];
   },
 
   MaxPool: (ctx, node, g) => {
@@ -69,6 +70,8 @@ export function convRegion(ctx: RuleContext, node: GraphNode, g: RegionSignal, r
   const [, H, W] = ctx.shape(x);
   const win = windowOf(ctx.b.source, node, [H, W]);
   const region = Regions.spread(g.region, win);
-  const spread = transposedConv(ctx, node, g.tensor, win, g.region.size);
+  const canvas = transposedConv(ctx, node, g.tensor, win, g.region.size);
+  const [h, w] = region.size;
+  const spread = canvas.size[0] === h && canvas.size[1] === w ? canvas.tensor : ctx.b.slice(canvas.tensor, [0, 0], [h, w], [2, 3]);
   return [[x, { tensor: ctx.b.op('Mul', [spread, regions.onMapAsFloat(region, H, W)]), region }]];
 }
