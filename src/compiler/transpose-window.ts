@@ -10,20 +10,21 @@ import { RuleContext } from './rule-context';
 
 /**
  * Sends each output unit's signal back over its window: `weights` [C·kk, 1, kh, kw] per
- * group (one group per channel), then crops or zero-pads to the input size.
+ * group (one group per channel), cut or zero-padded to the input size.
  */
 export function spreadOverWindows(ctx: RuleContext, g: string, weights: string, win: Window, inShape: number[], outShape: number[]): string {
-  const full = ctx.b.op('ConvTranspose', [g, weights], { group: inShape[0], strides: win.strides, dilations: win.dilations });
-  return cropTo(ctx, { tensor: full, size: reachOf(win, [outShape[1], outShape[2]]) }, win, inShape);
+  return cropTo(ctx, convTranspose(ctx, g, weights, inShape[0], win, [outShape[1], outShape[2]], [inShape[1], inShape[2]]), inShape);
 }
 
 /**
  * A transposed window op's output [N, C, rows, cols]: its first row and column at input
- * position −padBegin; past the op's reach (rows (h−1)·s + d·(k−1) + 1 for h outputs) only zeros.
+ * position `begin` (−padBegin, or 0 where the op cut itself); past the op's reach (rows
+ * (h−1)·s + d·(k−1) + 1 for h outputs) only zeros.
  */
 export interface Canvas {
   tensor: string;
   size: [number, number];
+  begin: [number, number];
 }
 
 /** The extent a window op's transpose reaches from `size` [h, w] outputs. */
@@ -33,20 +34,18 @@ export function reachOf(win: Window, size: number[]): [number, number] {
 
 /**
  * The transposed conv of a Conv node over (at least) the whole extent its `size` [h, w] outputs
- * reach, the first row at input row −padBegin (relative to the outputs' origin); `wanted`: the
- * canvas the caller will cut (padBegin + the input's size), which a ConvTranspose can reach in
- * place of a zero-padding copy after it.
+ * reach; with `fit` (the input's [H, W]), a ConvTranspose cuts and extends itself to it.
  */
-export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win: Window, size: number[], wanted?: number[]): Canvas {
+export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win: Window, size: number[], fit?: number[]): Canvas {
   const { b } = ctx;
   const group = attrInt(node.proto, 'group', 1);
-  const extent = reachOf(win, size);
+  const begin: [number, number] = [-win.padsBegin[0], -win.padsBegin[1]];
   const flipped = win.strides.every((st) => st === 1) ? transposedKernel(ctx, node.proto.input[1], group) : undefined;
   if (flipped) {
     // Stride 1: the transposed conv is a plain conv with the kernel flipped and its in/out
     // channels swapped, which ORT runs with its fastest kernels.
     const span = [0, 1].map((a) => (win.kernel[a] - 1) * win.dilations[a]);
-    return { tensor: b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...span, ...span] }), size: extent };
+    return { tensor: b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...span, ...span] }), size: reachOf(win, size), begin };
   }
   const phases = group === 1 && win.dilations.every((d) => d === 1) ? phaseKernel(ctx, node.proto.input[1], win) : undefined;
   if (phases) {
@@ -55,21 +54,41 @@ export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win
     const [Th, Tw] = phases.taps;
     const stacked = b.op('Conv', [g, phases.kernel], { pads: [Th - 1, Tw - 1, Th - 1, Tw - 1] });
     const canvas = b.op('DepthToSpace', [stacked], { blocksize: win.strides[0], mode: 'CRD' });
-    return { tensor: canvas, size: [win.strides[0] * (size[0] + Th - 1), win.strides[1] * (size[1] + Tw - 1)] };
+    return { tensor: canvas, size: [win.strides[0] * (size[0] + Th - 1), win.strides[1] * (size[1] + Tw - 1)], begin };
   }
-  // Rows the transpose does not reach, fewer than a stride (ResNet's 1×1 stride-2 downsampling
-  // reaches 55 of 56 rows), are its output padding.
-  const extra = [0, 1].map((a) => (wanted && wanted[a] > extent[a] && wanted[a] - extent[a] < win.strides[a] ? wanted[a] - extent[a] : 0));
-  const attributes = { group, strides: win.strides, dilations: win.dilations, ...(extra.some(Boolean) ? { output_padding: extra } : {}) };
-  return { tensor: b.op('ConvTranspose', [g, node.proto.input[1]], attributes), size: [extent[0] + extra[0], extent[1] + extra[1]] };
+  return convTranspose(ctx, g, node.proto.input[1], group, win, size, fit);
+}
+
+/**
+ * A ConvTranspose over `size` [h, w] outputs. With `fit` (the input's [H, W]) it starts at the
+ * input's first row (its `pads` cut the rows before and past the input) and reaches the last by
+ * its `output_padding` where fewer than a stride are missing (ResNet's 1×1 stride-2
+ * downsampling reaches 55 of 56 rows): no copy after it.
+ */
+function convTranspose(ctx: RuleContext, g: string, weights: string, group: number, win: Window, size: number[], fit?: number[]): Canvas {
+  const extent = reachOf(win, size);
+  const attributes = { group, strides: win.strides, dilations: win.dilations };
+  if (!fit) return { tensor: ctx.b.op('ConvTranspose', [g, weights], attributes), size: extent, begin: [-win.padsBegin[0], -win.padsBegin[1]] };
+  const cut = [0, 1].map((a) => Math.max(0, extent[a] - win.padsBegin[a] - fit[a]));
+  const extra = [0, 1].map((a) => {
+    const missing = fit[a] - (extent[a] - win.padsBegin[a]);
+    return missing > 0 && missing < win.strides[a] ? missing : 0;
+  });
+  const tensor = ctx.b.op('ConvTranspose', [g, weights], {
+    ...attributes,
+    pads: [...win.padsBegin, ...cut],
+    ...(extra.some(Boolean) ? { output_padding: extra } : {}),
+  });
+  const rows = [0, 1].map((a) => extent[a] - win.padsBegin[a] - cut[a] + extra[a]);
+  return { tensor, size: [rows[0], rows[1]], begin: [0, 0] };
 }
 
 /** A transposed window op's canvas cut or extended to the input's [H, W]. */
-export function cropTo(ctx: RuleContext, canvas: Canvas, win: Window, inShape: number[]): string {
+export function cropTo(ctx: RuleContext, canvas: Canvas, inShape: number[]): string {
   const { b } = ctx;
   const [, H, W] = inShape;
   const span = canvas.size;
-  const [pt, pl] = win.padsBegin;
+  const [pt, pl] = [-canvas.begin[0], -canvas.begin[1]];
   const uncut = pt === 0 && pl === 0 && span[0] <= H && span[1] <= W;
   let out = uncut ? canvas.tensor : b.slice(canvas.tensor, [pt, pl], [Math.min(span[0], pt + H), Math.min(span[1], pl + W)], [2, 3]);
   const missing = [H - (span[0] - pt), W - (span[1] - pl)].map((m) => Math.max(0, m));

@@ -152,5 +152,5 @@ export function unpoolByTaps(ctx: RuleContext, node: GraphNode, g: string, win: 
           [-1, C * sh * sw, rows, cols],
         );
   const canvas = phases.length === 1 ? stacked : b.op('DepthToSpace', [stacked], { blocksize: sh, mode: 'CRD' });
-  return cropTo(ctx, { tensor: canvas, size: [rows * sh, cols * sw] }, win, inShape);
+  return cropTo(ctx, { tensor: canvas, size: [rows * sh, cols * sw], begin: [-win.padsBegin[0], -win.padsBegin[1]] }, inShape);
 }

@@ -23,8 +23,7 @@ export const WINDOW_RULES: Record<string, Rule> = {
         return [[x, ctx.b.op('Conv', [g, flipped], { group, dilations: win.dilations, pads: [...begin, ...end] })]];
       }
     }
-    const wanted = [0, 1].map((a) => win.padsBegin[a] + inShape[a + 1]);
-    return [[x, cropTo(ctx, transposedConv(ctx, node, g, win, [outShape[1], outShape[2]], wanted), win, inShape)]];
+    return [[x, cropTo(ctx, transposedConv(ctx, node, g, win, [outShape[1], outShape[2]], [inShape[1], inShape[2]]), inShape)]];
   },
 
   MaxPool: (ctx, node, g) => {
