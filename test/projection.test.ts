@@ -10,9 +10,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, test } from '@jest/globals';
 import { loadConfig } from '../src/config';
 import { ancestors, batchInput, GraphBuilder } from '../src/compiler/builder';
-import { compileForward, compileShapeProbe } from '../src/compiler/forward';
+import { CompiledGraph, compileForward, compileShapeProbe } from '../src/compiler/forward';
 import { compileProjection, ITEM_INPUTS } from '../src/compiler/projection';
 import { SESSION_LOAD_BYTES_PER_GRAPH_BYTE } from '../src/engine/engine';
+import { GraphCache } from '../src/engine/graph-cache';
 import { project, ProjectionItem } from '../src/engine/projections';
 import { writeParts } from '../src/onnx/proto';
 import { byteLength, rawBytes } from '../src/onnx/weights';
@@ -395,6 +396,21 @@ describe('compiled graphs on disk (GRAPH_CACHE_MB)', () => {
     } finally {
       await small.engine.close();
     }
+  });
+
+  test("the models' weights files count in the bound: graphs are evicted to make room for them", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convscope-graphs-'));
+    const cache = new GraphCache(dir, 1500);
+    fs.writeFileSync(path.join(cache.weightsDir, 'a-model.weights'), new Uint8Array(1000));
+    const graph = (bytes: number) => ({ parts: [new Uint8Array(bytes)], outputs: ['y'] }) as unknown as CompiledGraph;
+    for (const key of ['a', 'b', 'c']) await cache.put(key, graph(300));
+    // The three graphs alone fit in 1500 bytes; beside the weights only the last does.
+    const kept = fs.readdirSync(dir).filter((f) => f.endsWith('.onnx'));
+    assert.equal(kept.length, 1);
+    assert.ok(cache.get('c'), 'the graph just written is kept');
+    assert.equal(cache.get('a'), undefined);
+    assert.ok(fs.existsSync(path.join(cache.weightsDir, 'a-model.weights')), 'weights files are not evicted');
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
 

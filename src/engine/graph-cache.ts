@@ -5,9 +5,10 @@
  * what the graph computes) and of the compiler's own code, so a changed compiler never reads
  * an old graph. Bounded in bytes (GRAPH_CACHE_MB); the least recently used go first.
  *
- * Graphs that refer to their model's shared weights (onnx/weights.ts) find that file in the
- * folder weights/ here, written with the first such graph of the model; these files, one per
- * model, are not counted in the bound.
+ * Each served model's large weights are in one file in the folder weights/ here (onnx/weights.ts,
+ * written when the model loads), which graphs read when they are compiled, or refer to when
+ * they share them. These files count in the bound, but only graphs are evicted: a model's file
+ * goes when the model does (registry, RETIRED_WEIGHTS_S).
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -93,8 +94,9 @@ export class GraphCache {
     return `${file}.onnx`;
   }
 
-  /** Removes the least recently used graphs (by modification time) until the folder fits the bound, never `keep`. */
+  /** Removes the least recently used graphs (by modification time) until the folder, weights included, fits the bound; never `keep`. */
   private evict(keep: string): void {
+    const weights = fs.readdirSync(this.weightsDir).reduce((n, f) => n + (fs.statSync(path.join(this.weightsDir, f), { throwIfNoEntry: false })?.size ?? 0), 0);
     const entries = fs
       .readdirSync(this.dir)
       .filter((f) => f.endsWith('.onnx'))
@@ -104,7 +106,7 @@ export class GraphCache {
         return { full, size: stat?.size ?? 0, used: stat?.mtimeMs ?? 0 };
       })
       .sort((a, b) => a.used - b.used);
-    let total = entries.reduce((n, e) => n + e.size, 0);
+    let total = weights + entries.reduce((n, e) => n + e.size, 0);
     for (const e of entries) {
       if (total <= this.maxBytes) break;
       if (e.full === keep) continue;
