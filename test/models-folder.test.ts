@@ -108,6 +108,22 @@ describe('models folder changes take effect without a restart', () => {
     assert.ok(fs.existsSync(kept));
   });
 
+  test("a model's weights file removed while it is served (CACHE_DIR cleaned) is written again at the next scan, and the model projects", async () => {
+    const weights = server.services.registry.models.get('vgg')!.graph.weightsFile!;
+    fs.rmSync(weights);
+    const deadline = Date.now() + 10_000;
+    while (!fs.existsSync(weights) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(fs.existsSync(weights), `${weights} written again`);
+    const image = { base64: fs.readFileSync(path.join(`${dir}-datasets`, 'tiny', 'img-000.png')).toString('base64') };
+    const res = await gql(
+      server.url,
+      `query($image: ImageInput!) { model(name: "vgg") { layers(first: 1) { nodes { filter(index: 3) { projection(image: $image) { seedValue } } } } } }`,
+      { image },
+    );
+    assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+    assert.ok(Number.isFinite(res.data.model.layers.nodes[0].filter.projection.seedValue));
+  });
+
   test('a removed model is gone (NOT_FOUND), and a broken file is listed in modelErrors, then fixed in place', async () => {
     fs.rmSync(path.join(dir, 'added.onnx'));
     fs.rmSync(path.join(dir, 'added.json'));

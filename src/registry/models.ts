@@ -67,7 +67,8 @@ export class ModelRegistry {
 
   /**
    * Rescans the folder: loads models whose files are new or changed (once a scan finds them as
-   * the one before it did), and forgets those whose files are gone. True if what is served changed.
+   * the one before it did) or whose weights file is gone, and forgets those whose files are gone.
+   * True if what is served changed.
    */
   rescan(): Promise<boolean> {
     this.scanning ??= this.scan(false).finally(() => (this.scanning = undefined));
@@ -98,8 +99,13 @@ export class ModelRegistry {
     for (const source of sources) {
       const { name, file } = source;
       const signature = signatureOf(source);
-      if (this.loaded.get(name) === signature) continue;
-      if (!initial && this.settling.get(name) !== signature) {
+      // A served model whose weights file was removed (CACHE_DIR cleaned while running) is
+      // loaded again at once, which writes the file again: its graphs compile from that file.
+      const weightsFile = this.models.get(name)?.graph.weightsFile;
+      const weightsGone = weightsFile !== undefined && !fs.existsSync(weightsFile);
+      if (weightsGone) log.warn({ model: name, file: weightsFile }, "the model's weights file is gone: loading the model again");
+      else if (this.loaded.get(name) === signature) continue;
+      if (!initial && !weightsGone && this.settling.get(name) !== signature) {
         this.settling.set(name, signature);
         continue;
       }
