@@ -13,7 +13,7 @@ import path from 'node:path';
 import { loadConfig } from '../src/config';
 import { createServices } from '../src/service/services';
 import { projectionRuns } from './relu5';
-import { REPEATS, timeIt, WARMUP } from './timing';
+import { REPEATS, timeIt, torchEnv, WARMUP } from './timing';
 
 const TARGETS: Record<string, string> = {
   resnet50: '/layer4/layer4.2/relu_2/Relu',
@@ -32,6 +32,7 @@ const BATCH = 8;
   const torch = JSON.parse(
     execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'bench', 'torch_modern.py'), String(BATCH), String(REPEATS), String(WARMUP)], {
       encoding: 'utf8',
+      env: torchEnv(),
     })
       .trim()
       .split('\n')

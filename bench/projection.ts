@@ -15,7 +15,7 @@ import { loadConfig } from '../src/config';
 import { startServer } from '../src/server';
 import { createServices } from '../src/service/services';
 import { measure, relu5Runs, report, TARGET } from './relu5';
-import { median, REPEATS, WARMUP } from './timing';
+import { median, REPEATS, torchEnv, WARMUP } from './timing';
 
 const dir = process.argv[2];
 const flags = new Set(process.argv.slice(3));
@@ -36,6 +36,7 @@ const flags = new Set(process.argv.slice(3));
   if (flags.has('--torch')) {
     const out = execFileSync('/usr/bin/python3', [path.join(__dirname, '..', '..', 'bench', 'torch_deconvnet.py'), String(REPEATS), String(WARMUP)], {
       encoding: 'utf8',
+      env: torchEnv(),
     });
     const torch = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
     console.log('\nPyTorch 1.13 autograd deconvnet (2 threads), ms per batch:', torch);

@@ -7,6 +7,16 @@ export const REPEATS = Number(process.env.REPEATS ?? 15);
  */
 export const WARMUP = Number(process.env.WARMUP ?? 5);
 
+/**
+ * The environment PyTorch's reference runs get: the server's glibc tunables removed (a low
+ * mmap_threshold, good for the server's memory, made torch's own allocations 2–3× slower).
+ */
+export function torchEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.GLIBC_TUNABLES;
+  return env;
+}
+
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Median wall time of `fn` over `repeats` runs, after WARMUP runs. */
