@@ -27,6 +27,11 @@ export interface Canvas {
   begin: [number, number];
 }
 
+/** Where a window op's transpose begins in its input: row and column −padBegin. */
+export function startOf(win: Window): [number, number] {
+  return [-win.padsBegin[0], -win.padsBegin[1]];
+}
+
 /** The extent a window op's transpose reaches from `size` [h, w] outputs. */
 export function reachOf(win: Window, size: number[]): [number, number] {
   return [reach(size[0], win.kernel[0], win.strides[0], win.dilations[0]), reach(size[1], win.kernel[1], win.strides[1], win.dilations[1])];
@@ -39,7 +44,7 @@ export function reachOf(win: Window, size: number[]): [number, number] {
 export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win: Window, size: number[], fit?: number[]): Canvas {
   const { b } = ctx;
   const group = attrInt(node.proto, 'group', 1);
-  const begin: [number, number] = [-win.padsBegin[0], -win.padsBegin[1]];
+  const begin = startOf(win);
   const flipped = win.strides.every((st) => st === 1) ? transposedKernel(ctx, node.proto.input[1], group) : undefined;
   if (flipped) {
     // Stride 1: the transposed conv is a plain conv with the kernel flipped and its in/out
@@ -68,7 +73,7 @@ export function transposedConv(ctx: RuleContext, node: GraphNode, g: string, win
 function convTranspose(ctx: RuleContext, g: string, weights: string, group: number, win: Window, size: number[], fit?: number[]): Canvas {
   const extent = reachOf(win, size);
   const attributes = { group, strides: win.strides, dilations: win.dilations };
-  if (!fit) return { tensor: ctx.b.op('ConvTranspose', [g, weights], attributes), size: extent, begin: [-win.padsBegin[0], -win.padsBegin[1]] };
+  if (!fit) return { tensor: ctx.b.op('ConvTranspose', [g, weights], attributes), size: extent, begin: startOf(win) };
   const cut = [0, 1].map((a) => Math.max(0, extent[a] - win.padsBegin[a] - fit[a]));
   const extra = [0, 1].map((a) => {
     const missing = fit[a] - (extent[a] - win.padsBegin[a]);

@@ -6,7 +6,7 @@ import { attrInt, GraphNode } from '../onnx/graph';
 import { Window, windowOf } from '../onnx/ops';
 import { Regions, RegionSignal } from './regions';
 import { dataInput, LAST, RuleContext, UnsupportedOpError } from './rule-context';
-import { cropTo } from './transpose-window';
+import { cropTo, startOf } from './transpose-window';
 
 /** A MaxPool's window, if the unpooling supports it. */
 export function poolWindow(ctx: RuleContext, node: GraphNode): Window {
@@ -152,5 +152,5 @@ export function unpoolByTaps(ctx: RuleContext, node: GraphNode, g: string, win: 
           [-1, C * sh * sw, rows, cols],
         );
   const canvas = phases.length === 1 ? stacked : b.op('DepthToSpace', [stacked], { blocksize: sh, mode: 'CRD' });
-  return cropTo(ctx, { tensor: canvas, size: [rows * sh, cols * sw], begin: [-win.padsBegin[0], -win.padsBegin[1]] }, inShape);
+  return cropTo(ctx, { tensor: canvas, size: [rows * sh, cols * sw], begin: startOf(win) }, inShape);
 }

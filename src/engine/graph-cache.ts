@@ -83,7 +83,7 @@ export class GraphCache {
    */
   async put(key: string, graph: CompiledGraph): Promise<string> {
     const weights = graph.sharedWeights && path.join(this.dir, graph.sharedWeights.location);
-    if (weights && !fs.existsSync(weights)) throw new Error(`the weights file ${weights} is gone; touch the model's file to load it again`);
+    if (weights && !fs.existsSync(weights)) throw new Error(`the weights file ${weights} is gone; it is written again at the next scan of the models folder`);
     const file = this.file(key);
     const partial = `${file}.${process.pid}.partial`;
     await writeParts(partial, graph.parts);

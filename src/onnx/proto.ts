@@ -105,9 +105,9 @@ export function decodeModel(bytes: Uint8Array): ModelProto {
   return model;
 }
 
-/** Weights at least this large are written by encodeModel itself, straight into the output. */
+/** Weights at least this large are parts of their own in encodeModelParts (not copied through protobufjs). */
 const LARGE = 64 * 1024;
-// Field numbers (onnx.proto) of the fields encodeModel writes by hand: ModelProto.graph,
+// Field numbers (onnx.proto) of the fields encodeModelParts writes by hand: ModelProto.graph,
 // GraphProto.initializer, TensorProto.raw_data; each length-delimited (wire type 2).
 const MODEL_GRAPH = (7 << 3) | 2;
 const GRAPH_INITIALIZER = (5 << 3) | 2;
@@ -190,7 +190,5 @@ function varint(value: number): number[] {
 }
 
 function varintLength(value: number): number {
-  let n = 1;
-  for (; value >= 0x80; value = Math.floor(value / 128)) n++;
-  return n;
+  return varint(value).length;
 }

@@ -42,7 +42,7 @@ export function rawBytes(t: TensorProto): Uint8Array | undefined {
     fd = fs.openSync(file, 'r');
   } catch (e) {
     throw new Error(
-      `the weights of tensor "${t.name}" were in ${file}, which cannot be read (${(e as Error).message}); touch the model's file to load it again`,
+      `the weights of tensor "${t.name}" were in ${file}, which cannot be read (${(e as Error).message}); it is written again at the next scan of the models folder`,
     );
   }
   try {
